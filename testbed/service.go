@@ -1,0 +1,181 @@
+package testbed
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// Serve runs a VM's built-in servers until ctx ends. Every TCP line and
+// every UDP datagram is answered with the VM's name and a newline; a TCP
+// connection that starts with an HTTP request gets an HTTP response whose
+// body is the name, so curl works too. UDP answers leave from the address
+// the datagram was sent to (a VIP on lo in DSR mode, say). ready is called
+// once every listener is bound.
+func Serve(ctx context.Context, name string, services []Service, log *slog.Logger, ready func()) error {
+	var closers []io.Closer
+	var wg sync.WaitGroup
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+		wg.Wait()
+	}()
+	reply := []byte(name + "\n")
+	for _, s := range services {
+		switch s.Proto {
+		case "tcp":
+			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", s.Port))
+			if err != nil {
+				return fmt.Errorf("listen %s: %w", s, err)
+			}
+			closers = append(closers, ln)
+			wg.Add(1)
+			go func() { defer wg.Done(); serveTCP(ln, name, reply, log) }()
+		case "udp":
+			c4, err := net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", s.Port))
+			if err != nil {
+				return fmt.Errorf("listen %s (IPv4): %w", s, err)
+			}
+			closers = append(closers, c4)
+			p4 := ipv4.NewPacketConn(c4)
+			if err := p4.SetControlMessage(ipv4.FlagDst, true); err != nil {
+				return fmt.Errorf("%s: IP_PKTINFO: %w", s, err)
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); serveUDP4(p4, reply, log) }()
+			c6, err := net.ListenPacket("udp6", fmt.Sprintf("[::]:%d", s.Port))
+			if err != nil {
+				// A VM without IPv6 still serves IPv4.
+				log.Warn("no IPv6 UDP listener", "service", s, "err", err)
+				continue
+			}
+			closers = append(closers, c6)
+			p6 := ipv6.NewPacketConn(c6)
+			if err := p6.SetControlMessage(ipv6.FlagDst, true); err != nil {
+				return fmt.Errorf("%s: IPV6_PKTINFO: %w", s, err)
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); serveUDP6(p6, reply, log) }()
+		}
+	}
+	if ready != nil {
+		ready()
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func serveTCP(ln net.Listener, name string, reply []byte, log *slog.Logger) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				log.Error("accept", "err", err)
+			}
+			return
+		}
+		go handleTCP(c, name, reply)
+	}
+}
+
+// idleTimeout ends TCP connections nobody speaks on for this long.
+const idleTimeout = 10 * time.Minute
+
+func handleTCP(c net.Conn, name string, reply []byte) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	first := true
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(idleTimeout))
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if first && isHTTPRequest(line) {
+			for {
+				h, err := r.ReadString('\n')
+				if err != nil || strings.TrimSpace(h) == "" {
+					break
+				}
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(reply), reply)
+			return
+		}
+		first = false
+		if _, err := c.Write(reply); err != nil {
+			return
+		}
+	}
+}
+
+func isHTTPRequest(line string) bool {
+	method, rest, ok := strings.Cut(line, " ")
+	if !ok || !strings.Contains(rest, " HTTP/1.") {
+		return false
+	}
+	switch method {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH":
+		return true
+	}
+	return false
+}
+
+func serveUDP4(p *ipv4.PacketConn, reply []byte, log *slog.Logger) {
+	buf := make([]byte, 65536)
+	for {
+		_, cm, src, err := p.ReadFrom(buf)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				log.Error("udp read", "err", err)
+			}
+			return
+		}
+		var out *ipv4.ControlMessage
+		if cm != nil && cm.Dst != nil && !cm.Dst.IsMulticast() {
+			out = &ipv4.ControlMessage{Src: cm.Dst}
+		}
+		_, _ = p.WriteTo(reply, out, src)
+	}
+}
+
+func serveUDP6(p *ipv6.PacketConn, reply []byte, log *slog.Logger) {
+	buf := make([]byte, 65536)
+	for {
+		_, cm, src, err := p.ReadFrom(buf)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				log.Error("udp read", "err", err)
+			}
+			return
+		}
+		var out *ipv6.ControlMessage
+		if cm != nil && cm.Dst != nil && !cm.Dst.IsMulticast() {
+			out = &ipv6.ControlMessage{Src: cm.Dst}
+		}
+		_, _ = p.WriteTo(reply, out, src)
+	}
+}
+
+// ParseTarget parses "IP:PORT" or "[IPv6]:PORT".
+func ParseTarget(s string) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("target %q: want IP:PORT or [IPv6]:PORT", s)
+	}
+	if ap.Port() == 0 {
+		return netip.AddrPort{}, fmt.Errorf("target %q: port must be 1..65535", s)
+	}
+	return ap, nil
+}
