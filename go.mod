@@ -12,6 +12,12 @@ require (
 )
 
 require (
+	github.com/go-logr/logr v1.4.2 // indirect
+	k8s.io/klog/v2 v2.130.1 // indirect
+)
+
+require (
+	antrea.io/libOpenflow v0.15.0
 	github.com/davecgh/go-spew v1.1.1 // indirect
 	github.com/fsnotify/fsnotify v1.9.0 // indirect
 	github.com/go-viper/mapstructure/v2 v2.4.0 // indirect
@@ -27,3 +33,5 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+replace antrea.io/libOpenflow => github.com/antrea-io/libOpenflow v0.15.0

@@ -1,0 +1,120 @@
+package ofctrl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	of "antrea.io/libOpenflow/openflow15"
+)
+
+// Bundle is an OpenFlow 1.5 bundle: mods added to it take effect together
+// when it is committed, or not at all. Adds are streamed to the switch
+// without waiting for replies; errors are collected and returned by Commit.
+type Bundle struct {
+	c     *Conn
+	id    uint32
+	flags uint16
+	sink  *errorSink
+	xids  []uint32
+	buf   []byte
+	done  bool
+}
+
+// Bundle flags: changes are applied atomically and in order.
+const bundleFlags = of.OFPBCT_ATOMIC | of.OFPBCT_ORDERED
+
+// OpenBundle opens a bundle (atomic and ordered).
+func (c *Conn) OpenBundle(ctx context.Context) (*Bundle, error) {
+	b := &Bundle{c: c, id: c.nextXid(), flags: bundleFlags, sink: &errorSink{mods: map[uint32]Mod{}}}
+	if err := b.control(ctx, of.OFPBCT_OPEN_REQUEST, of.OFPBCT_OPEN_REPLY); err != nil {
+		return nil, fmt.Errorf("open bundle: %w", err)
+	}
+	return b, nil
+}
+
+func (b *Bundle) control(ctx context.Context, typ, want uint16) error {
+	body, err := (&of.BundleControl{BundleID: b.id, Type: typ, Flags: b.flags}).MarshalBinary()
+	if err != nil {
+		return err
+	}
+	reply, err := b.c.roundTrip(ctx, of.Type_BundleControl, body)
+	if err != nil {
+		return err
+	}
+	if len(reply) < 16 || be16(reply[12:]) != want {
+		return fmt.Errorf("unexpected bundle control reply")
+	}
+	return nil
+}
+
+// Add streams mods into the bundle. It does not wait for the switch.
+func (b *Bundle) Add(mods ...Mod) error {
+	if b.done {
+		return errors.New("bundle already committed or discarded")
+	}
+	buf := b.buf[:0]
+	xids := make([]uint32, len(mods))
+	for i, m := range mods {
+		xid := b.c.nextXid()
+		xids[i] = xid
+		b.sink.mods[xid] = m
+		start := len(buf)
+		buf, _ = appendHeader(buf, of.Type_BundleAddMessage, xid)
+		buf = put32(buf, b.id)
+		buf = zeros(buf, 2)
+		buf = put16(buf, b.flags)
+		// The inner message carries the same xid, as OVS expects.
+		buf = m.appendTo(buf, xid)
+		buf = finishMessage(buf, start)
+	}
+	b.xids = append(b.xids, xids...)
+	b.c.addSink(b.sink, xids)
+	b.buf = buf
+	return b.c.write(false, buf)
+}
+
+// Len is the number of mods added so far.
+func (b *Bundle) Len() int { return len(b.xids) }
+
+// Commit applies the bundle. If the switch refuses any mod, nothing
+// changes and the error names each refused mod.
+func (b *Bundle) Commit(ctx context.Context) error {
+	if b.done {
+		return errors.New("bundle already committed or discarded")
+	}
+	b.done = true
+	defer b.c.removeSink(b.xids)
+	err := b.control(ctx, of.OFPBCT_COMMIT_REQUEST, of.OFPBCT_COMMIT_REPLY)
+	if serr := b.sink.err(); serr != nil {
+		return fmt.Errorf("bundle of %d changes not applied: %w", len(b.xids), errors.Join(serr, err))
+	}
+	if err != nil {
+		return fmt.Errorf("commit bundle of %d changes: %w", len(b.xids), err)
+	}
+	return nil
+}
+
+// Discard drops the bundle without applying it.
+func (b *Bundle) Discard(ctx context.Context) error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	defer b.c.removeSink(b.xids)
+	return b.control(ctx, of.OFPBCT_DISCARD_REQUEST, of.OFPBCT_DISCARD_REPLY)
+}
+
+// Apply opens a bundle, adds mods and commits them: all take effect or
+// none does.
+func (c *Conn) Apply(ctx context.Context, mods ...Mod) error {
+	b, err := c.OpenBundle(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.Add(mods...); err != nil {
+		_ = b.Discard(ctx)
+		return err
+	}
+	return b.Commit(ctx)
+}
