@@ -34,6 +34,7 @@ const (
 	ofpatGroup        = 22
 	ofpatDecNwTTL     = 24
 	ofpatSetField     = 25
+	ofpatCopyField    = 28
 	ofpatExperimenter = 0xffff
 )
 
@@ -226,11 +227,17 @@ func (a SetField) appendTo(b []byte) []byte {
 type Move struct{ Src, Dst Subfield }
 
 func (a Move) String() string { return "move:" + a.Src.String() + "->" + a.Dst.String() }
+
+// appendTo encodes OpenFlow 1.5's copy_field, which OVS wants in place of
+// Nicira's reg_move on 1.5 connections.
 func (a Move) appendTo(b []byte) []byte {
-	b, start := nxHeader(b, nxastRegMove)
+	start := len(b)
+	b = put16(b, ofpatCopyField)
+	b = put16(b, 0)
 	b = put16(b, uint16(a.Src.NBits))
 	b = put16(b, uint16(a.Src.Start))
 	b = put16(b, uint16(a.Dst.Start))
+	b = zeros(b, 2)
 	b = put32(b, a.Src.Field.header(false))
 	b = put32(b, a.Dst.Field.header(false))
 	return finishAction(b, start)
@@ -437,18 +444,27 @@ func (n *NAT) appendTo(b []byte) []byte {
 	return finishAction(b, start)
 }
 
+// PacketInReason is the reason a Controller action gives. The zero value
+// is ReasonAction, as in ovs-ofctl's "controller" action.
+type PacketInReason uint8
+
 // Packet-in reasons for Controller.
 const (
-	ReasonNoMatch uint8 = 0
-	ReasonAction  uint8 = 1
+	ReasonAction PacketInReason = iota
+	ReasonNoMatch
+	ReasonInvalidTTL
 )
 
-// Controller sends the packet to the controller as a packet-in.
+var reasonWire = map[PacketInReason]uint8{ReasonAction: 1, ReasonNoMatch: 0, ReasonInvalidTTL: 2}
+
+// Controller sends the packet to the controller as a packet-in. (OVS 3.1
+// delivers none for a controller action inside a group bucket reached from
+// a packet-out: resubmit to a flow that has it instead.)
 type Controller struct {
 	// MaxLen is how much of the packet to send; 0 means all of it.
 	MaxLen   uint16
 	ID       uint16
-	Reason   uint8
+	Reason   PacketInReason
 	Userdata []byte
 	Pause    bool
 }
@@ -487,16 +503,14 @@ func (a Controller) String() string {
 	return "controller(" + strings.Join(p, ",") + ")"
 }
 
-func reasonName(r uint8) string {
+func reasonName(r PacketInReason) string {
 	switch r {
 	case ReasonNoMatch:
 		return "no_match"
-	case ReasonAction:
-		return "action"
-	case 2:
+	case ReasonInvalidTTL:
 		return "invalid_ttl"
 	}
-	return strconv.Itoa(int(r))
+	return "action"
 }
 
 func (a Controller) appendTo(b []byte) []byte {
@@ -516,7 +530,7 @@ func (a Controller) appendTo(b []byte) []byte {
 		prop(1, put16(nil, a.ID))
 	}
 	if a.Reason != ReasonAction {
-		prop(2, []byte{a.Reason})
+		prop(2, []byte{reasonWire[a.Reason]})
 	}
 	if len(a.Userdata) > 0 {
 		prop(3, a.Userdata)
@@ -808,6 +822,13 @@ func decodeAction(b []byte) (Action, error) {
 			a.Mask = clone(b[8+f.bytes : 8+2*f.bytes])
 		}
 		return a, nil
+	case ofpatCopyField:
+		nbits, srcOfs, dstOfs := be16(b[4:]), be16(b[6:]), be16(b[8:])
+		src, dst := fieldByHeader(be32(b[12:])), fieldByHeader(be32(b[16:]))
+		if src == nil || dst == nil {
+			return nil, errors.New("copy_field of unknown field")
+		}
+		return Move{Subfield{src, int(srcOfs), int(nbits)}, Subfield{dst, int(dstOfs), int(nbits)}}, nil
 	case ofpatExperimenter:
 		if be32(b[4:]) != nxVendor {
 			return nil, fmt.Errorf("action of experimenter %#x", be32(b[4:]))
@@ -938,7 +959,11 @@ func decodeController2(p []byte) (Action, error) {
 		case 1:
 			a.ID = be16(v)
 		case 2:
-			a.Reason = v[0]
+			for r, w := range reasonWire {
+				if w == v[0] {
+					a.Reason = r
+				}
+			}
 		case 3:
 			a.Userdata = clone(v)
 		case 4:

@@ -137,7 +137,40 @@ func Dial(ctx context.Context, target string, opts ConnOptions) (*Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", target, err)
 	}
+	if opts.PacketIn != nil {
+		if err := c.enablePacketIns(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: %w", target, err)
+		}
+	}
 	return c, nil
+}
+
+// enablePacketIns asks for packet-ins of every reason. OVS sends none to
+// connections on a bridge's management socket unless asked.
+func (c *Conn) enablePacketIns(ctx context.Context) error {
+	var body []byte
+	for _, prop := range []uint16{0, 1} { // OFPACPT_PACKET_IN_SLAVE, _MASTER
+		body = put16(body, prop)
+		body = put16(body, 8)
+		body = put32(body, 0x3f) // no_match, action, invalid_ttl, action_set, group, packet_out
+	}
+	xid := c.nextXid()
+	msg, start := appendHeader(nil, of.Type_SetAsync, xid)
+	msg = finishMessage(append(msg, body...), start)
+	sink := &errorSink{}
+	c.addSink(sink, []uint32{xid})
+	defer c.removeSink([]uint32{xid})
+	if err := c.write(false, msg); err != nil {
+		return err
+	}
+	if err := c.Barrier(ctx); err != nil {
+		return err
+	}
+	if err := sink.err(); err != nil {
+		return fmt.Errorf("enable packet-ins: %w", err)
+	}
+	return nil
 }
 
 func (c *Conn) nextXid() uint32 { return c.xid.Add(1) }

@@ -207,8 +207,11 @@ func (m FlowMod) String() string {
 	if f.Table == TableAll {
 		s = fmt.Sprintf("flow_mod %s table=all", m.Command)
 	}
-	if f.Cookie != 0 || m.CookieMask != 0 {
+	switch {
+	case m.CookieMask != 0 && m.Command != FlowAdd:
 		s += fmt.Sprintf(" cookie=%#x/%#x", f.Cookie, m.CookieMask)
+	case f.Cookie != 0:
+		s += fmt.Sprintf(" cookie=%#x", f.Cookie)
 	}
 	if m.Command == FlowDelete && f.Match.Len() == 0 {
 		return s
@@ -306,7 +309,8 @@ func (m *Match) appendTo(b []byte) []byte {
 }
 
 // decodeMatch reads an ofp_match and returns it with its padded length.
-func decodeMatch(b []byte) (Match, int, error) {
+// Unknown fields are an error when strict, and skipped otherwise.
+func decodeMatch(b []byte, strict bool) (Match, int, error) {
 	var m Match
 	if len(b) < 4 || be16(b) != 1 {
 		return m, 0, errors.New("not an OXM match")
@@ -322,11 +326,24 @@ func decodeMatch(b []byte) (Match, int, error) {
 		if 4+l > len(p) {
 			return m, 0, errors.New("truncated match field")
 		}
+		v := p[4 : 4+l]
+		if h>>16 == of.OXM_CLASS_PACKET_REGS {
+			// OpenFlow 1.5 switches report reg2N and reg2N+1 as the
+			// 64-bit packet register xregN: reg2N is its high half.
+			if err := m.setXreg(int(h>>9&0x7f), v, h&0x100 != 0); err != nil {
+				return m, 0, err
+			}
+			p = p[4+l:]
+			continue
+		}
 		f := fieldByHeader(h)
 		if f == nil {
-			return m, 0, fmt.Errorf("match on unknown field %#x", h)
+			if strict {
+				return m, 0, fmt.Errorf("match on unknown field %#x", h)
+			}
+			p = p[4+l:]
+			continue
 		}
-		v := p[4 : 4+l]
 		if h&0x100 != 0 {
 			m.set(f, clone(v[:l/2]), clone(v[l/2:]))
 		} else {
@@ -335,6 +352,23 @@ func decodeMatch(b []byte) (Match, int, error) {
 		p = p[4+l:]
 	}
 	return m, pad8(n), nil
+}
+
+func (m *Match) setXreg(x int, v []byte, masked bool) error {
+	if 2*x+1 >= len(Regs) || len(v) < 8 {
+		return fmt.Errorf("bad packet register xreg%d", x)
+	}
+	value, mask := v[:8], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	if masked {
+		mask = v[8:16]
+	}
+	for half := 0; half < 2; half++ {
+		hv, hm := value[4*half:4*half+4], mask[4*half:4*half+4]
+		if !isZero(hm) {
+			m.set(Regs[2*x+half], clone(hv), clone(hm))
+		}
+	}
+	return nil
 }
 
 // decodeInstructions fills a flow's actions and goto_table.

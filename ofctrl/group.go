@@ -47,7 +47,7 @@ type Selection struct {
 // Bucket is one bucket of a group.
 type Bucket struct {
 	ID uint32
-	// Weight matters for select groups; OVS's default is 100.
+	// Weight matters for select groups; 0 means OVS's default, 1.
 	Weight uint16
 	// WatchPort, when non-zero, makes a fast-failover bucket live only
 	// while the port is up.
@@ -85,12 +85,16 @@ func (g *Group) String() string {
 			for i, f := range sel.Fields {
 				names[i] = f.name
 			}
-			fmt.Fprintf(&s, ",fields(%s)", strings.Join(names, ","))
+			if len(names) == 1 {
+				fmt.Fprintf(&s, ",fields=%s", names[0])
+			} else {
+				fmt.Fprintf(&s, ",fields(%s)", strings.Join(names, ","))
+			}
 		}
 	}
 	for _, b := range g.Buckets {
 		fmt.Fprintf(&s, ",bucket=bucket_id:%d", b.ID)
-		if g.Type == GroupSelect {
+		if g.Type == GroupSelect && b.weight() != 1 {
 			fmt.Fprintf(&s, ",weight:%d", b.weight())
 		}
 		if b.WatchPort != 0 && b.WatchPort != PortAny {
@@ -103,7 +107,7 @@ func (g *Group) String() string {
 
 func (b Bucket) weight() uint16 {
 	if b.Weight == 0 {
-		return 100
+		return 1
 	}
 	return b.Weight
 }
@@ -233,8 +237,12 @@ func (bk Bucket) appendTo(b []byte, t GroupType) []byte {
 func (s *Selection) appendTo(b []byte) []byte {
 	fields := make([]of.MatchField, len(s.Fields))
 	for i, f := range s.Fields {
-		// OVS reads a field array of bare headers: no value follows.
-		fields[i] = of.MatchField{Class: f.class, Field: f.code, Length: uint8(f.bytes), Value: util.NewBuffer(nil)}
+		// Each field carries the mask of the bits to hash: all of them.
+		ones := make([]byte, f.bytes)
+		for j := range ones {
+			ones[j] = 0xff
+		}
+		fields[i] = of.MatchField{Class: f.class, Field: f.code, Length: uint8(f.bytes), Value: util.NewBuffer(ones)}
 	}
 	prop := of.NewNTRSelectionMethod(of.NTRSelectionMethodType(s.Method), s.Param, fields...)
 	data, err := prop.MarshalBinary()
@@ -300,7 +308,7 @@ func decodeGroupDesc(b []byte) (*Group, error) {
 				if fld := fieldByHeader(h); fld != nil {
 					sel.Fields = append(sel.Fields, fld)
 				}
-				f = f[4:]
+				f = f[min(4+int(h&0xff), len(f)):]
 			}
 			g.Selection = sel
 		}

@@ -323,12 +323,6 @@ func Metadata(v, mask uint64) MatchOption { return uintMasked(FieldMetadata, v, 
 // PktMark matches the bits of the packet mark set in mask.
 func PktMark(v, mask uint32) MatchOption { return uintMasked(FieldPktMark, uint64(v), uint64(mask)) }
 
-// DPHash matches the bits of the datapath hash set in mask.
-func DPHash(v, mask uint32) MatchOption { return uintMasked(FieldDPHash, uint64(v), uint64(mask)) }
-
-// ConjID matches a conjunctive flow id.
-func ConjID(id uint32) MatchOption { return uintMatch(FieldConjID, uint64(id)) }
-
 // NWTTL matches the IP TTL or hop limit.
 func NWTTL(ttl uint8) MatchOption { return uintMatch(FieldIPTTL, uint64(ttl)) }
 

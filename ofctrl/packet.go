@@ -10,6 +10,8 @@ import (
 
 // PacketIn is a packet the switch sent to the controller.
 type PacketIn struct {
+	// Reason is OpenFlow 1.5's: 0 no match, 1 action, 2 invalid TTL,
+	// 3 action set, 4 group, 5 packet-out.
 	Reason   uint8
 	Table    uint8
 	Cookie   uint64
@@ -31,7 +33,7 @@ func decodePacketIn(msg []byte) (*PacketIn, error) {
 		return nil, errors.New("packet-in too short")
 	}
 	p := &PacketIn{TotalLen: be16(msg[12:]), Reason: msg[14], Table: msg[15], Cookie: be64(msg[16:])}
-	m, n, err := decodeMatch(msg[24:])
+	m, n, err := decodeMatch(msg[24:], false)
 	if err != nil {
 		return nil, fmt.Errorf("packet-in match: %w", err)
 	}

@@ -61,7 +61,7 @@ func (c *Conn) DumpFlows(ctx context.Context, table uint8, cookie, mask uint64) 
 
 func decodeFlowDesc(b []byte) (FlowStats, error) {
 	f := &Flow{Table: b[4], Priority: be16(b[6:]), IdleTimeout: be16(b[8:]), HardTimeout: be16(b[10:]), Cookie: be64(b[16:])}
-	m, n, err := decodeMatch(b[24:])
+	m, n, err := decodeMatch(b[24:], true)
 	if err != nil {
 		return FlowStats{}, err
 	}
