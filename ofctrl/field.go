@@ -442,3 +442,6 @@ func subfieldFrom(header uint32, ofsNbits uint16) (Subfield, error) {
 func be16(b []byte) uint16 { return binary.BigEndian.Uint16(b) }
 func be32(b []byte) uint32 { return binary.BigEndian.Uint32(b) }
 func be64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+// ParseCTState parses ct_state flags as ovs-ofctl writes them ("+new+trk").
+func ParseCTState(s string) (value, mask uint32, err error) { return ParseFlags(s, ctStateNames) }
