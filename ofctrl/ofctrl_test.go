@@ -324,6 +324,20 @@ func TestReconnectAfterRestart(t *testing.T) {
 		return err == nil && strings.Contains(out, replay.String())
 	}, 5*time.Second, 20*time.Millisecond, "OnConnect replayed the flow")
 
+	// So is a killed one (kill -9, then started again).
+	require.NoError(t, b.host.KillVSwitchd(c))
+	select {
+	case err := <-lost:
+		t.Logf("kill noticed: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the kill was not noticed")
+	}
+	require.Eventually(t, func() bool { return connects.Load() == 3 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		out, err := b.host.OFCtl(c, "dump-flows", "--no-stats")
+		return err == nil && strings.Contains(out, replay.String())
+	}, 5*time.Second, 20*time.Millisecond, "OnConnect replayed the flow after the crash")
+
 	// A hung switch (SIGSTOP) is detected by the echo keepalive.
 	pid, ok := b.host.VSwitchdPID()
 	require.True(t, ok)
@@ -335,7 +349,7 @@ func TestReconnectAfterRestart(t *testing.T) {
 		t.Error("a hung switch was not detected")
 	}
 	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
-	require.Eventually(t, func() bool { return connects.Load() == 3 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return connects.Load() == 4 }, 10*time.Second, 20*time.Millisecond)
 }
 
 // TestPacketOutAndIn sends a packet out through a group to a VM port and

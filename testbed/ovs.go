@@ -146,6 +146,28 @@ func (h *Host) RestartVSwitchd(ctx context.Context) error {
 	return h.waitOpenFlow(ctx)
 }
 
+// KillVSwitchd kills ovs-vswitchd with SIGKILL, as a crash would, and
+// starts it again on the same database, waiting until the bridge answers
+// OpenFlow. The crash watcher does not report it.
+func (h *Host) KillVSwitchd(ctx context.Context) error {
+	h.setRestarting(true)
+	defer h.setRestarting(false)
+	pid, ok := h.VSwitchdPID()
+	if !ok {
+		return fmt.Errorf("host %s: ovs-vswitchd is not running", h.Name)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("host %s: kill ovs-vswitchd: %w", h.Name, err)
+	}
+	if err := waitGone(ctx, pid); err != nil {
+		return fmt.Errorf("host %s: ovs-vswitchd: %w", h.Name, err)
+	}
+	if err := h.startVSwitchd(ctx); err != nil {
+		return err
+	}
+	return h.waitOpenFlow(ctx)
+}
+
 // RestartOVSDBServer stops ovsdb-server and starts it again on the same
 // database file.
 func (h *Host) RestartOVSDBServer(ctx context.Context) error {
