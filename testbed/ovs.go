@@ -82,7 +82,7 @@ func (h *Host) AppCtl(ctx context.Context, args ...string) (string, error) {
 }
 
 func (h *Host) startOVSDB(ctx context.Context) error {
-	db := filepath.Join(h.RunDir, "conf.db")
+	db := h.DBPath()
 	if _, err := os.Stat(db); os.IsNotExist(err) {
 		if _, err := run(ctx, "ovsdb-tool", "create", db, vswitchSchema); err != nil {
 			return err
@@ -171,6 +171,15 @@ func (h *Host) KillVSwitchd(ctx context.Context) error {
 // RestartOVSDBServer stops ovsdb-server and starts it again on the same
 // database file.
 func (h *Host) RestartOVSDBServer(ctx context.Context) error {
+	if err := h.StopOVSDBServer(ctx); err != nil {
+		return err
+	}
+	return h.StartOVSDBServer(ctx)
+}
+
+// StopOVSDBServer stops the host's ovsdb-server. While it is stopped the
+// database file (DBPath) may be changed with ovsdb-tool.
+func (h *Host) StopOVSDBServer(ctx context.Context) error {
 	pid, _ := readPID(h.pidfile("ovsdb-server"))
 	if _, err := run(ctx, "ovs-appctl", "-t", h.ctlSock("ovsdb-server"), "exit"); err != nil {
 		return err
@@ -178,8 +187,14 @@ func (h *Host) RestartOVSDBServer(ctx context.Context) error {
 	if err := waitGone(ctx, pid); err != nil {
 		return fmt.Errorf("host %s: ovsdb-server: %w", h.Name, err)
 	}
-	return h.startOVSDB(ctx)
+	return nil
 }
+
+// StartOVSDBServer starts the host's ovsdb-server on its database file.
+func (h *Host) StartOVSDBServer(ctx context.Context) error { return h.startOVSDB(ctx) }
+
+// DBPath is the host's Open_vSwitch database file.
+func (h *Host) DBPath() string { return filepath.Join(h.RunDir, "conf.db") }
 
 func (h *Host) setRestarting(v bool) {
 	h.mu.Lock()

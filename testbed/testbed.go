@@ -256,7 +256,8 @@ func (tb *Testbed) createHost(ctx context.Context, h *Host, spec HostSpec) error
 			return err
 		}
 		vsctl = append(vsctl, "--", "add-port", Bridge, vm.Name, "--", "set", "Interface", vm.Name,
-			"external_ids:iface-id="+vm.Name, "external_ids:attached-mac="+vm.HardwareAddr())
+			"external_ids:iface-id="+vm.Name, "external_ids:attached-mac="+vm.HardwareAddr(),
+			"external_ids:ovs-dlb-ips="+vm.addrList())
 	}
 	if _, err := h.VSCtl(ctx, vsctl...); err != nil {
 		return err
@@ -303,6 +304,16 @@ func (tb *Testbed) createVM(ctx context.Context, h *Host, vm *VM) error {
 		return fmt.Errorf("VM %s: %w", vm.Name, err)
 	}
 	return os.MkdirAll(vm.RunDir, 0o755)
+}
+
+// addrList is the VM's primary addresses, comma-separated, as the DLB reads
+// them from external_ids:ovs-dlb-ips.
+func (vm *VM) addrList() string {
+	s := vm.Addr().String()
+	if vm.IP6 != "" {
+		s += "," + vm.Addr6().String()
+	}
+	return s
 }
 
 func (vm *VM) servicePidfile() string { return filepath.Join(vm.RunDir, "serve.pid") }

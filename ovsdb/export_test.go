@@ -1,0 +1,4 @@
+package ovsdb
+
+// CheckEndpoint exposes checkEndpoint to the tests.
+var CheckEndpoint = checkEndpoint
