@@ -1,0 +1,153 @@
+package lb
+
+import (
+	"hash/fnv"
+	"net"
+	"sort"
+)
+
+// Tables of the pipeline, as offsets from Config.TableBase. docs/pipeline.md
+// explains each.
+const (
+	TableClassify = iota // which port a packet came from
+	TableService         // VIP match, ARP answers; into conntrack
+	TableSelect          // after conntrack: new → select group, established → on
+	TableToMember        // after DNAT: the member's MAC
+	TableReply           // from a member's service port: into conntrack
+	TableUnNAT           // replies: the VIP's MAC as source
+	TableOutput          // forward as the bridge did before
+	numTables
+)
+
+// TableNames are the names the agent gives the tables in OVSDB.
+var TableNames = [numTables]string{
+	"DLB_CLASSIFY", "DLB_SERVICE", "DLB_SELECT", "DLB_TO_MEMBER", "DLB_REPLY", "DLB_UNNAT", "DLB_OUTPUT",
+}
+
+// Registers.
+const (
+	// RegService holds the OpenFlow group id of the VIP port a packet is
+	// for, from TableService on.
+	RegService = 0
+	// RegPortClass marks packets from VM ports (bit 0).
+	RegPortClass = 7
+)
+
+// Port classes in RegPortClass.
+const portClassVM = 1
+
+// Cookie layout: 0xdb | kind (8 bits) | service id (24 bits) | 0 (8 bits) |
+// detail (16 bits). "ovs-ofctl dump-flows cookie=0xdb00SSSSSS000000/
+// 0xff00ffffff000000" shows every flow of one group.
+const (
+	CookieMagic     uint64 = 0xdb << 56
+	CookieMagicMask uint64 = 0xff << 56
+	// CookieServiceMask selects one group's flows (with ServiceCookie).
+	CookieServiceMask uint64 = 0xff00ffffff000000
+)
+
+// Cookie kinds.
+const (
+	KindPipeline = 1 // fixed flows of the pipeline
+	KindPort     = 2 // a VM port's classification
+	KindVIP      = 3 // a group's VIP: service, ARP, un-NAT flows
+	KindMember   = 4 // a member's flows (detail: member index)
+)
+
+// Cookie builds a cookie.
+func Cookie(kind uint8, service uint32, detail uint16) uint64 {
+	return CookieMagic | uint64(kind)<<48 | uint64(service&0xffffff)<<24 | uint64(detail)
+}
+
+// ServiceCookie is the cookie, under CookieServiceMask, of every flow of a
+// service.
+func ServiceCookie(service uint32) uint64 { return CookieMagic | uint64(service&0xffffff)<<24 }
+
+// Group ids: 0xd | service id (20 bits) | port index (8 bits).
+const (
+	GroupIDBase uint32 = 0xd0000000
+	GroupIDMask uint32 = 0xf0000000
+	serviceBits        = 20
+)
+
+// GroupID is the OpenFlow group of a service's port.
+func GroupID(service uint32, port int) uint32 {
+	return GroupIDBase | (service&(1<<serviceBits-1))<<8 | uint32(port&0xff)
+}
+
+// IsDLBGroup reports whether an OpenFlow group id is one of the DLB's.
+func IsDLBGroup(id uint32) bool { return id&GroupIDMask == GroupIDBase }
+
+// ServiceIDs gives each group a stable 20-bit id from a hash of its name;
+// collisions are resolved by probing, in name order, so the same set of
+// names always gets the same ids.
+func ServiceIDs(names []string) map[string]uint32 {
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+	ids := make(map[string]uint32, len(sorted))
+	used := map[uint32]bool{}
+	for _, n := range sorted {
+		h := fnv.New32a()
+		h.Write([]byte(n))
+		id := h.Sum32() & (1<<serviceBits - 1)
+		for used[id] || id == 0 {
+			id = (id + 1) & (1<<serviceBits - 1)
+		}
+		used[id] = true
+		ids[n] = id
+	}
+	return ids
+}
+
+// Config is the agent's part of the pipeline.
+type Config struct {
+	// TableBase is the first OpenFlow table the DLB uses.
+	TableBase uint8
+	// Zone is the conntrack zone of DLB connections.
+	Zone uint16
+	// MAC answers ARP for VIPs and is the source of replies: a MAC of this
+	// host's DLB (it must differ between hosts).
+	MAC net.HardwareAddr
+	// Buckets forces the number of select-group buckets (a power of two,
+	// 16..256); 0 chooses per group (see Buckets).
+	Buckets int
+}
+
+// DefaultZone is the default conntrack zone.
+const DefaultZone = 0xdb00
+
+// Table returns the OpenFlow table number of a pipeline table.
+func (c Config) Table(t int) uint8 { return c.TableBase + uint8(t) }
+
+// TableNameMap is what the agent writes into OVSDB's Flow_Table names.
+func (c Config) TableNameMap() map[int]string {
+	m := map[int]string{}
+	for i, n := range TableNames {
+		m[int(c.Table(i))] = n
+	}
+	return m
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var ch checker
+	if int(c.TableBase)+numTables > 254 {
+		ch.add("table_base", "%d leaves no room for %d tables (max %d)", c.TableBase, numTables, 254-numTables)
+	}
+	if len(c.MAC) != 6 || c.MAC[0]&1 == 1 {
+		ch.add("mac", "%q is not a unicast Ethernet address", c.MAC)
+	}
+	if c.Buckets != 0 && (c.Buckets < 16 || c.Buckets > 256 || c.Buckets&(c.Buckets-1) != 0) {
+		ch.add("buckets", "%d: want a power of two from 16 to 256", c.Buckets)
+	}
+	return ch.err()
+}
+
+// HostMAC derives a locally administered MAC for a host's DLB from its id,
+// so that each host answers for VIPs with its own address.
+func HostMAC(hostID string) net.HardwareAddr {
+	h := fnv.New32a()
+	h.Write([]byte(hostID))
+	s := h.Sum32()
+	return net.HardwareAddr{0x0a, 0xdb, byte(s >> 24), byte(s >> 16), byte(s >> 8), byte(s)}
+}

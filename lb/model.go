@@ -1,0 +1,336 @@
+package lb
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Group is a DCN group: a virtual IP in front of member servers. It is the
+// document the agent's file, the REST API and dlbctl all take.
+type Group struct {
+	Name     string       `json:"name" yaml:"name"`
+	VIP      string       `json:"vip" yaml:"vip"`
+	Ports    []PortSpec   `json:"ports" yaml:"ports"`
+	Members  []Member     `json:"members" yaml:"members"`
+	Affinity *Affinity    `json:"affinity,omitempty" yaml:"affinity,omitempty"`
+	Mode     string       `json:"mode,omitempty" yaml:"mode,omitempty"`
+	Scope    *Scope       `json:"scope,omitempty" yaml:"scope,omitempty"`
+}
+
+// PortSpec is one port of the VIP.
+type PortSpec struct {
+	Protocol string `json:"protocol" yaml:"protocol"`
+	Port     int    `json:"port" yaml:"port"`
+	// TargetPort is the members' port; 0 means the same as Port.
+	TargetPort int `json:"target_port,omitempty" yaml:"target_port,omitempty"`
+}
+
+// Member is one DCN.
+type Member struct {
+	IP string `json:"ip" yaml:"ip"`
+	// Port, when set, overrides every PortSpec's target port for this member.
+	Port int `json:"port,omitempty" yaml:"port,omitempty"`
+	// Weight is 1..65535; nil means DefaultWeight.
+	Weight *int `json:"weight,omitempty" yaml:"weight,omitempty"`
+	// State is active (default), draining or disabled.
+	State string `json:"state,omitempty" yaml:"state,omitempty"`
+	// MAC is the member's MAC address, when the agent should not look it up.
+	MAC string `json:"mac,omitempty" yaml:"mac,omitempty"`
+}
+
+// Affinity keeps a client on one member.
+type Affinity struct {
+	ClientIPTimeoutS int `json:"client_ip_timeout_s" yaml:"client_ip_timeout_s"`
+}
+
+// Scope selects the VM ports a group applies to. Empty means every VM port
+// of the bridge.
+type Scope struct {
+	// IfaceIDs lists VM ports by external_ids:iface-id.
+	IfaceIDs []string `json:"iface_ids,omitempty" yaml:"iface_ids,omitempty"`
+	// Labels selects VM ports whose external_ids have all these pairs.
+	Labels map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	// Hosts limits the group to these hosts (used by the controller).
+	Hosts []string `json:"hosts,omitempty" yaml:"hosts,omitempty"`
+}
+
+// Member states.
+const (
+	StateActive   = "active"
+	StateDraining = "draining"
+	StateDisabled = "disabled"
+)
+
+// Modes.
+const (
+	ModeDNAT = "dnat"
+	ModeDSR  = "dsr"
+)
+
+// DefaultWeight is a member's weight when none is given.
+const DefaultWeight = 100
+
+// MaxAffinityTimeout is the longest client_ip_timeout_s (a day, as
+// Kubernetes allows).
+const MaxAffinityTimeout = 86400
+
+// WeightOf returns the member's weight, DefaultWeight when unset.
+func (m Member) WeightOf() int {
+	if m.Weight == nil {
+		return DefaultWeight
+	}
+	return *m.Weight
+}
+
+// StateOf returns the member's state, active when unset.
+func (m Member) StateOf() string {
+	if m.State == "" {
+		return StateActive
+	}
+	return m.State
+}
+
+// Problem is one thing wrong with a document, at a field path.
+type Problem struct {
+	Path string `json:"path"`
+	Msg  string `json:"message"`
+}
+
+func (p Problem) String() string { return p.Path + ": " + p.Msg }
+
+// ValidationError lists every problem of a document.
+type ValidationError struct {
+	Problems []Problem `json:"problems"`
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.String()
+	}
+	return "invalid: " + strings.Join(parts, "; ")
+}
+
+type checker struct{ problems []Problem }
+
+func (c *checker) add(path, format string, args ...any) {
+	c.problems = append(c.problems, Problem{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) err() error {
+	if len(c.problems) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: c.problems}
+}
+
+func join(prefix, field string) string {
+	if prefix == "" {
+		return field
+	}
+	return prefix + "." + field
+}
+
+// Validate checks one group; paths are relative to the group ("vip",
+// "members[2].ip").
+func (g *Group) Validate() error {
+	var c checker
+	g.check(&c, "")
+	return c.err()
+}
+
+// ValidateAll checks a set of groups, each on its own and together (names
+// and VIP+protocol+port in the same scope must be unique). Paths start
+// with "groups[i]".
+func ValidateAll(groups []Group) error {
+	var c checker
+	names := map[string]int{}
+	type key struct {
+		vip   netip.Addr
+		proto string
+		port  int
+		scope string
+	}
+	used := map[key]string{}
+	for i, g := range groups {
+		p := fmt.Sprintf("groups[%d]", i)
+		g.check(&c, p)
+		if j, ok := names[g.Name]; ok && g.Name != "" {
+			c.add(join(p, "name"), "%q is already the name of groups[%d]", g.Name, j)
+		}
+		names[g.Name] = i
+		vip, err := netip.ParseAddr(g.VIP)
+		if err != nil {
+			continue
+		}
+		for k, ps := range g.Ports {
+			kk := key{vip.Unmap(), strings.ToLower(ps.Protocol), ps.Port, g.Scope.key()}
+			if other, ok := used[kk]; ok {
+				c.add(fmt.Sprintf("%s.ports[%d]", p, k), "%s %s:%d is already served by group %q", ps.Protocol, g.VIP, ps.Port, other)
+				continue
+			}
+			used[kk] = g.Name
+		}
+	}
+	return c.err()
+}
+
+// key identifies a scope, so that groups in different scopes may share a
+// VIP:port.
+func (s *Scope) key() string {
+	if s == nil {
+		return ""
+	}
+	ids := append([]string(nil), s.IfaceIDs...)
+	sort.Strings(ids)
+	var labels []string
+	for k, v := range s.Labels {
+		labels = append(labels, k+"="+v)
+	}
+	sort.Strings(labels)
+	return strings.Join(ids, ",") + "|" + strings.Join(labels, ",")
+}
+
+func (g *Group) check(c *checker, p string) {
+	if g.Name == "" {
+		c.add(join(p, "name"), "required")
+	} else if !validName(g.Name) {
+		c.add(join(p, "name"), "%q: use 1..63 letters, digits, '-', '_' or '.', starting with a letter or digit", g.Name)
+	}
+	vip, err := netip.ParseAddr(g.VIP)
+	switch {
+	case g.VIP == "":
+		c.add(join(p, "vip"), "required")
+	case err != nil || vip.Zone() != "":
+		c.add(join(p, "vip"), "%q is not an IP address", g.VIP)
+	case vip.IsUnspecified() || vip.IsMulticast() || vip.IsLoopback():
+		c.add(join(p, "vip"), "%s cannot be a virtual IP (unspecified, multicast or loopback)", g.VIP)
+	}
+	if len(g.Ports) == 0 {
+		c.add(join(p, "ports"), "at least one port is required")
+	}
+	seenPort := map[string]int{}
+	for i, ps := range g.Ports {
+		pp := fmt.Sprintf("%s[%d]", join(p, "ports"), i)
+		switch strings.ToLower(ps.Protocol) {
+		case "tcp", "udp", "sctp":
+		case "":
+			c.add(pp+".protocol", "required (tcp, udp or sctp)")
+		default:
+			c.add(pp+".protocol", "%q: want tcp, udp or sctp", ps.Protocol)
+		}
+		if ps.Port < 1 || ps.Port > 65535 {
+			c.add(pp+".port", "%d is not a port (1..65535)", ps.Port)
+		}
+		if ps.TargetPort != 0 && (ps.TargetPort < 1 || ps.TargetPort > 65535) {
+			c.add(pp+".target_port", "%d is not a port (1..65535)", ps.TargetPort)
+		}
+		k := fmt.Sprintf("%s/%d", strings.ToLower(ps.Protocol), ps.Port)
+		if j, ok := seenPort[k]; ok {
+			c.add(pp, "%s is listed twice (also ports[%d])", k, j)
+		}
+		seenPort[k] = i
+	}
+	seenMember := map[string]int{}
+	for i, m := range g.Members {
+		mp := fmt.Sprintf("%s[%d]", join(p, "members"), i)
+		ip, err := netip.ParseAddr(m.IP)
+		switch {
+		case m.IP == "":
+			c.add(mp+".ip", "required")
+		case err != nil || ip.Zone() != "":
+			c.add(mp+".ip", "%q is not an IP address", m.IP)
+		case vip.IsValid() && vip.Unmap().Is4() != ip.Unmap().Is4():
+			c.add(mp+".ip", "%s and the VIP %s are of different IP versions", m.IP, g.VIP)
+		case ip.IsUnspecified() || ip.IsMulticast():
+			c.add(mp+".ip", "%s cannot be a member", m.IP)
+		}
+		if m.Port != 0 && (m.Port < 1 || m.Port > 65535) {
+			c.add(mp+".port", "%d is not a port (1..65535)", m.Port)
+		}
+		if m.Weight != nil && (*m.Weight < 1 || *m.Weight > 65535) {
+			c.add(mp+".weight", "%d is out of range (1..65535)", *m.Weight)
+		}
+		switch m.State {
+		case "", StateActive, StateDraining, StateDisabled:
+		default:
+			c.add(mp+".state", "%q: want active, draining or disabled", m.State)
+		}
+		if m.MAC != "" {
+			if hw, err := net.ParseMAC(m.MAC); err != nil || len(hw) != 6 || hw[0]&1 == 1 {
+				c.add(mp+".mac", "%q is not a unicast Ethernet address", m.MAC)
+			}
+		}
+		if err == nil {
+			k := fmt.Sprintf("%s:%d", ip.Unmap(), m.Port)
+			if j, ok := seenMember[k]; ok {
+				c.add(mp, "duplicate of members[%d] (%s)", j, m.IP)
+			}
+			seenMember[k] = i
+		}
+	}
+	if a := g.Affinity; a != nil && (a.ClientIPTimeoutS < 1 || a.ClientIPTimeoutS > MaxAffinityTimeout) {
+		c.add(join(p, "affinity.client_ip_timeout_s"), "%d is out of range (1..%d)", a.ClientIPTimeoutS, MaxAffinityTimeout)
+	}
+	switch g.Mode {
+	case "", ModeDNAT, ModeDSR:
+	default:
+		c.add(join(p, "mode"), "%q: want dnat or dsr", g.Mode)
+	}
+	if g.Mode == ModeDSR {
+		for i, ps := range g.Ports {
+			if ps.TargetPort != 0 && ps.TargetPort != ps.Port {
+				c.add(fmt.Sprintf("%s[%d].target_port", join(p, "ports"), i), "dsr mode cannot change the port (the member answers directly)")
+			}
+		}
+	}
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || (i > 0 && (r == '-' || r == '_' || r == '.'))
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// File is the document a groups file holds.
+type File struct {
+	Groups []Group `json:"groups" yaml:"groups"`
+}
+
+// ParseFile decodes a groups file (YAML or JSON, which YAML reads too),
+// refusing unknown keys, and validates it.
+func ParseFile(data []byte) ([]Group, error) {
+	var f File
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) > 0 && trimmed[0] == '{' {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			return nil, fmt.Errorf("groups file: %w", err)
+		}
+	} else {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&f); err != nil && err.Error() != "EOF" {
+			return nil, fmt.Errorf("groups file: %w", err)
+		}
+	}
+	if err := ValidateAll(f.Groups); err != nil {
+		return nil, err
+	}
+	return f.Groups, nil
+}

@@ -1,0 +1,309 @@
+package lb
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+
+	of "github.com/ovs-dlb/dlb/ofctrl"
+)
+
+// LocalPort is a VM port of the bridge, from the agent's inventory.
+type LocalPort struct {
+	Name    string
+	OFPort  uint32
+	IfaceID string
+	MAC     net.HardwareAddr
+	IPs     []netip.Addr
+	Labels  map[string]string
+}
+
+// Input is everything the pipeline is computed from.
+type Input struct {
+	Config Config
+	// Groups must be valid (ValidateAll).
+	Groups []Group
+	Ports  []LocalPort
+	// MACs are members' MAC addresses the agent knows (resolved, or from
+	// its inventory); a member's own mac field wins.
+	MACs map[netip.Addr]net.HardwareAddr
+	// Installed are the select groups on the switch now, so that member
+	// choices stay where they are (see Assign).
+	Installed map[uint32]*of.Group
+}
+
+// Output is the desired state of the bridge.
+type Output struct {
+	Flows  []*of.Flow
+	Groups []*of.Group
+	// Unresolved lists members whose MAC is unknown: their traffic cannot
+	// be delivered until the agent resolves it.
+	Unresolved []netip.Addr
+}
+
+// Compile computes the flows and groups of the pipeline. It is a pure
+// function of its input.
+func Compile(in Input) (*Output, error) {
+	if err := in.Config.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ValidateAll(in.Groups); err != nil {
+		return nil, err
+	}
+	c := &compiler{in: in, cfg: in.Config, out: &Output{}, members: map[netip.Addr]memberRef{}, replies: map[string]bool{}, vips: map[netip.Addr]bool{}}
+	c.pipeline()
+	names := make([]string, len(in.Groups))
+	for i, g := range in.Groups {
+		names[i] = g.Name
+	}
+	ids := ServiceIDs(names)
+	groups := append([]Group(nil), in.Groups...)
+	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
+	for _, g := range groups {
+		c.service(g, ids[g.Name])
+	}
+	c.memberFlows()
+	sort.Slice(c.out.Unresolved, func(i, j int) bool { return c.out.Unresolved[i].Less(c.out.Unresolved[j]) })
+	return c.out, nil
+}
+
+type memberRef struct {
+	service uint32
+	index   int
+	mac     net.HardwareAddr
+}
+
+type compiler struct {
+	in      Input
+	cfg     Config
+	out     *Output
+	members map[netip.Addr]memberRef
+	replies map[string]bool
+	vips    map[netip.Addr]bool
+}
+
+func (c *compiler) t(table int) uint8 { return c.cfg.Table(table) }
+
+func (c *compiler) flow(table int, prio uint16, cookie uint64) *of.FlowBuilder {
+	return of.NewFlow(c.t(table), prio).Cookie(cookie)
+}
+
+func (c *compiler) add(b *of.FlowBuilder) { c.out.Flows = append(c.out.Flows, b.Done()) }
+
+// pipeline adds the fixed flows and the VM port classification.
+func (c *compiler) pipeline() {
+	fixed := Cookie(KindPipeline, 0, 0)
+	c.add(c.flow(TableClassify, 0, fixed).Goto(c.t(TableService)))
+	for _, p := range c.in.Ports {
+		if p.OFPort == 0 || p.OFPort >= of.PortInPort {
+			continue
+		}
+		c.add(c.flow(TableClassify, 100, Cookie(KindPort, 0, uint16(p.OFPort))).
+			Match(of.InPort(p.OFPort)).
+			Actions(of.SetMasked(of.Reg(RegPortClass), portClassVM, portClassVM)).
+			Goto(c.t(TableService)))
+	}
+	c.add(c.flow(TableService, 0, fixed).Goto(c.t(TableReply)))
+	// After the conntrack lookup of VIP traffic: new connections were sent
+	// to their group by the per-service flows; established and related
+	// ones were already translated by ct(nat); invalid ones are dropped.
+	c.add(c.flow(TableSelect, 50, fixed).Match(of.CTState(of.CTEst|of.CTTrk, of.CTEst|of.CTTrk)).Goto(c.t(TableToMember)))
+	c.add(c.flow(TableSelect, 50, fixed).Match(of.CTState(of.CTRel|of.CTTrk, of.CTRel|of.CTTrk)).Goto(c.t(TableToMember)))
+	c.add(c.flow(TableSelect, 40, fixed).Match(of.CTState(of.CTInv|of.CTTrk, of.CTInv|of.CTTrk)))
+	c.add(c.flow(TableSelect, 0, fixed))
+	c.add(c.flow(TableToMember, 0, fixed).Goto(c.t(TableOutput)))
+	c.add(c.flow(TableReply, 0, fixed).Goto(c.t(TableOutput)))
+	c.add(c.flow(TableUnNAT, 0, fixed).Goto(c.t(TableOutput)))
+	c.add(c.flow(TableOutput, 0, fixed).Actions(of.Normal()))
+}
+
+func protoNumber(p string) uint8 {
+	switch strings.ToLower(p) {
+	case "udp":
+		return of.ProtoUDP
+	case "sctp":
+		return of.ProtoSCTP
+	}
+	return of.ProtoTCP
+}
+
+// targetPort is where a member listens for a VIP port.
+func targetPort(ps PortSpec, m Member) uint16 {
+	switch {
+	case m.Port != 0:
+		return uint16(m.Port)
+	case ps.TargetPort != 0:
+		return uint16(ps.TargetPort)
+	}
+	return uint16(ps.Port)
+}
+
+func (c *compiler) service(g Group, id uint32) {
+	vip := netip.MustParseAddr(g.VIP).Unmap()
+	v6 := vip.Is6()
+	vipCookie := Cookie(KindVIP, id, 0)
+	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)
+
+	// New-connection choice: every port's group uses the same slots.
+	weights := make([]int, len(g.Members))
+	for i, m := range g.Members {
+		if m.StateOf() == StateActive {
+			weights[i] = m.WeightOf()
+		}
+	}
+	b := c.cfg.Buckets
+	if b == 0 {
+		b = BucketCount(weights)
+	}
+	for k, ps := range g.Ports {
+		gid := GroupID(id, k)
+		proto := protoNumber(ps.Protocol)
+		prev := c.previous(gid, g, ps)
+		slots := Assign(b, weights, prev)
+		grp := of.NewGroup(gid, of.GroupSelect).WithSelection("dp_hash", 0)
+		if slots[0] >= 0 {
+			for s, m := range slots {
+				ct := of.ConnTrack(c.cfg.Zone)
+				ct.Commit, ct.Table = true, c.t(TableToMember)
+				ct.NAT = &of.NAT{Dst: true, AddrMin: netip.MustParseAddr(g.Members[m].IP).Unmap(), PortMin: targetPort(ps, g.Members[m])}
+				grp.Bucket(uint32(s), 1, ct)
+			}
+		}
+		c.out.Groups = append(c.out.Groups, grp)
+
+		c.add(c.flow(TableService, 100, Cookie(KindVIP, id, uint16(k+1))).
+			Match(fromVM, of.L4(v6, proto), of.IPDst(of.Host(vip)), of.DstPort(proto, uint16(ps.Port))).
+			Actions(of.Set(of.Reg(RegService), uint64(gid)), natLookup(c.cfg.Zone, c.t(TableSelect))))
+		c.add(c.flow(TableSelect, 100, Cookie(KindVIP, id, uint16(k+1))).
+			Match(of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk), of.RegEq(RegService, gid)).
+			Actions(of.ToGroup(gid)))
+		for i, m := range g.Members {
+			ip := netip.MustParseAddr(m.IP).Unmap()
+			c.member(ip, id, i, m)
+			key := fmt.Sprintf("%s/%d/%d", ip, proto, targetPort(ps, m))
+			if !c.replies[key] {
+				c.replies[key] = true
+				c.add(c.flow(TableReply, 100, Cookie(KindMember, id, uint16(i))).
+					Match(of.L4(v6, proto), of.IPSrc(of.Host(ip)), of.SrcPort(proto, targetPort(ps, m))).
+					Actions(natLookup(c.cfg.Zone, c.t(TableUnNAT))))
+			}
+		}
+	}
+	if c.vips[vip] {
+		return
+	}
+	c.vips[vip] = true
+	// Other traffic from VMs to the VIP goes nowhere rather than flooding.
+	c.add(c.flow(TableService, 50, vipCookie).Match(fromVM, ipOf(v6), of.IPDst(of.Host(vip))))
+	if !v6 {
+		c.add(c.flow(TableService, 100, vipCookie).Match(fromVM, of.ARP, of.ARPTPA(vip), of.ARPOp(1)).Actions(arpReply(vip, c.cfg.MAC)...))
+	}
+	c.add(c.flow(TableUnNAT, 100, vipCookie).
+		Match(of.CTState(of.CTRpl|of.CTTrk, of.CTRpl|of.CTTrk), ipOf(v6), of.IPSrc(of.Host(vip))).
+		Actions(of.SetBytes(of.FieldEthSrc, c.cfg.MAC)).Goto(c.t(TableOutput)))
+}
+
+func ipOf(v6 bool) of.MatchOption {
+	if v6 {
+		return of.IPv6
+	}
+	return of.IP
+}
+
+// natLookup sends a packet through conntrack in the DLB's zone, applying
+// the NAT of its connection, and continues in table.
+func natLookup(zone uint16, table uint8) of.CT {
+	ct := of.ConnTrack(zone)
+	ct.Table = table
+	ct.NAT = &of.NAT{}
+	return ct
+}
+
+// arpReply turns an ARP request for vip into the reply, sent back out of
+// the port it came from.
+func arpReply(vip netip.Addr, mac net.HardwareAddr) []of.Action {
+	return []of.Action{
+		of.Move{Src: of.All(of.FieldEthSrc), Dst: of.All(of.FieldEthDst)},
+		of.SetBytes(of.FieldEthSrc, mac),
+		of.Set(of.FieldARPOp, 2),
+		of.Move{Src: of.All(of.FieldARPSHA), Dst: of.All(of.FieldARPTHA)},
+		of.SetBytes(of.FieldARPSHA, mac),
+		of.Move{Src: of.All(of.FieldARPSPA), Dst: of.All(of.FieldARPTPA)},
+		of.SetBytes(of.FieldARPSPA, vip.AsSlice()),
+		of.OutInPort(),
+	}
+}
+
+// member records the MAC to give packets DNATed to a member.
+func (c *compiler) member(ip netip.Addr, service uint32, index int, m Member) {
+	if _, ok := c.members[ip]; ok {
+		return
+	}
+	ref := memberRef{service: service, index: index}
+	if m.MAC != "" {
+		ref.mac, _ = net.ParseMAC(m.MAC)
+	} else if mac, ok := c.in.MACs[ip]; ok {
+		ref.mac = mac
+	} else {
+		for _, p := range c.in.Ports {
+			if p.MAC != nil && containsAddr(p.IPs, ip) {
+				ref.mac = p.MAC
+			}
+		}
+	}
+	c.members[ip] = ref
+}
+
+func containsAddr(as []netip.Addr, a netip.Addr) bool {
+	for _, x := range as {
+		if x.Unmap() == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *compiler) memberFlows() {
+	ips := make([]netip.Addr, 0, len(c.members))
+	for ip := range c.members {
+		ips = append(ips, ip)
+	}
+	sort.Slice(ips, func(i, j int) bool { return ips[i].Less(ips[j]) })
+	for _, ip := range ips {
+		ref := c.members[ip]
+		if ref.mac == nil {
+			c.out.Unresolved = append(c.out.Unresolved, ip)
+			continue
+		}
+		c.add(c.flow(TableToMember, 100, Cookie(KindMember, ref.service, uint16(ref.index))).
+			Match(ipOf(ip.Is6()), of.IPDst(of.Host(ip))).
+			Actions(of.SetBytes(of.FieldEthDst, ref.mac)).Goto(c.t(TableOutput)))
+	}
+}
+
+// previous returns the member index of each bucket of the installed group
+// gid, by the address and port its bucket translates to, or nil.
+func (c *compiler) previous(gid uint32, g Group, ps PortSpec) []int {
+	inst := c.in.Installed[gid]
+	if inst == nil {
+		return nil
+	}
+	idx := map[netip.AddrPort]int{}
+	for i, m := range g.Members {
+		idx[netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), targetPort(ps, m))] = i
+	}
+	prev := make([]int, len(inst.Buckets))
+	for s, b := range inst.Buckets {
+		prev[s] = -1
+		for _, a := range b.Actions {
+			if ct, ok := a.(of.CT); ok && ct.NAT != nil {
+				if i, ok := idx[netip.AddrPortFrom(ct.NAT.AddrMin.Unmap(), ct.NAT.PortMin)]; ok {
+					prev[s] = i
+				}
+			}
+		}
+	}
+	return prev
+}

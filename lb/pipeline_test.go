@@ -1,0 +1,136 @@
+package lb
+
+import (
+	"flag"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	of "github.com/ovs-dlb/dlb/ofctrl"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+func mac(s string) net.HardwareAddr { m, _ := net.ParseMAC(s); return m }
+
+var testConfig = Config{Zone: DefaultZone, MAC: mac("0a:db:00:00:00:01"), Buckets: 16}
+
+var testPorts = []LocalPort{
+	{Name: "c1", OFPort: 3, IfaceID: "c1", MAC: mac("02:00:0a:00:00:01"), IPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
+	{Name: "s1", OFPort: 1, IfaceID: "s1", MAC: mac("02:00:0a:00:00:0b"), IPs: []netip.Addr{netip.MustParseAddr("10.0.0.11"), netip.MustParseAddr("fd00::11")}},
+}
+
+func render(out *Output) string {
+	var b strings.Builder
+	for _, g := range out.Groups {
+		b.WriteString(g.String() + "\n")
+	}
+	for _, f := range out.Flows {
+		b.WriteString(f.String() + "\n")
+	}
+	for _, u := range out.Unresolved {
+		b.WriteString("# unresolved member " + u.String() + "\n")
+	}
+	return b.String()
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test ./lb -update to create %s", path)
+	assert.Equal(t, string(want), got, "compiler output differs from %s (go test ./lb -update rewrites it)", path)
+}
+
+func TestCompileGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+	}{
+		{"web-tcp", `
+groups:
+  - name: web
+    vip: 10.96.0.10
+    ports: [{protocol: tcp, port: 80, target_port: 8080}]
+    members:
+      - {ip: 10.0.0.11}
+      - {ip: 10.0.0.12, mac: "02:00:0a:00:00:0c", weight: 200}
+      - {ip: 10.0.0.13, port: 9090, state: draining}
+`},
+		{"dns-udp-ipv6", `
+groups:
+  - name: dns
+    vip: fd00::53
+    ports: [{protocol: udp, port: 53, target_port: 5353}, {protocol: tcp, port: 53, target_port: 5353}]
+    members:
+      - {ip: "fd00::11"}
+      - {ip: "fd00::12", mac: "02:00:0a:00:00:0c"}
+  - name: db
+    vip: 10.96.0.20
+    ports: [{protocol: sctp, port: 5000}]
+    members: []
+`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			groups, err := ParseFile([]byte(tt.file))
+			require.NoError(t, err)
+			out, err := Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts})
+			require.NoError(t, err)
+			golden(t, tt.name, render(out))
+			again, err := Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts})
+			require.NoError(t, err)
+			assert.Equal(t, render(out), render(again), "the compiler is deterministic")
+		})
+	}
+}
+
+// TestCompileKeepsChoices: compiled against what is installed, adding a
+// member changes only the buckets it takes, and the cookie of every flow
+// names the DLB and its group.
+func TestCompileKeepsChoices(t *testing.T) {
+	g := Group{Name: "web", VIP: "10.96.0.10", Ports: []PortSpec{{Protocol: "tcp", Port: 80}},
+		Members: []Member{{IP: "10.0.0.11"}, {IP: "10.0.0.12"}, {IP: "10.0.0.13"}}}
+	cfg := testConfig
+	cfg.Buckets = 64
+	first, err := Compile(Input{Config: cfg, Groups: []Group{g}, Ports: testPorts})
+	require.NoError(t, err)
+	installed := map[uint32]*of.Group{first.Groups[0].ID: first.Groups[0]}
+	g.Members = append(g.Members, Member{IP: "10.0.0.14"})
+	second, err := Compile(Input{Config: cfg, Groups: []Group{g}, Ports: testPorts, Installed: installed})
+	require.NoError(t, err)
+	changed := 0
+	for i, b := range second.Groups[0].Buckets {
+		if b.Actions[0].String() != first.Groups[0].Buckets[i].Actions[0].String() {
+			changed++
+			assert.Contains(t, b.Actions[0].String(), "10.0.0.14")
+		}
+	}
+	assert.Equal(t, 16, changed, "a 4th member takes 16 of 64 buckets, and only those move")
+
+	id := ServiceIDs([]string{"web"})["web"]
+	for _, f := range second.Flows {
+		assert.Equal(t, CookieMagic, f.Cookie&CookieMagicMask, f.String())
+		if f.Cookie>>48&0xff == KindVIP || f.Cookie>>48&0xff == KindMember {
+			assert.Equal(t, ServiceCookie(id), f.Cookie&CookieServiceMask, f.String())
+		}
+	}
+	assert.Equal(t, []netip.Addr{netip.MustParseAddr("10.0.0.12"), netip.MustParseAddr("10.0.0.13"), netip.MustParseAddr("10.0.0.14")}, second.Unresolved)
+}
+
+func TestCompileRefusesBadInput(t *testing.T) {
+	_, err := Compile(Input{Config: Config{MAC: mac("01:00:00:00:00:00"), TableBase: 250, Buckets: 100}})
+	require.Error(t, err)
+	for _, w := range []string{"table_base", "mac", "buckets"} {
+		assert.Contains(t, err.Error(), w)
+	}
+}
