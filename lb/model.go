@@ -15,13 +15,13 @@ import (
 // Group is a DCN group: a virtual IP in front of member servers. It is the
 // document the agent's file, the REST API and dlbctl all take.
 type Group struct {
-	Name     string       `json:"name" yaml:"name"`
-	VIP      string       `json:"vip" yaml:"vip"`
-	Ports    []PortSpec   `json:"ports" yaml:"ports"`
-	Members  []Member     `json:"members" yaml:"members"`
-	Affinity *Affinity    `json:"affinity,omitempty" yaml:"affinity,omitempty"`
-	Mode     string       `json:"mode,omitempty" yaml:"mode,omitempty"`
-	Scope    *Scope       `json:"scope,omitempty" yaml:"scope,omitempty"`
+	Name     string     `json:"name" yaml:"name"`
+	VIP      string     `json:"vip" yaml:"vip"`
+	Ports    []PortSpec `json:"ports" yaml:"ports"`
+	Members  []Member   `json:"members" yaml:"members"`
+	Affinity *Affinity  `json:"affinity,omitempty" yaml:"affinity,omitempty"`
+	Mode     string     `json:"mode,omitempty" yaml:"mode,omitempty"`
+	Scope    *Scope     `json:"scope,omitempty" yaml:"scope,omitempty"`
 }
 
 // PortSpec is one port of the VIP.
