@@ -273,3 +273,20 @@ func (c *Client) transact(ctx context.Context, ops []ovsdbproto.Operation) error
 	}
 	return nil
 }
+
+// SystemID returns the host's OVS system-id (external_ids:system-id of the
+// Open_vSwitch row), or "" when it has none.
+func (c *Client) SystemID(ctx context.Context) (string, error) {
+	cl, err := c.current()
+	if err != nil {
+		return "", err
+	}
+	var rows []vswitchd.OpenvSwitch
+	if err := cl.List(ctx, &rows); err != nil {
+		return "", err
+	}
+	if len(rows) == 0 {
+		return "", nil
+	}
+	return rows[0].ExternalIDs["system-id"], nil
+}

@@ -290,9 +290,15 @@ func (tb *Testbed) createVM(ctx context.Context, h *Host, vm *VM) error {
 	for _, e := range vm.ExtraIPs {
 		cmds = append(cmds, []string{"-n", ns, "addr", "add", e, "dev", "eth0", "nodad"})
 	}
+	// On-link default routes: a VM reaches any address, a VIP included,
+	// by resolving it on eth0 itself, as on a flat hypervisor network.
 	cmds = append(cmds,
 		[]string{"-n", ns, "link", "set", "eth0", "up"},
+		[]string{"-n", ns, "route", "add", "default", "dev", "eth0"},
 		[]string{"-n", h.Namespace, "link", "set", vm.Name, "up"})
+	if vm.IP6 != "" {
+		cmds = append(cmds, []string{"-n", ns, "-6", "route", "add", "default", "dev", "eth0"})
+	}
 	for _, args := range cmds {
 		if err := ip(ctx, args...); err != nil {
 			return fmt.Errorf("VM %s: %w", vm.Name, err)

@@ -1,0 +1,257 @@
+// Command dlb-agent runs on each hypervisor: it installs and reconciles the
+// DLB pipeline on the local Open vSwitch bridge, from groups it gets from a
+// file (and, later, from the controller). See docs/pipeline.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/ovs-dlb/dlb/lb"
+	"github.com/ovs-dlb/dlb/ofctrl"
+	"github.com/ovs-dlb/dlb/ovsdb"
+)
+
+func main() {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "dlb-agent:", err)
+		os.Exit(1)
+	}
+}
+
+// config is the agent's configuration: flags, DLB_ environment variables
+// (DLB_OVSDB, DLB_BRIDGE, ...) and an optional YAML file (--config).
+type config struct {
+	OVSDB        string `mapstructure:"ovsdb"`
+	Bridge       string `mapstructure:"bridge"`
+	OpenFlow     string `mapstructure:"openflow"`
+	CreateBridge bool   `mapstructure:"create_bridge"`
+	DatapathType string `mapstructure:"datapath_type"`
+	OwnBridge    bool   `mapstructure:"own_bridge"`
+	TableBase    int    `mapstructure:"table_base"`
+	Zone         int    `mapstructure:"zone"`
+	MAC          string `mapstructure:"mac"`
+	Buckets      int    `mapstructure:"buckets"`
+	HostID       string `mapstructure:"host_id"`
+	GroupsFile   string `mapstructure:"groups_file"`
+	MetricsAddr  string `mapstructure:"metrics_addr"`
+	LogLevel     string `mapstructure:"log_level"`
+}
+
+func newRoot() *cobra.Command {
+	v := viper.New()
+	var configFile string
+	var printFlows bool
+	cmd := &cobra.Command{
+		Use:           "dlb-agent",
+		Short:         "Balance VM traffic to virtual IPs in this hypervisor's Open vSwitch",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile != "" {
+				v.SetConfigFile(configFile)
+				if err := v.ReadInConfig(); err != nil {
+					return fmt.Errorf("config file: %w", err)
+				}
+			}
+			var cfg config
+			if err := v.Unmarshal(&cfg); err != nil {
+				return fmt.Errorf("config: %w", err)
+			}
+			if printFlows {
+				return printPipeline(cfg)
+			}
+			return run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML config file (keys as the flags, with _ for -)")
+	f.BoolVar(&printFlows, "print-flows", false, "print the flows and groups for --groups-file and exit, without OVS")
+	f.String("ovsdb", "unix:/var/run/openvswitch/db.sock", "OVSDB endpoint of the local ovsdb-server")
+	f.String("bridge", "br-int", "bridge the VMs are on")
+	f.String("openflow", "", "OpenFlow endpoint of the bridge (default: BRIDGE.mgmt beside the OVSDB socket)")
+	f.Bool("create-bridge", false, "create the bridge if it does not exist")
+	f.String("datapath-type", "", `datapath of a created bridge ("netdev" for the userspace datapath)`)
+	f.Bool("own-bridge", false, "the DLB owns the bridge: fail_mode=secure")
+	f.Int("table-base", 0, "first OpenFlow table of the DLB pipeline")
+	f.Int("zone", lb.DefaultZone, "conntrack zone of DLB connections")
+	f.String("mac", "", "MAC that answers for VIPs (default: derived from the host id)")
+	f.Int("buckets", 0, "select-group buckets per VIP port (power of two 16..256; default chosen per group)")
+	f.String("host-id", "", "this host's id (default: the OVS system-id, else the hostname)")
+	f.StringP("groups-file", "f", "", "YAML or JSON file with a top-level groups: list; watched for changes")
+	f.String("metrics-addr", "127.0.0.1:9476", `address of /metrics ("" to disable)`)
+	f.String("log-level", "info", "debug, info, warn or error")
+	v.SetEnvPrefix("DLB")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	f.VisitAll(func(fl *pflag.Flag) {
+		if fl.Name != "config" && fl.Name != "print-flows" {
+			_ = v.BindPFlag(strings.ReplaceAll(fl.Name, "-", "_"), fl)
+		}
+	})
+	return cmd
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// pipelineConfig turns the agent's settings into the pipeline's.
+func pipelineConfig(cfg config, hostID string) (lb.Config, error) {
+	pc := lb.Config{TableBase: uint8(cfg.TableBase), Zone: uint16(cfg.Zone), Buckets: cfg.Buckets, MAC: lb.HostMAC(hostID)}
+	if cfg.TableBase < 0 || cfg.TableBase > 255 {
+		return pc, fmt.Errorf("table_base: %d is not a table", cfg.TableBase)
+	}
+	if cfg.Zone < 0 || cfg.Zone > 65535 {
+		return pc, fmt.Errorf("zone: %d is not a conntrack zone (0..65535)", cfg.Zone)
+	}
+	if cfg.MAC != "" {
+		mac, err := net.ParseMAC(cfg.MAC)
+		if err != nil {
+			return pc, fmt.Errorf("mac: %w", err)
+		}
+		pc.MAC = mac
+	}
+	return pc, pc.Validate()
+}
+
+func printPipeline(cfg config) error {
+	if cfg.GroupsFile == "" {
+		return errors.New("--print-flows needs --groups-file")
+	}
+	src := &fileSource{path: cfg.GroupsFile}
+	groups, err := src.load()
+	if err != nil {
+		return err
+	}
+	pc, err := pipelineConfig(cfg, cfg.HostID)
+	if err != nil {
+		return err
+	}
+	out, err := lb.Compile(lb.Input{Config: pc, Groups: groups})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("# %d groups, %d flows (VM port classification flows are added per port on a host)\n", len(out.Groups), len(out.Flows))
+	for _, g := range out.Groups {
+		fmt.Println(g.String())
+	}
+	for _, f := range out.Flows {
+		fmt.Println(f.String())
+	}
+	for _, u := range out.Unresolved {
+		fmt.Printf("# member %s: MAC not given; the agent takes it from the VM port with that address, if local\n", u)
+	}
+	return nil
+}
+
+func run(ctx context.Context, cfg config) error {
+	log := newLogger(cfg.LogLevel)
+	if cfg.GroupsFile == "" {
+		return errors.New("groups_file: required (a YAML or JSON file with a top-level groups: list)")
+	}
+	if cfg.OpenFlow == "" {
+		sock, ok := strings.CutPrefix(cfg.OVSDB, "unix:")
+		if !ok {
+			return errors.New("openflow: required when ovsdb is not a unix socket")
+		}
+		cfg.OpenFlow = "unix:" + filepath.Join(filepath.Dir(sock), cfg.Bridge+".mgmt")
+	}
+	db := ovsdb.New(ovsdb.Options{Endpoint: cfg.OVSDB, Logger: log})
+	inv := ovsdb.NewInventory(ctx, db, cfg.Bridge)
+	go func() { _ = db.Run(ctx) }()
+	log.Info("waiting for OVSDB", "endpoint", cfg.OVSDB)
+	if err := db.WaitConnected(ctx); err != nil {
+		return err
+	}
+	hostID := cfg.HostID
+	if hostID == "" {
+		hostID, _ = db.SystemID(ctx)
+	}
+	if hostID == "" {
+		hostID, _ = os.Hostname()
+	}
+	pc, err := pipelineConfig(cfg, hostID)
+	if err != nil {
+		return err
+	}
+	for {
+		rep, err := db.PrepareBridge(ctx, ovsdb.BridgeConfig{Name: cfg.Bridge, Create: cfg.CreateBridge,
+			DatapathType: cfg.DatapathType, Own: cfg.OwnBridge || cfg.CreateBridge, Tables: pc.TableNameMap()})
+		if err == nil {
+			for _, c := range rep.Changed {
+				log.Info("prepared bridge", "bridge", cfg.Bridge, "change", c)
+			}
+			for _, n := range rep.Notes {
+				log.Warn("bridge", "bridge", cfg.Bridge, "note", n)
+			}
+			break
+		}
+		log.Error("cannot prepare the bridge; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	log.Info("dlb-agent starting", "host", hostID, "bridge", cfg.Bridge, "openflow", cfg.OpenFlow, "zone", pc.Zone, "mac", pc.MAC.String())
+
+	m := newMetrics()
+	r := newReconciler(pc, inv, log, m)
+	sw := ofctrl.NewSwitch(cfg.OpenFlow, ofctrl.SwitchOptions{
+		ConnOptions: ofctrl.ConnOptions{Logger: log},
+		OnConnect:   r.onConnect,
+		MinBackoff:  50 * time.Millisecond,
+		MaxBackoff:  time.Second,
+	})
+	src := &fileSource{path: cfg.GroupsFile, log: log, refused: m.sourceErrs.Inc}
+	go func() {
+		if err := src.Run(ctx, r.setGroups); err != nil {
+			log.Error("groups source stopped", "err", err)
+		}
+	}()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-inv.Events():
+				if ev.Port.IsVM() || (ev.Old != nil && ev.Old.IsVM()) {
+					r.trigger()
+				}
+			}
+		}
+	}()
+	if cfg.MetricsAddr != "" {
+		go func() {
+			if err := m.serve(ctx, cfg.MetricsAddr, log); err != nil {
+				log.Error("metrics server", "err", err)
+			}
+		}()
+	}
+	go r.run(ctx, sw)
+	err = sw.Run(ctx)
+	if errors.Is(err, context.Canceled) {
+		log.Info("dlb-agent stopping; what is installed stays")
+		return nil
+	}
+	return err
+}

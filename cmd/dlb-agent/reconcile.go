@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ovs-dlb/dlb/lb"
+	"github.com/ovs-dlb/dlb/ofctrl"
+	"github.com/ovs-dlb/dlb/ovsdb"
+)
+
+// reconciler keeps the bridge's DLB flows and groups equal to what the
+// pipeline computes from the groups and the VM ports. It never flushes:
+// it diffs desired against installed and applies the difference in one
+// bundle, and on a new connection it first reads what is installed, so an
+// agent restart changes nothing that is already right.
+type reconciler struct {
+	cfg     lb.Config
+	inv     *ovsdb.Inventory
+	log     *slog.Logger
+	metrics *metrics
+
+	kick chan struct{}
+
+	mu sync.Mutex // guards everything below; held for a whole reconcile
+	// groups is the desired group set; nil until a source delivered one.
+	groups []lb.Group
+	// flows and ofGroups are what is installed, as last read or applied;
+	// valid only for conn.
+	conn     *ofctrl.Conn
+	flows    map[string]*ofctrl.Flow
+	ofGroups map[uint32]*ofctrl.Group
+	macs     map[netip.Addr]net.HardwareAddr
+}
+
+func newReconciler(cfg lb.Config, inv *ovsdb.Inventory, log *slog.Logger, m *metrics) *reconciler {
+	return &reconciler{cfg: cfg, inv: inv, log: log, metrics: m, kick: make(chan struct{}, 1), macs: map[netip.Addr]net.HardwareAddr{}}
+}
+
+// trigger asks for a reconcile soon.
+func (r *reconciler) trigger() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// setGroups installs a new desired group set.
+func (r *reconciler) setGroups(groups []lb.Group) {
+	r.mu.Lock()
+	r.groups = groups
+	r.mu.Unlock()
+	r.trigger()
+}
+
+// run reconciles whenever something changed, and retries failures.
+func (r *reconciler) run(ctx context.Context, sw *ofctrl.Switch) {
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		case <-retry.C:
+		}
+		conn, err := sw.TryConn()
+		if err != nil {
+			continue // OnConnect reconciles when the switch is back
+		}
+		if err := r.reconcile(ctx, conn); err != nil {
+			r.log.Error("reconcile failed", "err", err, "retry_in", backoff)
+			retry.Reset(backoff)
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+// onConnect is the Switch's OnConnect: it reconciles on the new
+// connection before anyone else uses it.
+func (r *reconciler) onConnect(ctx context.Context, c *ofctrl.Conn) error {
+	r.metrics.connects.Inc()
+	return r.reconcile(ctx, c)
+}
+
+func (r *reconciler) localPorts() []lb.LocalPort {
+	var out []lb.LocalPort
+	for _, p := range r.inv.Ports() {
+		if !p.IsVM() || p.OFPort <= 0 {
+			continue
+		}
+		out = append(out, lb.LocalPort{Name: p.Name, OFPort: uint32(p.OFPort), IfaceID: p.IfaceID, MAC: p.MAC, IPs: p.IPs, Labels: p.ExternalIDs})
+	}
+	return out
+}
+
+// readInstalled loads what the DLB has on the switch.
+func (r *reconciler) readInstalled(ctx context.Context, c *ofctrl.Conn) error {
+	fs, err := c.DumpFlows(ctx, ofctrl.TableAll, lb.CookieMagic, lb.CookieMagicMask)
+	if err != nil {
+		return err
+	}
+	gs, err := c.DumpGroups(ctx)
+	if err != nil {
+		return err
+	}
+	r.flows = make(map[string]*ofctrl.Flow, len(fs))
+	for _, f := range fs {
+		r.flows[f.Flow.Key()] = f.Flow
+	}
+	r.ofGroups = map[uint32]*ofctrl.Group{}
+	for _, g := range gs {
+		if lb.IsDLBGroup(g.ID) {
+			r.ofGroups[g.ID] = g
+		}
+	}
+	r.conn = c
+	r.log.Info("read installed state", "flows", len(r.flows), "groups", len(r.ofGroups))
+	return nil
+}
+
+// reconcile makes the switch match the desired state, in one bundle.
+func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.groups == nil {
+		return nil // no source has spoken yet: leave what is installed alone
+	}
+	start := time.Now()
+	if r.conn != c {
+		if err := r.readInstalled(ctx, c); err != nil {
+			return fmt.Errorf("read installed flows: %w", err)
+		}
+	}
+	out, err := lb.Compile(lb.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.macs, Installed: r.ofGroups})
+	if err != nil {
+		return fmt.Errorf("compile: %w", err)
+	}
+	mods, st := diff(r.flows, r.ofGroups, out)
+	if len(mods) > 0 {
+		if err := c.Apply(ctx, mods...); err != nil {
+			r.metrics.errors.Inc()
+			r.conn = nil // re-read the switch next time
+			return err
+		}
+	}
+	r.flows = make(map[string]*ofctrl.Flow, len(out.Flows))
+	for _, f := range out.Flows {
+		r.flows[f.Key()] = f
+	}
+	r.ofGroups = make(map[uint32]*ofctrl.Group, len(out.Groups))
+	for _, g := range out.Groups {
+		r.ofGroups[g.ID] = g
+	}
+	took := time.Since(start)
+	r.metrics.observe(st, took, len(r.flows), len(r.ofGroups))
+	if len(mods) > 0 {
+		r.log.Info("reconciled", "flow_adds", st.flowAdd, "flow_mods", st.flowMod, "flow_dels", st.flowDel,
+			"group_adds", st.groupAdd, "group_mods", st.groupMod, "group_dels", st.groupDel, "took", took)
+	}
+	if len(out.Unresolved) > 0 {
+		r.log.Warn("members without a known MAC address get no traffic; give their mac in the group", "members", out.Unresolved)
+	}
+	return nil
+}
+
+type diffStats struct{ flowAdd, flowMod, flowDel, groupAdd, groupMod, groupDel int }
+
+func (s diffStats) total() int {
+	return s.flowAdd + s.flowMod + s.flowDel + s.groupAdd + s.groupMod + s.groupDel
+}
+
+// diff lists the mods that turn installed into desired, ordered so that a
+// bundle applies them: groups are added before the flows that use them and
+// deleted after.
+func diff(flows map[string]*ofctrl.Flow, groups map[uint32]*ofctrl.Group, out *lb.Output) ([]ofctrl.Mod, diffStats) {
+	var st diffStats
+	var groupAdds, flowMods, flowDels, groupDels []ofctrl.Mod
+	want := make(map[uint32]bool, len(out.Groups))
+	for _, g := range out.Groups {
+		want[g.ID] = true
+		have, ok := groups[g.ID]
+		switch {
+		case !ok:
+			groupAdds = append(groupAdds, g.Add())
+			st.groupAdd++
+		case have.String() != g.String():
+			// Always the full bucket list: OVS 3.1 mishandles bucket
+			// commands on dp_hash groups.
+			groupAdds = append(groupAdds, g.Modify())
+			st.groupMod++
+		}
+	}
+	for id := range groups {
+		if !want[id] {
+			groupDels = append(groupDels, ofctrl.DeleteGroup(id))
+			st.groupDel++
+		}
+	}
+	wantFlow := make(map[string]bool, len(out.Flows))
+	for _, f := range out.Flows {
+		k := f.Key()
+		wantFlow[k] = true
+		have, ok := flows[k]
+		switch {
+		case !ok:
+			flowMods = append(flowMods, f.Add())
+			st.flowAdd++
+		case have.String() == f.String():
+		case have.Cookie == f.Cookie && have.IdleTimeout == f.IdleTimeout && have.HardTimeout == f.HardTimeout:
+			// Same flow, other actions: modify keeps its counters.
+			flowMods = append(flowMods, f.ModifyStrict())
+			st.flowMod++
+		default:
+			flowMods = append(flowMods, f.Add())
+			st.flowMod++
+		}
+	}
+	keys := make([]string, 0)
+	for k := range flows {
+		if !wantFlow[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		flowDels = append(flowDels, flows[k].DeleteStrict())
+		st.flowDel++
+	}
+	sort.Slice(groupDels, func(i, j int) bool { return groupDels[i].String() < groupDels[j].String() })
+	mods := make([]ofctrl.Mod, 0, st.total())
+	mods = append(mods, groupAdds...)
+	mods = append(mods, flowMods...)
+	mods = append(mods, flowDels...)
+	mods = append(mods, groupDels...)
+	return mods, st
+}

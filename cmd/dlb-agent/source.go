@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/ovs-dlb/dlb/lb"
+)
+
+// Source delivers the desired groups: a file now, the controller later.
+type Source interface {
+	// Run calls deliver with every new valid group set until ctx ends.
+	// An invalid set is reported and not delivered, so what is installed
+	// stays as it was.
+	Run(ctx context.Context, deliver func([]lb.Group)) error
+}
+
+// fileSource reads a groups file and watches it for changes.
+type fileSource struct {
+	path    string
+	log     *slog.Logger
+	refused func()
+}
+
+func (s *fileSource) load() ([]lb.Group, error) {
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		return nil, fmt.Errorf("read groups file: %w", err)
+	}
+	groups, err := lb.ParseFile(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.path, err)
+	}
+	return groups, nil
+}
+
+func (s *fileSource) Run(ctx context.Context, deliver func([]lb.Group)) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	// Watch the directory: editors and config tools replace files.
+	if err := w.Add(filepath.Dir(s.path)); err != nil {
+		return fmt.Errorf("watch %s: %w", s.path, err)
+	}
+	reload := func() {
+		groups, err := s.load()
+		if err != nil {
+			s.log.Error("groups file refused; keeping what is installed", "err", err)
+			if s.refused != nil {
+				s.refused()
+			}
+			return
+		}
+		s.log.Info("groups loaded", "file", s.path, "groups", len(groups))
+		deliver(groups)
+	}
+	reload()
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-w.Events:
+			if filepath.Clean(ev.Name) == filepath.Clean(s.path) {
+				debounce = time.After(20 * time.Millisecond)
+			}
+		case err := <-w.Errors:
+			s.log.Warn("watching groups file", "err", err)
+		case <-debounce:
+			reload()
+		}
+	}
+}
