@@ -24,11 +24,11 @@ lint:
 
 ## test: unit and end-to-end tests (end-to-end ones need root and OVS; under CI=true they never skip)
 test: deps build lint
-	DLB_TESTBED_BIN=$(BIN)/dlb-testbed $(GO) test -count=1 -timeout 20m ./...
+	DLB_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 20m ./...
 
 ## bench: benchmarks that print ratios and medians
 bench: deps build
-	DLB_TESTBED_BIN=$(BIN)/dlb-testbed $(GO) test -run '^$$' -bench . -benchtime 5x -count 1 -timeout 30m ./...
+	DLB_BIN_DIR=$(BIN) $(GO) test -run '^$$' -bench . -benchtime 5x -count 1 -timeout 30m ./...
 
 ## demo: the main job on the testbed (KEEP=1 leaves it running)
 demo: deps build

@@ -42,6 +42,21 @@ type LoadSpec struct {
 	Timeout time.Duration
 	// Rate caps new connections per second; 0 means as fast as possible.
 	Rate float64
+	// Sources, when set, are the source (address, port) pairs to use, one
+	// per exchange (Count is then their number), instead of fresh ones. Use
+	// it only to replay the 5-tuples of an earlier run after flushing their
+	// conntrack entries: OVS 3.1.0 aborts when a NATed 5-tuple comes back
+	// while its entry is in TIME_WAIT.
+	Sources []netip.AddrPort
+	// Record keeps, in the result, which server answered each source.
+	Record bool
+}
+
+// Exchange is one recorded connection or datagram exchange.
+type Exchange struct {
+	Source netip.AddrPort `json:"source"`
+	// Server is who answered, or "" when the exchange failed.
+	Server string `json:"server"`
 }
 
 // Failure kinds.
@@ -76,6 +91,8 @@ type LoadResult struct {
 	// SourcesReused is set when the VM's source pairs ran out and pairs of
 	// earlier runs were used again.
 	SourcesReused bool `json:"sources_reused,omitempty"`
+	// Exchanges is filled when LoadSpec.Record is set, in source order.
+	Exchanges []Exchange `json:"exchanges,omitempty"`
 }
 
 // Answered is the number of successful exchanges.
@@ -102,6 +119,9 @@ func (s *LoadSpec) defaults() error {
 	}
 	if s.Proto != "tcp" && s.Proto != "udp" {
 		return fmt.Errorf("proto %q: want tcp or udp", s.Proto)
+	}
+	if len(s.Sources) > 0 {
+		s.Count = len(s.Sources)
 	}
 	if s.Count == 0 {
 		s.Count = 100
@@ -141,13 +161,21 @@ func (tb *Testbed) Load(ctx context.Context, spec LoadSpec) (*LoadResult, error)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := vm.reserveSources(target.Addr().Is6(), spec.Count)
-	if err != nil {
-		return nil, err
+	source := func(i int) netip.AddrPort { return spec.Sources[i] }
+	wrapped := false
+	if len(spec.Sources) == 0 {
+		plan, err := vm.reserveSources(target.Addr().Is6(), spec.Count)
+		if err != nil {
+			return nil, err
+		}
+		source, wrapped = plan.pair, plan.wrapped
 	}
 	res := &LoadResult{
 		VM: vm.Name, Target: target.String(), Proto: spec.Proto, Count: spec.Count,
-		Answers: map[string]int{}, Failures: map[string]int{}, SourcesReused: plan.wrapped,
+		Answers: map[string]int{}, Failures: map[string]int{}, SourcesReused: wrapped,
+	}
+	if spec.Record {
+		res.Exchanges = make([]Exchange, spec.Count)
 	}
 	var (
 		mu        sync.Mutex
@@ -180,9 +208,13 @@ func (tb *Testbed) Load(ctx context.Context, spec LoadSpec) (*LoadResult, error)
 					}
 				}
 				t0 := time.Now()
-				name, err := exchange(ctx, spec, plan.pair(i), target)
+				src := source(i)
+				name, err := exchange(ctx, spec, src, target)
 				lat := time.Since(t0)
 				mu.Lock()
+				if spec.Record {
+					res.Exchanges[i] = Exchange{Source: src, Server: name}
+				}
 				if err != nil {
 					kind := classify(err)
 					res.Failures[kind]++

@@ -74,35 +74,41 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
+	buildMu    sync.Mutex
+	buildCache = map[string]string{}
 )
 
-// ServiceBinary finds the dlb-testbed executable that runs VM services:
-// $DLB_TESTBED_BIN if set (the Makefile sets it to bin/dlb-testbed),
-// otherwise it is built once per process with "go build".
-func ServiceBinary() (string, error) {
-	if p := os.Getenv("DLB_TESTBED_BIN"); p != "" {
+// Binary finds one of the project's commands (e.g. "dlb-agent") for a
+// test: $DLB_BIN_DIR/NAME when DLB_BIN_DIR is set (the Makefile sets it
+// to bin/), otherwise it is built once per process with "go build".
+func Binary(name string) (string, error) {
+	if dir := os.Getenv("DLB_BIN_DIR"); dir != "" {
+		p := filepath.Join(dir, name)
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("DLB_TESTBED_BIN: %w", err)
+			return "", fmt.Errorf("DLB_BIN_DIR: %w", err)
 		}
 		return p, nil
 	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "dlb-testbed-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "dlb-testbed")
-		out, err := exec.Command("go", "build", "-o", buildPath, "github.com/ovs-dlb/dlb/cmd/dlb-testbed").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("build dlb-testbed (or set DLB_TESTBED_BIN): %w: %s", err, out)
-		}
-	})
-	return buildPath, buildErr
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := buildCache[name]; ok {
+		return p, nil
+	}
+	dir, err := os.MkdirTemp("", "dlb-bin-")
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, name)
+	out, err := exec.Command("go", "build", "-o", p, "github.com/ovs-dlb/dlb/cmd/"+name).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build %s (or set DLB_BIN_DIR): %w: %s", name, err, out)
+	}
+	buildCache[name] = p
+	return p, nil
 }
+
+// ServiceBinary finds the dlb-testbed executable that runs VM services.
+func ServiceBinary() (string, error) { return Binary("dlb-testbed") }
 
 // ReapStale tears down testbeds left by test processes that no longer run
 // (a test binary killed by its timeout, say). Testbeds made with the CLI

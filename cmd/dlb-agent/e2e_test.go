@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ovs-dlb/dlb/lb"
+	"github.com/ovs-dlb/dlb/testbed"
+)
+
+// agent is a dlb-agent process on one host of a testbed.
+type agent struct {
+	t       *testing.T
+	host    *testbed.Host
+	file    string
+	metrics string
+	logPath string
+	cmd     *exec.Cmd
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startAgent(t *testing.T, h *testbed.Host, groupsFile string) *agent {
+	a := &agent{t: t, host: h, file: groupsFile, metrics: freePort(t), logPath: filepath.Join(t.TempDir(), h.Name+".log")}
+	a.start()
+	t.Cleanup(a.stop)
+	return a
+}
+
+func (a *agent) start() {
+	bin, err := testbed.Binary("dlb-agent")
+	require.NoError(a.t, err)
+	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	require.NoError(a.t, err)
+	a.cmd = exec.Command(bin, "--ovsdb", a.host.OVSDBSocket(), "--own-bridge", "-f", a.file, "--metrics-addr", a.metrics)
+	a.cmd.Stdout, a.cmd.Stderr = logf, logf
+	require.NoError(a.t, a.cmd.Start())
+	go func() { _ = a.cmd.Wait(); logf.Close() }()
+	require.Eventually(a.t, func() bool { return a.metric("dlb_agent_reconciles_total") >= 1 }, 10*time.Second, 20*time.Millisecond,
+		"agent on %s did not reconcile; its log:\n%s", a.host.Name, a.logTail())
+}
+
+func (a *agent) stop() {
+	if a.cmd != nil && a.cmd.ProcessState == nil {
+		_ = a.cmd.Process.Signal(syscall.SIGTERM)
+		for i := 0; i < 100 && a.cmd.ProcessState == nil; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		_ = a.cmd.Process.Kill()
+	}
+	if a.t.Failed() {
+		a.t.Logf("agent on %s, last lines of its log:\n%s", a.host.Name, a.logTail())
+	}
+}
+
+func (a *agent) kill9() {
+	require.NoError(a.t, a.cmd.Process.Kill())
+	for i := 0; i < 200 && a.cmd.ProcessState == nil; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (a *agent) logTail() string {
+	data, _ := os.ReadFile(a.logPath)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// metric reads one sample (name, or name{labels}) from /metrics; -1 when
+// the agent does not answer.
+func (a *agent) metric(series string) float64 {
+	resp, err := http.Get("http://" + a.metrics + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if name, val, ok := strings.Cut(sc.Text(), " "); ok && name == series {
+			f, _ := strconv.ParseFloat(val, 64)
+			return f
+		}
+	}
+	return 0
+}
+
+func (a *agent) mods(object, op string) float64 {
+	return a.metric(fmt.Sprintf(`dlb_agent_mods_total{object=%q,op=%q}`, object, op))
+}
+
+type cluster struct {
+	tb     *testbed.Testbed
+	file   string
+	agents map[string]*agent
+	ctx    context.Context
+}
+
+// setGroups rewrites the groups file and waits until every agent applied it.
+func (c *cluster) setGroups(t *testing.T, groups string) {
+	t.Helper()
+	before := map[string]float64{}
+	for n, a := range c.agents {
+		before[n] = a.metric("dlb_agent_reconciles_total")
+	}
+	tmp := c.file + ".tmp"
+	require.NoError(t, os.WriteFile(tmp, []byte(groups), 0o644))
+	require.NoError(t, os.Rename(tmp, c.file))
+	for n, a := range c.agents {
+		require.Eventually(t, func() bool { return a.metric("dlb_agent_reconciles_total") > before[n] }, 5*time.Second, 10*time.Millisecond,
+			"agent on %s did not apply the new groups:\n%s", n, a.logTail())
+	}
+}
+
+func (c *cluster) load(t *testing.T, spec testbed.LoadSpec) *testbed.LoadResult {
+	t.Helper()
+	res, err := c.tb.Load(c.ctx, spec)
+	require.NoError(t, err)
+	return res
+}
+
+// member renders one member of a group document for a testbed VM.
+func member(tb *testbed.Testbed, vm string, extra string) string {
+	v := tb.VM(vm)
+	return fmt.Sprintf("      - {ip: %s, mac: %q%s}\n", v.Addr(), v.HardwareAddr(), extra)
+}
+
+func webGroup(tb *testbed.Testbed, members ...string) string {
+	s := "groups:\n  - name: web\n    vip: 10.96.0.10\n    ports: [{protocol: tcp, port: 80, target_port: 8080}, {protocol: udp, port: 53, target_port: 5353}]\n    members:\n"
+	for _, m := range members {
+		s += m
+	}
+	return s
+}
+
+// assertShares checks that answers follow weights within ±5 percentage
+// points.
+func assertShares(t *testing.T, res *testbed.LoadResult, weights map[string]int) {
+	t.Helper()
+	total := 0
+	for _, w := range weights {
+		total += w
+	}
+	assert.Zero(t, res.Failed(), "failures: %v %v", res.Failures, res.FailureExamples)
+	for name, w := range weights {
+		want := 100 * float64(w) / float64(total)
+		got := 100 * float64(res.Answers[name]) / float64(res.Count)
+		assert.InDelta(t, want, got, 5, "%s answered %.1f%%, weight share %.1f%% (%v)", name, got, want, res.Answers)
+	}
+	t.Logf("%s/%s answers %v for weights %v", res.Target, res.Proto, res.Answers, weights)
+}
+
+// sources makes n source pairs of one address, from port first on.
+func sources(addr string, first, n int) []netip.AddrPort {
+	out := make([]netip.AddrPort, n)
+	for i := range out {
+		out[i] = netip.AddrPortFrom(netip.MustParseAddr(addr), uint16(first+i))
+	}
+	return out
+}
+
+func TestSpreadFollowsWeightsAndRemapIsBounded(t *testing.T) {
+	c := newClusterFor(t, func(tb *testbed.Testbed) string {
+		return webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ""))
+	})
+	tb := c.tb
+
+	// 3,000 TCP connections from clients on two hosts, equal weights.
+	r1 := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 1500, Concurrency: 8})
+	r2 := c.load(t, testbed.LoadSpec{VM: "c2", Target: "10.96.0.10:80", Count: 1500, Concurrency: 8})
+	r1.Count += r2.Count
+	for k, v := range r2.Answers {
+		r1.Answers[k] += v
+	}
+	assertShares(t, r1, map[string]int{"s1": 1, "s2": 1, "s3": 1})
+
+	// Weights 1:2:3, TCP and UDP from a single client address.
+	c.setGroups(t, webGroup(tb, member(tb, "s1", ", weight: 1"), member(tb, "s2", ", weight: 2"), member(tb, "s3", ", weight: 3")))
+	tcp := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Sources: sources("10.0.0.1", 40000, 3000), Concurrency: 8})
+	assertShares(t, tcp, map[string]int{"s1": 1, "s2": 2, "s3": 3})
+	udp := c.load(t, testbed.LoadSpec{VM: "c2", Target: "10.96.0.10:53", Proto: "udp", Sources: sources("10.0.0.2", 40000, 3000), Concurrency: 8})
+	assertShares(t, udp, map[string]int{"s1": 1, "s2": 2, "s3": 3})
+
+	// Remap: the same 3,000 UDP 5-tuples before and after a member joins.
+	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s2", "")))
+	src := sources("10.0.0.1", 44000, 3000)
+	before := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:53", Proto: "udp", Sources: src, Concurrency: 8, Record: true})
+	assertShares(t, before, map[string]int{"s1": 1, "s2": 1})
+	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", "")))
+	_, err := tb.Host("h1").AppCtl(c.ctx, "dpctl/flush-conntrack", fmt.Sprintf("zone=%d", lb.DefaultZone))
+	require.NoError(t, err)
+	after := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:53", Proto: "udp", Sources: src, Concurrency: 8, Record: true})
+	moved, toNew := 0, 0
+	for i := range before.Exchanges {
+		if before.Exchanges[i].Server != after.Exchanges[i].Server {
+			moved++
+			if after.Exchanges[i].Server == "s3" {
+				toNew++
+			}
+		}
+	}
+	frac := float64(moved) / float64(len(src))
+	t.Logf("adding a 3rd member moved %d of %d 5-tuples (%.1f%%), %d of them to the new member", moved, len(src), 100*frac, toNew)
+	assert.LessOrEqual(t, frac, 1.0/3+0.02, "remap bound 1/(N+1)+2%%")
+	assert.Equal(t, moved, toNew, "every moved 5-tuple went to the new member")
+}
+
+func newClusterFor(t *testing.T, groups func(*testbed.Testbed) string) *cluster {
+	topo, err := testbed.Example("three-hosts")
+	require.NoError(t, err)
+	tb := testbed.Start(t, topo)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	c := &cluster{tb: tb, file: filepath.Join(t.TempDir(), "groups.yaml"), agents: map[string]*agent{}, ctx: ctx}
+	require.NoError(t, os.WriteFile(c.file, []byte(groups(tb)), 0o644))
+	for _, h := range tb.Hosts() {
+		c.agents[h.Name] = startAgent(t, h, c.file)
+	}
+	return c
+}
+
+var durationRE = regexp.MustCompile(`duration=([0-9.]+)s`)
+
+// flowAges maps each DLB flow (without its statistics) to its age.
+func flowAges(t *testing.T, ctx context.Context, h *testbed.Host) map[string]float64 {
+	out, err := h.OFCtl(ctx, "dump-flows", fmt.Sprintf("cookie=%#x/%#x", lb.CookieMagic, lb.CookieMagicMask))
+	require.NoError(t, err)
+	ages := map[string]float64{}
+	for _, l := range strings.Split(out, "\n") {
+		m := durationRE.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		_, rest, _ := strings.Cut(l, "priority=")
+		cookie, _, _ := strings.Cut(strings.TrimSpace(l), ",")
+		age, _ := strconv.ParseFloat(m[1], 64)
+		ages[cookie+" "+rest] = age
+	}
+	return ages
+}
+
+// TestLongLivedConnectionsSurviveChangesAndAgentRestart: held connections
+// keep their member while another member joins, weights change, and the
+// agent is killed and restarted; the restarted agent re-adds nothing.
+func TestLongLivedConnectionsSurviveChangesAndAgentRestart(t *testing.T) {
+	c := newClusterFor(t, func(tb *testbed.Testbed) string { return webGroup(tb, member(tb, "s1", ""), member(tb, "s2", "")) })
+	tb := c.tb
+	held := make(chan *testbed.LoadResult, 1)
+	go func() {
+		res, err := tb.Load(c.ctx, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 8, Concurrency: 8, Hold: 4 * time.Second})
+		assert.NoError(t, err)
+		held <- res
+	}()
+	time.Sleep(500 * time.Millisecond)
+	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", "")))
+	c.setGroups(t, webGroup(tb, member(tb, "s1", ", weight: 300"), member(tb, "s2", ", weight: 5"), member(tb, "s3", "")))
+
+	h1 := c.agents["h1"]
+	agesBefore := flowAges(t, c.ctx, tb.Host("h1"))
+	require.NotEmpty(t, agesBefore)
+	h1.kill9()
+	time.Sleep(300 * time.Millisecond)
+	h1.start()
+	assert.Zero(t, h1.mods("flow", "add")+h1.mods("flow", "modify")+h1.mods("flow", "delete")+h1.mods("group", "add")+h1.mods("group", "modify"),
+		"a restarted agent adopts what is installed")
+	agesAfter := flowAges(t, c.ctx, tb.Host("h1"))
+	assert.Equal(t, len(agesBefore), len(agesAfter))
+	for k, age := range agesBefore {
+		after, ok := agesAfter[k]
+		if assert.True(t, ok, "flow %s still there", k) {
+			assert.GreaterOrEqual(t, after, age, "flow %s was not re-added", k)
+		}
+	}
+	res := <-held
+	assert.Zero(t, res.Failed(), "held connections: %v %v", res.Failures, res.FailureExamples)
+	assert.Equal(t, 8, res.Answered())
+
+	// After ovs-vswitchd restarts, the agent reinstalls everything within
+	// a second and new connections work.
+	n := len(agesAfter)
+	require.NoError(t, tb.Host("h1").RestartVSwitchd(c.ctx))
+	restarted := time.Now()
+	require.Eventually(t, func() bool { return len(flowAges(t, c.ctx, tb.Host("h1"))) == n }, 5*time.Second, 10*time.Millisecond)
+	took := time.Since(restarted)
+	t.Logf("flows back %s after ovs-vswitchd restarted", took)
+	assert.Less(t, took, time.Second)
+	after := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 200})
+	assert.Zero(t, after.Failed(), "%v", after.FailureExamples)
+}
+
+// TestOneMemberChangeAndBadFile counts what a one-member change touches,
+// checks that a bad file changes nothing, that other traffic never enters
+// conntrack, and that tables and groups read well in ovs-ofctl.
+func TestOneMemberChangeAndBadFile(t *testing.T) {
+	c := newClusterFor(t, func(tb *testbed.Testbed) string {
+		return webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ""))
+	})
+	tb := c.tb
+	a := c.agents["h1"]
+	count := func() map[string]float64 {
+		m := map[string]float64{}
+		for _, o := range []string{"flow", "group"} {
+			for _, op := range []string{"add", "modify", "delete"} {
+				m[o+" "+op] = a.mods(o, op)
+			}
+		}
+		return m
+	}
+	delta := func(before map[string]float64) map[string]float64 {
+		out := map[string]float64{}
+		for k, v := range count() {
+			if d := v - before[k]; d != 0 {
+				out[k] = d
+			}
+		}
+		return out
+	}
+
+	before := count()
+	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ", state: draining")))
+	assert.Equal(t, map[string]float64{"group modify": 2}, delta(before), "draining a member rewrites the buckets of the 2 VIP ports, nothing else")
+
+	before = count()
+	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s2", "")))
+	assert.Equal(t, map[string]float64{"flow delete": 3}, delta(before),
+		"removing a drained member deletes its MAC flow and its 2 reply flows")
+
+	// A bad file is refused and nothing changes; traffic still flows.
+	flowsBefore := flowAges(t, c.ctx, tb.Host("h1"))
+	errsBefore := a.metric("dlb_agent_source_errors_total")
+	require.NoError(t, os.WriteFile(c.file, []byte("groups:\n  - name: web\n    vip: 10.96.0.300\n"), 0o644))
+	require.Eventually(t, func() bool { return a.metric("dlb_agent_source_errors_total") > errsBefore }, 5*time.Second, 10*time.Millisecond)
+	assert.Contains(t, a.logTail(), `groups[0].vip: \"10.96.0.300\" is not an IP address`)
+	assert.Equal(t, len(flowsBefore), len(flowAges(t, c.ctx, tb.Host("h1"))))
+	res := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 100})
+	assert.Zero(t, res.Failed())
+	assert.Equal(t, 0, res.Answers["s3"])
+
+	// Traffic not for a VIP never enters conntrack.
+	_, err := tb.Host("h1").AppCtl(c.ctx, "dpctl/flush-conntrack")
+	require.NoError(t, err)
+	direct := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.0.0.12:8080", Count: 50})
+	assert.Equal(t, map[string]int{"s2": 50}, direct.Answers)
+	ct, err := tb.Host("h1").AppCtl(c.ctx, "dpctl/dump-conntrack")
+	require.NoError(t, err)
+	assert.NotContains(t, ct, "10.0.0.12", "direct traffic left no conntrack entry")
+
+	// Admins read it with their tools.
+	flows, err := tb.Host("h1").OFCtl(c.ctx, "dump-flows", "--names")
+	require.NoError(t, err)
+	for _, name := range lb.TableNames {
+		assert.Contains(t, flows, `table="`+name+`"`)
+	}
+	groups, err := tb.Host("h1").OFCtl(c.ctx, "dump-groups")
+	require.NoError(t, err)
+	assert.Contains(t, groups, "selection_method=dp_hash")
+	assert.Contains(t, groups, "nat(dst=10.0.0.11:8080)")
+}
+
+func TestPrintFlows(t *testing.T) {
+	bin, err := testbed.Binary("dlb-agent")
+	require.NoError(t, err)
+	f := filepath.Join(t.TempDir(), "g.yaml")
+	require.NoError(t, os.WriteFile(f, []byte("groups:\n  - {name: web, vip: 10.96.0.10, ports: [{protocol: tcp, port: 80}], members: [{ip: 10.0.0.11, mac: \"02:00:00:00:00:0b\"}]}\n"), 0o644))
+	out, err := exec.Command(bin, "--print-flows", "-f", f, "--host-id", "h1").CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.Contains(t, string(out), "type=select,selection_method=dp_hash")
+	assert.Contains(t, string(out), "nw_dst=10.96.0.10,tp_dst=80")
+	assert.Contains(t, string(out), "set_field:02:00:00:00:00:0b->eth_dst")
+	require.NoError(t, os.WriteFile(f, []byte("groups:\n  - {name: web, vip: nope}\n"), 0o644))
+	out, err = exec.Command(bin, "--print-flows", "-f", f).CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(out), `groups[0].vip: "nope" is not an IP address`)
+}
