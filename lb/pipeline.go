@@ -197,7 +197,11 @@ func (c *compiler) service(g Group, id uint32) {
 	c.vips[vip] = true
 	// Other traffic from VMs to the VIP goes nowhere rather than flooding.
 	c.add(c.flow(TableService, 50, vipCookie).Match(fromVM, ipOf(v6), of.IPDst(of.Host(vip))))
-	if !v6 {
+	if v6 {
+		// The agent answers neighbour solicitations (a packet-in).
+		c.add(c.flow(TableService, 100, vipCookie).Match(fromVM, of.ICMPv6, of.ICMPv6Type(135), of.NDTarget(vip)).
+			Actions(of.Controller{MaxLen: 128}))
+	} else {
 		c.add(c.flow(TableService, 100, vipCookie).Match(fromVM, of.ARP, of.ARPTPA(vip), of.ARPOp(1)).Actions(arpReply(vip, c.cfg.MAC)...))
 	}
 	c.add(c.flow(TableUnNAT, 100, vipCookie).

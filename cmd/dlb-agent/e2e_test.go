@@ -205,6 +205,11 @@ func TestSpreadFollowsWeightsAndRemapIsBounded(t *testing.T) {
 	udp := c.load(t, testbed.LoadSpec{VM: "c2", Target: "10.96.0.10:53", Proto: "udp", Sources: sources("10.0.0.2", 40000, 3000), Concurrency: 8})
 	assertShares(t, udp, map[string]int{"s1": 1, "s2": 2, "s3": 3})
 
+	// One heavy member among light ones.
+	c.setGroups(t, webGroup(tb, member(tb, "s1", ", weight: 1"), member(tb, "s2", ", weight: 1"), member(tb, "s3", ", weight: 1"), member(tb, "s4", ", weight: 10")))
+	heavy := c.load(t, testbed.LoadSpec{VM: "c3", Target: "10.96.0.10:80", Count: 3000, Concurrency: 8})
+	assertShares(t, heavy, map[string]int{"s1": 1, "s2": 1, "s3": 1, "s4": 10})
+
 	// Remap: the same 3,000 UDP 5-tuples before and after a member joins.
 	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s2", "")))
 	src := sources("10.0.0.1", 44000, 3000)
@@ -227,6 +232,26 @@ func TestSpreadFollowsWeightsAndRemapIsBounded(t *testing.T) {
 	t.Logf("adding a 3rd member moved %d of %d 5-tuples (%.1f%%), %d of them to the new member", moved, len(src), 100*frac, toNew)
 	assert.LessOrEqual(t, frac, 1.0/3+0.02, "remap bound 1/(N+1)+2%%")
 	assert.Equal(t, moved, toNew, "every moved 5-tuple went to the new member")
+}
+
+// TestIPv6VIP: an IPv6 VIP works the same way, TCP and UDP; the agent
+// answers the clients' neighbour solicitations for it.
+func TestIPv6VIP(t *testing.T) {
+	c := newClusterFor(t, func(tb *testbed.Testbed) string {
+		g := "groups:\n  - name: web6\n    vip: \"fd00::100\"\n    ports: [{protocol: tcp, port: 80, target_port: 8080}, {protocol: udp, port: 53, target_port: 5353}]\n    members:\n"
+		for _, s := range []string{"s1", "s2", "s3"} {
+			v := tb.VM(s)
+			g += fmt.Sprintf("      - {ip: %q, mac: %q}\n", v.Addr6(), v.HardwareAddr())
+		}
+		return g
+	})
+	tcp := c.load(t, testbed.LoadSpec{VM: "c1", Target: "[fd00::100]:80", Count: 3000, Concurrency: 8})
+	assertShares(t, tcp, map[string]int{"s1": 1, "s2": 1, "s3": 1})
+	udp := c.load(t, testbed.LoadSpec{VM: "c2", Target: "[fd00::100]:53", Proto: "udp", Count: 3000, Concurrency: 8})
+	assertShares(t, udp, map[string]int{"s1": 1, "s2": 1, "s3": 1})
+	out, err := c.tb.Exec(c.ctx, "c1", "ip", "-6", "neigh", "show", "fd00::100")
+	require.NoError(t, err)
+	assert.Contains(t, out, lb.HostMAC("h1").String(), "the VIP resolves to h1's DLB MAC")
 }
 
 func newClusterFor(t *testing.T, groups func(*testbed.Testbed) string) *cluster {

@@ -216,12 +216,14 @@ func run(ctx context.Context, cfg config) error {
 
 	m := newMetrics()
 	r := newReconciler(pc, inv, log, m)
+	nd := &responder{mac: pc.MAC, log: log}
 	sw := ofctrl.NewSwitch(cfg.OpenFlow, ofctrl.SwitchOptions{
-		ConnOptions: ofctrl.ConnOptions{Logger: log},
+		ConnOptions: ofctrl.ConnOptions{Logger: log, PacketIn: nd.packetIn},
 		OnConnect:   r.onConnect,
 		MinBackoff:  50 * time.Millisecond,
 		MaxBackoff:  time.Second,
 	})
+	nd.sw = sw
 	src := &fileSource{path: cfg.GroupsFile, log: log, refused: m.sourceErrs.Inc}
 	go func() {
 		if err := src.Run(ctx, r.setGroups); err != nil {
