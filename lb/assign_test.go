@@ -27,7 +27,7 @@ func moved(a, b []int) int {
 
 func TestAssignFollowsWeights(t *testing.T) {
 	for _, w := range [][]int{{1, 1, 1}, {1, 2, 3}, {1, 1, 1, 10}, {100, 100, 100, 100, 100}, {65535, 1}} {
-		b := BucketCount(w)
+		b := BucketCount(w, 0)
 		slots := Assign(b, w, nil)
 		c := counts(slots, len(w))
 		total := 0
@@ -37,13 +37,17 @@ func TestAssignFollowsWeights(t *testing.T) {
 		for i := range w {
 			want := float64(b) * float64(w[i]) / float64(total)
 			assert.InDelta(t, want, float64(c[i]), 1, "weights %v: member %d got %d of %d slots", w, i, c[i], b)
+			assert.InDelta(t, float64(w[i])/float64(total), float64(c[i])/float64(b), maxShareError, "weights %v member %d", w, i)
 			if w[i] >= total/256 {
 				assert.Positive(t, c[i], "weights %v: member %d gets slots", w, i)
 			}
 		}
 	}
-	assert.Equal(t, 64, BucketCount([]int{1, 2, 3}))
-	assert.Equal(t, 256, BucketCount([]int{1, 1, 1, 20}))
+	assert.Equal(t, 32, BucketCount([]int{1, 2, 3}, 0))
+	assert.Equal(t, 32, BucketCount([]int{1, 1, 1, 10}, 0))
+	assert.Equal(t, 64, BucketCount([]int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 0))
+	assert.Equal(t, 256, BucketCount([]int{1, 300}, 0))
+	assert.Equal(t, 64, BucketCount([]int{1, 1, 1}, 64), "an installed count that still fits stays")
 	assert.Equal(t, []int{-1, -1}, Assign(2, []int{0, 0}, nil), "no active member, no slot")
 }
 

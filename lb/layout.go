@@ -51,7 +51,7 @@ const (
 	KindPipeline = 1 // fixed flows of the pipeline
 	KindPort     = 2 // a VM port's classification
 	KindVIP      = 3 // a group's VIP: service, ARP, un-NAT flows
-	KindMember   = 4 // a member's flows (detail: member index)
+	KindReply    = 5 // a member service port's reply lookup (detail: port)
 )
 
 // Cookie builds a cookie.

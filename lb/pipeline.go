@@ -52,7 +52,7 @@ func Compile(in Input) (*Output, error) {
 	if err := ValidateAll(in.Groups); err != nil {
 		return nil, err
 	}
-	c := &compiler{in: in, cfg: in.Config, out: &Output{}, members: map[netip.Addr]memberRef{}, replies: map[string]bool{}, vips: map[netip.Addr]bool{}}
+	c := &compiler{in: in, cfg: in.Config, out: &Output{}, unresolved: map[netip.Addr]bool{}, replies: map[string]bool{}, vips: map[netip.Addr]bool{}}
 	c.pipeline()
 	names := make([]string, len(in.Groups))
 	for i, g := range in.Groups {
@@ -64,24 +64,17 @@ func Compile(in Input) (*Output, error) {
 	for _, g := range groups {
 		c.service(g, ids[g.Name])
 	}
-	c.memberFlows()
 	sort.Slice(c.out.Unresolved, func(i, j int) bool { return c.out.Unresolved[i].Less(c.out.Unresolved[j]) })
 	return c.out, nil
 }
 
-type memberRef struct {
-	service uint32
-	index   int
-	mac     net.HardwareAddr
-}
-
 type compiler struct {
-	in      Input
-	cfg     Config
-	out     *Output
-	members map[netip.Addr]memberRef
-	replies map[string]bool
-	vips    map[netip.Addr]bool
+	in         Input
+	cfg        Config
+	out        *Output
+	unresolved map[netip.Addr]bool
+	replies    map[string]bool
+	vips       map[netip.Addr]bool
 }
 
 func (c *compiler) t(table int) uint8 { return c.cfg.Table(table) }
@@ -113,10 +106,21 @@ func (c *compiler) pipeline() {
 	c.add(c.flow(TableSelect, 50, fixed).Match(of.CTState(of.CTRel|of.CTTrk, of.CTRel|of.CTTrk)).Goto(c.t(TableToMember)))
 	c.add(c.flow(TableSelect, 40, fixed).Match(of.CTState(of.CTInv|of.CTTrk, of.CTInv|of.CTTrk)))
 	c.add(c.flow(TableSelect, 0, fixed))
-	c.add(c.flow(TableToMember, 0, fixed).Goto(c.t(TableOutput)))
+	// The member's MAC rides in the connection's label (bits 0-47), set by
+	// the bucket that committed it, so one flow serves every member.
+	c.add(c.flow(TableToMember, 0, fixed).
+		Actions(of.Move{Src: of.Sub(of.FieldCTLabel, 0, 47), Dst: of.All(of.FieldEthDst)}).Goto(c.t(TableOutput)))
 	c.add(c.flow(TableReply, 0, fixed).Goto(c.t(TableOutput)))
+	// Replies of DLB connections leave from the DLB's MAC, as the VIP.
+	c.add(c.flow(TableUnNAT, 100, fixed).Match(of.CTState(of.CTRpl|of.CTTrk, of.CTRpl|of.CTTrk)).
+		Actions(of.SetBytes(of.FieldEthSrc, c.cfg.MAC)).Goto(c.t(TableOutput)))
 	c.add(c.flow(TableUnNAT, 0, fixed).Goto(c.t(TableOutput)))
 	c.add(c.flow(TableOutput, 0, fixed).Actions(of.Normal()))
+	// Traffic from VMs to the DLB's MAC that no VIP port took goes nowhere
+	// rather than flooding.
+	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)
+	c.add(c.flow(TableService, 40, fixed).Match(fromVM, of.IP, of.EthDst(c.cfg.MAC)))
+	c.add(c.flow(TableService, 40, fixed).Match(fromVM, of.IPv6, of.EthDst(c.cfg.MAC)))
 }
 
 func protoNumber(p string) uint8 {
@@ -153,14 +157,18 @@ func (c *compiler) service(g Group, id uint32) {
 			weights[i] = m.WeightOf()
 		}
 	}
-	b := c.cfg.Buckets
-	if b == 0 {
-		b = BucketCount(weights)
+	macs := make([]net.HardwareAddr, len(g.Members))
+	for i, m := range g.Members {
+		macs[i] = c.memberMAC(netip.MustParseAddr(m.IP).Unmap(), m)
 	}
 	for k, ps := range g.Ports {
 		gid := GroupID(id, k)
 		proto := protoNumber(ps.Protocol)
 		prev := c.previous(gid, g, ps)
+		b := c.cfg.Buckets
+		if b == 0 {
+			b = BucketCount(weights, len(prev))
+		}
 		slots := Assign(b, weights, prev)
 		grp := of.NewGroup(gid, of.GroupSelect).WithSelection("dp_hash", 0)
 		if slots[0] >= 0 {
@@ -168,6 +176,9 @@ func (c *compiler) service(g Group, id uint32) {
 				ct := of.ConnTrack(c.cfg.Zone)
 				ct.Commit, ct.Table = true, c.t(TableToMember)
 				ct.NAT = &of.NAT{Dst: true, AddrMin: netip.MustParseAddr(g.Members[m].IP).Unmap(), PortMin: targetPort(ps, g.Members[m])}
+				if mac := macs[m]; mac != nil {
+					ct.Exec = []of.Action{of.SetMasked(of.FieldCTLabel, macValue(mac), macMask)}
+				}
 				grp.Bucket(uint32(s), 1, ct)
 			}
 		}
@@ -179,24 +190,14 @@ func (c *compiler) service(g Group, id uint32) {
 		c.add(c.flow(TableSelect, 100, Cookie(KindVIP, id, uint16(k+1))).
 			Match(of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk), of.RegEq(RegService, gid)).
 			Actions(of.ToGroup(gid)))
-		for i, m := range g.Members {
-			ip := netip.MustParseAddr(m.IP).Unmap()
-			c.member(ip, id, i, m)
-			key := fmt.Sprintf("%s/%d/%d", ip, proto, targetPort(ps, m))
-			if !c.replies[key] {
-				c.replies[key] = true
-				c.add(c.flow(TableReply, 100, Cookie(KindMember, id, uint16(i))).
-					Match(of.L4(v6, proto), of.IPSrc(of.Host(ip)), of.SrcPort(proto, targetPort(ps, m))).
-					Actions(natLookup(c.cfg.Zone, c.t(TableUnNAT))))
-			}
+		for _, m := range g.Members {
+			c.reply(v6, proto, targetPort(ps, m))
 		}
 	}
 	if c.vips[vip] {
 		return
 	}
 	c.vips[vip] = true
-	// Other traffic from VMs to the VIP goes nowhere rather than flooding.
-	c.add(c.flow(TableService, 50, vipCookie).Match(fromVM, ipOf(v6), of.IPDst(of.Host(vip))))
 	if v6 {
 		// The agent answers neighbour solicitations (a packet-in).
 		c.add(c.flow(TableService, 100, vipCookie).Match(fromVM, of.ICMPv6, of.ICMPv6Type(135), of.NDTarget(vip)).
@@ -204,9 +205,33 @@ func (c *compiler) service(g Group, id uint32) {
 	} else {
 		c.add(c.flow(TableService, 100, vipCookie).Match(fromVM, of.ARP, of.ARPTPA(vip), of.ARPOp(1)).Actions(arpReply(vip, c.cfg.MAC)...))
 	}
-	c.add(c.flow(TableUnNAT, 100, vipCookie).
-		Match(of.CTState(of.CTRpl|of.CTTrk, of.CTRpl|of.CTTrk), ipOf(v6), of.IPSrc(of.Host(vip))).
-		Actions(of.SetBytes(of.FieldEthSrc, c.cfg.MAC)).Goto(c.t(TableOutput)))
+}
+
+// macMask selects the bits of ct_label that hold a member's MAC.
+const macMask = 0xffffffffffff
+
+func macValue(mac net.HardwareAddr) uint64 {
+	var v uint64
+	for _, b := range mac {
+		v = v<<8 | uint64(b)
+	}
+	return v
+}
+
+// reply sends packets from a members' service port through conntrack, so
+// replies of DLB connections are translated back. It keys on protocol and
+// port only (one flow per target port, not per member, which keeps a
+// 10,000-VIP host at a few flows per VIP): other traffic from such a port
+// gets a conntrack lookup, which commits nothing.
+func (c *compiler) reply(v6 bool, proto uint8, port uint16) {
+	key := fmt.Sprintf("%t/%d/%d", v6, proto, port)
+	if c.replies[key] {
+		return
+	}
+	c.replies[key] = true
+	c.add(c.flow(TableReply, 100, Cookie(KindReply, 0, port)).
+		Match(of.L4(v6, proto), of.SrcPort(proto, port)).
+		Actions(natLookup(c.cfg.Zone, c.t(TableUnNAT))))
 }
 
 func ipOf(v6 bool) of.MatchOption {
@@ -240,24 +265,26 @@ func arpReply(vip netip.Addr, mac net.HardwareAddr) []of.Action {
 	}
 }
 
-// member records the MAC to give packets DNATed to a member.
-func (c *compiler) member(ip netip.Addr, service uint32, index int, m Member) {
-	if _, ok := c.members[ip]; ok {
-		return
-	}
-	ref := memberRef{service: service, index: index}
+// memberMAC finds a member's MAC: its own mac field, else the agent's
+// table, else a local VM port with its address; nil when unknown.
+func (c *compiler) memberMAC(ip netip.Addr, m Member) net.HardwareAddr {
 	if m.MAC != "" {
-		ref.mac, _ = net.ParseMAC(m.MAC)
-	} else if mac, ok := c.in.MACs[ip]; ok {
-		ref.mac = mac
-	} else {
-		for _, p := range c.in.Ports {
-			if p.MAC != nil && containsAddr(p.IPs, ip) {
-				ref.mac = p.MAC
-			}
+		mac, _ := net.ParseMAC(m.MAC)
+		return mac
+	}
+	if mac, ok := c.in.MACs[ip]; ok {
+		return mac
+	}
+	for _, p := range c.in.Ports {
+		if p.MAC != nil && containsAddr(p.IPs, ip) {
+			return p.MAC
 		}
 	}
-	c.members[ip] = ref
+	if !c.unresolved[ip] {
+		c.unresolved[ip] = true
+		c.out.Unresolved = append(c.out.Unresolved, ip)
+	}
+	return nil
 }
 
 func containsAddr(as []netip.Addr, a netip.Addr) bool {
@@ -267,24 +294,6 @@ func containsAddr(as []netip.Addr, a netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-func (c *compiler) memberFlows() {
-	ips := make([]netip.Addr, 0, len(c.members))
-	for ip := range c.members {
-		ips = append(ips, ip)
-	}
-	sort.Slice(ips, func(i, j int) bool { return ips[i].Less(ips[j]) })
-	for _, ip := range ips {
-		ref := c.members[ip]
-		if ref.mac == nil {
-			c.out.Unresolved = append(c.out.Unresolved, ip)
-			continue
-		}
-		c.add(c.flow(TableToMember, 100, Cookie(KindMember, ref.service, uint16(ref.index))).
-			Match(ipOf(ip.Is6()), of.IPDst(of.Host(ip))).
-			Actions(of.SetBytes(of.FieldEthDst, ref.mac)).Goto(c.t(TableOutput)))
-	}
 }
 
 // previous returns the member index of each bucket of the installed group

@@ -116,11 +116,17 @@ func TestCompileKeepsChoices(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 16, changed, "a 4th member takes 16 of 64 buckets, and only those move")
+	for _, b := range second.Groups[0].Buckets {
+		if ct := b.Actions[0].(of.CT); ct.NAT.AddrMin.String() == "10.0.0.11" {
+			require.Len(t, ct.Exec, 1, "the bucket writes the member's MAC into the connection's label")
+			assert.Equal(t, "set_field:0x2000a00000b/0xffffffffffff->ct_label", ct.Exec[0].String())
+		}
+	}
 
 	id := ServiceIDs([]string{"web"})["web"]
 	for _, f := range second.Flows {
 		assert.Equal(t, CookieMagic, f.Cookie&CookieMagicMask, f.String())
-		if f.Cookie>>48&0xff == KindVIP || f.Cookie>>48&0xff == KindMember {
+		if f.Cookie>>48&0xff == KindVIP {
 			assert.Equal(t, ServiceCookie(id), f.Cookie&CookieServiceMask, f.String())
 		}
 	}

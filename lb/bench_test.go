@@ -1,0 +1,34 @@
+package lb
+
+import (
+	"fmt"
+	"testing"
+)
+
+// bigGroups is 10,000 VIPs of 10 members each.
+func bigGroups(n, members int) []Group {
+	groups := make([]Group, n)
+	for i := range groups {
+		g := Group{Name: fmt.Sprintf("g%d", i), VIP: fmt.Sprintf("10.%d.%d.%d", 96+i/65536, i/256%256, i%256),
+			Ports: []PortSpec{{Protocol: "tcp", Port: 80, TargetPort: 8080}}}
+		for k := 0; k < members; k++ {
+			m := i*members + k
+			g.Members = append(g.Members, Member{IP: fmt.Sprintf("10.%d.%d.%d", 128+m/65536, m/256%256, m%256), MAC: fmt.Sprintf("02:00:00:00:%02x:01", k)})
+		}
+		groups[i] = g
+	}
+	return groups
+}
+
+func BenchmarkCompile10kVIPs(b *testing.B) {
+	groups := bigGroups(10000, 10)
+	cfg := testConfig
+	cfg.Buckets = 0
+	for b.Loop() {
+		out, err := Compile(Input{Config: cfg, Groups: groups})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(len(out.Flows)), "flows")
+	}
+}
