@@ -75,6 +75,7 @@ type compiler struct {
 	unresolved map[netip.Addr]bool
 	replies    map[string]bool
 	vips       map[netip.Addr]bool
+	arpHead    []of.Action
 }
 
 func (c *compiler) t(table int) uint8 { return c.cfg.Table(table) }
@@ -172,14 +173,20 @@ func (c *compiler) service(g Group, id uint32) {
 		slots := Assign(b, weights, prev)
 		grp := of.NewGroup(gid, of.GroupSelect).WithSelection("dp_hash", 0)
 		if slots[0] >= 0 {
+			// Buckets of one member share their (read-only) actions.
+			actions := make([][]of.Action, len(g.Members))
+			grp.Buckets = make([]of.Bucket, 0, len(slots))
 			for s, m := range slots {
-				ct := of.ConnTrack(c.cfg.Zone)
-				ct.Commit, ct.Table = true, c.t(TableToMember)
-				ct.NAT = &of.NAT{Dst: true, AddrMin: netip.MustParseAddr(g.Members[m].IP).Unmap(), PortMin: targetPort(ps, g.Members[m])}
-				if mac := macs[m]; mac != nil {
-					ct.Exec = []of.Action{of.SetMasked(of.FieldCTLabel, macValue(mac), macMask)}
+				if actions[m] == nil {
+					ct := of.ConnTrack(c.cfg.Zone)
+					ct.Commit, ct.Table = true, c.t(TableToMember)
+					ct.NAT = &of.NAT{Dst: true, AddrMin: netip.MustParseAddr(g.Members[m].IP).Unmap(), PortMin: targetPort(ps, g.Members[m])}
+					if mac := macs[m]; mac != nil {
+						ct.Exec = []of.Action{of.SetField{Field: of.FieldCTLabel, Value: labelOf(mac), Mask: labelMACMask}}
+					}
+					actions[m] = []of.Action{ct}
 				}
-				grp.Bucket(uint32(s), 1, ct)
+				grp.Buckets = append(grp.Buckets, of.Bucket{ID: uint32(s), Weight: 1, Actions: actions[m]})
 			}
 		}
 		c.out.Groups = append(c.out.Groups, grp)
@@ -203,18 +210,18 @@ func (c *compiler) service(g Group, id uint32) {
 		c.add(c.flow(TableService, 100, vipCookie).Match(fromVM, of.ICMPv6, of.ICMPv6Type(135), of.NDTarget(vip)).
 			Actions(of.Controller{MaxLen: 128}))
 	} else {
-		c.add(c.flow(TableService, 100, vipCookie).Match(fromVM, of.ARP, of.ARPTPA(vip), of.ARPOp(1)).Actions(arpReply(vip, c.cfg.MAC)...))
+		c.add(c.flow(TableService, 100, vipCookie).Match(fromVM, of.ARP, of.ARPTPA(vip), of.ARPOp(1)).Actions(c.arpReply(vip)...))
 	}
 }
 
-// macMask selects the bits of ct_label that hold a member's MAC.
-const macMask = 0xffffffffffff
+// labelMACMask selects the bits of ct_label (0-47) that hold a member's
+// MAC; shared and never written.
+var labelMACMask = []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
-func macValue(mac net.HardwareAddr) uint64 {
-	var v uint64
-	for _, b := range mac {
-		v = v<<8 | uint64(b)
-	}
+// labelOf is a ct_label value holding mac in bits 0-47.
+func labelOf(mac net.HardwareAddr) []byte {
+	v := make([]byte, 16)
+	copy(v[10:], mac)
 	return v
 }
 
@@ -251,18 +258,22 @@ func natLookup(zone uint16, table uint8) of.CT {
 }
 
 // arpReply turns an ARP request for vip into the reply, sent back out of
-// the port it came from.
-func arpReply(vip netip.Addr, mac net.HardwareAddr) []of.Action {
-	return []of.Action{
-		of.Move{Src: of.All(of.FieldEthSrc), Dst: of.All(of.FieldEthDst)},
-		of.SetBytes(of.FieldEthSrc, mac),
-		of.Set(of.FieldARPOp, 2),
-		of.Move{Src: of.All(of.FieldARPSHA), Dst: of.All(of.FieldARPTHA)},
-		of.SetBytes(of.FieldARPSHA, mac),
-		of.Move{Src: of.All(of.FieldARPSPA), Dst: of.All(of.FieldARPTPA)},
-		of.SetBytes(of.FieldARPSPA, vip.AsSlice()),
-		of.OutInPort(),
+// the port it came from. The actions but the last two are shared.
+func (c *compiler) arpReply(vip netip.Addr) []of.Action {
+	if c.arpHead == nil {
+		mac := c.cfg.MAC
+		c.arpHead = []of.Action{
+			of.Move{Src: of.All(of.FieldEthSrc), Dst: of.All(of.FieldEthDst)},
+			of.SetBytes(of.FieldEthSrc, mac),
+			of.Set(of.FieldARPOp, 2),
+			of.Move{Src: of.All(of.FieldARPSHA), Dst: of.All(of.FieldARPTHA)},
+			of.SetBytes(of.FieldARPSHA, mac),
+			of.Move{Src: of.All(of.FieldARPSPA), Dst: of.All(of.FieldARPTPA)},
+		}
 	}
+	out := make([]of.Action, 0, len(c.arpHead)+2)
+	out = append(out, c.arpHead...)
+	return append(out, of.SetBytes(of.FieldARPSPA, vip.AsSlice()), of.OutInPort())
 }
 
 // memberMAC finds a member's MAC: its own mac field, else the agent's

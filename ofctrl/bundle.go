@@ -48,29 +48,38 @@ func (b *Bundle) control(ctx context.Context, typ, want uint16) error {
 	return nil
 }
 
-// Add streams mods into the bundle. It does not wait for the switch.
+// Add streams mods into the bundle. It does not wait for the switch, and
+// encodes in chunks, so a large bundle never sits whole in memory.
 func (b *Bundle) Add(mods ...Mod) error {
 	if b.done {
 		return errors.New("bundle already committed or discarded")
 	}
-	buf := b.buf[:0]
+	const chunk = 256 << 10
 	xids := make([]uint32, len(mods))
+	for i := range mods {
+		xids[i] = b.c.nextXid()
+		b.sink.mods[xids[i]] = mods[i]
+	}
+	b.xids = append(b.xids, xids...)
+	b.c.addSink(b.sink, xids)
+	buf := b.buf[:0]
 	for i, m := range mods {
-		xid := b.c.nextXid()
-		xids[i] = xid
-		b.sink.mods[xid] = m
 		start := len(buf)
-		buf, _ = appendHeader(buf, of.Type_BundleAddMessage, xid)
+		buf, _ = appendHeader(buf, of.Type_BundleAddMessage, xids[i])
 		buf = put32(buf, b.id)
 		buf = zeros(buf, 2)
 		buf = put16(buf, b.flags)
 		// The inner message carries the same xid, as OVS expects.
-		buf = m.appendTo(buf, xid)
+		buf = m.appendTo(buf, xids[i])
 		buf = finishMessage(buf, start)
+		if len(buf) >= chunk {
+			if err := b.c.write(false, buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
 	}
-	b.xids = append(b.xids, xids...)
-	b.c.addSink(b.sink, xids)
-	b.buf = buf
+	b.buf = buf[:0]
 	return b.c.write(false, buf)
 }
 
