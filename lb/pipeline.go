@@ -178,13 +178,7 @@ func (c *compiler) service(g Group, id uint32) {
 			grp.Buckets = make([]of.Bucket, 0, len(slots))
 			for s, m := range slots {
 				if actions[m] == nil {
-					ct := of.ConnTrack(c.cfg.Zone)
-					ct.Commit, ct.Table = true, c.t(TableToMember)
-					ct.NAT = &of.NAT{Dst: true, AddrMin: netip.MustParseAddr(g.Members[m].IP).Unmap(), PortMin: targetPort(ps, g.Members[m])}
-					if mac := macs[m]; mac != nil {
-						ct.Exec = []of.Action{of.SetField{Field: of.FieldCTLabel, Value: labelOf(mac), Mask: labelMACMask}}
-					}
-					actions[m] = []of.Action{ct}
+					actions[m] = c.bucketActions(g.Members[m], ps, macs[m])
 				}
 				grp.Buckets = append(grp.Buckets, of.Bucket{ID: uint32(s), Weight: 1, Actions: actions[m]})
 			}
@@ -212,6 +206,21 @@ func (c *compiler) service(g Group, id uint32) {
 	} else {
 		c.add(c.flow(TableService, 100, vipCookie).Match(fromVM, of.ARP, of.ARPTPA(vip), of.ARPOp(1)).Actions(c.arpReply(vip)...))
 	}
+}
+
+// bucketActions sends a new connection to a member: the commit with DNAT,
+// recording the member's MAC in the connection's label, then on to
+// DLB_TO_MEMBER, which writes the MAC from the label. (A ct action with no
+// table, followed by output in the same bucket, is dropped from the
+// datapath actions by OVS 3.1: the recirculation is needed.)
+func (c *compiler) bucketActions(m Member, ps PortSpec, mac net.HardwareAddr) []of.Action {
+	ct := of.ConnTrack(c.cfg.Zone)
+	ct.Commit, ct.Table = true, c.t(TableToMember)
+	ct.NAT = &of.NAT{Dst: true, AddrMin: netip.MustParseAddr(m.IP).Unmap(), PortMin: targetPort(ps, m)}
+	if mac != nil {
+		ct.Exec = []of.Action{of.SetField{Field: of.FieldCTLabel, Value: labelOf(mac), Mask: labelMACMask}}
+	}
+	return []of.Action{ct}
 }
 
 // labelMACMask selects the bits of ct_label (0-47) that hold a member's

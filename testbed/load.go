@@ -27,6 +27,9 @@ type LoadSpec struct {
 	VM string
 	// Target is "IP:PORT" or "[IPv6]:PORT".
 	Target string
+	// Targets, when set, are used round-robin instead of Target (which
+	// then only labels the result).
+	Targets []string
 	// Proto is "tcp" (default) or "udp".
 	Proto string
 	// Count is the number of new connections (TCP) or of datagrams from
@@ -157,9 +160,26 @@ func (tb *Testbed) Load(ctx context.Context, spec LoadSpec) (*LoadResult, error)
 	if vm == nil {
 		return nil, fmt.Errorf("no VM %q in testbed %s", spec.VM, tb.Name)
 	}
+	if spec.Target == "" && len(spec.Targets) > 0 {
+		spec.Target = spec.Targets[0]
+	}
 	target, err := ParseTarget(spec.Target)
 	if err != nil {
 		return nil, err
+	}
+	targets := []netip.AddrPort{target}
+	if len(spec.Targets) > 0 {
+		targets = targets[:0]
+		for _, t := range spec.Targets {
+			ap, err := ParseTarget(t)
+			if err != nil {
+				return nil, err
+			}
+			if ap.Addr().Is6() != target.Addr().Is6() {
+				return nil, fmt.Errorf("targets %v mix IPv4 and IPv6", spec.Targets)
+			}
+			targets = append(targets, ap)
+		}
 	}
 	source := func(i int) netip.AddrPort { return spec.Sources[i] }
 	wrapped := false
@@ -209,7 +229,7 @@ func (tb *Testbed) Load(ctx context.Context, spec LoadSpec) (*LoadResult, error)
 				}
 				t0 := time.Now()
 				src := source(i)
-				name, err := exchange(ctx, spec, src, target)
+				name, err := exchange(ctx, spec, src, targets[i%len(targets)])
 				lat := time.Since(t0)
 				mu.Lock()
 				if spec.Record {

@@ -26,7 +26,7 @@ import (
 
 // agent is a dlb-agent process on one host of a testbed.
 type agent struct {
-	t       *testing.T
+	t       testing.TB
 	host    *testbed.Host
 	file    string
 	metrics string
@@ -34,14 +34,14 @@ type agent struct {
 	cmd     *exec.Cmd
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
 	return ln.Addr().String()
 }
 
-func startAgent(t *testing.T, h *testbed.Host, groupsFile string) *agent {
+func startAgent(t testing.TB, h *testbed.Host, groupsFile string) *agent {
 	a := &agent{t: t, host: h, file: groupsFile, metrics: freePort(t), logPath: filepath.Join(t.TempDir(), h.Name+".log")}
 	a.start()
 	t.Cleanup(a.stop)
@@ -49,6 +49,13 @@ func startAgent(t *testing.T, h *testbed.Host, groupsFile string) *agent {
 }
 
 func (a *agent) start() {
+	a.launch()
+	require.Eventually(a.t, func() bool { return a.metric("dlb_agent_reconciles_total") >= 1 }, 10*time.Second, 20*time.Millisecond,
+		"agent on %s did not reconcile; its log:\n%s", a.host.Name, a.logTail())
+}
+
+// launch starts the agent process without waiting for it.
+func (a *agent) launch() {
 	bin, err := testbed.Binary("dlb-agent")
 	require.NoError(a.t, err)
 	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -57,8 +64,6 @@ func (a *agent) start() {
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	require.NoError(a.t, a.cmd.Start())
 	go func() { _ = a.cmd.Wait(); logf.Close() }()
-	require.Eventually(a.t, func() bool { return a.metric("dlb_agent_reconciles_total") >= 1 }, 10*time.Second, 20*time.Millisecond,
-		"agent on %s did not reconcile; its log:\n%s", a.host.Name, a.logTail())
 }
 
 func (a *agent) stop() {
@@ -121,7 +126,7 @@ type cluster struct {
 }
 
 // setGroups rewrites the groups file and waits until every agent applied it.
-func (c *cluster) setGroups(t *testing.T, groups string) {
+func (c *cluster) setGroups(t testing.TB, groups string) {
 	t.Helper()
 	before := map[string]float64{}
 	for n, a := range c.agents {
@@ -136,7 +141,7 @@ func (c *cluster) setGroups(t *testing.T, groups string) {
 	}
 }
 
-func (c *cluster) load(t *testing.T, spec testbed.LoadSpec) *testbed.LoadResult {
+func (c *cluster) load(t testing.TB, spec testbed.LoadSpec) *testbed.LoadResult {
 	t.Helper()
 	res, err := c.tb.Load(c.ctx, spec)
 	require.NoError(t, err)
@@ -254,7 +259,7 @@ func TestIPv6VIP(t *testing.T) {
 	assert.Contains(t, out, lb.HostMAC("h1").String(), "the VIP resolves to h1's DLB MAC")
 }
 
-func newClusterFor(t *testing.T, groups func(*testbed.Testbed) string) *cluster {
+func newClusterFor(t testing.TB, groups func(*testbed.Testbed) string) *cluster {
 	topo, err := testbed.Example("three-hosts")
 	require.NoError(t, err)
 	tb := testbed.Start(t, topo)

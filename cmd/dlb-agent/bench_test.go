@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ovs-dlb/dlb/testbed"
+)
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// BenchmarkVIPvsDirect: new TCP connections per second from the same
+// client through a VIP of three members (on three hosts) and straight to
+// the same three members round-robin, interleaved; medians and ratio.
+func BenchmarkVIPvsDirect(b *testing.B) {
+	c := newClusterFor(b, func(tb *testbed.Testbed) string {
+		return webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ""))
+	})
+	var vip, direct []float64
+	for b.Loop() {
+		v, err := c.tb.Load(c.ctx, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 2000, Concurrency: 8})
+		require.NoError(b, err)
+		require.Zero(b, v.Failed())
+		d, err := c.tb.Load(c.ctx, testbed.LoadSpec{VM: "c1", Targets: []string{"10.0.0.11:8080", "10.0.0.12:8080", "10.0.0.13:8080"}, Count: 2000, Concurrency: 8})
+		require.NoError(b, err)
+		require.Zero(b, d.Failed())
+		vip, direct = append(vip, v.RatePerSecond), append(direct, d.RatePerSecond)
+	}
+	mv, md := median(vip), median(direct)
+	b.ReportMetric(mv, "vip-conn/s")
+	b.ReportMetric(md, "direct-conn/s")
+	b.ReportMetric(mv/md, "vip/direct")
+	fmt.Printf("new TCP connections/s, median of %d interleaved runs of 2000: through the VIP %.0f, direct round-robin %.0f, ratio %.2f\n", len(vip), mv, md, mv/md)
+}
+
+// BenchmarkInstall10kVIPs: time from starting the agent to the end of its
+// first reconcile, and its peak RSS, for 10,000 VIPs x 10 members from a
+// JSON file on one host; then the time for a one-member change.
+func BenchmarkInstall10kVIPs(b *testing.B) {
+	topo, err := testbed.Example("one-host")
+	require.NoError(b, err)
+	tb := testbed.Start(b, topo)
+	h := tb.Host("h1")
+	dir := b.TempDir()
+	file := filepath.Join(dir, "groups.json")
+	write := func(weight int) {
+		var s strings.Builder
+		s.WriteString(`{"groups":[`)
+		for i := 0; i < 10000; i++ {
+			if i > 0 {
+				s.WriteByte(',')
+			}
+			fmt.Fprintf(&s, `{"name":"g%d","vip":"10.%d.%d.%d","ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[`, i, 96+i/65536, i/256%256, i%256)
+			for k := 0; k < 10; k++ {
+				m := i*10 + k
+				w := ""
+				if i == 0 && k == 0 {
+					w = fmt.Sprintf(`,"weight":%d`, weight)
+				}
+				if k > 0 {
+					s.WriteByte(',')
+				}
+				fmt.Fprintf(&s, `{"ip":"10.%d.%d.%d","mac":"02:00:00:00:%02x:01"%s}`, 128+m/65536, m/256%256, m%256, k, w)
+			}
+			s.WriteString("]}")
+		}
+		s.WriteString("]}")
+		tmp := file + ".tmp"
+		require.NoError(b, os.WriteFile(tmp, []byte(s.String()), 0o644))
+		require.NoError(b, os.Rename(tmp, file))
+	}
+	write(100)
+	var installs, rss, changes, changeReconciles []float64
+	for b.Loop() {
+		_, err := h.OFCtl(context.Background(), "del-flows")
+		require.NoError(b, err)
+		_, err = h.OFCtl(context.Background(), "del-groups")
+		require.NoError(b, err)
+		a := &agent{t: b, host: h, file: file, metrics: freePort(b), logPath: filepath.Join(dir, "agent.log")}
+		start := time.Now()
+		a.launch()
+		for a.metric("dlb_agent_reconciles_total") < 1 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		installs = append(installs, time.Since(start).Seconds())
+		rss = append(rss, peakRSS(b, a.cmd.Process.Pid))
+		// One member's weight changes.
+		before := a.metric("dlb_agent_reconciles_total")
+		dur := a.metric("dlb_agent_reconcile_duration_seconds_sum")
+		start = time.Now()
+		write(101 + len(changes))
+		for a.metric("dlb_agent_reconciles_total") <= before {
+			time.Sleep(2 * time.Millisecond)
+		}
+		changes = append(changes, time.Since(start).Seconds())
+		changeReconciles = append(changeReconciles, a.metric("dlb_agent_reconcile_duration_seconds_sum")-dur)
+		a.stop()
+	}
+	b.ReportMetric(median(installs), "install-s")
+	b.ReportMetric(median(rss)/1024, "agent-peak-rss-MiB")
+	b.ReportMetric(median(changes)*1000, "one-member-change-ms")
+	b.ReportMetric(median(changeReconciles)*1000, "one-member-reconcile-ms")
+	fmt.Printf("10,000 VIPs x 10 members, median of %d: installed %.2f s after agent start, agent peak RSS %.0f MiB; one-member change applied %.0f ms after the file changed (reconcile %.0f ms)\n",
+		len(installs), median(installs), median(rss)/1024, median(changes)*1000, median(changeReconciles)*1000)
+}
+
+// peakRSS is a process's peak resident set, in KiB.
+func peakRSS(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(b, err)
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return f
+		}
+	}
+	return 0
+}
+
