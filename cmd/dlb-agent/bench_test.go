@@ -129,4 +129,3 @@ func peakRSS(b *testing.B, pid int) float64 {
 	}
 	return 0
 }
-
