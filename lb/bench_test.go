@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"testing"
+
+	of "github.com/ovs-dlb/dlb/ofctrl"
 )
 
 // bigGroups is 10,000 VIPs of 10 members each.
@@ -53,4 +55,33 @@ func TestHeapOfCompile10k(t *testing.T) {
 	f.Close()
 	runtime.KeepAlive(out)
 	runtime.KeepAlive(groups)
+}
+
+// BenchmarkRecompileOneMember: a compile of 10,000 VIPs x 10 members after
+// one member's weight changed, against its own previous output.
+func BenchmarkRecompileOneMember(b *testing.B) {
+	groups := bigGroups(10000, 10)
+	cfg := testConfig
+	cfg.Buckets = 0
+	k := NewCompiler()
+	out, err := k.Compile(Input{Config: cfg, Groups: groups})
+	if err != nil {
+		b.Fatal(err)
+	}
+	installed := map[uint32]*of.Group{}
+	for _, g := range out.Groups {
+		installed[g.ID] = g
+	}
+	w := 1
+	for b.Loop() {
+		w++
+		groups[5].Members[3].Weight = &w
+		out, err = k.Compile(Input{Config: cfg, Groups: groups, Installed: installed})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, g := range out.Groups {
+			installed[g.ID] = g
+		}
+	}
 }

@@ -218,60 +218,66 @@ func (g *Group) check(c *checker, p string) {
 	}
 	seenPort := map[string]int{}
 	for i, ps := range g.Ports {
-		pp := fmt.Sprintf("%s[%d]", join(p, "ports"), i)
+		// Paths are only built for problems: validation runs on every
+		// reconcile of thousands of groups.
+		pp := lazyPath{p, "ports", i}
 		switch strings.ToLower(ps.Protocol) {
 		case "tcp", "udp", "sctp":
 		case "":
-			c.add(pp+".protocol", "required (tcp, udp or sctp)")
+			c.add(pp.at(".protocol"), "required (tcp, udp or sctp)")
 		default:
-			c.add(pp+".protocol", "%q: want tcp, udp or sctp", ps.Protocol)
+			c.add(pp.at(".protocol"), "%q: want tcp, udp or sctp", ps.Protocol)
 		}
 		if ps.Port < 1 || ps.Port > 65535 {
-			c.add(pp+".port", "%d is not a port (1..65535)", ps.Port)
+			c.add(pp.at(".port"), "%d is not a port (1..65535)", ps.Port)
 		}
 		if ps.TargetPort != 0 && (ps.TargetPort < 1 || ps.TargetPort > 65535) {
-			c.add(pp+".target_port", "%d is not a port (1..65535)", ps.TargetPort)
+			c.add(pp.at(".target_port"), "%d is not a port (1..65535)", ps.TargetPort)
 		}
 		k := fmt.Sprintf("%s/%d", strings.ToLower(ps.Protocol), ps.Port)
 		if j, ok := seenPort[k]; ok {
-			c.add(pp, "%s is listed twice (also ports[%d])", k, j)
+			c.add(pp.at(""), "%s is listed twice (also ports[%d])", k, j)
 		}
 		seenPort[k] = i
 	}
-	seenMember := map[string]int{}
+	type memberKey struct {
+		ip   netip.Addr
+		port int
+	}
+	seenMember := map[memberKey]int{}
 	for i, m := range g.Members {
-		mp := fmt.Sprintf("%s[%d]", join(p, "members"), i)
+		mp := lazyPath{p, "members", i}
 		ip, err := netip.ParseAddr(m.IP)
 		switch {
 		case m.IP == "":
-			c.add(mp+".ip", "required")
+			c.add(mp.at(".ip"), "required")
 		case err != nil || ip.Zone() != "":
-			c.add(mp+".ip", "%q is not an IP address", m.IP)
+			c.add(mp.at(".ip"), "%q is not an IP address", m.IP)
 		case vip.IsValid() && vip.Unmap().Is4() != ip.Unmap().Is4():
-			c.add(mp+".ip", "%s and the VIP %s are of different IP versions", m.IP, g.VIP)
+			c.add(mp.at(".ip"), "%s and the VIP %s are of different IP versions", m.IP, g.VIP)
 		case ip.IsUnspecified() || ip.IsMulticast():
-			c.add(mp+".ip", "%s cannot be a member", m.IP)
+			c.add(mp.at(".ip"), "%s cannot be a member", m.IP)
 		}
 		if m.Port != 0 && (m.Port < 1 || m.Port > 65535) {
-			c.add(mp+".port", "%d is not a port (1..65535)", m.Port)
+			c.add(mp.at(".port"), "%d is not a port (1..65535)", m.Port)
 		}
 		if m.Weight != nil && (*m.Weight < 1 || *m.Weight > 65535) {
-			c.add(mp+".weight", "%d is out of range (1..65535)", *m.Weight)
+			c.add(mp.at(".weight"), "%d is out of range (1..65535)", *m.Weight)
 		}
 		switch m.State {
 		case "", StateActive, StateDraining, StateDisabled:
 		default:
-			c.add(mp+".state", "%q: want active, draining or disabled", m.State)
+			c.add(mp.at(".state"), "%q: want active, draining or disabled", m.State)
 		}
 		if m.MAC != "" {
 			if hw, err := net.ParseMAC(m.MAC); err != nil || len(hw) != 6 || hw[0]&1 == 1 {
-				c.add(mp+".mac", "%q is not a unicast Ethernet address", m.MAC)
+				c.add(mp.at(".mac"), "%q is not a unicast Ethernet address", m.MAC)
 			}
 		}
 		if err == nil {
-			k := fmt.Sprintf("%s:%d", ip.Unmap(), m.Port)
+			k := memberKey{ip.Unmap(), m.Port}
 			if j, ok := seenMember[k]; ok {
-				c.add(mp, "duplicate of members[%d] (%s)", j, m.IP)
+				c.add(mp.at(""), "duplicate of members[%d] (%s)", j, m.IP)
 			}
 			seenMember[k] = i
 		}
@@ -291,6 +297,16 @@ func (g *Group) check(c *checker, p string) {
 			}
 		}
 	}
+}
+
+// lazyPath is a field path built only when a problem is reported.
+type lazyPath struct {
+	prefix, list string
+	index        int
+}
+
+func (l lazyPath) at(field string) string {
+	return fmt.Sprintf("%s[%d]%s", join(l.prefix, l.list), l.index, field)
 }
 
 func validName(s string) bool {
@@ -333,4 +349,44 @@ func ParseFile(data []byte) ([]Group, error) {
 		return nil, err
 	}
 	return f.Groups, nil
+}
+
+// Clone returns a deep copy of the group.
+func (g Group) Clone() Group {
+	c := g
+	if g.Ports != nil {
+		c.Ports = append(make([]PortSpec, 0, len(g.Ports)), g.Ports...)
+	}
+	if g.Members != nil {
+		c.Members = make([]Member, len(g.Members))
+	}
+	for i, m := range g.Members {
+		if m.Weight != nil {
+			w := *m.Weight
+			m.Weight = &w
+		}
+		c.Members[i] = m
+	}
+	if g.Affinity != nil {
+		a := *g.Affinity
+		c.Affinity = &a
+	}
+	if g.Scope != nil {
+		s := Scope{IfaceIDs: clonedStrings(g.Scope.IfaceIDs), Hosts: clonedStrings(g.Scope.Hosts)}
+		if g.Scope.Labels != nil {
+			s.Labels = make(map[string]string, len(g.Scope.Labels))
+			for k, v := range g.Scope.Labels {
+				s.Labels[k] = v
+			}
+		}
+		c.Scope = &s
+	}
+	return c
+}
+
+func clonedStrings(s []string) []string {
+	if s == nil {
+		return nil
+	}
+	return append(make([]string, 0, len(s)), s...)
 }

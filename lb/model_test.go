@@ -86,3 +86,16 @@ groups:
 	require.NoError(t, err)
 	assert.Empty(t, groups)
 }
+
+func TestCloneIsDeepAndEqual(t *testing.T) {
+	g := Group{Name: "a", VIP: "10.96.0.1", Ports: []PortSpec{{Protocol: "tcp", Port: 80}},
+		Members: []Member{{IP: "10.0.0.1", Weight: intp(5)}}, Affinity: &Affinity{ClientIPTimeoutS: 10},
+		Scope: &Scope{IfaceIDs: []string{"c1"}, Labels: map[string]string{"t": "x"}}}
+	c := g.Clone()
+	assert.Equal(t, g, c)
+	*c.Members[0].Weight = 6
+	c.Scope.Labels["t"] = "y"
+	assert.Equal(t, 5, *g.Members[0].Weight)
+	assert.Equal(t, "x", g.Scope.Labels["t"])
+	assert.Equal(t, Group{Name: "b"}, Group{Name: "b"}.Clone(), "nil slices stay nil")
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -45,14 +46,52 @@ type Output struct {
 
 // Compile computes the flows and groups of the pipeline. It is a pure
 // function of its input.
-func Compile(in Input) (*Output, error) {
+func Compile(in Input) (*Output, error) { return NewCompiler().Compile(in) }
+
+// Compiler compiles again and again, reusing what did not change: a group
+// whose document and id are the same as last time, and whose select groups
+// on the switch are the very ones it produced, keeps its flows and groups
+// (the same pointers, so a reconciler can skip them without comparing).
+// The result is the same as Compile's.
+type Compiler struct {
+	key    string               // config, ports and MACs the cache is valid for
+	groups map[string]*groupOut // by group name
+	shared map[string]*of.Flow  // fixed, port, ARP/ND and reply flows by key
+}
+
+// groupOut is what one group compiled to.
+type groupOut struct {
+	doc        Group
+	id         uint32
+	groups     []*of.Group
+	flows      []*of.Flow
+	unresolved []netip.Addr
+	// shared are the flows it shares with other groups, by key.
+	shared []sharedFlow
+}
+
+type sharedFlow struct {
+	key   string
+	build func() *of.Flow
+}
+
+// NewCompiler returns a Compiler with an empty cache.
+func NewCompiler() *Compiler {
+	return &Compiler{groups: map[string]*groupOut{}, shared: map[string]*of.Flow{}}
+}
+
+// Compile computes the pipeline for in.
+func (k *Compiler) Compile(in Input) (*Output, error) {
 	if err := in.Config.Validate(); err != nil {
 		return nil, err
 	}
 	if err := ValidateAll(in.Groups); err != nil {
 		return nil, err
 	}
-	c := &compiler{in: in, cfg: in.Config, out: &Output{}, unresolved: map[netip.Addr]bool{}, replies: map[string]bool{}, vips: map[netip.Addr]bool{}}
+	if key := fmt.Sprintf("%+v|%+v|%v", in.Config, in.Ports, in.MACs); key != k.key {
+		k.key, k.groups, k.shared = key, map[string]*groupOut{}, map[string]*of.Flow{}
+	}
+	c := &compiler{in: in, cfg: in.Config, out: &Output{}, unresolved: map[netip.Addr]bool{}, cache: k, used: map[string]bool{}}
 	c.pipeline()
 	names := make([]string, len(in.Groups))
 	for i, g := range in.Groups {
@@ -61,11 +100,46 @@ func Compile(in Input) (*Output, error) {
 	ids := ServiceIDs(names)
 	groups := append([]Group(nil), in.Groups...)
 	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
+	fresh := make(map[string]*groupOut, len(groups))
 	for _, g := range groups {
-		c.service(g, ids[g.Name])
+		e := k.groups[g.Name]
+		if e == nil || !e.valid(g, ids[g.Name], in.Installed) {
+			e = c.service(g, ids[g.Name])
+		}
+		fresh[g.Name] = e
+		c.out.Groups = append(c.out.Groups, e.groups...)
+		c.out.Flows = append(c.out.Flows, e.flows...)
+		for _, u := range e.unresolved {
+			if !c.unresolved[u] {
+				c.unresolved[u] = true
+				c.out.Unresolved = append(c.out.Unresolved, u)
+			}
+		}
+		for _, sf := range e.shared {
+			c.shared(sf.key, sf.build)
+		}
+	}
+	k.groups = fresh
+	for key := range k.shared {
+		if !c.used[key] {
+			delete(k.shared, key)
+		}
 	}
 	sort.Slice(c.out.Unresolved, func(i, j int) bool { return c.out.Unresolved[i].Less(c.out.Unresolved[j]) })
 	return c.out, nil
+}
+
+// valid reports whether a cached group output still stands for g.
+func (e *groupOut) valid(g Group, id uint32, installed map[uint32]*of.Group) bool {
+	if e.id != id || !reflect.DeepEqual(e.doc, g) {
+		return false
+	}
+	for _, og := range e.groups {
+		if installed[og.ID] != og {
+			return false
+		}
+	}
+	return true
 }
 
 type compiler struct {
@@ -73,9 +147,25 @@ type compiler struct {
 	cfg        Config
 	out        *Output
 	unresolved map[netip.Addr]bool
-	replies    map[string]bool
-	vips       map[netip.Addr]bool
+	cache      *Compiler
+	used       map[string]bool // shared flows emitted by this compile
+	fixed      int             // fixed flows emitted so far
 	arpHead    []of.Action
+}
+
+// shared emits a flow that several groups or the pipeline share, once,
+// reusing the cached one.
+func (c *compiler) shared(key string, build func() *of.Flow) {
+	if c.used[key] {
+		return
+	}
+	c.used[key] = true
+	f := c.cache.shared[key]
+	if f == nil {
+		f = build()
+		c.cache.shared[key] = f
+	}
+	c.out.Flows = append(c.out.Flows, f)
 }
 
 func (c *compiler) t(table int) uint8 { return c.cfg.Table(table) }
@@ -84,7 +174,11 @@ func (c *compiler) flow(table int, prio uint16, cookie uint64) *of.FlowBuilder {
 	return of.NewFlow(c.t(table), prio).Cookie(cookie)
 }
 
-func (c *compiler) add(b *of.FlowBuilder) { c.out.Flows = append(c.out.Flows, b.Done()) }
+// add emits a fixed flow of the pipeline (cached by its position).
+func (c *compiler) add(b *of.FlowBuilder) {
+	c.shared(fmt.Sprintf("fixed/%d", c.fixed), b.Done)
+	c.fixed++
+}
 
 // pipeline adds the fixed flows and the VM port classification.
 func (c *compiler) pipeline() {
@@ -94,10 +188,10 @@ func (c *compiler) pipeline() {
 		if p.OFPort == 0 || p.OFPort >= of.PortInPort {
 			continue
 		}
-		c.add(c.flow(TableClassify, 100, Cookie(KindPort, 0, uint16(p.OFPort))).
+		c.shared(fmt.Sprintf("port/%d", p.OFPort), c.flow(TableClassify, 100, Cookie(KindPort, 0, uint16(p.OFPort))).
 			Match(of.InPort(p.OFPort)).
 			Actions(of.SetMasked(of.Reg(RegPortClass), portClassVM, portClassVM)).
-			Goto(c.t(TableService)))
+			Goto(c.t(TableService)).Done)
 	}
 	c.add(c.flow(TableService, 0, fixed).Goto(c.t(TableReply)))
 	// After the conntrack lookup of VIP traffic: new connections were sent
@@ -145,10 +239,11 @@ func targetPort(ps PortSpec, m Member) uint16 {
 	return uint16(ps.Port)
 }
 
-func (c *compiler) service(g Group, id uint32) {
+// service compiles one group's select groups and per-port flows.
+func (c *compiler) service(g Group, id uint32) *groupOut {
+	e := &groupOut{doc: g.Clone(), id: id}
 	vip := netip.MustParseAddr(g.VIP).Unmap()
 	v6 := vip.Is6()
-	vipCookie := Cookie(KindVIP, id, 0)
 	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)
 
 	// New-connection choice: every port's group uses the same slots.
@@ -160,7 +255,10 @@ func (c *compiler) service(g Group, id uint32) {
 	}
 	macs := make([]net.HardwareAddr, len(g.Members))
 	for i, m := range g.Members {
-		macs[i] = c.memberMAC(netip.MustParseAddr(m.IP).Unmap(), m)
+		ip := netip.MustParseAddr(m.IP).Unmap()
+		if macs[i] = c.memberMAC(ip, m); macs[i] == nil {
+			e.unresolved = append(e.unresolved, ip)
+		}
 	}
 	for k, ps := range g.Ports {
 		gid := GroupID(id, k)
@@ -183,29 +281,52 @@ func (c *compiler) service(g Group, id uint32) {
 				grp.Buckets = append(grp.Buckets, of.Bucket{ID: uint32(s), Weight: 1, Actions: actions[m]})
 			}
 		}
-		c.out.Groups = append(c.out.Groups, grp)
+		e.groups = append(e.groups, grp)
+		e.flows = append(e.flows,
+			c.flow(TableService, 100, Cookie(KindVIP, id, uint16(k+1))).
+				Match(fromVM, of.L4(v6, proto), of.IPDst(of.Host(vip)), of.DstPort(proto, uint16(ps.Port))).
+				Actions(of.Set(of.Reg(RegService), uint64(gid)), natLookup(c.cfg.Zone, c.t(TableSelect))).Done(),
+			c.flow(TableSelect, 100, Cookie(KindVIP, id, uint16(k+1))).
+				Match(of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk), of.RegEq(RegService, gid)).
+				Actions(of.ToGroup(gid)).Done())
+	}
+	e.shared = c.sharedFlows(g, id)
+	return e
+}
 
-		c.add(c.flow(TableService, 100, Cookie(KindVIP, id, uint16(k+1))).
-			Match(fromVM, of.L4(v6, proto), of.IPDst(of.Host(vip)), of.DstPort(proto, uint16(ps.Port))).
-			Actions(of.Set(of.Reg(RegService), uint64(gid)), natLookup(c.cfg.Zone, c.t(TableSelect))))
-		c.add(c.flow(TableSelect, 100, Cookie(KindVIP, id, uint16(k+1))).
-			Match(of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk), of.RegEq(RegService, gid)).
-			Actions(of.ToGroup(gid)))
+// sharedFlows lists the flows a group shares with others: the answer to
+// ARP or ND for its VIP, and the reply lookups of its members' ports.
+func (c *compiler) sharedFlows(g Group, id uint32) []sharedFlow {
+	vip := netip.MustParseAddr(g.VIP).Unmap()
+	v6 := vip.Is6()
+	var out []sharedFlow
+	seen := map[string]bool{}
+	for _, ps := range g.Ports {
+		proto := protoNumber(ps.Protocol)
 		for _, m := range g.Members {
-			c.reply(v6, proto, targetPort(ps, m))
+			port := targetPort(ps, m)
+			key := fmt.Sprintf("reply/%t/%d/%d", v6, proto, port)
+			if !seen[key] {
+				seen[key] = true
+				out = append(out, sharedFlow{key, func() *of.Flow {
+					return c.flow(TableReply, 100, Cookie(KindReply, 0, port)).
+						Match(of.L4(v6, proto), of.SrcPort(proto, port)).
+						Actions(natLookup(c.cfg.Zone, c.t(TableUnNAT))).Done()
+				}})
+			}
 		}
 	}
-	if c.vips[vip] {
-		return
-	}
-	c.vips[vip] = true
-	if v6 {
-		// The agent answers neighbour solicitations (a packet-in).
-		c.add(c.flow(TableService, 100, vipCookie).Match(fromVM, of.ICMPv6, of.ICMPv6Type(135), of.NDTarget(vip)).
-			Actions(of.Controller{MaxLen: 128}))
-	} else {
-		c.add(c.flow(TableService, 100, vipCookie).Match(fromVM, of.ARP, of.ARPTPA(vip), of.ARPOp(1)).Actions(c.arpReply(vip)...))
-	}
+	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)
+	out = append(out, sharedFlow{"neigh/" + vip.String(), func() *of.Flow {
+		cookie := Cookie(KindVIP, id, 0)
+		if v6 {
+			// The agent answers neighbour solicitations (a packet-in).
+			return c.flow(TableService, 100, cookie).Match(fromVM, of.ICMPv6, of.ICMPv6Type(135), of.NDTarget(vip)).
+				Actions(of.Controller{MaxLen: 128}).Done()
+		}
+		return c.flow(TableService, 100, cookie).Match(fromVM, of.ARP, of.ARPTPA(vip), of.ARPOp(1)).Actions(c.arpReply(vip)...).Done()
+	}})
+	return out
 }
 
 // bucketActions sends a new connection to a member: the commit with DNAT,
@@ -234,21 +355,10 @@ func labelOf(mac net.HardwareAddr) []byte {
 	return v
 }
 
-// reply sends packets from a members' service port through conntrack, so
-// replies of DLB connections are translated back. It keys on protocol and
-// port only (one flow per target port, not per member, which keeps a
-// 10,000-VIP host at a few flows per VIP): other traffic from such a port
-// gets a conntrack lookup, which commits nothing.
-func (c *compiler) reply(v6 bool, proto uint8, port uint16) {
-	key := fmt.Sprintf("%t/%d/%d", v6, proto, port)
-	if c.replies[key] {
-		return
-	}
-	c.replies[key] = true
-	c.add(c.flow(TableReply, 100, Cookie(KindReply, 0, port)).
-		Match(of.L4(v6, proto), of.SrcPort(proto, port)).
-		Actions(natLookup(c.cfg.Zone, c.t(TableUnNAT))))
-}
+// Reply lookups key on protocol and port only (one flow per target port,
+// not per member, which keeps a 10,000-VIP host at a few flows per VIP):
+// other traffic from such a port gets a conntrack lookup, which commits
+// nothing.
 
 func ipOf(v6 bool) of.MatchOption {
 	if v6 {
@@ -299,10 +409,6 @@ func (c *compiler) memberMAC(ip netip.Addr, m Member) net.HardwareAddr {
 		if p.MAC != nil && containsAddr(p.IPs, ip) {
 			return p.MAC
 		}
-	}
-	if !c.unresolved[ip] {
-		c.unresolved[ip] = true
-		c.out.Unresolved = append(c.out.Unresolved, ip)
 	}
 	return nil
 }

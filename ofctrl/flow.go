@@ -16,7 +16,7 @@ import (
 const DefaultPriority = 32768
 
 // Flow is one OpenFlow flow entry: where it lives, what it matches, what
-// it does. Build flows with NewFlow.
+// it does. Build flows with NewFlow, and do not change one after Done.
 type Flow struct {
 	Table       uint8
 	Priority    uint16
@@ -28,6 +28,8 @@ type Flow struct {
 	// hasGoto and gotoTable are the goto_table instruction.
 	hasGoto   bool
 	gotoTable uint8
+	// key memoises Key(); a flow must not change once built.
+	key string
 }
 
 // GotoTable returns the flow's goto_table instruction, if any.
@@ -117,7 +119,10 @@ func (f *Flow) String() string {
 // Key identifies the flow on the switch: table, priority and match.
 // Two flows with the same key replace each other.
 func (f *Flow) Key() string {
-	return strconv.Itoa(int(f.Table)) + "/" + f.matchString()
+	if f.key == "" {
+		f.key = strconv.Itoa(int(f.Table)) + "/" + f.matchString()
+	}
+	return f.key
 }
 
 func (f *Flow) matchString() string {

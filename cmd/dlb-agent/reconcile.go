@@ -22,6 +22,7 @@ import (
 // agent restart changes nothing that is already right.
 type reconciler struct {
 	cfg     lb.Config
+	comp    *lb.Compiler
 	inv     *ovsdb.Inventory
 	log     *slog.Logger
 	metrics *metrics
@@ -40,7 +41,7 @@ type reconciler struct {
 }
 
 func newReconciler(cfg lb.Config, inv *ovsdb.Inventory, log *slog.Logger, m *metrics) *reconciler {
-	return &reconciler{cfg: cfg, inv: inv, log: log, metrics: m, kick: make(chan struct{}, 1), macs: map[netip.Addr]net.HardwareAddr{}}
+	return &reconciler{cfg: cfg, comp: lb.NewCompiler(), inv: inv, log: log, metrics: m, kick: make(chan struct{}, 1), macs: map[netip.Addr]net.HardwareAddr{}}
 }
 
 // trigger asks for a reconcile soon.
@@ -141,7 +142,7 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 			return fmt.Errorf("read installed flows: %w", err)
 		}
 	}
-	out, err := lb.Compile(lb.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.macs, Installed: r.ofGroups})
+	out, err := r.comp.Compile(lb.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.macs, Installed: r.ofGroups})
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
@@ -190,6 +191,7 @@ func diff(flows map[string]*ofctrl.Flow, groups map[uint32]*ofctrl.Group, out *l
 		want[g.ID] = true
 		have, ok := groups[g.ID]
 		switch {
+		case have == g: // the compiler reused what is installed
 		case !ok:
 			groupAdds = append(groupAdds, g.Add())
 			st.groupAdd++
@@ -212,6 +214,7 @@ func diff(flows map[string]*ofctrl.Flow, groups map[uint32]*ofctrl.Group, out *l
 		wantFlow[k] = true
 		have, ok := flows[k]
 		switch {
+		case have == f:
 		case !ok:
 			flowMods = append(flowMods, f.Add())
 			st.flowAdd++
