@@ -2,8 +2,10 @@ package lb
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/netip"
 	"sort"
@@ -149,7 +151,11 @@ func (g *Group) Validate() error {
 // ValidateAll checks a set of groups, each on its own and together (names
 // and VIP+protocol+port in the same scope must be unique). Paths start
 // with "groups[i]".
-func ValidateAll(groups []Group) error {
+func ValidateAll(groups []Group) error { return validateGroups(groups, nil) }
+
+// validateGroups is ValidateAll, skipping the checks of each group on its
+// own for those known (by fingerprint) to be valid already.
+func validateGroups(groups []Group, known func(i int) bool) error {
 	var c checker
 	names := map[string]int{}
 	type key struct {
@@ -160,10 +166,12 @@ func ValidateAll(groups []Group) error {
 	}
 	used := map[key]string{}
 	for i, g := range groups {
-		p := fmt.Sprintf("groups[%d]", i)
-		g.check(&c, p)
+		p := func() string { return fmt.Sprintf("groups[%d]", i) }
+		if known == nil || !known(i) {
+			g.check(&c, p())
+		}
 		if j, ok := names[g.Name]; ok && g.Name != "" {
-			c.add(join(p, "name"), "%q is already the name of groups[%d]", g.Name, j)
+			c.add(join(p(), "name"), "%q is already the name of groups[%d]", g.Name, j)
 		}
 		names[g.Name] = i
 		vip, err := netip.ParseAddr(g.VIP)
@@ -173,7 +181,7 @@ func ValidateAll(groups []Group) error {
 		for k, ps := range g.Ports {
 			kk := key{vip.Unmap(), strings.ToLower(ps.Protocol), ps.Port, g.Scope.key()}
 			if other, ok := used[kk]; ok {
-				c.add(fmt.Sprintf("%s.ports[%d]", p, k), "%s %s:%d is already served by group %q", ps.Protocol, g.VIP, ps.Port, other)
+				c.add(fmt.Sprintf("%s.ports[%d]", p(), k), "%s %s:%d is already served by group %q", ps.Protocol, g.VIP, ps.Port, other)
 				continue
 			}
 			used[kk] = g.Name
@@ -389,4 +397,48 @@ func clonedStrings(s []string) []string {
 		return nil
 	}
 	return append(make([]string, 0, len(s)), s...)
+}
+
+// Fingerprint is a 64-bit hash of everything in the group: equal groups
+// have equal fingerprints, and different ones (all but certainly) not.
+func (g *Group) Fingerprint() uint64 {
+	h := fnv.New64a()
+	var buf [8]byte
+	str := func(s string) {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	num := func(n int) {
+		binary.LittleEndian.PutUint64(buf[:], uint64(n))
+		h.Write(buf[:])
+	}
+	str(g.Name)
+	str(g.VIP)
+	str(g.Mode)
+	num(len(g.Ports))
+	for _, p := range g.Ports {
+		str(p.Protocol)
+		num(p.Port)
+		num(p.TargetPort)
+	}
+	num(len(g.Members))
+	for _, m := range g.Members {
+		str(m.IP)
+		num(m.Port)
+		num(m.WeightOf())
+		str(m.StateOf())
+		str(m.MAC)
+	}
+	if g.Affinity != nil {
+		num(g.Affinity.ClientIPTimeoutS)
+	} else {
+		num(-1)
+	}
+	str(g.Scope.key())
+	if g.Scope != nil {
+		for _, host := range g.Scope.Hosts {
+			str(host)
+		}
+	}
+	return h.Sum64()
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"reflect"
 	"sort"
 	"strings"
 
@@ -61,7 +60,7 @@ type Compiler struct {
 
 // groupOut is what one group compiled to.
 type groupOut struct {
-	doc        Group
+	print      uint64 // the group's fingerprint
 	id         uint32
 	groups     []*of.Group
 	flows      []*of.Flow
@@ -85,11 +84,20 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 	if err := in.Config.Validate(); err != nil {
 		return nil, err
 	}
-	if err := ValidateAll(in.Groups); err != nil {
-		return nil, err
-	}
 	if key := fmt.Sprintf("%+v|%+v|%v", in.Config, in.Ports, in.MACs); key != k.key {
 		k.key, k.groups, k.shared = key, map[string]*groupOut{}, map[string]*of.Flow{}
+	}
+	prints := make([]uint64, len(in.Groups))
+	for i := range in.Groups {
+		prints[i] = in.Groups[i].Fingerprint()
+	}
+	// A group compiled before with the same fingerprint was valid then.
+	known := func(i int) bool {
+		e := k.groups[in.Groups[i].Name]
+		return e != nil && e.print == prints[i]
+	}
+	if err := validateGroups(in.Groups, known); err != nil {
+		return nil, err
 	}
 	c := &compiler{in: in, cfg: in.Config, out: &Output{}, unresolved: map[netip.Addr]bool{}, cache: k, used: map[string]bool{}}
 	c.pipeline()
@@ -98,12 +106,16 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 		names[i] = g.Name
 	}
 	ids := ServiceIDs(names)
-	groups := append([]Group(nil), in.Groups...)
-	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
-	fresh := make(map[string]*groupOut, len(groups))
-	for _, g := range groups {
+	order := make([]int, len(in.Groups))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return in.Groups[order[a]].Name < in.Groups[order[b]].Name })
+	fresh := make(map[string]*groupOut, len(order))
+	for _, i := range order {
+		g := in.Groups[i]
 		e := k.groups[g.Name]
-		if e == nil || !e.valid(g, ids[g.Name], in.Installed) {
+		if e == nil || !e.valid(prints[i], ids[g.Name], in.Installed) {
 			e = c.service(g, ids[g.Name])
 		}
 		fresh[g.Name] = e
@@ -129,9 +141,10 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 	return c.out, nil
 }
 
-// valid reports whether a cached group output still stands for g.
-func (e *groupOut) valid(g Group, id uint32, installed map[uint32]*of.Group) bool {
-	if e.id != id || !reflect.DeepEqual(e.doc, g) {
+// valid reports whether a cached group output still stands for a group
+// with this fingerprint and id.
+func (e *groupOut) valid(print uint64, id uint32, installed map[uint32]*of.Group) bool {
+	if e.id != id || e.print != print {
 		return false
 	}
 	for _, og := range e.groups {
@@ -241,7 +254,7 @@ func targetPort(ps PortSpec, m Member) uint16 {
 
 // service compiles one group's select groups and per-port flows.
 func (c *compiler) service(g Group, id uint32) *groupOut {
-	e := &groupOut{doc: g.Clone(), id: id}
+	e := &groupOut{print: g.Fingerprint(), id: id}
 	vip := netip.MustParseAddr(g.VIP).Unmap()
 	v6 := vip.Is6()
 	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)
