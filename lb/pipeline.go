@@ -348,24 +348,13 @@ func (c *compiler) sharedFlows(g Group, id uint32) []sharedFlow {
 // table, followed by output in the same bucket, is dropped from the
 // datapath actions by OVS 3.1: the recirculation is needed.)
 func (c *compiler) bucketActions(m Member, ps PortSpec, mac net.HardwareAddr) []of.Action {
-	ct := of.ConnTrack(c.cfg.Zone)
-	ct.Commit, ct.Table = true, c.t(TableToMember)
-	ct.NAT = &of.NAT{Dst: true, AddrMin: netip.MustParseAddr(m.IP).Unmap(), PortMin: targetPort(ps, m)}
+	a := of.CommitDNAT{Zone: c.cfg.Zone, Table: c.t(TableToMember),
+		Dst: netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), targetPort(ps, m))}
 	if mac != nil {
-		ct.Exec = []of.Action{of.SetField{Field: of.FieldCTLabel, Value: labelOf(mac), Mask: labelMACMask}}
+		copy(a.MAC[:], mac)
+		a.HasMAC = true
 	}
-	return []of.Action{ct}
-}
-
-// labelMACMask selects the bits of ct_label (0-47) that hold a member's
-// MAC; shared and never written.
-var labelMACMask = []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-
-// labelOf is a ct_label value holding mac in bits 0-47.
-func labelOf(mac net.HardwareAddr) []byte {
-	v := make([]byte, 16)
-	copy(v[10:], mac)
-	return v
+	return []of.Action{a}
 }
 
 // Reply lookups key on protocol and port only (one flow per target port,
@@ -450,12 +439,26 @@ func (c *compiler) previous(gid uint32, g Group, ps PortSpec) []int {
 	for s, b := range inst.Buckets {
 		prev[s] = -1
 		for _, a := range b.Actions {
-			if ct, ok := a.(of.CT); ok && ct.NAT != nil {
-				if i, ok := idx[netip.AddrPortFrom(ct.NAT.AddrMin.Unmap(), ct.NAT.PortMin)]; ok {
+			if dst, ok := natTarget(a); ok {
+				if i, ok := idx[dst]; ok {
 					prev[s] = i
 				}
 			}
 		}
 	}
 	return prev
+}
+
+// natTarget is the address a bucket's commit translates to: a CommitDNAT
+// that the compiler made, or the CT the switch reported.
+func natTarget(a of.Action) (netip.AddrPort, bool) {
+	switch a := a.(type) {
+	case of.CommitDNAT:
+		return a.Dst, true
+	case of.CT:
+		if a.NAT != nil && a.NAT.AddrMin.IsValid() {
+			return netip.AddrPortFrom(a.NAT.AddrMin.Unmap(), a.NAT.PortMin), true
+		}
+	}
+	return netip.AddrPort{}, false
 }

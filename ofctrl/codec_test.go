@@ -56,3 +56,12 @@ func TestParseFlags(t *testing.T) {
 	_, _, err = ParseFlags("+bogus", []string{"new"})
 	assert.Error(t, err)
 }
+
+func TestCommitDNATIsCT(t *testing.T) {
+	a := CommitDNAT{Zone: 9, Table: 3, Dst: netip.MustParseAddrPort("10.0.0.11:8080"), MAC: [6]byte{2, 0, 0, 0, 0, 0xb}, HasMAC: true}
+	assert.Equal(t, "ct(commit,table=3,zone=9,nat(dst=10.0.0.11:8080),exec(set_field:0x2000000000b/0xffffffffffff->ct_label))", a.String())
+	g := NewGroup(1, GroupSelect).Bucket(0, 1, a)
+	back, err := RoundTripGroup(g)
+	require.NoError(t, err)
+	assert.Equal(t, g.String(), back.String(), "it encodes as the CT it stands for")
+}
