@@ -2,10 +2,8 @@ package lb
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"net"
 	"net/netip"
 	"sort"
@@ -157,14 +155,14 @@ func ValidateAll(groups []Group) error { return validateGroups(groups, nil) }
 // own for those known (by fingerprint) to be valid already.
 func validateGroups(groups []Group, known func(i int) bool) error {
 	var c checker
-	names := map[string]int{}
+	names := make(map[string]int, len(groups))
 	type key struct {
 		vip   netip.Addr
 		proto string
 		port  int
 		scope string
 	}
-	used := map[key]string{}
+	used := make(map[key]string, len(groups))
 	for i, g := range groups {
 		p := func() string { return fmt.Sprintf("groups[%d]", i) }
 		if known == nil || !known(i) {
@@ -399,18 +397,22 @@ func clonedStrings(s []string) []string {
 	return append(make([]string, 0, len(s)), s...)
 }
 
-// Fingerprint is a 64-bit hash of everything in the group: equal groups
-// have equal fingerprints, and different ones (all but certainly) not.
+// Fingerprint is a 64-bit FNV-1a hash of everything in the group: equal
+// groups have equal fingerprints, and different ones (all but certainly)
+// not. It allocates nothing: it runs over every group on every reconcile.
 func (g *Group) Fingerprint() uint64 {
-	h := fnv.New64a()
-	var buf [8]byte
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
 	str := func(s string) {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint64(s[i])) * prime
+		}
+		h = (h ^ 0xff) * prime
 	}
 	num := func(n int) {
-		binary.LittleEndian.PutUint64(buf[:], uint64(n))
-		h.Write(buf[:])
+		for k := 0; k < 64; k += 8 {
+			h = (h ^ uint64(n>>k)&0xff) * prime
+		}
 	}
 	str(g.Name)
 	str(g.VIP)
@@ -434,11 +436,11 @@ func (g *Group) Fingerprint() uint64 {
 	} else {
 		num(-1)
 	}
-	str(g.Scope.key())
-	if g.Scope != nil {
-		for _, host := range g.Scope.Hosts {
+	if sc := g.Scope; sc != nil {
+		str(sc.key())
+		for _, host := range sc.Hosts {
 			str(host)
 		}
 	}
-	return h.Sum64()
+	return h
 }

@@ -53,6 +53,8 @@ func Compile(in Input) (*Output, error) { return NewCompiler().Compile(in) }
 // (the same pointers, so a reconciler can skip them without comparing).
 // The result is the same as Compile's.
 type Compiler struct {
+	ids    map[string]uint32    // service ids of the last set of names
+	idsKey uint64               // hash of that set
 	key    string               // config, ports and MACs the cache is valid for
 	groups map[string]*groupOut // by group name
 	shared map[string]*of.Flow  // fixed, port, ARP/ND and reply flows by key
@@ -99,13 +101,14 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 	if err := validateGroups(in.Groups, known); err != nil {
 		return nil, err
 	}
-	c := &compiler{in: in, cfg: in.Config, out: &Output{}, unresolved: map[netip.Addr]bool{}, cache: k, used: map[string]bool{}}
+	c := &compiler{in: in, cfg: in.Config, unresolved: map[netip.Addr]bool{}, cache: k, used: make(map[string]bool, len(k.shared)+16),
+		out: &Output{Flows: make([]*of.Flow, 0, len(k.shared)+3*len(in.Groups)), Groups: make([]*of.Group, 0, len(in.Groups))}}
 	c.pipeline()
 	names := make([]string, len(in.Groups))
 	for i, g := range in.Groups {
 		names[i] = g.Name
 	}
-	ids := ServiceIDs(names)
+	ids := k.serviceIDs(names)
 	order := make([]int, len(in.Groups))
 	for i := range order {
 		order[i] = i
@@ -139,6 +142,25 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 	}
 	sort.Slice(c.out.Unresolved, func(i, j int) bool { return c.out.Unresolved[i].Less(c.out.Unresolved[j]) })
 	return c.out, nil
+}
+
+// serviceIDs is ServiceIDs, reused while the set of names is the same.
+func (k *Compiler) serviceIDs(names []string) map[string]uint32 {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037) ^ uint64(len(names))
+	sum := uint64(0)
+	for _, n := range names {
+		x := h
+		for i := 0; i < len(n); i++ {
+			x = (x ^ uint64(n[i])) * prime
+		}
+		sum += x // order does not matter
+	}
+	if k.ids != nil && k.idsKey == sum {
+		return k.ids
+	}
+	k.ids, k.idsKey = ServiceIDs(names), sum
+	return k.ids
 }
 
 // valid reports whether a cached group output still stands for a group

@@ -18,6 +18,7 @@ type metrics struct {
 	reconciles prometheus.Counter
 	errors     prometheus.Counter
 	duration   prometheus.Histogram
+	last       prometheus.Gauge
 	flows      prometheus.Gauge
 	groups     prometheus.Gauge
 	mods       *prometheus.CounterVec
@@ -32,13 +33,14 @@ func newMetrics() *metrics {
 		errors:     prometheus.NewCounter(prometheus.CounterOpts{Name: "dlb_agent_reconcile_errors_total", Help: "Bundles the switch refused."}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "dlb_agent_reconcile_duration_seconds", Help: "Time to compute and apply a reconcile.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		last:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "dlb_agent_last_reconcile_seconds", Help: "Duration of the last reconcile."}),
 		flows:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "dlb_agent_flows_installed", Help: "DLB flows on the bridge."}),
 		groups:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "dlb_agent_groups_installed", Help: "DLB select groups on the bridge."}),
 		mods:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dlb_agent_mods_total", Help: "Flow and group mods applied, by object and operation."}, []string{"object", "op"}),
 		connects:   prometheus.NewCounter(prometheus.CounterOpts{Name: "dlb_agent_switch_connects_total", Help: "OpenFlow connections made to the bridge."}),
 		sourceErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "dlb_agent_source_errors_total", Help: "Group documents refused."}),
 	}
-	m.reg.MustRegister(m.reconciles, m.errors, m.duration, m.flows, m.groups, m.mods, m.connects, m.sourceErrs,
+	m.reg.MustRegister(m.reconciles, m.errors, m.duration, m.last, m.flows, m.groups, m.mods, m.connects, m.sourceErrs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -46,6 +48,7 @@ func newMetrics() *metrics {
 func (m *metrics) observe(st diffStats, took time.Duration, flows, groups int) {
 	m.reconciles.Inc()
 	m.duration.Observe(took.Seconds())
+	m.last.Set(took.Seconds())
 	m.flows.Set(float64(flows))
 	m.groups.Set(float64(groups))
 	for op, n := range map[[2]string]int{

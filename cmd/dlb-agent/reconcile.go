@@ -35,9 +35,16 @@ type reconciler struct {
 	// flows and ofGroups are what is installed, as last read or applied;
 	// valid only for conn.
 	conn     *ofctrl.Conn
-	flows    map[string]*ofctrl.Flow
+	flows    map[string]*installed
 	ofGroups map[uint32]*ofctrl.Group
 	macs     map[netip.Addr]net.HardwareAddr
+	gen      uint64 // reconcile generation, for sweeping flows no longer wanted
+}
+
+// installed is a flow on the switch and the last reconcile that wanted it.
+type installed struct {
+	flow *ofctrl.Flow
+	gen  uint64
 }
 
 func newReconciler(cfg lb.Config, inv *ovsdb.Inventory, log *slog.Logger, m *metrics) *reconciler {
@@ -114,9 +121,9 @@ func (r *reconciler) readInstalled(ctx context.Context, c *ofctrl.Conn) error {
 	if err != nil {
 		return err
 	}
-	r.flows = make(map[string]*ofctrl.Flow, len(fs))
+	r.flows = make(map[string]*installed, len(fs))
 	for _, f := range fs {
-		r.flows[f.Flow.Key()] = f.Flow
+		r.flows[f.Flow.Key()] = &installed{flow: f.Flow}
 	}
 	r.ofGroups = map[uint32]*ofctrl.Group{}
 	for _, g := range gs {
@@ -146,21 +153,16 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
-	mods, st := diff(r.flows, r.ofGroups, out)
+	// The diff updates the installed state in place; if the switch refuses
+	// the bundle, the state is dropped and read again.
+	r.gen++
+	mods, st := diff(r.flows, r.ofGroups, out, r.gen)
 	if len(mods) > 0 {
 		if err := c.Apply(ctx, mods...); err != nil {
 			r.metrics.errors.Inc()
 			r.conn = nil // re-read the switch next time
 			return err
 		}
-	}
-	r.flows = make(map[string]*ofctrl.Flow, len(out.Flows))
-	for _, f := range out.Flows {
-		r.flows[f.Key()] = f
-	}
-	r.ofGroups = make(map[uint32]*ofctrl.Group, len(out.Groups))
-	for _, g := range out.Groups {
-		r.ofGroups[g.ID] = g
 	}
 	took := time.Since(start)
 	r.metrics.observe(st, took, len(r.flows), len(r.ofGroups))
@@ -182,8 +184,10 @@ func (s diffStats) total() int {
 
 // diff lists the mods that turn installed into desired, ordered so that a
 // bundle applies them: groups are added before the flows that use them and
-// deleted after.
-func diff(flows map[string]*ofctrl.Flow, groups map[uint32]*ofctrl.Group, out *lb.Output) ([]ofctrl.Mod, diffStats) {
+// deleted after. It updates flows and groups to the desired state (gen
+// marks the flows wanted now). Objects the compiler reused are the very
+// ones installed, so unchanged groups cost a pointer comparison.
+func diff(flows map[string]*installed, groups map[uint32]*ofctrl.Group, out *lb.Output, gen uint64) ([]ofctrl.Mod, diffStats) {
 	var st diffStats
 	var groupAdds, flowMods, flowDels, groupDels []ofctrl.Mod
 	want := make(map[uint32]bool, len(out.Groups))
@@ -192,6 +196,7 @@ func diff(flows map[string]*ofctrl.Flow, groups map[uint32]*ofctrl.Group, out *l
 		have, ok := groups[g.ID]
 		switch {
 		case have == g: // the compiler reused what is installed
+			continue
 		case !ok:
 			groupAdds = append(groupAdds, g.Add())
 			st.groupAdd++
@@ -201,25 +206,29 @@ func diff(flows map[string]*ofctrl.Flow, groups map[uint32]*ofctrl.Group, out *l
 			groupAdds = append(groupAdds, g.Modify())
 			st.groupMod++
 		}
+		groups[g.ID] = g
 	}
-	for id := range groups {
-		if !want[id] {
-			groupDels = append(groupDels, ofctrl.DeleteGroup(id))
-			st.groupDel++
+	if len(want) != len(groups) {
+		for id := range groups {
+			if !want[id] {
+				groupDels = append(groupDels, ofctrl.DeleteGroup(id))
+				delete(groups, id)
+				st.groupDel++
+			}
 		}
 	}
-	wantFlow := make(map[string]bool, len(out.Flows))
 	for _, f := range out.Flows {
 		k := f.Key()
-		wantFlow[k] = true
 		have, ok := flows[k]
 		switch {
-		case have == f:
 		case !ok:
 			flowMods = append(flowMods, f.Add())
+			flows[k] = &installed{flow: f, gen: gen}
 			st.flowAdd++
-		case have.String() == f.String():
-		case have.Cookie == f.Cookie && have.IdleTimeout == f.IdleTimeout && have.HardTimeout == f.HardTimeout:
+			continue
+		case have.flow == f:
+		case have.flow.String() == f.String():
+		case have.flow.Cookie == f.Cookie && have.flow.IdleTimeout == f.IdleTimeout && have.flow.HardTimeout == f.HardTimeout:
 			// Same flow, other actions: modify keeps its counters.
 			flowMods = append(flowMods, f.ModifyStrict())
 			st.flowMod++
@@ -227,16 +236,18 @@ func diff(flows map[string]*ofctrl.Flow, groups map[uint32]*ofctrl.Group, out *l
 			flowMods = append(flowMods, f.Add())
 			st.flowMod++
 		}
+		have.flow, have.gen = f, gen
 	}
-	keys := make([]string, 0)
-	for k := range flows {
-		if !wantFlow[k] {
-			keys = append(keys, k)
+	var gone []string
+	for k, e := range flows {
+		if e.gen != gen {
+			gone = append(gone, k)
 		}
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		flowDels = append(flowDels, flows[k].DeleteStrict())
+	sort.Strings(gone)
+	for _, k := range gone {
+		flowDels = append(flowDels, flows[k].flow.DeleteStrict())
+		delete(flows, k)
 		st.flowDel++
 	}
 	sort.Slice(groupDels, func(i, j int) bool { return groupDels[i].String() < groupDels[j].String() })
