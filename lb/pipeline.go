@@ -32,6 +32,10 @@ type Input struct {
 	// Installed are the select groups on the switch now, so that member
 	// choices stay where they are (see Assign).
 	Installed map[uint32]*of.Group
+	// Validated says Groups passed ValidateAll already (a source that
+	// validates what it delivers sets it, to spare a second pass over
+	// thousands of groups on every change).
+	Validated bool
 }
 
 // Output is the desired state of the bridge.
@@ -98,8 +102,10 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 		e := k.groups[in.Groups[i].Name]
 		return e != nil && e.print == prints[i]
 	}
-	if err := validateGroups(in.Groups, known); err != nil {
-		return nil, err
+	if !in.Validated {
+		if err := validateGroups(in.Groups, known); err != nil {
+			return nil, err
+		}
 	}
 	c := &compiler{in: in, cfg: in.Config, unresolved: map[netip.Addr]bool{}, cache: k, used: make(map[string]bool, len(k.shared)+16),
 		out: &Output{Flows: make([]*of.Flow, 0, len(k.shared)+3*len(in.Groups)), Groups: make([]*of.Group, 0, len(in.Groups))}}

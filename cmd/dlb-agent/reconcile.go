@@ -149,7 +149,8 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 			return fmt.Errorf("read installed flows: %w", err)
 		}
 	}
-	out, err := r.comp.Compile(lb.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.macs, Installed: r.ofGroups})
+	// Sources deliver only sets that passed lb.ValidateAll.
+	out, err := r.comp.Compile(lb.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.macs, Installed: r.ofGroups, Validated: true})
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}

@@ -15,9 +15,9 @@ import (
 
 // Source delivers the desired groups: a file now, the controller later.
 type Source interface {
-	// Run calls deliver with every new valid group set until ctx ends.
-	// An invalid set is reported and not delivered, so what is installed
-	// stays as it was.
+	// Run calls deliver with every new group set that passed
+	// lb.ValidateAll, until ctx ends. An invalid set is reported and not
+	// delivered, so what is installed stays as it was.
 	Run(ctx context.Context, deliver func([]lb.Group)) error
 }
 
