@@ -83,12 +83,12 @@ func (b *FlowBuilder) Goto(t uint8) *FlowBuilder {
 	return b
 }
 
-// Done returns the flow.
+// Done returns the flow. The builder must not be used afterwards.
 func (b *FlowBuilder) Done() *Flow {
-	f := b.f
-	f.Match.entries = append([]matchEntry(nil), b.f.Match.entries...)
-	f.Actions = append([]Action(nil), b.f.Actions...)
-	return &f
+	f := new(Flow)
+	*f = b.f
+	b.f = Flow{} // its match and actions now belong to the flow
+	return f
 }
 
 // String renders the flow exactly as "ovs-ofctl --no-stats dump-flows"
