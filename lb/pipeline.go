@@ -252,6 +252,10 @@ func (c *compiler) pipeline() {
 		Actions(of.SetBytes(of.FieldEthSrc, c.cfg.MAC)).Goto(c.t(TableOutput)))
 	c.add(c.flow(TableUnNAT, 0, fixed).Goto(c.t(TableOutput)))
 	c.add(c.flow(TableOutput, 0, fixed).Actions(of.Normal()))
+	// Answers to the agent's own ARP requests and neighbour solicitations
+	// for members' MACs come to the DLB's MAC: the agent reads them.
+	c.add(c.flow(TableClassify, 110, fixed).Match(of.ARP, of.ARPOp(2), of.EthDst(c.cfg.MAC)).Actions(of.Controller{MaxLen: 128}))
+	c.add(c.flow(TableClassify, 110, fixed).Match(of.ICMPv6, of.ICMPv6Type(136), of.EthDst(c.cfg.MAC)).Actions(of.Controller{MaxLen: 128}))
 	// Traffic from VMs to the DLB's MAC that no VIP port took goes nowhere
 	// rather than flooding.
 	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)

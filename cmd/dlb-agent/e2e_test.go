@@ -430,3 +430,27 @@ func TestPrintFlows(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, string(out), `groups[0].vip: "nope" is not an IP address`)
 }
+
+// TestMembersResolvedWithoutMACs: members given without a MAC are found,
+// local ones in the inventory and remote ones by the agent's ARP requests
+// and neighbour solicitations, and traffic reaches all of them.
+func TestMembersResolvedWithoutMACs(t *testing.T) {
+	c := newClusterFor(t, func(tb *testbed.Testbed) string {
+		return "groups:\n" +
+			"  - name: web\n    vip: 10.96.0.10\n    ports: [{protocol: tcp, port: 80, target_port: 8080}]\n" +
+			"    members: [{ip: 10.0.0.11}, {ip: 10.0.0.12}, {ip: 10.0.0.13}]\n" +
+			"  - name: web6\n    vip: \"fd00::100\"\n    ports: [{protocol: udp, port: 53, target_port: 5353}]\n" +
+			"    members: [{ip: \"fd00::11\"}, {ip: \"fd00::12\"}, {ip: \"fd00::13\"}]\n"
+	})
+	require.Eventually(t, func() bool {
+		res, err := c.tb.Load(c.ctx, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 30, Timeout: 500 * time.Millisecond})
+		return err == nil && len(res.Answers) == 3 && res.Failed() == 0
+	}, 10*time.Second, 200*time.Millisecond, "every member answers once resolved:\n%s", c.agents["h1"].logTail())
+	require.Eventually(t, func() bool {
+		res, err := c.tb.Load(c.ctx, testbed.LoadSpec{VM: "c2", Target: "[fd00::100]:53", Proto: "udp", Count: 30, Timeout: 500 * time.Millisecond})
+		return err == nil && len(res.Answers) == 3 && res.Failed() == 0
+	}, 10*time.Second, 200*time.Millisecond, "every IPv6 member answers once resolved:\n%s", c.agents["h2"].logTail())
+	tcp := c.load(t, testbed.LoadSpec{VM: "c3", Target: "10.96.0.10:80", Count: 600})
+	assertShares(t, tcp, map[string]int{"s1": 1, "s2": 1, "s3": 1})
+	assert.Contains(t, c.agents["h3"].logTail(), "resolved member")
+}

@@ -224,6 +224,9 @@ func run(ctx context.Context, cfg config) error {
 		MaxBackoff:  time.Second,
 	})
 	nd.sw = sw
+	nd.res = newResolver(sw, pc.MAC, log, r.learnMAC)
+	r.resolve = nd.res.want
+	go nd.res.run(ctx)
 	src := &fileSource{path: cfg.GroupsFile, log: log, refused: m.sourceErrs.Inc}
 	go func() {
 		if err := src.Run(ctx, r.setGroups); err != nil {

@@ -40,3 +40,34 @@ func TestNeighborAdvert(t *testing.T) {
 	_, ok = neighborAdvert(ns[:60], dlb)
 	assert.False(t, ok, "a truncated frame is ignored")
 }
+
+func TestProbesAndAnswers(t *testing.T) {
+	dlb := net.HardwareAddr{0x0a, 0xdb, 0, 0, 0, 1}
+	member := net.HardwareAddr{2, 0, 0, 0, 0, 0x0b}
+	req := arpRequest(dlb, netip.MustParseAddr("10.96.0.10"), netip.MustParseAddr("10.0.0.11"))
+	// Turn the request into the member's reply, as its kernel would.
+	reply := append([]byte(nil), req...)
+	copy(reply[0:6], dlb)
+	copy(reply[6:12], member)
+	binary.BigEndian.PutUint16(reply[20:], 2)
+	copy(reply[22:28], member)
+	copy(reply[28:32], req[38:42])
+	copy(reply[32:38], dlb)
+	copy(reply[38:42], req[28:32])
+	ip, mac, ok := parseAnswer(reply)
+	require.True(t, ok)
+	assert.Equal(t, "10.0.0.11", ip.String())
+	assert.Equal(t, member, mac)
+	_, _, ok = parseAnswer(req)
+	assert.False(t, ok, "a request is not an answer")
+
+	ns := neighborSolicit(dlb, netip.MustParseAddr("fd00::100"), netip.MustParseAddr("fd00::12"))
+	assert.Equal(t, []byte{0x33, 0x33, 0xff, 0, 0, 0x12}, ns[0:6])
+	assert.Equal(t, uint16(0), icmpv6Checksum(ns[22:38], ns[38:54], ns[54:]))
+	na, ok := neighborAdvert(ns, member)
+	require.True(t, ok)
+	ip, mac, ok = parseAnswer(na)
+	require.True(t, ok)
+	assert.Equal(t, "fd00::12", ip.String())
+	assert.Equal(t, member, mac)
+}

@@ -37,8 +37,38 @@ type reconciler struct {
 	conn     *ofctrl.Conn
 	flows    map[string]*installed
 	ofGroups map[uint32]*ofctrl.Group
-	macs     map[netip.Addr]net.HardwareAddr
 	gen      uint64 // reconcile generation, for sweeping flows no longer wanted
+
+	macMu sync.Mutex                      // guards macs
+	macs  map[netip.Addr]net.HardwareAddr // members' MACs the resolver learned
+	// resolve, when set, is told which members still need a MAC (member ->
+	// a VIP of theirs).
+	resolve func(map[netip.Addr]netip.Addr)
+}
+
+// learnMAC records a member's MAC (from the resolver) and reconciles if it
+// is new or changed.
+func (r *reconciler) learnMAC(ip netip.Addr, mac net.HardwareAddr) {
+	r.macMu.Lock()
+	old := r.macs[ip]
+	changed := old.String() != mac.String()
+	if changed {
+		r.macs[ip] = mac
+	}
+	r.macMu.Unlock()
+	if changed {
+		r.trigger()
+	}
+}
+
+func (r *reconciler) knownMACs() map[netip.Addr]net.HardwareAddr {
+	r.macMu.Lock()
+	defer r.macMu.Unlock()
+	m := make(map[netip.Addr]net.HardwareAddr, len(r.macs))
+	for k, v := range r.macs {
+		m[k] = v
+	}
+	return m
 }
 
 // installed is a flow on the switch and the last reconcile that wanted it.
@@ -150,7 +180,7 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 		}
 	}
 	// Sources deliver only sets that passed lb.ValidateAll.
-	out, err := r.comp.Compile(lb.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.macs, Installed: r.ofGroups, Validated: true})
+	out, err := r.comp.Compile(lb.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.knownMACs(), Installed: r.ofGroups, Validated: true})
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
@@ -171,10 +201,33 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 		r.log.Info("reconciled", "flow_adds", st.flowAdd, "flow_mods", st.flowMod, "flow_dels", st.flowDel,
 			"group_adds", st.groupAdd, "group_mods", st.groupMod, "group_dels", st.groupDel, "took", took)
 	}
-	if len(out.Unresolved) > 0 {
-		r.log.Warn("members without a known MAC address get no traffic; give their mac in the group", "members", out.Unresolved)
-	}
+	r.askFor(out.Unresolved)
 	return nil
+}
+
+// askFor hands the members without a MAC to the resolver, each with a VIP
+// of one of its groups to ask as.
+func (r *reconciler) askFor(unresolved []netip.Addr) {
+	if r.resolve == nil {
+		return
+	}
+	want := make(map[netip.Addr]netip.Addr, len(unresolved))
+	if len(unresolved) > 0 {
+		missing := make(map[netip.Addr]bool, len(unresolved))
+		for _, ip := range unresolved {
+			missing[ip] = true
+		}
+		for _, g := range r.groups {
+			vip, _ := netip.ParseAddr(g.VIP)
+			for _, m := range g.Members {
+				if ip, err := netip.ParseAddr(m.IP); err == nil && missing[ip.Unmap()] {
+					want[ip.Unmap()] = vip.Unmap()
+				}
+			}
+		}
+		r.log.Debug("resolving members' MACs", "members", unresolved)
+	}
+	r.resolve(want)
 }
 
 type diffStats struct{ flowAdd, flowMod, flowDel, groupAdd, groupMod, groupDel int }
