@@ -489,17 +489,8 @@ func (c *Conn) wait(ctx context.Context, xid uint32, cl *call) error {
 
 // roundTrip sends a message of type typ with body and returns the reply.
 func (c *Conn) roundTrip(ctx context.Context, typ uint8, body []byte) ([]byte, error) {
-	xid := c.nextXid()
-	msg, start := appendHeader(nil, typ, xid)
-	msg = finishMessage(append(msg, body...), start)
-	cl, err := c.register(xid, false)
+	cl, err := c.request(ctx, typ, nil, body, false)
 	if err != nil {
-		return nil, err
-	}
-	if err := c.write(true, msg); err != nil {
-		return nil, err
-	}
-	if err := c.wait(ctx, xid, cl); err != nil {
 		return nil, err
 	}
 	return cl.reply, nil
@@ -508,13 +499,23 @@ func (c *Conn) roundTrip(ctx context.Context, typ uint8, body []byte) ([]byte, e
 // multipart sends a multipart request and returns the bodies of all reply
 // parts, concatenated.
 func (c *Conn) multipart(ctx context.Context, mpType uint16, body []byte) ([]byte, error) {
+	head := put16(nil, mpType)
+	head = put16(head, 0)
+	head = zeros(head, 4)
+	cl, err := c.request(ctx, of.Type_MultiPartRequest, head, body, true)
+	if err != nil {
+		return nil, err
+	}
+	return cl.body, nil
+}
+
+// request sends a message (header, then head and body) and waits for its
+// reply.
+func (c *Conn) request(ctx context.Context, typ uint8, head, body []byte, multipart bool) (*call, error) {
 	xid := c.nextXid()
-	msg, start := appendHeader(nil, of.Type_MultiPartRequest, xid)
-	msg = put16(msg, mpType)
-	msg = put16(msg, 0)
-	msg = zeros(msg, 4)
-	msg = finishMessage(append(msg, body...), start)
-	cl, err := c.register(xid, true)
+	msg, start := appendHeader(nil, typ, xid)
+	msg = finishMessage(append(append(msg, head...), body...), start)
+	cl, err := c.register(xid, multipart)
 	if err != nil {
 		return nil, err
 	}
@@ -524,7 +525,7 @@ func (c *Conn) multipart(ctx context.Context, mpType uint16, body []byte) ([]byt
 	if err := c.wait(ctx, xid, cl); err != nil {
 		return nil, err
 	}
-	return cl.body, nil
+	return cl, nil
 }
 
 // Barrier waits until the switch has processed every message sent before.

@@ -56,25 +56,34 @@ func neighborAdvert(frame []byte, mac net.HardwareAddr) ([]byte, bool) {
 		dst = netip.MustParseAddr("ff02::1")
 		flags = 0x20000000 // override only, to all nodes
 	}
-	out := make([]byte, eth+ip6+32)
-	copy(out[0:6], frame[6:12])
-	copy(out[6:12], mac)
-	binary.BigEndian.PutUint16(out[12:], 0x86dd)
-	h := out[eth:]
-	h[0] = 0x60
-	binary.BigEndian.PutUint16(h[4:], 32)
-	h[6], h[7] = 58, 255
-	copy(h[8:24], target)
-	d := dst.As16()
-	copy(h[24:40], d[:])
-	icmp := h[ip6:]
+	icmp := make([]byte, 32)
 	icmp[0] = 136
 	binary.BigEndian.PutUint32(icmp[4:], flags)
 	copy(icmp[8:24], target)
 	icmp[24], icmp[25] = 2, 1 // target link-layer address option
 	copy(icmp[26:32], mac)
-	binary.BigEndian.PutUint16(icmp[2:], icmpv6Checksum(h[8:24], h[24:40], icmp))
-	return out, true
+	t, _ := netip.AddrFromSlice(target)
+	return icmpv6Frame(net.HardwareAddr(frame[6:12]), mac, t, dst, icmp), true
+}
+
+// icmpv6Frame wraps an ICMPv6 message (checksum field zero) in IPv6, hop
+// limit 255, and Ethernet, and fills in the checksum.
+func icmpv6Frame(dstMAC, srcMAC net.HardwareAddr, src, dst netip.Addr, icmp []byte) []byte {
+	const eth, ip6 = 14, 40
+	out := make([]byte, eth+ip6+len(icmp))
+	copy(out[0:6], dstMAC)
+	copy(out[6:12], srcMAC)
+	binary.BigEndian.PutUint16(out[12:], 0x86dd)
+	h := out[eth:]
+	h[0] = 0x60
+	binary.BigEndian.PutUint16(h[4:], uint16(len(icmp)))
+	h[6], h[7] = 58, 255
+	s16, d16 := src.As16(), dst.As16()
+	copy(h[8:24], s16[:])
+	copy(h[24:40], d16[:])
+	copy(h[ip6:], icmp)
+	binary.BigEndian.PutUint16(h[ip6+2:], icmpv6Checksum(h[8:24], h[24:40], h[ip6:]))
+	return out
 }
 
 func icmpv6Checksum(src, dst, payload []byte) uint16 {
@@ -205,28 +214,14 @@ func arpRequest(mac net.HardwareAddr, from, target netip.Addr) []byte {
 }
 
 func neighborSolicit(mac net.HardwareAddr, from, target netip.Addr) []byte {
-	const eth, ip6 = 14, 40
 	t := target.As16()
 	group := netip.AddrFrom16([16]byte{0xff, 0x02, 11: 1, 12: 0xff, 13: t[13], 14: t[14], 15: t[15]})
-	out := make([]byte, eth+ip6+32)
-	copy(out[0:6], []byte{0x33, 0x33, 0xff, t[13], t[14], t[15]})
-	copy(out[6:12], mac)
-	binary.BigEndian.PutUint16(out[12:], 0x86dd)
-	h := out[eth:]
-	h[0] = 0x60
-	binary.BigEndian.PutUint16(h[4:], 32)
-	h[6], h[7] = 58, 255
-	f := from.As16()
-	copy(h[8:24], f[:])
-	g := group.As16()
-	copy(h[24:40], g[:])
-	icmp := h[ip6:]
+	icmp := make([]byte, 32)
 	icmp[0] = 135
 	copy(icmp[8:24], t[:])
 	icmp[24], icmp[25] = 1, 1 // source link-layer address option
 	copy(icmp[26:32], mac)
-	binary.BigEndian.PutUint16(icmp[2:], icmpv6Checksum(h[8:24], h[24:40], icmp))
-	return out
+	return icmpv6Frame(net.HardwareAddr{0x33, 0x33, 0xff, t[13], t[14], t[15]}, mac, from, group, icmp)
 }
 
 // parseAnswer reads the sender of an ARP reply or the target of a
