@@ -442,15 +442,20 @@ func TestMembersResolvedWithoutMACs(t *testing.T) {
 			"  - name: web6\n    vip: \"fd00::100\"\n    ports: [{protocol: udp, port: 53, target_port: 5353}]\n" +
 			"    members: [{ip: \"fd00::11\"}, {ip: \"fd00::12\"}, {ip: \"fd00::13\"}]\n"
 	})
+	// Until a member is resolved its connections go nowhere; wait until
+	// every member has answered once (on a loaded machine a probe round
+	// can take a while), then require a clean run.
 	require.Eventually(t, func() bool {
 		res, err := c.tb.Load(c.ctx, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 30, Timeout: 500 * time.Millisecond})
-		return err == nil && len(res.Answers) == 3 && res.Failed() == 0
-	}, 10*time.Second, 200*time.Millisecond, "every member answers once resolved:\n%s", c.agents["h1"].logTail())
+		return err == nil && len(res.Answers) == 3
+	}, 20*time.Second, 200*time.Millisecond, "every member answers once resolved:\n%s", c.agents["h1"].logTail())
 	require.Eventually(t, func() bool {
 		res, err := c.tb.Load(c.ctx, testbed.LoadSpec{VM: "c2", Target: "[fd00::100]:53", Proto: "udp", Count: 30, Timeout: 500 * time.Millisecond})
-		return err == nil && len(res.Answers) == 3 && res.Failed() == 0
-	}, 10*time.Second, 200*time.Millisecond, "every IPv6 member answers once resolved:\n%s", c.agents["h2"].logTail())
-	tcp := c.load(t, testbed.LoadSpec{VM: "c3", Target: "10.96.0.10:80", Count: 600})
+		return err == nil && len(res.Answers) == 3
+	}, 20*time.Second, 200*time.Millisecond, "every IPv6 member answers once resolved:\n%s", c.agents["h2"].logTail())
+	tcp := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 600})
 	assertShares(t, tcp, map[string]int{"s1": 1, "s2": 1, "s3": 1})
-	assert.Contains(t, c.agents["h3"].logTail(), "resolved member")
+	udp := c.load(t, testbed.LoadSpec{VM: "c2", Target: "[fd00::100]:53", Proto: "udp", Count: 600})
+	assertShares(t, udp, map[string]int{"s1": 1, "s2": 1, "s3": 1})
+	assert.Contains(t, c.agents["h1"].logTail()+c.agents["h2"].logTail(), "resolved member")
 }
