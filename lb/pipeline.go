@@ -36,6 +36,10 @@ type Input struct {
 	// validates what it delivers sets it, to spare a second pass over
 	// thousands of groups on every change).
 	Validated bool
+	// Changed, when not nil, names the groups that may have changed since
+	// the previous Compile on the same Compiler (added ones included); the
+	// others are taken as they were.
+	Changed map[string]bool
 }
 
 // Output is the desired state of the bridge.
@@ -61,18 +65,30 @@ type Compiler struct {
 	idsKey uint64               // hash of that set
 	key    string               // config, ports and MACs the cache is valid for
 	groups map[string]*groupOut // by group name
-	shared map[string]*of.Flow  // fixed, port, ARP/ND and reply flows by key
+	shared map[string]*sharedOut
+	gen    uint64 // compile generation, stamping the shared flows emitted
+}
+
+// sharedOut is a flow several groups or the pipeline share, and the last
+// compile that emitted it.
+type sharedOut struct {
+	flow *of.Flow
+	gen  uint64
 }
 
 // groupOut is what one group compiled to.
 type groupOut struct {
+	gen        uint64 // last compile that had the group
 	print      uint64 // the group's fingerprint
 	id         uint32
 	groups     []*of.Group
 	flows      []*of.Flow
 	unresolved []netip.Addr
-	// shared are the flows it shares with other groups, by key.
+	// shared are the flows it shares with other groups, by key, and refs
+	// the cache entries they resolved to (so a reused group emits them
+	// without map lookups).
 	shared []sharedFlow
+	refs   []*sharedOut
 }
 
 type sharedFlow struct {
@@ -82,32 +98,46 @@ type sharedFlow struct {
 
 // NewCompiler returns a Compiler with an empty cache.
 func NewCompiler() *Compiler {
-	return &Compiler{groups: map[string]*groupOut{}, shared: map[string]*of.Flow{}}
+	return &Compiler{groups: map[string]*groupOut{}, shared: map[string]*sharedOut{}}
 }
 
-// Compile computes the pipeline for in.
+// Compile computes the pipeline for in. With in.Changed set, groups not
+// named in it are taken as unchanged since the previous Compile (their
+// fingerprints are not even computed), which makes a one-group change cost
+// little more than a pass over pointers.
 func (k *Compiler) Compile(in Input) (*Output, error) {
 	if err := in.Config.Validate(); err != nil {
 		return nil, err
 	}
 	if key := fmt.Sprintf("%+v|%+v|%v", in.Config, in.Ports, in.MACs); key != k.key {
-		k.key, k.groups, k.shared = key, map[string]*groupOut{}, map[string]*of.Flow{}
+		k.key, k.groups, k.shared = key, map[string]*groupOut{}, map[string]*sharedOut{}
+	}
+	k.gen++
+	// print computes a group's fingerprint, or returns the cached one for a
+	// group the caller says did not change.
+	print := func(g *Group) uint64 {
+		if in.Changed != nil && !in.Changed[g.Name] {
+			if e := k.groups[g.Name]; e != nil {
+				return e.print
+			}
+		}
+		return g.Fingerprint()
 	}
 	prints := make([]uint64, len(in.Groups))
 	for i := range in.Groups {
-		prints[i] = in.Groups[i].Fingerprint()
-	}
-	// A group compiled before with the same fingerprint was valid then.
-	known := func(i int) bool {
-		e := k.groups[in.Groups[i].Name]
-		return e != nil && e.print == prints[i]
+		prints[i] = print(&in.Groups[i])
 	}
 	if !in.Validated {
+		// A group compiled before with the same fingerprint was valid then.
+		known := func(i int) bool {
+			e := k.groups[in.Groups[i].Name]
+			return e != nil && e.print == prints[i]
+		}
 		if err := validateGroups(in.Groups, known); err != nil {
 			return nil, err
 		}
 	}
-	c := &compiler{in: in, cfg: in.Config, unresolved: map[netip.Addr]bool{}, cache: k, used: make(map[string]bool, len(k.shared)+16),
+	c := &compiler{in: in, cfg: in.Config, unresolved: map[netip.Addr]bool{}, cache: k,
 		out: &Output{Flows: make([]*of.Flow, 0, len(k.shared)+3*len(in.Groups)), Groups: make([]*of.Group, 0, len(in.Groups))}}
 	c.pipeline()
 	names := make([]string, len(in.Groups))
@@ -115,19 +145,17 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 		names[i] = g.Name
 	}
 	ids := k.serviceIDs(names)
-	order := make([]int, len(in.Groups))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(a, b int) bool { return in.Groups[order[a]].Name < in.Groups[order[b]].Name })
-	fresh := make(map[string]*groupOut, len(order))
-	for _, i := range order {
-		g := in.Groups[i]
+	// Groups in input order: the output is the same for the same input.
+	// The cache is updated in place; entries of groups no longer there are
+	// swept by generation afterwards.
+	for i := range in.Groups {
+		g := &in.Groups[i]
 		e := k.groups[g.Name]
 		if e == nil || !e.valid(prints[i], ids[g.Name], in.Installed) {
-			e = c.service(g, ids[g.Name])
+			e = c.service(*g, ids[g.Name])
+			k.groups[g.Name] = e
 		}
-		fresh[g.Name] = e
+		e.gen = k.gen
 		c.out.Groups = append(c.out.Groups, e.groups...)
 		c.out.Flows = append(c.out.Flows, e.flows...)
 		for _, u := range e.unresolved {
@@ -136,13 +164,24 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 				c.out.Unresolved = append(c.out.Unresolved, u)
 			}
 		}
-		for _, sf := range e.shared {
-			c.shared(sf.key, sf.build)
+		if e.refs == nil {
+			for _, sf := range e.shared {
+				e.refs = append(e.refs, c.sharedEntry(sf.key, sf.build))
+			}
+		}
+		for _, ref := range e.refs {
+			c.emit(ref)
 		}
 	}
-	k.groups = fresh
-	for key := range k.shared {
-		if !c.used[key] {
+	if len(k.groups) != len(in.Groups) {
+		for name, e := range k.groups {
+			if e.gen != k.gen {
+				delete(k.groups, name)
+			}
+		}
+	}
+	for key, sh := range k.shared {
+		if sh.gen != k.gen {
 			delete(k.shared, key)
 		}
 	}
@@ -189,25 +228,32 @@ type compiler struct {
 	out        *Output
 	unresolved map[netip.Addr]bool
 	cache      *Compiler
-	used       map[string]bool // shared flows emitted by this compile
-	fixed      int             // fixed flows emitted so far
+	fixed      int // fixed flows emitted so far
 	arpHead    []of.Action
+}
+
+// sharedEntry finds or builds the cache entry of a shared flow.
+func (c *compiler) sharedEntry(key string, build func() *of.Flow) *sharedOut {
+	sh := c.cache.shared[key]
+	if sh == nil {
+		sh = &sharedOut{flow: build()}
+		c.cache.shared[key] = sh
+	}
+	return sh
+}
+
+// emit outputs a shared flow once per compile.
+func (c *compiler) emit(sh *sharedOut) {
+	if sh.gen == c.cache.gen {
+		return
+	}
+	sh.gen = c.cache.gen
+	c.out.Flows = append(c.out.Flows, sh.flow)
 }
 
 // shared emits a flow that several groups or the pipeline share, once,
 // reusing the cached one.
-func (c *compiler) shared(key string, build func() *of.Flow) {
-	if c.used[key] {
-		return
-	}
-	c.used[key] = true
-	f := c.cache.shared[key]
-	if f == nil {
-		f = build()
-		c.cache.shared[key] = f
-	}
-	c.out.Flows = append(c.out.Flows, f)
-}
+func (c *compiler) shared(key string, build func() *of.Flow) { c.emit(c.sharedEntry(key, build)) }
 
 func (c *compiler) t(table int) uint8 { return c.cfg.Table(table) }
 

@@ -175,3 +175,31 @@ func TestCompilerReusesUnchangedGroups(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, render(fresh) == render(second), "the cache changes nothing in the result")
 }
+
+// TestCompilerChangedSet: told which groups changed, the compiler skips the
+// others, and the result is what a full compile gives.
+func TestCompilerChangedSet(t *testing.T) {
+	groups := bigGroups(20, 3)
+	k := NewCompiler()
+	first, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts})
+	require.NoError(t, err)
+	installed := map[uint32]*of.Group{}
+	for _, g := range first.Groups {
+		installed[g.ID] = g
+	}
+	groups[3].Members[0].State = StateDraining
+	groups = append(groups, Group{Name: "new", VIP: "10.97.0.1", Ports: []PortSpec{{Protocol: "udp", Port: 53}}, Members: []Member{{IP: "10.1.1.1", MAC: "02:00:00:00:00:01"}}})
+	delta, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts, Installed: installed,
+		Changed: map[string]bool{groups[3].Name: true, "new": true}})
+	require.NoError(t, err)
+	full, err := Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts, Installed: installed})
+	require.NoError(t, err)
+	assert.True(t, render(full) == render(delta), "a compile told what changed equals a full one")
+	reused := 0
+	for i := range first.Groups {
+		if delta.Groups[i] == first.Groups[i] {
+			reused++
+		}
+	}
+	assert.Equal(t, len(first.Groups)-1, reused, "only the changed group is rebuilt")
+}

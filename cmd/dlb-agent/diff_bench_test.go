@@ -28,8 +28,9 @@ func BenchmarkCompileAndDiffOneMember(b *testing.B) {
 	flows := map[string]*installed{}
 	ofGroups := map[uint32]*ofctrl.Group{}
 	var gen uint64
+	var changed map[string]bool // nil the first time: everything is new
 	step := func() {
-		out, err := comp.Compile(lb.Input{Config: cfg, Groups: groups, Installed: ofGroups, Validated: true})
+		out, err := comp.Compile(lb.Input{Config: cfg, Groups: groups, Installed: ofGroups, Validated: true, Changed: changed})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -38,6 +39,7 @@ func BenchmarkCompileAndDiffOneMember(b *testing.B) {
 	}
 	step()
 	w := 1
+	changed = map[string]bool{groups[5].Name: true}
 	for b.Loop() {
 		w++
 		groups[5].Members[3].Weight = &w

@@ -32,6 +32,10 @@ type reconciler struct {
 	mu sync.Mutex // guards everything below; held for a whole reconcile
 	// groups is the desired group set; nil until a source delivered one.
 	groups []lb.Group
+	// prints are the groups' fingerprints; changed names the groups that
+	// changed since the last compile (nil: all may have).
+	prints  map[string]uint64
+	changed map[string]bool
 	// flows and ofGroups are what is installed, as last read or applied;
 	// valid only for conn.
 	conn     *ofctrl.Conn
@@ -89,10 +93,25 @@ func (r *reconciler) trigger() {
 	}
 }
 
-// setGroups installs a new desired group set.
+// setGroups installs a new desired group set, noting which groups changed
+// so that the compiler looks at those only.
 func (r *reconciler) setGroups(groups []lb.Group) {
+	prints := make(map[string]uint64, len(groups))
+	for i := range groups {
+		prints[groups[i].Name] = groups[i].Fingerprint()
+	}
 	r.mu.Lock()
-	r.groups = groups
+	if r.prints != nil && (r.changed != nil || r.groups == nil) {
+		if r.changed == nil {
+			r.changed = map[string]bool{}
+		}
+		for name, p := range prints {
+			if old, ok := r.prints[name]; !ok || old != p {
+				r.changed[name] = true
+			}
+		}
+	}
+	r.groups, r.prints = groups, prints
 	r.mu.Unlock()
 	r.trigger()
 }
@@ -180,10 +199,12 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 		}
 	}
 	// Sources deliver only sets that passed lb.ValidateAll.
-	out, err := r.comp.Compile(lb.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.knownMACs(), Installed: r.ofGroups, Validated: true})
+	out, err := r.comp.Compile(lb.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.knownMACs(),
+		Installed: r.ofGroups, Validated: true, Changed: r.changed})
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
+	r.changed = map[string]bool{} // the compiler has seen every change so far
 	// The diff updates the installed state in place; if the switch refuses
 	// the bundle, the state is dropped and read again.
 	r.gen++
