@@ -34,18 +34,11 @@ func (c *Conn) OpenBundle(ctx context.Context) (*Bundle, error) {
 }
 
 func (b *Bundle) control(ctx context.Context, typ, want uint16) error {
-	body, err := (&of.BundleControl{BundleID: b.id, Type: typ, Flags: b.flags}).MarshalBinary()
+	xid, cl, err := b.sendControl(typ, true)
 	if err != nil {
 		return err
 	}
-	reply, err := b.c.roundTrip(ctx, of.Type_BundleControl, body)
-	if err != nil {
-		return err
-	}
-	if len(reply) < 16 || be16(reply[12:]) != want {
-		return fmt.Errorf("unexpected bundle control reply")
-	}
-	return nil
+	return b.await(ctx, xid, cl, want)
 }
 
 // Add streams mods into the bundle. It does not wait for the switch, and
@@ -115,15 +108,60 @@ func (b *Bundle) Discard(ctx context.Context) error {
 }
 
 // Apply opens a bundle, adds mods and commits them: all take effect or
-// none does.
+// none does. The open, the adds and the commit go out back to back, and
+// only then does it wait for the switch's replies: one round trip.
 func (c *Conn) Apply(ctx context.Context, mods ...Mod) error {
-	b, err := c.OpenBundle(ctx)
+	b := &Bundle{c: c, id: c.nextXid(), flags: bundleFlags, sink: &errorSink{mods: map[uint32]Mod{}}}
+	openXid, openCall, err := b.sendControl(of.OFPBCT_OPEN_REQUEST, false)
 	if err != nil {
 		return err
 	}
 	if err := b.Add(mods...); err != nil {
-		_ = b.Discard(ctx)
 		return err
 	}
-	return b.Commit(ctx)
+	commitXid, commitCall, err := b.sendControl(of.OFPBCT_COMMIT_REQUEST, true)
+	if err != nil {
+		return err
+	}
+	b.done = true
+	defer c.removeSink(b.xids)
+	openErr := b.await(ctx, openXid, openCall, of.OFPBCT_OPEN_REPLY)
+	commitErr := b.await(ctx, commitXid, commitCall, of.OFPBCT_COMMIT_REPLY)
+	if openErr != nil {
+		return fmt.Errorf("open bundle: %w", openErr)
+	}
+	if serr := b.sink.err(); serr != nil {
+		return fmt.Errorf("bundle of %d changes not applied: %w", len(b.xids), errors.Join(serr, commitErr))
+	}
+	if commitErr != nil {
+		return fmt.Errorf("commit bundle of %d changes: %w", len(b.xids), commitErr)
+	}
+	return nil
+}
+
+// sendControl sends a bundle control message without waiting.
+func (b *Bundle) sendControl(typ uint16, flush bool) (uint32, *call, error) {
+	body, err := (&of.BundleControl{BundleID: b.id, Type: typ, Flags: b.flags}).MarshalBinary()
+	if err != nil {
+		return 0, nil, err
+	}
+	xid := b.c.nextXid()
+	msg, start := appendHeader(nil, of.Type_BundleControl, xid)
+	msg = finishMessage(append(msg, body...), start)
+	cl, err := b.c.register(xid, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	return xid, cl, b.c.write(flush, msg)
+}
+
+// await waits for a bundle control reply of type want.
+func (b *Bundle) await(ctx context.Context, xid uint32, cl *call, want uint16) error {
+	if err := b.c.wait(ctx, xid, cl); err != nil {
+		return err
+	}
+	if len(cl.reply) < 16 || be16(cl.reply[12:]) != want {
+		return errors.New("unexpected bundle control reply")
+	}
+	return nil
 }
