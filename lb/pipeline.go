@@ -362,14 +362,15 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 		slots := Assign(b, weights, prev)
 		grp := of.NewGroup(gid, of.GroupSelect).WithSelection("dp_hash", 0)
 		if slots[0] >= 0 {
-			// Buckets of one member share their (read-only) actions.
-			actions := make([][]of.Action, len(g.Members))
-			grp.Buckets = make([]of.Bucket, 0, len(slots))
+			// Bucket i translates to member slots[i]: stored as slots over
+			// one action list per member.
+			grp.SlotActions = make([][]of.Action, len(g.Members))
+			grp.Slots = make([]uint16, len(slots))
 			for s, m := range slots {
-				if actions[m] == nil {
-					actions[m] = c.bucketActions(g.Members[m], ps, macs[m])
+				if grp.SlotActions[m] == nil {
+					grp.SlotActions[m] = c.bucketActions(g.Members[m], ps, macs[m])
 				}
-				grp.Buckets = append(grp.Buckets, of.Bucket{ID: uint32(s), Weight: 1, Actions: actions[m]})
+				grp.Slots[s] = uint16(m)
 			}
 		}
 		e.groups = append(e.groups, grp)
@@ -513,8 +514,9 @@ func (c *compiler) previous(gid uint32, g Group, ps PortSpec) []int {
 	for i, m := range g.Members {
 		idx[netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), targetPort(ps, m))] = i
 	}
-	prev := make([]int, len(inst.Buckets))
-	for s, b := range inst.Buckets {
+	prev := make([]int, inst.NumBuckets())
+	for s := range prev {
+		b := inst.BucketAt(s)
 		prev[s] = -1
 		for _, a := range b.Actions {
 			if dst, ok := natTarget(a); ok {

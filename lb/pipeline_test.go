@@ -109,14 +109,17 @@ func TestCompileKeepsChoices(t *testing.T) {
 	second, err := Compile(Input{Config: cfg, Groups: []Group{g}, Ports: testPorts, Installed: installed})
 	require.NoError(t, err)
 	changed := 0
-	for i, b := range second.Groups[0].Buckets {
-		if b.Actions[0].String() != first.Groups[0].Buckets[i].Actions[0].String() {
+	require.Equal(t, 64, second.Groups[0].NumBuckets())
+	for i := 0; i < second.Groups[0].NumBuckets(); i++ {
+		b := second.Groups[0].BucketAt(i)
+		if b.Actions[0].String() != first.Groups[0].BucketAt(i).Actions[0].String() {
 			changed++
 			assert.Contains(t, b.Actions[0].String(), "10.0.0.14")
 		}
 	}
 	assert.Equal(t, 16, changed, "a 4th member takes 16 of 64 buckets, and only those move")
-	for _, b := range second.Groups[0].Buckets {
+	for i := 0; i < second.Groups[0].NumBuckets(); i++ {
+		b := second.Groups[0].BucketAt(i)
 		if dst, _ := natTarget(b.Actions[0]); dst.Addr().String() == "10.0.0.11" {
 			assert.Contains(t, b.Actions[0].String(), "exec(set_field:0x2000a00000b/0xffffffffffff->ct_label)",
 				"the bucket writes the member's MAC into the connection's label")

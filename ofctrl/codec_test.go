@@ -65,3 +65,14 @@ func TestCommitDNATIsCT(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, g.String(), back.String(), "it encodes as the CT it stands for")
 }
+
+func TestSlotGroupIsItsBuckets(t *testing.T) {
+	a, b := []Action{OutputPort(1)}, []Action{OutputPort(2)}
+	compact := &Group{ID: 4, Type: GroupSelect, Slots: []uint16{0, 1, 1, 0}, SlotActions: [][]Action{a, b}}
+	full := NewGroup(4, GroupSelect).Bucket(0, 1, a...).Bucket(1, 1, b...).Bucket(2, 1, b...).Bucket(3, 1, a...)
+	assert.Equal(t, full.String(), compact.String())
+	back, err := RoundTripGroup(compact)
+	require.NoError(t, err)
+	assert.Equal(t, full.String(), back.String(), "it encodes as the buckets it stands for")
+	assert.Equal(t, 4, back.NumBuckets())
+}

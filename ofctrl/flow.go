@@ -65,6 +65,11 @@ func (b *FlowBuilder) HardTimeout(d time.Duration) *FlowBuilder {
 
 // Match adds match conditions.
 func (b *FlowBuilder) Match(opts ...MatchOption) *FlowBuilder {
+	if e := b.f.Match.entries; cap(e)-len(e) < len(opts)+1 {
+		// Options add one field each, a protocol shorthand two: size the
+		// entries once rather than let appends double them.
+		b.f.Match.entries = append(make([]matchEntry, 0, len(e)+len(opts)+1), e...)
+	}
 	for _, o := range opts {
 		o(&b.f.Match)
 	}

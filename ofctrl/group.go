@@ -31,6 +31,14 @@ type Group struct {
 	ID      uint32
 	Type    GroupType
 	Buckets []Bucket
+	// Slots, when Buckets is empty, describe the buckets compactly: bucket
+	// i has id i, weight 1 and the actions SlotActions[Slots[i]]. A group of
+	// many buckets over few action lists (a select group dealing hash slots
+	// to members) takes a fraction of the memory; it renders and encodes
+	// exactly as the buckets it stands for. Use Bucket(i) and NumBuckets to
+	// read either form.
+	Slots       []uint16
+	SlotActions [][]Action
 	// Selection is OVS's selection method for select groups ("hash" or
 	// "dp_hash"); nil leaves OVS's default.
 	Selection *Selection
@@ -70,6 +78,22 @@ func (g *Group) Bucket(id uint32, weight uint16, actions ...Action) *Group {
 	return g
 }
 
+// NumBuckets is the number of buckets, in either form.
+func (g *Group) NumBuckets() int {
+	if len(g.Buckets) == 0 {
+		return len(g.Slots)
+	}
+	return len(g.Buckets)
+}
+
+// BucketAt returns bucket i, in either form.
+func (g *Group) BucketAt(i int) Bucket {
+	if len(g.Buckets) == 0 {
+		return Bucket{ID: uint32(i), Weight: 1, Actions: g.SlotActions[g.Slots[i]]}
+	}
+	return g.Buckets[i]
+}
+
 // String renders the group as "ovs-ofctl dump-groups" prints it (without
 // the leading space).
 func (g *Group) String() string {
@@ -92,7 +116,8 @@ func (g *Group) String() string {
 			}
 		}
 	}
-	for _, b := range g.Buckets {
+	for i := 0; i < g.NumBuckets(); i++ {
+		b := g.BucketAt(i)
 		fmt.Fprintf(&s, ",bucket=bucket_id:%d", b.ID)
 		if g.Type == GroupSelect && b.weight() != 1 {
 			fmt.Fprintf(&s, ",weight:%d", b.weight())
@@ -201,8 +226,8 @@ func (m GroupMod) appendTo(b []byte, xid uint32) []byte {
 	b = put32(b, m.BucketID)
 	if m.Command != GroupDelete && m.Command != GroupRemoveBuckets {
 		bstart := len(b)
-		for _, bk := range g.Buckets {
-			b = bk.appendTo(b, g.Type)
+		for i := 0; i < g.NumBuckets(); i++ {
+			b = g.BucketAt(i).appendTo(b, g.Type)
 		}
 		binary.BigEndian.PutUint16(b[lenAt:], uint16(len(b)-bstart))
 		if g.Selection != nil && m.Command != GroupInsertBuckets {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,6 +52,7 @@ type config struct {
 	HostID       string `mapstructure:"host_id"`
 	GroupsFile   string `mapstructure:"groups_file"`
 	MetricsAddr  string `mapstructure:"metrics_addr"`
+	MemoryLimit  string `mapstructure:"memory_limit"`
 	LogLevel     string `mapstructure:"log_level"`
 }
 
@@ -96,6 +99,7 @@ func newRoot() *cobra.Command {
 	f.String("host-id", "", "this host's id (default: the OVS system-id, else the hostname)")
 	f.StringP("groups-file", "f", "", "YAML or JSON file with a top-level groups: list; watched for changes")
 	f.String("metrics-addr", "127.0.0.1:9476", `address of /metrics ("" to disable)`)
+	f.String("memory-limit", "88MiB", `soft limit of the Go heap, e.g. 88MiB (raise it above ~15,000 VIPs; "off" for none); GOMEMLIMIT wins`)
 	f.String("log-level", "info", "debug, info, warn or error")
 	v.SetEnvPrefix("DLB")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
@@ -165,6 +169,9 @@ func printPipeline(cfg config) error {
 
 func run(ctx context.Context, cfg config) error {
 	log := newLogger(cfg.LogLevel)
+	if err := setMemoryLimit(cfg.MemoryLimit); err != nil {
+		return err
+	}
 	if cfg.GroupsFile == "" {
 		return errors.New("groups_file: required (a YAML or JSON file with a top-level groups: list)")
 	}
@@ -259,4 +266,25 @@ func run(ctx context.Context, cfg config) error {
 		return nil
 	}
 	return err
+}
+
+// setMemoryLimit applies memory_limit unless GOMEMLIMIT is set: it makes
+// the garbage collector work harder near the limit instead of letting the
+// heap grow to twice what is live (a host with 10,000 VIPs keeps about
+// 50 MiB live).
+func setMemoryLimit(s string) error {
+	if os.Getenv("GOMEMLIMIT") != "" || s == "" || s == "off" {
+		return nil
+	}
+	units := map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "B": 1}
+	for suffix, mult := range units {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			v, err := strconv.ParseInt(n, 10, 64)
+			if err == nil && v > 0 {
+				debug.SetMemoryLimit(v * mult)
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("memory_limit: %q: want a size like 96MiB, or off", s)
 }
