@@ -2,9 +2,6 @@ package lb
 
 import (
 	"fmt"
-	"os"
-	"runtime"
-	"runtime/pprof"
 	"testing"
 
 	of "github.com/ovs-dlb/dlb/ofctrl"
@@ -36,25 +33,6 @@ func BenchmarkCompile10kVIPs(b *testing.B) {
 		}
 		b.ReportMetric(float64(len(out.Flows)), "flows")
 	}
-}
-
-func TestHeapOfCompile10k(t *testing.T) {
-	if testing.Short() || os.Getenv("DLB_HEAP_PROFILE") == "" {
-		t.Skip("set DLB_HEAP_PROFILE=FILE to profile")
-	}
-	groups := bigGroups(10000, 10)
-	cfg := testConfig
-	cfg.Buckets = 0
-	out, err := Compile(Input{Config: cfg, Groups: groups})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runtime.GC()
-	f, _ := os.Create(os.Getenv("DLB_HEAP_PROFILE"))
-	pprof.WriteHeapProfile(f)
-	f.Close()
-	runtime.KeepAlive(out)
-	runtime.KeepAlive(groups)
 }
 
 // BenchmarkRecompileOneMember: a compile of 10,000 VIPs x 10 members after
