@@ -1,15 +1,11 @@
 package lb
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
 	"sort"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // Group is a DCN group: a virtual IP in front of member servers. It is the
@@ -336,25 +332,8 @@ type File struct {
 // ParseFile decodes a groups file (YAML or JSON, which YAML reads too),
 // refusing unknown keys, and validates it.
 func ParseFile(data []byte) ([]Group, error) {
-	var f File
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) > 0 && trimmed[0] == '{' {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&f); err != nil {
-			return nil, fmt.Errorf("groups file: %w", err)
-		}
-	} else {
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&f); err != nil && err.Error() != "EOF" {
-			return nil, fmt.Errorf("groups file: %w", err)
-		}
-	}
-	if err := ValidateAll(f.Groups); err != nil {
-		return nil, err
-	}
-	return f.Groups, nil
+	var r FileReader
+	return r.Parse(data)
 }
 
 // Clone returns a deep copy of the group.

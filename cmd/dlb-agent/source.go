@@ -26,6 +26,8 @@ type fileSource struct {
 	path    string
 	log     *slog.Logger
 	refused func()
+	// reader decodes again only the groups whose text changed.
+	reader lb.FileReader
 }
 
 func (s *fileSource) load() ([]lb.Group, error) {
@@ -33,7 +35,7 @@ func (s *fileSource) load() ([]lb.Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read groups file: %w", err)
 	}
-	groups, err := lb.ParseFile(data)
+	groups, err := s.reader.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.path, err)
 	}
@@ -51,6 +53,7 @@ func (s *fileSource) Run(ctx context.Context, deliver func([]lb.Group)) error {
 		return fmt.Errorf("watch %s: %w", s.path, err)
 	}
 	reload := func() {
+		start := time.Now()
 		groups, err := s.load()
 		if err != nil {
 			s.log.Error("groups file refused; keeping what is installed", "err", err)
@@ -59,7 +62,7 @@ func (s *fileSource) Run(ctx context.Context, deliver func([]lb.Group)) error {
 			}
 			return
 		}
-		s.log.Info("groups loaded", "file", s.path, "groups", len(groups))
+		s.log.Info("groups loaded", "file", s.path, "groups", len(groups), "took", time.Since(start))
 		deliver(groups)
 	}
 	reload()
