@@ -265,9 +265,7 @@ func (s diffStats) total() int {
 func diff(flows map[string]*installed, groups map[uint32]*ofctrl.Group, out *lb.Output, gen uint64) ([]ofctrl.Mod, diffStats) {
 	var st diffStats
 	var groupAdds, flowMods, flowDels, groupDels []ofctrl.Mod
-	want := make(map[uint32]bool, len(out.Groups))
 	for _, g := range out.Groups {
-		want[g.ID] = true
 		have, ok := groups[g.ID]
 		switch {
 		case have == g: // the compiler reused what is installed
@@ -283,7 +281,13 @@ func diff(flows map[string]*installed, groups map[uint32]*ofctrl.Group, out *lb.
 		}
 		groups[g.ID] = g
 	}
-	if len(want) != len(groups) {
+	// Group ids in an output are distinct, so when as many are installed
+	// as wanted, none is stale: no set to build at 10,000 groups.
+	if len(groups) != len(out.Groups) {
+		want := make(map[uint32]bool, len(out.Groups))
+		for _, g := range out.Groups {
+			want[g.ID] = true
+		}
 		for id := range groups {
 			if !want[id] {
 				groupDels = append(groupDels, ofctrl.DeleteGroup(id))
@@ -292,6 +296,7 @@ func diff(flows map[string]*installed, groups map[uint32]*ofctrl.Group, out *lb.
 			}
 		}
 	}
+	stamped := 0 // distinct installed flows stamped with this generation
 	for _, f := range out.Flows {
 		k := f.Key()
 		have, ok := flows[k]
@@ -300,7 +305,13 @@ func diff(flows map[string]*installed, groups map[uint32]*ofctrl.Group, out *lb.
 			flowMods = append(flowMods, f.Add())
 			flows[k] = &installed{flow: f, gen: gen}
 			st.flowAdd++
+			stamped++
 			continue
+		case have.gen == gen: // the same flow twice in one output
+		default:
+			stamped++
+		}
+		switch {
 		case have.flow == f:
 		case have.flow.String() == f.String():
 		case have.flow.Cookie == f.Cookie && have.flow.IdleTimeout == f.IdleTimeout && have.flow.HardTimeout == f.HardTimeout:
@@ -313,17 +324,21 @@ func diff(flows map[string]*installed, groups map[uint32]*ofctrl.Group, out *lb.
 		}
 		have.flow, have.gen = f, gen
 	}
-	var gone []string
-	for k, e := range flows {
-		if e.gen != gen {
-			gone = append(gone, k)
+	// Every installed flow not stamped is stale; when all are stamped there
+	// is nothing to sweep.
+	if stamped != len(flows) {
+		var gone []string
+		for k, e := range flows {
+			if e.gen != gen {
+				gone = append(gone, k)
+			}
 		}
-	}
-	sort.Strings(gone)
-	for _, k := range gone {
-		flowDels = append(flowDels, flows[k].flow.DeleteStrict())
-		delete(flows, k)
-		st.flowDel++
+		sort.Strings(gone)
+		for _, k := range gone {
+			flowDels = append(flowDels, flows[k].flow.DeleteStrict())
+			delete(flows, k)
+			st.flowDel++
+		}
 	}
 	sort.Slice(groupDels, func(i, j int) bool { return groupDels[i].String() < groupDels[j].String() })
 	mods := make([]ofctrl.Mod, 0, st.total())

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ovs-dlb/dlb/lb"
+	"github.com/ovs-dlb/dlb/ofctrl"
+)
+
+// TestDiffAgainstInstalled walks the installed state through group sets
+// and checks what each diff sends and what it leaves recorded as installed.
+func TestDiffAgainstInstalled(t *testing.T) {
+	group := func(i, weight int) lb.Group {
+		return lb.Group{Name: fmt.Sprintf("g%d", i), VIP: fmt.Sprintf("10.96.0.%d", i),
+			Ports:   []lb.PortSpec{{Protocol: "tcp", Port: 80}},
+			Members: []lb.Member{{IP: fmt.Sprintf("10.0.%d.1", i), MAC: "02:00:00:00:00:01", Weight: &weight}, {IP: fmt.Sprintf("10.0.%d.2", i), MAC: "02:00:00:00:00:02"}}}
+	}
+	cfg := lb.Config{Zone: lb.DefaultZone, MAC: net.HardwareAddr{0x0a, 0xdb, 0, 0, 0, 1}}
+	flows := map[string]*installed{}
+	groups := map[uint32]*ofctrl.Group{}
+	var gen uint64
+	steps := []struct {
+		name   string
+		groups []lb.Group
+		want   func(t *testing.T, st diffStats, before diffStats)
+	}{
+		{"three groups from nothing", []lb.Group{group(1, 100), group(2, 100), group(3, 100)}, func(t *testing.T, st, _ diffStats) {
+			assert.Equal(t, 3, st.groupAdd)
+			assert.Positive(t, st.flowAdd)
+			assert.Zero(t, st.flowDel+st.groupDel+st.flowMod+st.groupMod)
+		}},
+		{"same again: nothing", []lb.Group{group(1, 100), group(2, 100), group(3, 100)}, func(t *testing.T, st, _ diffStats) {
+			assert.Zero(t, st.total())
+		}},
+		{"one weight: one group_mod", []lb.Group{group(1, 100), group(2, 300), group(3, 100)}, func(t *testing.T, st, _ diffStats) {
+			assert.Equal(t, diffStats{groupMod: 1}, st)
+		}},
+		{"a group removed: its flows and group deleted", []lb.Group{group(1, 100), group(2, 300)}, func(t *testing.T, st, _ diffStats) {
+			assert.Equal(t, 1, st.groupDel)
+			assert.Positive(t, st.flowDel)
+			assert.Zero(t, st.flowAdd+st.groupAdd)
+		}},
+		{"all removed", nil, func(t *testing.T, st, _ diffStats) {
+			assert.Equal(t, 2, st.groupDel)
+			assert.Empty(t, groups)
+			for _, f := range flows {
+				assert.Zero(t, f.flow.Cookie>>24&0xffffff, "only flows of no group stay: %s", f.flow)
+			}
+		}},
+	}
+	comp := lb.NewCompiler()
+	var first diffStats
+	for i, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			out, err := comp.Compile(lb.Input{Config: cfg, Groups: s.groups, Installed: groups})
+			require.NoError(t, err)
+			gen++
+			had := len(flows)
+			mods, st := diff(flows, groups, out, gen)
+			assert.Equal(t, st.flowDel, had+st.flowAdd-len(flows), "deleted flows left the installed state")
+			assert.Len(t, mods, st.total())
+			if i == 0 {
+				first = st
+			}
+			s.want(t, st, first)
+			assert.Len(t, groups, len(out.Groups), "installed groups are the output's")
+			assert.Len(t, flows, len(out.Flows), "installed flows are the output's")
+		})
+	}
+}
