@@ -209,6 +209,7 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 	// the bundle, the state is dropped and read again.
 	r.gen++
 	mods, st := diff(r.flows, r.ofGroups, out, r.gen)
+	computed := time.Now()
 	if len(mods) > 0 {
 		if err := c.Apply(ctx, mods...); err != nil {
 			r.metrics.errors.Inc()
@@ -220,7 +221,8 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 	r.metrics.observe(st, took, len(r.flows), len(r.ofGroups))
 	if len(mods) > 0 {
 		r.log.Info("reconciled", "flow_adds", st.flowAdd, "flow_mods", st.flowMod, "flow_dels", st.flowDel,
-			"group_adds", st.groupAdd, "group_mods", st.groupMod, "group_dels", st.groupDel, "took", took)
+			"group_adds", st.groupAdd, "group_mods", st.groupMod, "group_dels", st.groupDel, "took", took,
+			"computing", computed.Sub(start), "switch", took-computed.Sub(start))
 	}
 	r.askFor(out.Unresolved)
 	return nil
