@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"slices"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -125,6 +126,7 @@ func (r *FileReader) decodeJSON(data []byte) ([]Group, []textKey, error) {
 				if err := dec.Decode(&g); err != nil {
 					return nil, nil, fmt.Errorf("groups[%d]: %w", i, err)
 				}
+				g.trim()
 			}
 			groups, keys = append(groups, g), append(keys, k)
 		}
@@ -225,6 +227,18 @@ func (s *scanner) literal(start int) ([]byte, error) {
 		return nil, fmt.Errorf("json: offset %d: unexpected %q", s.pos, s.data[s.pos])
 	}
 	return s.data[start:s.pos], nil
+}
+
+// trim gives the group's lists their exact lengths: the decoder grows
+// them by doubling, and a long-lived set of 10,000 groups of 10 members
+// would otherwise keep 6 members' worth of spare room each.
+func (g *Group) trim() {
+	if cap(g.Members) > len(g.Members) {
+		g.Members = slices.Clone(g.Members)
+	}
+	if cap(g.Ports) > len(g.Ports) {
+		g.Ports = slices.Clone(g.Ports)
+	}
 }
 
 func parseYAML(data []byte) ([]Group, error) {

@@ -28,6 +28,9 @@ func TestFileReaderReusesUnchangedGroups(t *testing.T) {
 	v1, err := r.Parse([]byte(groupsJSON(3, 1)))
 	require.NoError(t, err)
 	require.Len(t, v1, 3)
+	for _, g := range v1 {
+		assert.Equal(t, len(g.Members), cap(g.Members), "decoded lists hold no spare room")
+	}
 
 	// One group's text changes: the others are the very same values.
 	text := strings.Replace(groupsJSON(3, 1), `"weight":2`, `"weight":7`, 1)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -351,6 +352,13 @@ func TestOneMemberChangeAndBadFile(t *testing.T) {
 	})
 	tb := c.tb
 	a := c.agents["h1"]
+	// Profiles for the operator, beside /metrics.
+	resp, err := http.Get("http://" + a.metrics + "/debug/pprof/heap?debug=1")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), "heap profile")
 	count := func() map[string]float64 {
 		m := map[string]float64{}
 		for _, o := range []string{"flow", "group"} {
@@ -390,7 +398,7 @@ func TestOneMemberChangeAndBadFile(t *testing.T) {
 	assert.Equal(t, 0, res.Answers["s3"])
 
 	// Traffic not for a VIP never enters conntrack.
-	_, err := tb.Host("h1").AppCtl(c.ctx, "dpctl/flush-conntrack")
+	_, err = tb.Host("h1").AppCtl(c.ctx, "dpctl/flush-conntrack")
 	require.NoError(t, err)
 	direct := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.0.0.12:8080", Count: 50})
 	assert.Equal(t, map[string]int{"s2": 50}, direct.Answers)
