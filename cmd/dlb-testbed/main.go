@@ -172,19 +172,25 @@ func loadCmd(open func() (*testbed.Testbed, error)) *cobra.Command {
 	var spec testbed.LoadSpec
 	var output string
 	cmd := &cobra.Command{
-		Use:   "load VM TARGET:PORT",
+		Use:   "load VM TARGET:PORT [TARGET:PORT...]",
 		Short: "Open new connections (or send datagrams) from a VM and count who answers",
 		Long: `Opens --count new connections (or sends --count datagrams) from inside VM to
-TARGET:PORT, each from a source (address, port) pair never used before on this
-testbed, and prints the answers per server name, failures by kind, the rate
-and the latency. Exits 2 when any exchange failed.`,
-		Args: cobra.ExactArgs(2),
+TARGET:PORT (several targets: taken round-robin), each from a source (address,
+port) pair never used before on this testbed, and prints the answers per server
+name, failures by kind, the rate and the latency. Exits 2 when any exchange
+failed.`,
+		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tb, err := open()
 			if err != nil {
 				return err
 			}
-			spec.VM, spec.Target = args[0], args[1]
+			spec.VM = args[0]
+			if len(args) == 2 {
+				spec.Target = args[1]
+			} else {
+				spec.Targets = args[1:]
+			}
 			res, err := tb.Load(cmd.Context(), spec)
 			if res != nil {
 				if output == "json" {

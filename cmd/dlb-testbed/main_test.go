@@ -53,6 +53,12 @@ func TestCLI(t *testing.T) {
 	assert.Positive(t, res.RatePerSecond)
 	t.Logf("1000 connections c1 -> s2 at %.0f/s", res.RatePerSecond)
 
+	out, err = cli("load", "c1", "10.0.0.11:8080", "10.0.0.12:8080", "--count", "100", "-o", "json")
+	require.NoError(t, err, out)
+	res = testbed.LoadResult{}
+	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
+	assert.Equal(t, map[string]int{"s1": 50, "s2": 50}, res.Answers, "several targets are taken round-robin")
+
 	out, err = cli("load", "c2", "10.0.0.11:5353", "--proto", "udp", "--count", "200")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "s1")
