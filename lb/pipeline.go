@@ -89,9 +89,9 @@ type groupOut struct {
 	groups     []*of.Group
 	flows      []*of.Flow
 	unresolved []netip.Addr
-	// shared are the flows it shares with other groups, by key, and refs
-	// the cache entries they resolved to (so a reused group emits them
-	// without map lookups).
+	// shared are the flows it shares with other groups, by key, until the
+	// compile resolves them to cache entries, refs (so a reused group
+	// emits them without map lookups).
 	shared []sharedFlow
 	refs   []*sharedOut
 }
@@ -174,6 +174,9 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 			for _, sf := range e.shared {
 				e.refs = append(e.refs, c.sharedEntry(sf.key, sf.build))
 			}
+			// The builders capture this compile's state (its input and
+			// output); a cached group must not keep that alive.
+			e.shared = nil
 		}
 		for _, ref := range e.refs {
 			c.emit(ref)

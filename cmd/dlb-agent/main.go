@@ -99,7 +99,7 @@ func newRoot() *cobra.Command {
 	f.String("host-id", "", "this host's id (default: the OVS system-id, else the hostname)")
 	f.StringP("groups-file", "f", "", "YAML or JSON file with a top-level groups: list; watched for changes")
 	f.String("metrics-addr", "127.0.0.1:9476", `address of /metrics ("" to disable)`)
-	f.String("memory-limit", "88MiB", `soft limit of the Go heap, e.g. 88MiB (raise it above ~15,000 VIPs; "off" for none); GOMEMLIMIT wins`)
+	f.String("memory-limit", "82MiB", `soft limit of the Go heap, e.g. 82MiB (raise it above ~15,000 VIPs; "off" for none); GOMEMLIMIT wins`)
 	f.String("log-level", "info", "debug, info, warn or error")
 	v.SetEnvPrefix("DLB")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
