@@ -485,3 +485,41 @@ func TestMembersResolvedWithoutMACs(t *testing.T) {
 	assertShares(t, udp, map[string]int{"s1": 1, "s2": 1, "s3": 1})
 	assert.Contains(t, c.agents["h1"].logTail()+c.agents["h2"].logTail(), "resolved member")
 }
+
+// TestRemovedMemberConnectionsFlushed: when a member leaves a group, the
+// agent flushes the conntrack entries committed to it (and only those), so
+// UDP clients whose "connection" pointed at it are balanced again at once,
+// while the others keep their member.
+func TestRemovedMemberConnectionsFlushed(t *testing.T) {
+	c := newClusterFor(t, func(tb *testbed.Testbed) string {
+		return webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ""))
+	})
+	tb := c.tb
+	src := sources("10.0.0.1", 46000, 90)
+	before := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:53", Proto: "udp", Sources: src, Concurrency: 8, Record: true})
+	require.Zero(t, before.Failed())
+	require.Positive(t, before.Answers["s2"], "some 5-tuples reach s2 first: %v", before.Answers)
+	ct, err := tb.Host("h1").AppCtl(c.ctx, "dpctl/dump-conntrack", fmt.Sprintf("zone=%d", lb.DefaultZone))
+	require.NoError(t, err)
+	require.Contains(t, ct, "src=10.0.0.12,dst=10.0.0.1,sport=5353")
+
+	// s2 leaves the group (the VM still answers: only a flushed entry
+	// stops its clients from reaching it).
+	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s3", "")))
+	ct, err = tb.Host("h1").AppCtl(c.ctx, "dpctl/dump-conntrack", fmt.Sprintf("zone=%d", lb.DefaultZone))
+	require.NoError(t, err)
+	assert.Zero(t, strings.Count(ct, "reply=(src=10.0.0.12,"), "s2's entries are flushed")
+	assert.Contains(t, ct, "src=10.0.0.11,dst=10.0.0.1,sport=5353", "the other members' entries stay")
+
+	after := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:53", Proto: "udp", Sources: src, Concurrency: 8, Record: true})
+	require.Zero(t, after.Failed())
+	assert.Zero(t, after.Answers["s2"], "%v", after.Answers)
+	for i, e := range before.Exchanges {
+		if e.Server != "s2" {
+			assert.Equal(t, e.Server, after.Exchanges[i].Server, "source %v kept its member", e.Source)
+		}
+	}
+	a := c.agents["h1"]
+	assert.Equal(t, 2.0, a.metric(`dlb_agent_conntrack_flushes_total{result="ok"}`), "s2 left two VIP ports:\n%s", a.logTail())
+	assert.Zero(t, a.metric(`dlb_agent_conntrack_flushes_total{result="error"}`), "no failed flush")
+}

@@ -42,6 +42,7 @@ type config struct {
 	OVSDB        string `mapstructure:"ovsdb"`
 	Bridge       string `mapstructure:"bridge"`
 	OpenFlow     string `mapstructure:"openflow"`
+	VSwitchdCtl  string `mapstructure:"vswitchd_ctl"`
 	CreateBridge bool   `mapstructure:"create_bridge"`
 	DatapathType string `mapstructure:"datapath_type"`
 	OwnBridge    bool   `mapstructure:"own_bridge"`
@@ -89,6 +90,7 @@ func newRoot() *cobra.Command {
 	f.String("ovsdb", "unix:/var/run/openvswitch/db.sock", "OVSDB endpoint of the local ovsdb-server")
 	f.String("bridge", "br-int", "bridge the VMs are on")
 	f.String("openflow", "", "OpenFlow endpoint of the bridge (default: BRIDGE.mgmt beside the OVSDB socket)")
+	f.String("vswitchd-ctl", "", "ovs-vswitchd's unixctl socket, to flush departed members' connections (default: found beside the OVSDB socket)")
 	f.Bool("create-bridge", false, "create the bridge if it does not exist")
 	f.String("datapath-type", "", `datapath of a created bridge ("netdev" for the userspace datapath)`)
 	f.Bool("own-bridge", false, "the DLB owns the bridge: fail_mode=secure")
@@ -182,6 +184,17 @@ func run(ctx context.Context, cfg config) error {
 		}
 		cfg.OpenFlow = "unix:" + filepath.Join(filepath.Dir(sock), cfg.Bridge+".mgmt")
 	}
+	var ctl func() (string, error)
+	switch sock, ok := strings.CutPrefix(cfg.OVSDB, "unix:"); {
+	case cfg.VSwitchdCtl != "":
+		ctl = func() (string, error) { return cfg.VSwitchdCtl, nil }
+	case ok:
+		ctl = func() (string, error) { return vswitchdCtl(filepath.Dir(sock)) }
+	default:
+		ctl = func() (string, error) {
+			return "", errors.New("vswitchd_ctl: required when ovsdb is not a unix socket")
+		}
+	}
 	db := ovsdb.New(ovsdb.Options{Endpoint: cfg.OVSDB, Logger: log})
 	inv := ovsdb.NewInventory(ctx, db, cfg.Bridge)
 	go func() { _ = db.Run(ctx) }()
@@ -223,6 +236,7 @@ func run(ctx context.Context, cfg config) error {
 
 	m := newMetrics()
 	r := newReconciler(pc, inv, log, m)
+	r.flusher = &conntrackFlusher{ctl: ctl, zone: pc.Zone}
 	nd := &responder{mac: pc.MAC, log: log}
 	sw := ofctrl.NewSwitch(cfg.OpenFlow, ofctrl.SwitchOptions{
 		ConnOptions: ofctrl.ConnOptions{Logger: log, PacketIn: nd.packetIn},

@@ -25,6 +25,7 @@ type metrics struct {
 	mods       *prometheus.CounterVec
 	connects   prometheus.Counter
 	sourceErrs prometheus.Counter
+	flushes    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -40,8 +41,10 @@ func newMetrics() *metrics {
 		mods:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dlb_agent_mods_total", Help: "Flow and group mods applied, by object and operation."}, []string{"object", "op"}),
 		connects:   prometheus.NewCounter(prometheus.CounterOpts{Name: "dlb_agent_switch_connects_total", Help: "OpenFlow connections made to the bridge."}),
 		sourceErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "dlb_agent_source_errors_total", Help: "Group documents refused."}),
+		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dlb_agent_conntrack_flushes_total",
+			Help: "Departed members whose conntrack entries were flushed, by result."}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.reconciles, m.errors, m.duration, m.last, m.flows, m.groups, m.mods, m.connects, m.sourceErrs,
+	m.reg.MustRegister(m.reconciles, m.errors, m.duration, m.last, m.flows, m.groups, m.mods, m.connects, m.sourceErrs, m.flushes,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -42,6 +42,10 @@ type reconciler struct {
 	flows    map[string]*installed
 	ofGroups map[uint32]*ofctrl.Group
 	gen      uint64 // reconcile generation, for sweeping flows no longer wanted
+	// departed are members that left their groups, whose conntrack
+	// entries go once the switch no longer sends new connections to them.
+	departed []lb.Departure
+	flusher  *conntrackFlusher
 
 	macMu sync.Mutex                      // guards macs
 	macs  map[netip.Addr]net.HardwareAddr // members' MACs the resolver learned
@@ -110,6 +114,16 @@ func (r *reconciler) setGroups(groups []lb.Group) {
 				r.changed[name] = true
 			}
 		}
+	}
+	if r.groups != nil {
+		// Only groups that changed or went can have lost members.
+		var touched []lb.Group
+		for i := range r.groups {
+			if p, ok := prints[r.groups[i].Name]; !ok || p != r.prints[r.groups[i].Name] {
+				touched = append(touched, r.groups[i])
+			}
+		}
+		r.departed = append(r.departed, lb.Departed(touched, groups)...)
 	}
 	r.groups, r.prints = groups, prints
 	r.mu.Unlock()
@@ -217,6 +231,7 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 			return err
 		}
 	}
+	r.flushDeparted(ctx)
 	took := time.Since(start)
 	r.metrics.observe(st, took, len(r.flows), len(r.ofGroups))
 	if len(mods) > 0 {
@@ -226,6 +241,25 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 	}
 	r.askFor(out.Unresolved)
 	return nil
+}
+
+// flushDeparted removes the conntrack entries of members that left their
+// groups, now that no new connection goes to them; a failure is counted and
+// logged, not retried (the entries then expire on their own).
+func (r *reconciler) flushDeparted(ctx context.Context) {
+	if len(r.departed) == 0 || r.flusher == nil {
+		r.departed = nil
+		return
+	}
+	gone := r.departed
+	r.departed = nil
+	failed := r.flusher.flush(ctx, gone)
+	r.metrics.flushes.WithLabelValues("ok").Add(float64(len(gone) - len(failed)))
+	for _, err := range failed {
+		r.metrics.flushes.WithLabelValues("error").Inc()
+		r.log.Error("flushing a departed member's connections", "err", err)
+	}
+	r.log.Info("flushed departed members' connections", "members", len(gone)-len(failed))
 }
 
 // askFor hands the members without a MAC to the resolver, each with a VIP

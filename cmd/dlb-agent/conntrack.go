@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ovs-dlb/dlb/lb"
+)
+
+// conntrackFlusher removes the conntrack entries of members that left a
+// group, so that their clients (UDP ones above all) move on at once. It
+// speaks to ovs-vswitchd's unixctl socket: `dpctl/flush-conntrack` with
+// partial tuples works on OVS 3.1; OpenFlow's per-tuple flush arrives only
+// in OVS 3.2.
+type conntrackFlusher struct {
+	// ctl finds the unixctl socket (its name carries the pid of the
+	// running ovs-vswitchd, which changes on restart).
+	ctl  func() (string, error)
+	zone uint16
+}
+
+// flushTuples renders a departure as the original and reply tuples that
+// select its connections in the zone: to the VIP port, answered by the
+// member's port.
+func flushTuples(d lb.Departure) (orig, reply string) {
+	src, dst := "ct_nw_src", "ct_nw_dst"
+	if d.VIP.Is6() {
+		src, dst = "ct_ipv6_src", "ct_ipv6_dst"
+	}
+	proto := map[string]int{"tcp": 6, "udp": 17, "sctp": 132}[strings.ToLower(d.Protocol)]
+	orig = fmt.Sprintf("%s=%s,ct_nw_proto=%d,ct_tp_dst=%d", dst, d.VIP, proto, d.Port)
+	reply = fmt.Sprintf("%s=%s,ct_nw_proto=%d,ct_tp_src=%d", src, d.Member, proto, d.TargetPort)
+	return orig, reply
+}
+
+// flush removes the departed members' entries, one unixctl call each, and
+// returns what failed.
+func (f *conntrackFlusher) flush(ctx context.Context, gone []lb.Departure) []error {
+	path, err := f.ctl()
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for _, d := range gone {
+		orig, reply := flushTuples(d)
+		if _, err := unixctl(ctx, path, "dpctl/flush-conntrack", "zone="+strconv.Itoa(int(f.zone)), orig, reply); err != nil {
+			errs = append(errs, fmt.Errorf("flush %s member %s: %w", d.Group, d.Member, err))
+		}
+	}
+	return errs
+}
+
+// vswitchdCtl finds ovs-vswitchd's unixctl socket in its run directory:
+// ovs-vswitchd.ctl when it was started with that name, else
+// ovs-vswitchd.PID.ctl from its pidfile (the default).
+func vswitchdCtl(rundir string) (string, error) {
+	if p := filepath.Join(rundir, "ovs-vswitchd.ctl"); exists(p) {
+		return p, nil
+	}
+	pid, err := os.ReadFile(filepath.Join(rundir, "ovs-vswitchd.pid"))
+	if err != nil {
+		return "", fmt.Errorf("find ovs-vswitchd's control socket (set vswitchd_ctl): %w", err)
+	}
+	return filepath.Join(rundir, "ovs-vswitchd."+strings.TrimSpace(string(pid))+".ctl"), nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// unixctl runs one command on an OVS daemon's control socket, as
+// ovs-appctl does: a JSON-RPC request, one reply.
+func unixctl(ctx context.Context, path, method string, params ...string) (string, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return "", fmt.Errorf("unixctl %s: %w", path, err)
+	}
+	defer conn.Close()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(5 * time.Second)
+	}
+	_ = conn.SetDeadline(deadline)
+	if params == nil {
+		params = []string{}
+	}
+	req := map[string]any{"id": 0, "method": method, "params": params}
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return "", fmt.Errorf("unixctl %s: %w", method, err)
+	}
+	var rep struct {
+		Result *string `json:"result"`
+		Error  any     `json:"error"`
+	}
+	if err := json.NewDecoder(conn).Decode(&rep); err != nil {
+		return "", fmt.Errorf("unixctl %s: reply: %w", method, err)
+	}
+	if rep.Error != nil {
+		return "", fmt.Errorf("unixctl %s: %v", method, rep.Error)
+	}
+	if rep.Result == nil {
+		return "", nil
+	}
+	return *rep.Result, nil
+}

@@ -1,0 +1,68 @@
+package lb
+
+import "net/netip"
+
+// Departure is one member's service port that a group no longer sends
+// to: the conntrack entries of connections committed to it may go.
+type Departure struct {
+	Group      string
+	VIP        netip.Addr
+	Protocol   string // tcp, udp or sctp
+	Port       uint16 // the VIP's port
+	Member     netip.Addr
+	TargetPort uint16
+}
+
+// Departed lists what the change from old to new groups takes away: every
+// (VIP port, member) of an old group that the new group of the same name
+// no longer has, and all of a group that is gone or moved to another VIP.
+// Members that are draining or disabled have not departed: their
+// established connections are left to finish. Both sets are valid.
+func Departed(old, new []Group) []Departure {
+	byName := make(map[string]*Group, len(new))
+	for i := range new {
+		byName[new[i].Name] = &new[i]
+	}
+	type key struct {
+		proto      string
+		port       uint16
+		member     netip.Addr
+		targetPort uint16
+	}
+	var out []Departure
+	for i := range old {
+		o := &old[i]
+		n := byName[o.Name]
+		if n != nil && n.Fingerprint() == o.Fingerprint() {
+			continue
+		}
+		vip, err := netip.ParseAddr(o.VIP)
+		if err != nil {
+			continue
+		}
+		vip = vip.Unmap()
+		kept := map[key]bool{}
+		if n != nil && n.VIP == o.VIP {
+			for _, ps := range n.Ports {
+				for _, m := range n.Members {
+					if ip, err := netip.ParseAddr(m.IP); err == nil {
+						kept[key{ps.Protocol, uint16(ps.Port), ip.Unmap(), targetPort(ps, m)}] = true
+					}
+				}
+			}
+		}
+		for _, ps := range o.Ports {
+			for _, m := range o.Members {
+				ip, err := netip.ParseAddr(m.IP)
+				if err != nil {
+					continue
+				}
+				k := key{ps.Protocol, uint16(ps.Port), ip.Unmap(), targetPort(ps, m)}
+				if !kept[k] {
+					out = append(out, Departure{Group: o.Name, VIP: vip, Protocol: ps.Protocol, Port: k.port, Member: k.member, TargetPort: k.targetPort})
+				}
+			}
+		}
+	}
+	return out
+}
