@@ -523,3 +523,64 @@ func TestRemovedMemberConnectionsFlushed(t *testing.T) {
 	assert.Equal(t, 2.0, a.metric(`dlb_agent_conntrack_flushes_total{result="ok"}`), "s2 left two VIP ports:\n%s", a.logTail())
 	assert.Zero(t, a.metric(`dlb_agent_conntrack_flushes_total{result="error"}`), "no failed flush")
 }
+
+// TestUDPClientMovesOnWhenItsMemberLeaves: a UDP client sending a datagram
+// every 10 ms from one source keeps getting answers, from another member
+// within 1 s, after its member is removed from the group.
+func TestUDPClientMovesOnWhenItsMemberLeaves(t *testing.T) {
+	c := newClusterFor(t, func(tb *testbed.Testbed) string {
+		return webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ""))
+	})
+	tb := c.tb
+	// Find a source whose datagrams go to s2.
+	probe := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:53", Proto: "udp", Sources: sources("10.0.0.1", 47000, 30), Concurrency: 4, Record: true})
+	var src netip.AddrPort
+	for _, e := range probe.Exchanges {
+		if e.Server == "s2" {
+			src = e.Source
+			break
+		}
+	}
+	require.True(t, src.IsValid(), "no source reached s2: %v", probe.Answers)
+
+	// 300 datagrams, one every 10 ms, from that source; s2 leaves after 1 s.
+	stream := make([]netip.AddrPort, 300)
+	for i := range stream {
+		stream[i] = src
+	}
+	done := make(chan *testbed.LoadResult)
+	start := time.Now()
+	go func() {
+		res, err := tb.Load(c.ctx, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:53", Proto: "udp", Sources: stream, Concurrency: 1, Rate: 100, Record: true})
+		assert.NoError(t, err)
+		done <- res
+	}()
+	time.Sleep(time.Second)
+	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s3", "")))
+	removed := time.Now()
+	res := <-done
+	require.NotNil(t, res)
+	// A datagram in flight when its entry is flushed loses its answer
+	// (the reply finds no entry to translate back): at most that one.
+	assert.LessOrEqual(t, res.Failed(), 1, "%v %v", res.Failures, res.FailureExamples)
+	last := -1 // the last datagram s2 answered
+	for i, e := range res.Exchanges {
+		if e.Server == "s2" {
+			last = i
+		}
+	}
+	require.GreaterOrEqual(t, last, 0, "s2 answered before it left: %v", res.Answers)
+	atRemoval := int(removed.Sub(start) / (10 * time.Millisecond)) // the datagram sent then, at 100/s
+	assert.Less(t, last, atRemoval+100, "s2 answered nothing sent 1 s after its removal was applied (datagram %d)", atRemoval)
+	assert.Less(t, last, len(res.Exchanges)-100, "the last second of the stream went elsewhere")
+	// The datagrams after s2's last answer came from one other member.
+	after := map[string]int{}
+	for _, e := range res.Exchanges[last+1:] {
+		if e.Server != "" {
+			after[e.Server]++
+		}
+	}
+	assert.Len(t, after, 1, "one new member: %v", after)
+	t.Logf("s2 answered %d datagrams, the last %d of 300; the rest went to %v (%d lost); removal applied %v before the stream ended",
+		res.Answers["s2"], last+1, after, res.Failed(), time.Since(removed).Round(time.Millisecond))
+}
