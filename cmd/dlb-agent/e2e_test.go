@@ -584,3 +584,31 @@ func TestUDPClientMovesOnWhenItsMemberLeaves(t *testing.T) {
 	t.Logf("s2 answered %d datagrams, the last %d of 300; the rest went to %v (%d lost); removal applied %v before the stream ended",
 		res.Answers["s2"], last+1, after, res.Failed(), time.Since(removed).Round(time.Millisecond))
 }
+
+// TestDrainingMemberKeepsItsConnections: connections held to a member that
+// becomes draining keep working, and none of 1,000 new connections reach it.
+func TestDrainingMemberKeepsItsConnections(t *testing.T) {
+	c := newClusterFor(t, func(tb *testbed.Testbed) string {
+		return webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ""))
+	})
+	tb := c.tb
+	held := make(chan *testbed.LoadResult, 1)
+	go func() {
+		res, err := tb.Load(c.ctx, testbed.LoadSpec{VM: "c2", Target: "10.96.0.10:80", Count: 24, Concurrency: 24, Hold: 4 * time.Second})
+		assert.NoError(t, err)
+		held <- res
+	}()
+	time.Sleep(500 * time.Millisecond)
+	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ", state: draining")))
+	fresh := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 1000, Concurrency: 8})
+	assert.Zero(t, fresh.Failed(), "%v %v", fresh.Failures, fresh.FailureExamples)
+	assert.Zero(t, fresh.Answers["s3"], "new connections skip the draining member: %v", fresh.Answers)
+	assert.Positive(t, fresh.Answers["s1"])
+	assert.Positive(t, fresh.Answers["s2"])
+
+	res := <-held
+	require.NotNil(t, res)
+	assert.Positive(t, res.Answers["s3"], "some held connections are on s3: %v", res.Answers)
+	assert.Zero(t, res.Failed(), "held connections, s3's included, kept working and their member: %v %v", res.Failures, res.FailureExamples)
+	t.Logf("held %v; new after draining s3: %v", res.Answers, fresh.Answers)
+}
