@@ -3,8 +3,6 @@ package lb
 import (
 	"fmt"
 	"testing"
-
-	of "github.com/ovs-dlb/dlb/ofctrl"
 )
 
 // bigGroups is 10,000 VIPs of 10 members each.
@@ -46,10 +44,7 @@ func BenchmarkRecompileOneMember(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	installed := map[uint32]*of.Group{}
-	for _, g := range out.Groups {
-		installed[g.ID] = g
-	}
+	installed := byID(out.Groups)
 	w := 1
 	for b.Loop() {
 		w++

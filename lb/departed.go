@@ -7,7 +7,7 @@ import "net/netip"
 type Departure struct {
 	Group      string
 	VIP        netip.Addr
-	Protocol   string // tcp, udp or sctp
+	Proto      uint8  // IP protocol number
 	Port       uint16 // the VIP's port
 	Member     netip.Addr
 	TargetPort uint16
@@ -24,7 +24,7 @@ func Departed(old, new []Group) []Departure {
 		byName[new[i].Name] = &new[i]
 	}
 	type key struct {
-		proto      string
+		proto      uint8
 		port       uint16
 		member     netip.Addr
 		targetPort uint16
@@ -46,7 +46,7 @@ func Departed(old, new []Group) []Departure {
 			for _, ps := range n.Ports {
 				for _, m := range n.Members {
 					if ip, err := netip.ParseAddr(m.IP); err == nil {
-						kept[key{ps.Protocol, uint16(ps.Port), ip.Unmap(), targetPort(ps, m)}] = true
+						kept[key{protoNumber(ps.Protocol), uint16(ps.Port), ip.Unmap(), targetPort(ps, m)}] = true
 					}
 				}
 			}
@@ -57,9 +57,9 @@ func Departed(old, new []Group) []Departure {
 				if err != nil {
 					continue
 				}
-				k := key{ps.Protocol, uint16(ps.Port), ip.Unmap(), targetPort(ps, m)}
+				k := key{protoNumber(ps.Protocol), uint16(ps.Port), ip.Unmap(), targetPort(ps, m)}
 				if !kept[k] {
-					out = append(out, Departure{Group: o.Name, VIP: vip, Protocol: ps.Protocol, Port: k.port, Member: k.member, TargetPort: k.targetPort})
+					out = append(out, Departure{Group: o.Name, VIP: vip, Proto: k.proto, Port: k.port, Member: k.member, TargetPort: k.targetPort})
 				}
 			}
 		}

@@ -13,7 +13,7 @@ func TestDeparted(t *testing.T) {
 	}
 	m := func(ip string) Member { return Member{IP: ip} }
 	gone := func(vip, member string, target uint16) Departure {
-		return Departure{Group: "web", VIP: netip.MustParseAddr(vip), Protocol: "udp", Port: 53, Member: netip.MustParseAddr(member), TargetPort: target}
+		return Departure{Group: "web", VIP: netip.MustParseAddr(vip), Proto: 17, Port: 53, Member: netip.MustParseAddr(member), TargetPort: target}
 	}
 	tests := []struct {
 		name     string

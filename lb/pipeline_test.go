@@ -152,10 +152,7 @@ func TestCompilerReusesUnchangedGroups(t *testing.T) {
 	k := NewCompiler()
 	first, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts})
 	require.NoError(t, err)
-	installed := map[uint32]*of.Group{}
-	for _, g := range first.Groups {
-		installed[g.ID] = g
-	}
+	installed := byID(first.Groups)
 	groups[7].Members[1].Weight = intp(300)
 	second, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts, Installed: installed})
 	require.NoError(t, err)
@@ -186,10 +183,7 @@ func TestCompilerChangedSet(t *testing.T) {
 	k := NewCompiler()
 	first, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts})
 	require.NoError(t, err)
-	installed := map[uint32]*of.Group{}
-	for _, g := range first.Groups {
-		installed[g.ID] = g
-	}
+	installed := byID(first.Groups)
 	groups[3].Members[0].State = StateDraining
 	groups = append(groups, Group{Name: "new", VIP: "10.97.0.1", Ports: []PortSpec{{Protocol: "udp", Port: 53}}, Members: []Member{{IP: "10.1.1.1", MAC: "02:00:00:00:00:01"}}})
 	delta, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts, Installed: installed,
@@ -205,4 +199,13 @@ func TestCompilerChangedSet(t *testing.T) {
 		}
 	}
 	assert.Equal(t, len(first.Groups)-1, reused, "only the changed group is rebuilt")
+}
+
+// byID indexes compiled groups as a switch holds them.
+func byID(groups []*of.Group) map[uint32]*of.Group {
+	m := make(map[uint32]*of.Group, len(groups))
+	for _, g := range groups {
+		m[g.ID] = g
+	}
+	return m
 }

@@ -34,9 +34,8 @@ func flushTuples(d lb.Departure) (orig, reply string) {
 	if d.VIP.Is6() {
 		src, dst = "ct_ipv6_src", "ct_ipv6_dst"
 	}
-	proto := map[string]int{"tcp": 6, "udp": 17, "sctp": 132}[strings.ToLower(d.Protocol)]
-	orig = fmt.Sprintf("%s=%s,ct_nw_proto=%d,ct_tp_dst=%d", dst, d.VIP, proto, d.Port)
-	reply = fmt.Sprintf("%s=%s,ct_nw_proto=%d,ct_tp_src=%d", src, d.Member, proto, d.TargetPort)
+	orig = fmt.Sprintf("%s=%s,ct_nw_proto=%d,ct_tp_dst=%d", dst, d.VIP, d.Proto, d.Port)
+	reply = fmt.Sprintf("%s=%s,ct_nw_proto=%d,ct_tp_src=%d", src, d.Member, d.Proto, d.TargetPort)
 	return orig, reply
 }
 
@@ -61,19 +60,15 @@ func (f *conntrackFlusher) flush(ctx context.Context, gone []lb.Departure) []err
 // ovs-vswitchd.ctl when it was started with that name, else
 // ovs-vswitchd.PID.ctl from its pidfile (the default).
 func vswitchdCtl(rundir string) (string, error) {
-	if p := filepath.Join(rundir, "ovs-vswitchd.ctl"); exists(p) {
-		return p, nil
+	named := filepath.Join(rundir, "ovs-vswitchd.ctl")
+	if _, err := os.Stat(named); err == nil {
+		return named, nil
 	}
 	pid, err := os.ReadFile(filepath.Join(rundir, "ovs-vswitchd.pid"))
 	if err != nil {
 		return "", fmt.Errorf("find ovs-vswitchd's control socket (set vswitchd_ctl): %w", err)
 	}
 	return filepath.Join(rundir, "ovs-vswitchd."+strings.TrimSpace(string(pid))+".ctl"), nil
-}
-
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 // unixctl runs one command on an OVS daemon's control socket, as

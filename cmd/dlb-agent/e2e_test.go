@@ -142,6 +142,18 @@ func (c *cluster) setGroups(t testing.TB, groups string) {
 	}
 }
 
+// loadInBackground runs a load while the test goes on; the result comes
+// on the channel (nil if the load could not run, which fails the test).
+func (c *cluster) loadInBackground(t testing.TB, spec testbed.LoadSpec) <-chan *testbed.LoadResult {
+	out := make(chan *testbed.LoadResult, 1)
+	go func() {
+		res, err := c.tb.Load(c.ctx, spec)
+		assert.NoError(t, err)
+		out <- res
+	}()
+	return out
+}
+
 func (c *cluster) load(t testing.TB, spec testbed.LoadSpec) *testbed.LoadResult {
 	t.Helper()
 	res, err := c.tb.Load(c.ctx, spec)
@@ -300,12 +312,7 @@ func flowAges(t *testing.T, ctx context.Context, h *testbed.Host) map[string]flo
 func TestLongLivedConnectionsSurviveChangesAndAgentRestart(t *testing.T) {
 	c := newClusterFor(t, func(tb *testbed.Testbed) string { return webGroup(tb, member(tb, "s1", ""), member(tb, "s2", "")) })
 	tb := c.tb
-	held := make(chan *testbed.LoadResult, 1)
-	go func() {
-		res, err := tb.Load(c.ctx, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 8, Concurrency: 8, Hold: 4 * time.Second})
-		assert.NoError(t, err)
-		held <- res
-	}()
+	held := c.loadInBackground(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 8, Concurrency: 8, Hold: 4 * time.Second})
 	time.Sleep(500 * time.Millisecond)
 	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", "")))
 	c.setGroups(t, webGroup(tb, member(tb, "s1", ", weight: 300"), member(tb, "s2", ", weight: 5"), member(tb, "s3", "")))
@@ -548,13 +555,8 @@ func TestUDPClientMovesOnWhenItsMemberLeaves(t *testing.T) {
 	for i := range stream {
 		stream[i] = src
 	}
-	done := make(chan *testbed.LoadResult)
 	start := time.Now()
-	go func() {
-		res, err := tb.Load(c.ctx, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:53", Proto: "udp", Sources: stream, Concurrency: 1, Rate: 100, Record: true})
-		assert.NoError(t, err)
-		done <- res
-	}()
+	done := c.loadInBackground(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:53", Proto: "udp", Sources: stream, Concurrency: 1, Rate: 100, Record: true})
 	time.Sleep(time.Second)
 	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s3", "")))
 	removed := time.Now()
@@ -592,12 +594,7 @@ func TestDrainingMemberKeepsItsConnections(t *testing.T) {
 		return webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ""))
 	})
 	tb := c.tb
-	held := make(chan *testbed.LoadResult, 1)
-	go func() {
-		res, err := tb.Load(c.ctx, testbed.LoadSpec{VM: "c2", Target: "10.96.0.10:80", Count: 24, Concurrency: 24, Hold: 4 * time.Second})
-		assert.NoError(t, err)
-		held <- res
-	}()
+	held := c.loadInBackground(t, testbed.LoadSpec{VM: "c2", Target: "10.96.0.10:80", Count: 24, Concurrency: 24, Hold: 4 * time.Second})
 	time.Sleep(500 * time.Millisecond)
 	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ", state: draining")))
 	fresh := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 1000, Concurrency: 8})
