@@ -16,12 +16,15 @@ const (
 	TableReply           // from a member's service port: into conntrack
 	TableUnNAT           // replies: the VIP's MAC as source
 	TableOutput          // forward as the bridge did before
+	TableAffinity        // learned client → member entries (resubmitted to)
+	TableSticky          // a new connection of a known client → its member
 	numTables
 )
 
 // TableNames are the names the agent gives the tables in OVSDB.
 var TableNames = [numTables]string{
 	"DLB_CLASSIFY", "DLB_SERVICE", "DLB_SELECT", "DLB_TO_MEMBER", "DLB_REPLY", "DLB_UNNAT", "DLB_OUTPUT",
+	"DLB_AFFINITY", "DLB_STICKY",
 }
 
 // Registers.
@@ -29,6 +32,13 @@ const (
 	// RegService holds the OpenFlow group id of the VIP port a packet is
 	// for, from TableService on.
 	RegService = 0
+	// RegMember holds the affinity key of the member a client is stuck to
+	// (loaded by a learned flow of DLB_AFFINITY; 0 when none).
+	RegMember = 2
+	// RegSrcPort receives a copy of a new affinity connection's source
+	// port, which makes every such connection its own datapath flow (see
+	// docs/pipeline.md, "Session affinity").
+	RegSrcPort = 3
 	// RegPortClass marks packets from VM ports (bit 0).
 	RegPortClass = 7
 )
@@ -52,7 +62,25 @@ const (
 	KindPort     = 2 // a VM port's classification
 	KindVIP      = 3 // a group's VIP: service, ARP, un-NAT flows
 	KindReply    = 5 // a member service port's reply lookup (detail: port)
+	// KindAffinity marks the flows that learn actions add to DLB_AFFINITY
+	// (service: the group's id). The agent does not reconcile them: they
+	// belong to the switch until they idle out, or until their group
+	// leaves or stops asking for affinity.
+	KindAffinity = 6
+	// KindReject is the flow that refuses new connections to a VIP port
+	// with no available member, by a packet-in the agent answers with a
+	// TCP reset or an ICMP port unreachable (detail: port index + 1).
+	KindReject = 7
 )
+
+// CookieKindMask selects a cookie's magic and kind.
+const CookieKindMask uint64 = 0xffff000000000000
+
+// CookieKind returns the kind of a DLB cookie.
+func CookieKind(c uint64) uint8 { return uint8(c >> 48) }
+
+// CookieService returns the service id of a DLB cookie.
+func CookieService(c uint64) uint32 { return uint32(c>>24) & 0xffffff }
 
 // Cookie builds a cookie.
 func Cookie(kind uint8, service uint32, detail uint16) uint64 {

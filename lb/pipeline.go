@@ -2,6 +2,7 @@ package lb
 
 import (
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/netip"
 	"slices"
@@ -50,6 +51,11 @@ type Output struct {
 	// Unresolved lists members whose MAC is unknown: their traffic cannot
 	// be delivered until the agent resolves it.
 	Unresolved []netip.Addr
+	// Affinity maps the service id of each group with session affinity to
+	// its client_ip_timeout_s: the owners of the learned flows in
+	// DLB_AFFINITY (cookie Cookie(KindAffinity, id, 0)). Learned flows of
+	// other ids are left over from groups that went.
+	Affinity map[uint32]int
 }
 
 // Compile computes the flows and groups of the pipeline. It is a pure
@@ -89,6 +95,7 @@ type groupOut struct {
 	groups     []*of.Group
 	flows      []*of.Flow
 	unresolved []netip.Addr
+	affinity   int // client_ip_timeout_s, 0 without affinity
 	// shared are the flows it shares with other groups, by key, until the
 	// compile resolves them to cache entries, refs (so a reused group
 	// emits them without map lookups).
@@ -144,7 +151,8 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 		}
 	}
 	c := &compiler{in: in, cfg: in.Config, unresolved: map[netip.Addr]bool{}, cache: k,
-		out: &Output{Flows: make([]*of.Flow, 0, len(k.shared)+3*len(in.Groups)), Groups: make([]*of.Group, 0, len(in.Groups))}}
+		out: &Output{Flows: make([]*of.Flow, 0, len(k.shared)+3*len(in.Groups)), Groups: make([]*of.Group, 0, len(in.Groups)),
+			Affinity: map[uint32]int{}}}
 	c.pipeline()
 	k.names = k.names[:0]
 	for i := range in.Groups {
@@ -164,6 +172,9 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 		e.gen = k.gen
 		c.out.Groups = append(c.out.Groups, e.groups...)
 		c.out.Flows = append(c.out.Flows, e.flows...)
+		if e.affinity > 0 {
+			c.out.Affinity[e.id] = e.affinity
+		}
 		for _, u := range e.unresolved {
 			if !c.unresolved[u] {
 				c.unresolved[u] = true
@@ -299,14 +310,16 @@ func (c *compiler) pipeline() {
 	c.add(c.flow(TableSelect, 0, fixed))
 	// The member's MAC rides in the connection's label (bits 0-47), set by
 	// the bucket that committed it, so one flow serves every member.
-	c.add(c.flow(TableToMember, 0, fixed).
-		Actions(of.Move{Src: of.Sub(of.FieldCTLabel, 0, 47), Dst: of.All(of.FieldEthDst)}).Goto(c.t(TableOutput)))
+	c.add(c.flow(TableToMember, 0, fixed).Actions(toMemberMAC).Goto(c.t(TableOutput)))
 	c.add(c.flow(TableReply, 0, fixed).Goto(c.t(TableOutput)))
 	// Replies of DLB connections leave from the DLB's MAC, as the VIP.
 	c.add(c.flow(TableUnNAT, 100, fixed).Match(of.CTState(of.CTRpl|of.CTTrk, of.CTRpl|of.CTTrk)).
 		Actions(of.SetBytes(of.FieldEthSrc, c.cfg.MAC)).Goto(c.t(TableOutput)))
 	c.add(c.flow(TableUnNAT, 0, fixed).Goto(c.t(TableOutput)))
 	c.add(c.flow(TableOutput, 0, fixed).Actions(of.Normal()))
+	// A client with no learned entry leaves RegMember at 0.
+	c.add(c.flow(TableAffinity, 0, fixed))
+	c.add(c.flow(TableSticky, 0, fixed))
 	// Answers to the agent's own ARP requests and neighbour solicitations
 	// for members' MACs come to the DLB's MAC: the agent reads them.
 	c.add(c.flow(TableClassify, 110, fixed).Match(of.ARP, of.ARPOp(2), of.EthDst(c.cfg.MAC)).Actions(of.Controller{MaxLen: 128}))
@@ -360,6 +373,15 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 			e.unresolved = append(e.unresolved, ip)
 		}
 	}
+	available := false
+	for _, w := range weights {
+		available = available || w > 0
+	}
+	var keys []uint32
+	if g.Affinity != nil {
+		keys = MemberKeys(g.Members)
+		e.affinity = g.Affinity.ClientIPTimeoutS
+	}
 	for k, ps := range g.Ports {
 		gid := GroupID(id, k)
 		proto := protoNumber(ps.Protocol)
@@ -377,19 +399,61 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 			grp.Slots = make([]uint16, len(slots))
 			for s, m := range slots {
 				if grp.SlotActions[m] == nil {
-					grp.SlotActions[m] = c.bucketActions(g.Members[m], ps, macs[m])
+					grp.SlotActions[m] = c.bucketActions(g, m, keys, ps, macs[m])
 				}
 				grp.Slots[s] = uint16(m)
 			}
 		}
 		e.groups = append(e.groups, grp)
+		isNew := of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk)
 		e.flows = append(e.flows,
 			c.flow(TableService, 100, Cookie(KindVIP, id, uint16(k+1))).
 				Match(fromVM, of.L4(v6, proto), of.IPDst(of.Host(vip)), of.DstPort(proto, uint16(ps.Port))).
-				Actions(of.Set(of.Reg(RegService), uint64(gid)), natLookup(c.cfg.Zone, c.t(TableSelect))).Done(),
-			c.flow(TableSelect, 100, Cookie(KindVIP, id, uint16(k+1))).
-				Match(of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk), of.RegEq(RegService, gid)).
+				Actions(of.Set(of.Reg(RegService), uint64(gid)), natLookup(c.cfg.Zone, c.t(TableSelect))).Done())
+		switch {
+		case !available:
+			// Refused by the agent: a TCP reset or an ICMP port
+			// unreachable, built from the packet (OVS cannot make either).
+			e.flows = append(e.flows, c.flow(TableSelect, 100, Cookie(KindReject, id, uint16(k+1))).
+				Match(isNew, of.RegEq(RegService, gid)).
+				Actions(of.Controller{MaxLen: RejectMaxLen}).Done())
+		case g.Affinity != nil:
+			// A learned entry for the client (DLB_AFFINITY) loads its
+			// member's key; DLB_STICKY commits to that member while it is
+			// active, else hands the connection to the group, whose bucket
+			// learns the new choice. Copying the source port keeps each
+			// new connection its own datapath flow, so the second of two
+			// back-to-back connections is translated after the first one's
+			// learn, not by the first one's cached datapath flow.
+			// (The protocol in the matches is what the actions need.)
+			e.flows = append(e.flows, c.flow(TableSelect, 100, Cookie(KindVIP, id, uint16(k+1))).
+				Match(isNew, of.RegEq(RegService, gid), of.L4(v6, proto)).
+				Actions(of.Move{Src: of.All(of.L4PortField(proto, true)), Dst: of.Sub(of.Reg(RegSrcPort), 0, 15)},
+					of.ResubmitTable(c.t(TableAffinity))).
+				Goto(c.t(TableSticky)).Done())
+			for m, mem := range g.Members {
+				if weights[m] == 0 {
+					continue
+				}
+				e.flows = append(e.flows, c.flow(TableSticky, 100, Cookie(KindVIP, id, uint16(k+1))).
+					Match(of.RegEq(RegService, gid), of.RegEq(RegMember, keys[m]), of.L4(v6, proto)).
+					Actions(c.commitActions(mem, ps, macs[m])...).Done())
+			}
+			e.flows = append(e.flows, c.flow(TableSticky, 50, Cookie(KindVIP, id, uint16(k+1))).
+				Match(of.RegEq(RegService, gid)).Actions(of.ToGroup(gid)).Done())
+			if k == 0 {
+				// Committed, the connection's first packet records the
+				// choice (a bucket's or DLB_STICKY's: refreshing it).
+				svc := GroupID(id, 0)
+				e.flows = append(e.flows, c.flow(TableToMember, 100, Cookie(KindVIP, id, 0)).
+					Match(isNew, of.RegMasked(RegService, svc, GroupIDMask|(1<<serviceBits-1)<<8), ipOf(v6)).
+					Actions(c.learnAffinity(g, id), toMemberMAC).Goto(c.t(TableOutput)).Done())
+			}
+		default:
+			e.flows = append(e.flows, c.flow(TableSelect, 100, Cookie(KindVIP, id, uint16(k+1))).
+				Match(isNew, of.RegEq(RegService, gid)).
 				Actions(of.ToGroup(gid)).Done())
+		}
 	}
 	e.shared = c.sharedFlows(g, id)
 	return e
@@ -430,12 +494,31 @@ func (c *compiler) sharedFlows(g Group, id uint32) []sharedFlow {
 	return out
 }
 
-// bucketActions sends a new connection to a member: the commit with DNAT,
+// toMemberMAC writes the member's MAC from the connection's label.
+var toMemberMAC = of.Move{Src: of.Sub(of.FieldCTLabel, 0, 47), Dst: of.All(of.FieldEthDst)}
+
+// RejectMaxLen is how much of a refused packet the agent gets: enough
+// for its headers and the 8 bytes of transport header an ICMP error quotes.
+const RejectMaxLen = 128
+
+// bucketActions is what a group's bucket does with a new connection: the
+// member's commit, after noting the member's key for DLB_TO_MEMBER to
+// learn when the group has affinity. (OVS 3.1 does not run a learn action
+// inside a select group's bucket, so the learning is done by a flow.)
+func (c *compiler) bucketActions(g Group, m int, keys []uint32, ps PortSpec, mac net.HardwareAddr) []of.Action {
+	commit := c.commitActions(g.Members[m], ps, mac)
+	if g.Affinity == nil {
+		return commit
+	}
+	return append([]of.Action{of.Set(of.Reg(RegMember), uint64(keys[m]))}, commit...)
+}
+
+// commitActions send a new connection to a member: the commit with DNAT,
 // recording the member's MAC in the connection's label, then on to
 // DLB_TO_MEMBER, which writes the MAC from the label. (A ct action with no
 // table, followed by output in the same bucket, is dropped from the
 // datapath actions by OVS 3.1: the recirculation is needed.)
-func (c *compiler) bucketActions(m Member, ps PortSpec, mac net.HardwareAddr) []of.Action {
+func (c *compiler) commitActions(m Member, ps PortSpec, mac net.HardwareAddr) []of.Action {
 	a := of.CommitDNAT{Zone: c.cfg.Zone, Table: c.t(TableToMember),
 		Dst: netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), targetPort(ps, m))}
 	if mac != nil {
@@ -443,6 +526,51 @@ func (c *compiler) bucketActions(m Member, ps PortSpec, mac net.HardwareAddr) []
 		a.HasMAC = true
 	}
 	return []of.Action{a}
+}
+
+// MaxLearnedIdle is the longest idle timeout OpenFlow gives a flow; the
+// agent expires learned affinity entries with longer timeouts itself.
+const MaxLearnedIdle = 65535
+
+// learnAffinity records, in DLB_AFFINITY, that the packet's source address
+// goes to the member whose key is in RegMember, for every port of the
+// group (the learned flow matches the group's id bits of RegService).
+func (c *compiler) learnAffinity(g Group, id uint32) of.Learn {
+	et, src := of.EthTypeIPv4, of.FieldIPv4Src
+	if netip.MustParseAddr(g.VIP).Unmap().Is6() {
+		et, src = of.EthTypeIPv6, of.FieldIPv6Src
+	}
+	idle := 0 // kept by the switch until the agent expires it
+	if t := g.Affinity.ClientIPTimeoutS; t <= MaxLearnedIdle {
+		idle = t
+	}
+	return of.Learn{Table: c.t(TableAffinity), IdleTimeout: uint16(idle), Priority: 100, Cookie: Cookie(KindAffinity, id, 0),
+		Specs: []of.LearnSpec{
+			of.LearnMatchValue(of.All(of.FieldEthType), uint64(et)),
+			of.LearnMatchField(of.Sub(of.Reg(RegService), 8, 8+serviceBits-1)),
+			of.LearnMatchField(of.All(src)),
+			of.LearnLoadField(of.All(of.Reg(RegMember)), of.All(of.Reg(RegMember))),
+		}}
+}
+
+// MemberKeys gives each member of a group the non-zero 32-bit key that
+// affinity entries record: a hash of its address and port, so that it stays
+// the same while other members come and go (a collision within the group,
+// all but impossible, moves the later member to the next free key).
+func MemberKeys(ms []Member) []uint32 {
+	keys := make([]uint32, len(ms))
+	used := make(map[uint32]bool, len(ms))
+	for i, m := range ms {
+		h := fnv.New32a()
+		fmt.Fprintf(h, "%s/%d", netip.MustParseAddr(m.IP).Unmap(), m.Port)
+		k := h.Sum32()
+		for k == 0 || used[k] {
+			k++
+		}
+		used[k] = true
+		keys[i] = k
+	}
+	return keys
 }
 
 // Reply lookups key on protocol and port only (one flow per target port,

@@ -79,6 +79,22 @@ groups:
     ports: [{protocol: sctp, port: 5000}]
     members: []
 `},
+		{"affinity", `
+groups:
+  - name: sticky
+    vip: 10.96.0.30
+    affinity: {client_ip_timeout_s: 600}
+    ports: [{protocol: tcp, port: 443}, {protocol: udp, port: 443}]
+    members:
+      - {ip: 10.0.0.11}
+      - {ip: 10.0.0.12, mac: "02:00:0a:00:00:0c", state: disabled}
+  - name: day
+    vip: fd00::30
+    affinity: {client_ip_timeout_s: 86400}
+    ports: [{protocol: sctp, port: 9000}]
+    members:
+      - {ip: "fd00::11"}
+`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -222,6 +222,10 @@ func DstPortMasked(proto uint8, port, mask uint16) MatchOption {
 	return uintMasked(portField(proto, false), uint64(port), uint64(mask))
 }
 
+// L4PortField is the source (src) or destination port field of TCP, UDP or
+// SCTP.
+func L4PortField(proto uint8, src bool) *Field { return portField(proto, src) }
+
 func portField(proto uint8, src bool) *Field {
 	switch {
 	case proto == ProtoUDP && src:

@@ -237,7 +237,7 @@ func run(ctx context.Context, cfg config) error {
 	m := newMetrics()
 	r := newReconciler(pc, inv, log, m)
 	r.flusher = &conntrackFlusher{ctl: ctl, zone: pc.Zone}
-	nd := &responder{mac: pc.MAC, log: log}
+	nd := &responder{mac: pc.MAC, log: log, refusals: m.refusals, limit: &limiter{perSec: refusalsPerSecond}}
 	sw := ofctrl.NewSwitch(cfg.OpenFlow, ofctrl.SwitchOptions{
 		ConnOptions: ofctrl.ConnOptions{Logger: log, PacketIn: nd.packetIn},
 		OnConnect:   r.onConnect,
@@ -274,6 +274,7 @@ func run(ctx context.Context, cfg config) error {
 		}()
 	}
 	go r.run(ctx, sw)
+	go r.runAffinityExpiry(ctx)
 	err = sw.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		log.Info("dlb-agent stopping; what is installed stays")

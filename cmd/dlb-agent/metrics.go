@@ -26,6 +26,7 @@ type metrics struct {
 	connects   prometheus.Counter
 	sourceErrs prometheus.Counter
 	flushes    *prometheus.CounterVec
+	refusals   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -43,8 +44,10 @@ func newMetrics() *metrics {
 		sourceErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "dlb_agent_source_errors_total", Help: "Group documents refused."}),
 		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dlb_agent_conntrack_flushes_total",
 			Help: "Departed members whose conntrack entries were flushed, by result."}, []string{"result"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dlb_agent_refusals_total",
+			Help: "New connections to VIP ports without an available member, by answer: reset, unreachable, limited (over the rate cap), failed."}, []string{"answer"}),
 	}
-	m.reg.MustRegister(m.reconciles, m.errors, m.duration, m.last, m.flows, m.groups, m.mods, m.connects, m.sourceErrs, m.flushes,
+	m.reg.MustRegister(m.reconciles, m.errors, m.duration, m.last, m.flows, m.groups, m.mods, m.connects, m.sourceErrs, m.flushes, m.refusals,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

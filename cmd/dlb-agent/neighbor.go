@@ -9,20 +9,32 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ovs-dlb/dlb/lb"
 	"github.com/ovs-dlb/dlb/ofctrl"
 )
 
 // responder answers IPv6 neighbour solicitations for VIPs, which the
 // pipeline sends to the agent as packet-ins (ARP for IPv4 VIPs is answered
 // by flows alone: OVS cannot turn a solicitation into an advertisement).
+//
+// It also refuses new connections to VIP ports without an available
+// member (reject.go).
 type responder struct {
-	sw  *ofctrl.Switch
-	mac net.HardwareAddr
-	log *slog.Logger
-	res *resolver
+	sw       *ofctrl.Switch
+	mac      net.HardwareAddr
+	log      *slog.Logger
+	res      *resolver
+	refusals *prometheus.CounterVec
+	limit    *limiter
 }
 
 func (r *responder) packetIn(p *ofctrl.PacketIn) {
+	if lb.CookieKind(p.Cookie) == lb.KindReject {
+		r.refuse(p)
+		return
+	}
 	if r.res != nil && r.res.answer(p.Data) {
 		return
 	}
@@ -30,15 +42,42 @@ func (r *responder) packetIn(p *ofctrl.PacketIn) {
 	if !ok {
 		return
 	}
+	if err := r.sendBack(p, na); err != nil {
+		r.log.Warn("neighbour advertisement not sent", "err", err)
+	}
+}
+
+// refuse answers a new connection to a VIP port with no available member.
+func (r *responder) refuse(p *ofctrl.PacketIn) {
+	if !r.limit.allow(time.Now()) {
+		r.refusals.WithLabelValues("limited").Inc()
+		return
+	}
+	answer, ok := refusal(p.Data, r.mac)
+	if !ok {
+		return
+	}
+	kind := "unreachable"
+	if isReset(answer) {
+		kind = "reset"
+	}
+	if err := r.sendBack(p, answer); err != nil {
+		r.refusals.WithLabelValues("failed").Inc()
+		r.log.Warn("refusal not sent", "err", err)
+		return
+	}
+	r.refusals.WithLabelValues(kind).Inc()
+}
+
+// sendBack sends a frame out of the port a packet-in came from.
+func (r *responder) sendBack(p *ofctrl.PacketIn, frame []byte) error {
 	c, err := r.sw.TryConn()
 	if err != nil {
-		return
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := c.Send(ctx, ofctrl.PacketOut{InPort: p.InPort(), Actions: []ofctrl.Action{ofctrl.OutInPort()}, Data: na}); err != nil {
-		r.log.Warn("neighbour advertisement not sent", "err", err)
-	}
+	return c.Send(ctx, ofctrl.PacketOut{InPort: p.InPort(), Actions: []ofctrl.Action{ofctrl.OutInPort()}, Data: frame})
 }
 
 // neighborAdvert builds the solicited advertisement that answers an

@@ -42,6 +42,11 @@ type reconciler struct {
 	flows    map[string]*installed
 	ofGroups map[uint32]*ofctrl.Group
 	gen      uint64 // reconcile generation, for sweeping flows no longer wanted
+	// learned are the service ids that may have learned affinity flows on
+	// the switch (which the diff leaves alone); affinity are the current
+	// groups' affinity timeouts, by service id.
+	learned  map[uint32]bool
+	affinity map[uint32]int
 	// departed are members that left their groups, whose conntrack
 	// entries go once the switch no longer sends new connections to them.
 	departed []lb.Departure
@@ -185,7 +190,12 @@ func (r *reconciler) readInstalled(ctx context.Context, c *ofctrl.Conn) error {
 		return err
 	}
 	r.flows = make(map[string]*installed, len(fs))
+	r.learned = map[uint32]bool{}
 	for _, f := range fs {
+		if lb.CookieKind(f.Flow.Cookie) == lb.KindAffinity {
+			r.learned[lb.CookieService(f.Flow.Cookie)] = true
+			continue
+		}
 		r.flows[f.Flow.Key()] = &installed{flow: f.Flow}
 	}
 	r.ofGroups = map[uint32]*ofctrl.Group{}
@@ -223,6 +233,7 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 	// the bundle, the state is dropped and read again.
 	r.gen++
 	mods, st := diff(r.flows, r.ofGroups, out, r.gen)
+	mods = append(mods, r.forgetAffinity(out.Affinity)...)
 	computed := time.Now()
 	if len(mods) > 0 {
 		if err := c.Apply(ctx, mods...); err != nil {
@@ -241,6 +252,23 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 	}
 	r.askFor(out.Unresolved)
 	return nil
+}
+
+// forgetAffinity deletes the learned affinity flows of groups that went or
+// no longer ask for affinity, and notes whose flows may now be learned.
+func (r *reconciler) forgetAffinity(want map[uint32]int) []ofctrl.Mod {
+	var mods []ofctrl.Mod
+	for svc := range r.learned {
+		if _, ok := want[svc]; !ok {
+			mods = append(mods, ofctrl.DeleteFlows(r.cfg.Table(lb.TableAffinity), lb.Cookie(lb.KindAffinity, svc, 0), lb.CookieKindMask|lb.CookieServiceMask))
+			delete(r.learned, svc)
+		}
+	}
+	for svc := range want {
+		r.learned[svc] = true
+	}
+	r.affinity = want
+	return mods
 }
 
 // flushDeparted removes the conntrack entries of members that left their

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ovs-dlb/dlb/lb"
+	"github.com/ovs-dlb/dlb/ofctrl"
+	"github.com/ovs-dlb/dlb/testbed"
+)
+
+// stickyGroup is the web group with session affinity.
+func stickyGroup(tb *testbed.Testbed, timeout int, states map[string]string) string {
+	s := fmt.Sprintf("groups:\n  - name: web\n    vip: 10.96.0.10\n    affinity: {client_ip_timeout_s: %d}\n"+
+		"    ports: [{protocol: tcp, port: 80, target_port: 8080}, {protocol: udp, port: 53, target_port: 5353}]\n    members:\n", timeout)
+	for _, vm := range []string{"s1", "s2", "s3"} {
+		extra := ""
+		if st := states[vm]; st != "" {
+			extra = ", state: " + st
+		}
+		s += member(tb, vm, extra)
+	}
+	return s
+}
+
+// servers lists who answered, by source address.
+func servers(res *testbed.LoadResult) map[netip.Addr]map[string]int {
+	out := map[netip.Addr]map[string]int{}
+	for _, e := range res.Exchanges {
+		if out[e.Source.Addr()] == nil {
+			out[e.Source.Addr()] = map[string]int{}
+		}
+		out[e.Source.Addr()][e.Server]++
+	}
+	return out
+}
+
+// affinityEntries counts the learned affinity flows on a host.
+func affinityEntries(t *testing.T, c *cluster, host string) []string {
+	out, err := c.tb.Host(host).OFCtl(c.ctx, "dump-flows", fmt.Sprintf("cookie=%#x/%#x", lb.Cookie(lb.KindAffinity, 0, 0), lb.CookieKindMask))
+	require.NoError(t, err)
+	var flows []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "cookie=") {
+			flows = append(flows, strings.TrimSpace(l))
+		}
+	}
+	return flows
+}
+
+// TestSessionAffinity: with client_ip_timeout_s, every connection of a
+// client, the first ones opened at once included, reaches one member, over
+// TCP and UDP, with nothing lost (a dropped first packet would fail the
+// 500 ms timeout); clients still spread; a draining member's clients move
+// and stay together; the entries idle out; removing affinity removes them.
+func TestSessionAffinity(t *testing.T) {
+	c := newClusterFor(t, func(tb *testbed.Testbed) string { return stickyGroup(tb, 3, nil) })
+	tb := c.tb
+	// 20 clients: c1's address and 19 more on c1.
+	clients := []netip.Addr{tb.VM("c1").Addr()}
+	for i := 0; i < 19; i++ {
+		a := netip.AddrFrom4([4]byte{10, 0, 0, byte(150 + i)})
+		_, err := tb.Exec(c.ctx, "c1", "ip", "addr", "add", a.String()+"/24", "dev", "eth0")
+		require.NoError(t, err)
+		clients = append(clients, a)
+	}
+	for _, proto := range []string{"tcp", "udp"} {
+		target, first := "10.96.0.10:80", 2000
+		if proto == "udp" {
+			target, first = "10.96.0.10:53", 3000
+		}
+		// One client, 100 connections, 16 at a time from the start.
+		one := c.load(t, testbed.LoadSpec{VM: "c1", Target: target, Proto: proto, Concurrency: 16, Timeout: 500 * time.Millisecond,
+			Sources: sources(clients[0].String(), first, 100), Record: true})
+		assert.Zero(t, one.Failed(), "%s: nothing lost: %v %v", proto, one.Failures, one.FailureExamples)
+		assert.Len(t, one.Answers, 1, "%s: one client, one member: %v", proto, one.Answers)
+
+		// 20 clients, 10 connections each, interleaved.
+		var srcs []netip.AddrPort
+		for p := 0; p < 10; p++ {
+			for _, a := range clients {
+				srcs = append(srcs, netip.AddrPortFrom(a, uint16(first+200+p)))
+			}
+		}
+		many := c.load(t, testbed.LoadSpec{VM: "c1", Target: target, Proto: proto, Concurrency: 8, Timeout: 500 * time.Millisecond,
+			Sources: srcs, Record: true})
+		assert.Zero(t, many.Failed(), "%s: %v %v", proto, many.Failures, many.FailureExamples)
+		perMember := map[string]int{}
+		for client, got := range servers(many) {
+			assert.Len(t, got, 1, "%s: client %s reached one member: %v", proto, client, got)
+			for s := range got {
+				perMember[s]++
+			}
+		}
+		assert.Len(t, perMember, 3, "%s: the 20 clients spread over the three members: %v", proto, perMember)
+		t.Logf("%s: one client: %v; 20 clients per member: %v", proto, one.Answers, perMember)
+	}
+	require.NotEmpty(t, affinityEntries(t, c, "h1"), "the learned entries are on c1's host")
+
+	// The member of the first client drains: its new connections go to
+	// one other member, together.
+	res := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 1, Sources: sources(clients[0].String(), 4000, 1), Record: true})
+	stuck := res.Exchanges[0].Server
+	require.NotEmpty(t, stuck)
+	c.setGroups(t, stickyGroup(tb, 3, map[string]string{stuck: lb.StateDraining}))
+	moved := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Concurrency: 8, Timeout: 500 * time.Millisecond,
+		Sources: sources(clients[0].String(), 4001, 50), Record: true})
+	assert.Zero(t, moved.Failed())
+	assert.Len(t, moved.Answers, 1, "re-balanced together: %v", moved.Answers)
+	assert.Zero(t, moved.Answers[stuck], "not to the draining member: %v", moved.Answers)
+	t.Logf("client stuck to %s moved to %v after draining it", stuck, moved.Answers)
+
+	// Idle for longer than the timeout: the entries are gone.
+	require.Eventually(t, func() bool { return len(affinityEntries(t, c, "h1")) == 0 }, 10*time.Second, 200*time.Millisecond,
+		"learned entries idle out after 3 s: %v", affinityEntries(t, c, "h1"))
+
+	// Learned again, then the group drops affinity: the agent removes them.
+	c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 5, Sources: sources(clients[1].String(), 4100, 5)})
+	require.NotEmpty(t, affinityEntries(t, c, "h1"))
+	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", "")))
+	assert.Empty(t, affinityEntries(t, c, "h1"), "no learned entry outlives its group's affinity")
+}
+
+// TestDayLongAffinity: a timeout over OpenFlow's 65,535 s learns entries
+// without an idle timeout, which the agent expires itself.
+func TestDayLongAffinity(t *testing.T) {
+	c := newClusterFor(t, func(tb *testbed.Testbed) string { return stickyGroup(tb, lb.MaxAffinityTimeout, nil) })
+	res := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Timeout: 500 * time.Millisecond,
+		Sources: sources(c.tb.VM("c1").Addr().String(), 5000, 20), Record: true})
+	assert.Zero(t, res.Failed())
+	assert.Len(t, res.Answers, 1, "%v", res.Answers)
+	entries := affinityEntries(t, c, "h1")
+	require.Len(t, entries, 1)
+	assert.NotContains(t, entries[0], "idle_timeout", "OpenFlow cannot say 86400 s: the agent keeps time")
+
+	conn, err := ofctrl.Dial(c.ctx, c.tb.Host("h1").OpenFlowTarget(), ofctrl.ConnOptions{})
+	require.NoError(t, err)
+	defer conn.Close()
+	table := lb.Config{}.Table(lb.TableAffinity)
+	svc := lb.ServiceIDs([]string{"web"})["web"]
+	n, err := expireLearned(c.ctx, conn, table, map[uint32]time.Duration{svc: time.Hour})
+	require.NoError(t, err)
+	assert.Zero(t, n, "an entry idle for less than its timeout stays")
+	time.Sleep(1100 * time.Millisecond)
+	n, err = expireLearned(c.ctx, conn, table, map[uint32]time.Duration{svc: time.Second})
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Empty(t, affinityEntries(t, c, "h1"), "expired by the agent")
+}
+
+// TestRefusedWhenNoMemberIsAvailable: a VIP whose members are all disabled
+// answers new connections at once: a reset for TCP, port unreachable for
+// UDP, over IPv4 and IPv6 (the 100 ms timeout would turn a black hole
+// into "timeout" failures).
+func TestRefusedWhenNoMemberIsAvailable(t *testing.T) {
+	doc := func(tb *testbed.Testbed, state string) string {
+		s := "groups:\n"
+		for _, g := range []struct{ name, vip string }{{"web", "10.96.0.10"}, {"web6", "fd00::100"}} {
+			s += fmt.Sprintf("  - name: %s\n    vip: %q\n    ports: [{protocol: tcp, port: 80, target_port: 8080}, {protocol: udp, port: 53, target_port: 5353}]\n    members:\n", g.name, g.vip)
+			for _, vm := range []string{"s1", "s2"} {
+				v := tb.VM(vm)
+				ip := v.Addr().String()
+				if g.name == "web6" {
+					ip = v.Addr6().String()
+				}
+				s += fmt.Sprintf("      - {ip: %q, mac: %q, state: %s}\n", ip, v.HardwareAddr(), state)
+			}
+		}
+		return s
+	}
+	c := newClusterFor(t, func(tb *testbed.Testbed) string { return doc(tb, lb.StateDisabled) })
+	for _, tc := range []struct{ target, proto string }{
+		{"10.96.0.10:80", "tcp"}, {"10.96.0.10:53", "udp"}, {"[fd00::100]:80", "tcp"}, {"[fd00::100]:53", "udp"},
+	} {
+		res := c.load(t, testbed.LoadSpec{VM: "c1", Target: tc.target, Proto: tc.proto, Count: 50, Concurrency: 4, Timeout: 100 * time.Millisecond})
+		assert.Equal(t, map[string]int{testbed.FailRefused: 50}, res.Failures, "%s %s: refused within 100 ms: %v", tc.proto, tc.target, res.FailureExamples)
+	}
+	a := c.agents["h1"]
+	assert.Equal(t, 100.0, a.metric(`dlb_agent_refusals_total{answer="reset"}`))
+	assert.Equal(t, 100.0, a.metric(`dlb_agent_refusals_total{answer="unreachable"}`))
+
+	c.setGroups(t, doc(c.tb, lb.StateActive))
+	res := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 50})
+	assert.Zero(t, res.Failed(), "enabled again, the VIP answers: %v", res.Failures)
+}
