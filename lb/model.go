@@ -298,6 +298,11 @@ func (g *Group) check(c *checker, p string) {
 				c.add(fmt.Sprintf("%s[%d].target_port", join(p, "ports"), i), "dsr mode cannot change the port (the member answers directly)")
 			}
 		}
+		for i, m := range g.Members {
+			if m.Port != 0 {
+				c.add(fmt.Sprintf("%s[%d].port", join(p, "members"), i), "dsr mode cannot change the port (the member answers directly)")
+			}
+		}
 	}
 }
 

@@ -378,14 +378,16 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 		available = available || w > 0
 	}
 	var keys []uint32
-	if g.Affinity != nil {
+	if g.Affinity != nil || g.Mode == ModeDSR {
 		keys = MemberKeys(g.Members)
+	}
+	if g.Affinity != nil {
 		e.affinity = g.Affinity.ClientIPTimeoutS
 	}
 	for k, ps := range g.Ports {
 		gid := GroupID(id, k)
 		proto := protoNumber(ps.Protocol)
-		prev := c.previous(gid, g, ps)
+		prev := c.previous(gid, g, ps, keys)
 		b := c.cfg.Buckets
 		if b == 0 {
 			b = BucketCount(weights, len(prev))
@@ -437,7 +439,7 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 				}
 				e.flows = append(e.flows, c.flow(TableSticky, 100, Cookie(KindVIP, id, uint16(k+1))).
 					Match(of.RegEq(RegService, gid), of.RegEq(RegMember, keys[m]), of.L4(v6, proto)).
-					Actions(c.commitActions(mem, ps, macs[m])...).Done())
+					Actions(c.commitActions(g, mem, ps, macs[m])...).Done())
 			}
 			e.flows = append(e.flows, c.flow(TableSticky, 50, Cookie(KindVIP, id, uint16(k+1))).
 				Match(of.RegEq(RegService, gid)).Actions(of.ToGroup(gid)).Done())
@@ -502,23 +504,36 @@ var toMemberMAC = of.Move{Src: of.Sub(of.FieldCTLabel, 0, 47), Dst: of.All(of.Fi
 const RejectMaxLen = 128
 
 // bucketActions is what a group's bucket does with a new connection: the
-// member's commit, after noting the member's key for DLB_TO_MEMBER to
-// learn when the group has affinity. (OVS 3.1 does not run a learn action
-// inside a select group's bucket, so the learning is done by a flow.)
+// member's commit, after noting the member's key (for DLB_TO_MEMBER to
+// learn when the group has affinity, and to tell DSR buckets apart). OVS
+// 3.1 does not run a learn action inside a select group's bucket, so the
+// learning is done by a flow.
 func (c *compiler) bucketActions(g Group, m int, keys []uint32, ps PortSpec, mac net.HardwareAddr) []of.Action {
-	commit := c.commitActions(g.Members[m], ps, mac)
-	if g.Affinity == nil {
+	commit := c.commitActions(g, g.Members[m], ps, mac)
+	if keys == nil {
 		return commit
 	}
 	return append([]of.Action{of.Set(of.Reg(RegMember), uint64(keys[m]))}, commit...)
 }
 
-// commitActions send a new connection to a member: the commit with DNAT,
-// recording the member's MAC in the connection's label, then on to
+// commitActions send a new connection to a member: the commit, recording
+// the member's MAC in the connection's label, with DNAT to the member
+// (mode dnat) or none (mode dsr: the member holds the VIP), then on to
 // DLB_TO_MEMBER, which writes the MAC from the label. (A ct action with no
 // table, followed by output in the same bucket, is dropped from the
 // datapath actions by OVS 3.1: the recirculation is needed.)
-func (c *compiler) commitActions(m Member, ps PortSpec, mac net.HardwareAddr) []of.Action {
+func (c *compiler) commitActions(g Group, m Member, ps PortSpec, mac net.HardwareAddr) []of.Action {
+	if g.Mode == ModeDSR {
+		ct := of.ConnTrack(c.cfg.Zone)
+		ct.Commit, ct.Table = true, c.t(TableToMember)
+		if mac != nil {
+			label, mask := make([]byte, 16), make([]byte, 16)
+			copy(label[10:], mac)
+			copy(mask[10:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+			ct.Exec = []of.Action{of.SetField{Field: of.FieldCTLabel, Value: label, Mask: mask}}
+		}
+		return []of.Action{ct}
+	}
 	a := of.CommitDNAT{Zone: c.cfg.Zone, Table: c.t(TableToMember),
 		Dst: netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), targetPort(ps, m))}
 	if mac != nil {
@@ -641,8 +656,9 @@ func containsAddr(as []netip.Addr, a netip.Addr) bool {
 }
 
 // previous returns the member index of each bucket of the installed group
-// gid, by the address and port its bucket translates to, or nil.
-func (c *compiler) previous(gid uint32, g Group, ps PortSpec) []int {
+// gid, by the address and port its bucket translates to, or by the member
+// key it sets (DSR), or nil.
+func (c *compiler) previous(gid uint32, g Group, ps PortSpec, keys []uint32) []int {
 	inst := c.in.Installed[gid]
 	if inst == nil {
 		return nil
@@ -650,6 +666,10 @@ func (c *compiler) previous(gid uint32, g Group, ps PortSpec) []int {
 	idx := map[netip.AddrPort]int{}
 	for i, m := range g.Members {
 		idx[netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), targetPort(ps, m))] = i
+	}
+	byKey := make(map[uint64]int, len(keys))
+	for i, k := range keys {
+		byKey[uint64(k)] = i
 	}
 	prev := make([]int, inst.NumBuckets())
 	for s := range prev {
@@ -660,10 +680,27 @@ func (c *compiler) previous(gid uint32, g Group, ps PortSpec) []int {
 				if i, ok := idx[dst]; ok {
 					prev[s] = i
 				}
+			} else if k, ok := memberKeyOf(a); ok && g.Mode == ModeDSR {
+				if i, ok := byKey[k]; ok {
+					prev[s] = i
+				}
 			}
 		}
 	}
 	return prev
+}
+
+// memberKeyOf is the member key a bucket action sets, if it is one.
+func memberKeyOf(a of.Action) (uint64, bool) {
+	sf, ok := a.(of.SetField)
+	if !ok || sf.Field != of.Reg(RegMember) || sf.Mask != nil {
+		return 0, false
+	}
+	var k uint64
+	for _, b := range sf.Value {
+		k = k<<8 | uint64(b)
+	}
+	return k, true
 }
 
 // natTarget is the address a bucket's commit translates to: a CommitDNAT

@@ -79,6 +79,16 @@ groups:
     ports: [{protocol: sctp, port: 5000}]
     members: []
 `},
+		{"dsr", `
+groups:
+  - name: direct
+    vip: 10.96.0.40
+    mode: dsr
+    ports: [{protocol: tcp, port: 8080}]
+    members:
+      - {ip: 10.0.0.11}
+      - {ip: 10.0.0.12, mac: "02:00:0a:00:00:0c"}
+`},
 		{"affinity", `
 groups:
   - name: sticky
@@ -215,6 +225,30 @@ func TestCompilerChangedSet(t *testing.T) {
 		}
 	}
 	assert.Equal(t, len(first.Groups)-1, reused, "only the changed group is rebuilt")
+}
+
+// TestDSRKeepsChoices: DSR buckets, which translate nothing, are told
+// apart by the member key they set, so a new member moves only its share.
+func TestDSRKeepsChoices(t *testing.T) {
+	g := Group{Name: "direct", VIP: "10.96.0.40", Mode: ModeDSR, Ports: []PortSpec{{Protocol: "tcp", Port: 80}},
+		Members: []Member{{IP: "10.0.0.11", MAC: "02:00:00:00:00:0b"}, {IP: "10.0.0.12", MAC: "02:00:00:00:00:0c"}}}
+	cfg := testConfig
+	cfg.Buckets = 64
+	first, err := Compile(Input{Config: cfg, Groups: []Group{g}, Ports: testPorts})
+	require.NoError(t, err)
+	g.Members = append(g.Members, Member{IP: "10.0.0.13", MAC: "02:00:00:00:00:0d"})
+	second, err := Compile(Input{Config: cfg, Groups: []Group{g}, Ports: testPorts, Installed: byID(first.Groups)})
+	require.NoError(t, err)
+	moved := 0
+	for i := 0; i < 64; i++ {
+		before, after := first.Groups[0].BucketAt(i).Actions, second.Groups[0].BucketAt(i).Actions
+		assert.NotContains(t, after[1].String(), "nat", "DSR translates nothing")
+		if before[0].String() != after[0].String() {
+			moved++
+			assert.Contains(t, after[1].String(), "0x2000000000d/", "a moved bucket goes to the new member")
+		}
+	}
+	assert.Equal(t, 21, moved, "the third member takes its share and nothing else moves")
 }
 
 // byID indexes compiled groups as a switch holds them.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -290,6 +291,10 @@ func (tb *Testbed) createVM(ctx context.Context, h *Host, vm *VM) error {
 	for _, e := range vm.ExtraIPs {
 		cmds = append(cmds, []string{"-n", ns, "addr", "add", e, "dev", "eth0", "nodad"})
 	}
+	for _, v := range vm.VIPOnLo {
+		a := netip.MustParseAddr(v)
+		cmds = append(cmds, []string{"-n", ns, "addr", "add", netip.PrefixFrom(a, a.BitLen()).String(), "dev", "lo", "nodad"})
+	}
 	// On-link default routes: a VM reaches any address, a VIP included,
 	// by resolving it on eth0 itself, as on a flat hypervisor network.
 	cmds = append(cmds,
@@ -308,6 +313,15 @@ func (tb *Testbed) createVM(ctx context.Context, h *Host, vm *VM) error {
 	// kernel leaves to offload, so the VM computes them itself.
 	if _, err := inNetns(ctx, ns, "ethtool", "-K", "eth0", "tx", "off"); err != nil {
 		return fmt.Errorf("VM %s: %w", vm.Name, err)
+	}
+	if len(vm.VIPOnLo) > 0 {
+		// A DSR member answers for its VIPs but never claims them on the
+		// network: only the DLB answers ARP for a VIP.
+		for _, kv := range []string{"net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"} {
+			if _, err := inNetns(ctx, ns, "sysctl", "-qw", kv); err != nil {
+				return fmt.Errorf("VM %s: %w", vm.Name, err)
+			}
+		}
 	}
 	return os.MkdirAll(vm.RunDir, 0o755)
 }

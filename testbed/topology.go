@@ -43,6 +43,10 @@ type VMSpec struct {
 	// tool spreads source ports over IP and these when one address's ports
 	// are not enough for a run.
 	ExtraIPs []string `yaml:"extra_ips,omitempty" json:"extra_ips,omitempty"`
+	// VIPOnLo are virtual IPs (no prefix) the VM holds on its loopback, as
+	// a member of a direct-server-return group does; the VM then also
+	// stops answering ARP for them on eth0 (arp_ignore=1, arp_announce=2).
+	VIPOnLo []string `yaml:"vip_on_lo,omitempty" json:"vip_on_lo,omitempty"`
 }
 
 // Service is one parsed entry of VMSpec.Services.
@@ -238,6 +242,11 @@ func (t *Topology) validate(root *yaml.Node) error {
 					add(ep, "%q is not an address with prefix length", e)
 				} else {
 					claim(ep, p.Addr())
+				}
+			}
+			for k, e := range v.VIPOnLo {
+				if a, err := netip.ParseAddr(e); err != nil || a.Zone() != "" {
+					add(append(vp, "vip_on_lo", k), "%q is not an IP address (give it without prefix length)", e)
 				}
 			}
 			if v.MAC != "" {

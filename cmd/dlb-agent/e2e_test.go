@@ -275,6 +275,11 @@ func TestIPv6VIP(t *testing.T) {
 func newClusterFor(t testing.TB, groups func(*testbed.Testbed) string) *cluster {
 	topo, err := testbed.Example("three-hosts")
 	require.NoError(t, err)
+	return newClusterOn(t, topo, groups)
+}
+
+// newClusterOn starts a testbed of topo with an agent on every host.
+func newClusterOn(t testing.TB, topo *testbed.Topology, groups func(*testbed.Testbed) string) *cluster {
 	tb := testbed.Start(t, topo)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)

@@ -189,3 +189,54 @@ func TestRefusedWhenNoMemberIsAvailable(t *testing.T) {
 	res := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 50})
 	assert.Zero(t, res.Failed(), "enabled again, the VIP answers: %v", res.Failures)
 }
+
+// TestDirectServerReturn: a DSR group rewrites only the destination MAC;
+// members hold the VIP on their loopback and answer the client directly,
+// so no host translates anything: the client host's conntrack entries for
+// the VIP carry no NAT, and the members' hosts have none.
+func TestDirectServerReturn(t *testing.T) {
+	const vip = "10.96.0.40"
+	topo, err := testbed.Example("three-hosts")
+	require.NoError(t, err)
+	for i := range topo.Hosts {
+		for j := range topo.Hosts[i].VMs {
+			if vm := &topo.Hosts[i].VMs[j]; strings.HasPrefix(vm.Name, "s") {
+				vm.VIPOnLo = []string{vip}
+			}
+		}
+	}
+	c := newClusterOn(t, topo, func(tb *testbed.Testbed) string {
+		s := "groups:\n  - name: direct\n    vip: " + vip + "\n    mode: dsr\n    ports: [{protocol: tcp, port: 8080}, {protocol: udp, port: 5353}]\n    members:\n"
+		for _, vm := range []string{"s1", "s2", "s3"} {
+			s += member(tb, vm, "")
+		}
+		return s
+	})
+	tcp := c.load(t, testbed.LoadSpec{VM: "c1", Target: vip + ":8080", Count: 1500, Concurrency: 8})
+	assertShares(t, tcp, map[string]int{"s1": 1, "s2": 1, "s3": 1})
+	udp := c.load(t, testbed.LoadSpec{VM: "c2", Target: vip + ":5353", Proto: "udp", Count: 1500, Concurrency: 8})
+	assertShares(t, udp, map[string]int{"s1": 1, "s2": 1, "s3": 1})
+	held := c.load(t, testbed.LoadSpec{VM: "c1", Target: vip + ":8080", Count: 20, Concurrency: 20, Hold: time.Second})
+	assert.Zero(t, held.Failed(), "held connections keep their member: %v", held.FailureExamples)
+
+	// c1 (h1) and c2 (h2) were clients; h3 has members only.
+	entries := map[string]int{}
+	for _, h := range []string{"h1", "h2", "h3"} {
+		ct, err := c.tb.Host(h).AppCtl(c.ctx, "dpctl/dump-conntrack", fmt.Sprintf("zone=%d", lb.DefaultZone))
+		require.NoError(t, err)
+		for _, l := range strings.Split(ct, "\n") {
+			if !strings.Contains(l, vip) {
+				continue
+			}
+			entries[h]++
+			assert.Contains(t, l, "reply=(src="+vip, "the reply comes from the VIP itself: %s", l)
+			for _, m := range []string{"10.0.0.11", "10.0.0.12", "10.0.0.13"} {
+				assert.NotContains(t, l, m, "no translation to a member: %s", l)
+			}
+		}
+	}
+	assert.Positive(t, entries["h1"], "the client host tracks its DSR connections (so they keep their member)")
+	assert.Positive(t, entries["h2"])
+	assert.Zero(t, entries["h3"], "a host with members only keeps no state for DSR replies")
+	t.Logf("DSR: tcp %v, udp %v; conntrack entries per host %v, none NATed", tcp.Answers, udp.Answers, entries)
+}
