@@ -18,13 +18,15 @@ const (
 	TableOutput          // forward as the bridge did before
 	TableAffinity        // learned client → member entries (resubmitted to)
 	TableSticky          // a new connection of a known client → its member
+	TableHairpinReply    // a member's reply to itself as client, un-SNATed
+	TableHairpin         // back out of the port it came in on
 	numTables
 )
 
 // TableNames are the names the agent gives the tables in OVSDB.
 var TableNames = [numTables]string{
 	"DLB_CLASSIFY", "DLB_SERVICE", "DLB_SELECT", "DLB_TO_MEMBER", "DLB_REPLY", "DLB_UNNAT", "DLB_OUTPUT",
-	"DLB_AFFINITY", "DLB_STICKY",
+	"DLB_AFFINITY", "DLB_STICKY", "DLB_HAIRPIN_REPLY", "DLB_HAIRPIN",
 }
 
 // Registers.
@@ -71,6 +73,9 @@ const (
 	// with no available member, by a packet-in the agent answers with a
 	// TCP reset or an ICMP port unreachable (detail: port index + 1).
 	KindReject = 7
+	// KindHairpin is a group's source translation for a local member that
+	// reached itself through the VIP (detail: the member's ofport).
+	KindHairpin = 8
 )
 
 // CookieKindMask selects a cookie's magic and kind.
@@ -143,6 +148,10 @@ type Config struct {
 
 // DefaultZone is the default conntrack zone.
 const DefaultZone = 0xdb00
+
+// HairpinZone is the conntrack zone of the source translation that lets a
+// member reach itself through its group's VIP: the zone after Zone.
+func (c Config) HairpinZone() uint16 { return c.Zone + 1 }
 
 // Table returns the OpenFlow table number of a pipeline table.
 func (c Config) Table(t int) uint8 { return c.TableBase + uint8(t) }

@@ -329,6 +329,23 @@ func (c *compiler) pipeline() {
 	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)
 	c.add(c.flow(TableService, 40, fixed).Match(fromVM, of.IP, of.EthDst(c.cfg.MAC)))
 	c.add(c.flow(TableService, 40, fixed).Match(fromVM, of.IPv6, of.EthDst(c.cfg.MAC)))
+
+	// Hairpin: a member that reached itself through its VIP gets the
+	// connection with the VIP as source (DLB_OUTPUT's per-member flows, in
+	// the hairpin zone), so it answers to the VIP, at the DLB's MAC. Its
+	// answer is un-SNATed, then un-DNATed, and goes back out of its port.
+	for _, ipm := range []of.MatchOption{of.IP, of.IPv6} {
+		c.add(c.flow(TableService, 45, fixed).Match(fromVM, ipm, of.EthDst(c.cfg.MAC)).
+			Actions(natLookup(c.cfg.HairpinZone(), c.t(TableHairpinReply))))
+	}
+	for _, ipm := range []of.MatchOption{of.IP, of.IPv6} {
+		c.add(c.flow(TableHairpinReply, 100, fixed).Match(of.CTState(of.CTRpl|of.CTTrk, of.CTRpl|of.CTTrk), ipm).
+			Actions(natLookup(c.cfg.Zone, c.t(TableHairpin))))
+	}
+	c.add(c.flow(TableHairpinReply, 0, fixed))
+	c.add(c.flow(TableHairpin, 0, fixed).Actions(
+		of.Move{Src: of.All(of.FieldEthSrc), Dst: of.All(of.FieldEthDst)},
+		of.SetBytes(of.FieldEthSrc, c.cfg.MAC), of.OutInPort()))
 }
 
 func protoNumber(p string) uint8 {
@@ -457,8 +474,42 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 				Actions(of.ToGroup(gid)).Done())
 		}
 	}
+	if g.Mode != ModeDSR { // a DSR member holds the VIP: its kernel answers itself
+		e.flows = append(e.flows, c.hairpinFlows(g, id, vip)...)
+	}
 	e.shared = c.sharedFlows(g, id)
 	return e
+}
+
+// hairpinFlows give the connections a local member made to its own group
+// and got itself for the VIP as their source, so that its kernel accepts
+// them (a packet from its own address is a martian) and answers through
+// the DLB. They match on the group's id bits of RegService and the
+// member's address as source and destination, after the DNAT.
+func (c *compiler) hairpinFlows(g Group, id uint32, vip netip.Addr) []*of.Flow {
+	var out []*of.Flow
+	seen := map[netip.Addr]bool{}
+	svc := GroupID(id, 0)
+	for _, m := range g.Members {
+		ip := netip.MustParseAddr(m.IP).Unmap()
+		if seen[ip] {
+			continue
+		}
+		seen[ip] = true
+		for _, p := range c.in.Ports {
+			if p.OFPort == 0 || p.OFPort >= of.PortInPort || !containsAddr(p.IPs, ip) {
+				continue
+			}
+			ct := of.ConnTrack(c.cfg.HairpinZone())
+			ct.Commit, ct.Table = true, c.t(TableHairpin)
+			ct.NAT = &of.NAT{Src: true, AddrMin: vip}
+			out = append(out, c.flow(TableOutput, 100, Cookie(KindHairpin, id, uint16(p.OFPort))).
+				Match(of.InPort(p.OFPort), ipOf(ip.Is6()), of.RegMasked(RegService, svc, GroupIDMask|(1<<serviceBits-1)<<8),
+					of.IPSrc(of.Host(ip)), of.IPDst(of.Host(ip))).
+				Actions(ct).Done())
+		}
+	}
+	return out
 }
 
 // sharedFlows lists the flows a group shares with others: the answer to

@@ -35,6 +35,14 @@ func Serve(ctx context.Context, name string, services []Service, log *slog.Logge
 	reply := []byte(name + "\n")
 	for _, s := range services {
 		switch s.Proto {
+		case "proxy":
+			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", s.Port))
+			if err != nil {
+				return fmt.Errorf("listen %s: %w", s, err)
+			}
+			closers = append(closers, ln)
+			wg.Add(1)
+			go func() { defer wg.Done(); serveProxy(ln, name, s.Upstream, log) }()
 		case "tcp":
 			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", s.Port))
 			if err != nil {
@@ -87,6 +95,49 @@ func serveTCP(ln net.Listener, name string, reply []byte, log *slog.Logger) {
 			return
 		}
 		go handleTCP(c, name, reply)
+	}
+}
+
+// serveProxy relays each line of each connection to upstream, over one
+// upstream connection per connection, and answers "NAME>ANSWER".
+func serveProxy(ln net.Listener, name string, upstream netip.AddrPort, log *slog.Logger) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				log.Error("accept", "err", err)
+			}
+			return
+		}
+		go func() {
+			defer c.Close()
+			up, err := net.DialTimeout("tcp", upstream.String(), 2*time.Second)
+			if err != nil {
+				fmt.Fprintf(c, "%s>error: %v\n", name, err)
+				return
+			}
+			defer up.Close()
+			down, upr := bufio.NewReader(c), bufio.NewReader(up)
+			for {
+				_ = c.SetReadDeadline(time.Now().Add(idleTimeout))
+				line, err := down.ReadString('\n')
+				if err != nil {
+					return
+				}
+				_ = up.SetDeadline(time.Now().Add(2 * time.Second))
+				if _, err := io.WriteString(up, line); err != nil {
+					return
+				}
+				answer, err := upr.ReadString('\n')
+				if err != nil {
+					fmt.Fprintf(c, "%s>error: %v\n", name, err)
+					return
+				}
+				if _, err := fmt.Fprintf(c, "%s>%s", name, answer); err != nil {
+					return
+				}
+			}
+		}()
 	}
 }
 

@@ -51,23 +51,43 @@ type VMSpec struct {
 
 // Service is one parsed entry of VMSpec.Services.
 type Service struct {
-	Proto string // "tcp" or "udp"
+	Proto string // "tcp", "udp" or "proxy"
 	Port  uint16
+	// Upstream is where a proxy relays each of its connections' lines
+	// (a VIP, say, for a chain of tiers).
+	Upstream netip.AddrPort
 }
 
-func (s Service) String() string { return s.Proto + ":" + strconv.Itoa(int(s.Port)) }
-
-// ParseService parses "tcp:8080" or "udp:5353".
-func ParseService(s string) (Service, error) {
-	proto, port, ok := strings.Cut(s, ":")
-	if !ok || (proto != "tcp" && proto != "udp") {
-		return Service{}, fmt.Errorf("%q is not a service (want tcp:PORT or udp:PORT)", s)
+func (s Service) String() string {
+	if s.Proto == "proxy" {
+		return s.Proto + ":" + strconv.Itoa(int(s.Port)) + ":" + s.Upstream.String()
 	}
+	return s.Proto + ":" + strconv.Itoa(int(s.Port))
+}
+
+// ParseService parses "tcp:8080", "udp:5353" or "proxy:8081:10.96.0.20:80"
+// (a TCP server that relays each line to the upstream address over one
+// connection per client connection and answers "NAME>ANSWER").
+func ParseService(s string) (Service, error) {
+	proto, rest, ok := strings.Cut(s, ":")
+	if !ok || (proto != "tcp" && proto != "udp" && proto != "proxy") {
+		return Service{}, fmt.Errorf("%q is not a service (want tcp:PORT, udp:PORT or proxy:PORT:UPSTREAM)", s)
+	}
+	port, upstream, _ := strings.Cut(rest, ":")
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || p == 0 {
 		return Service{}, fmt.Errorf("%q: port must be 1..65535", s)
 	}
-	return Service{Proto: proto, Port: uint16(p)}, nil
+	svc := Service{Proto: proto, Port: uint16(p)}
+	switch {
+	case proto == "proxy":
+		if svc.Upstream, err = netip.ParseAddrPort(upstream); err != nil {
+			return Service{}, fmt.Errorf("%q: upstream %q is not IP:PORT or [IPv6]:PORT", s, upstream)
+		}
+	case upstream != "":
+		return Service{}, fmt.Errorf("%q: only a proxy has an upstream", s)
+	}
+	return svc, nil
 }
 
 // Addr returns the VM's IPv4 address.

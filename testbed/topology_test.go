@@ -30,7 +30,30 @@ func TestParseTopologyExamples(t *testing.T) {
 	assert.Equal(t, "10.0.0.12", v.Addr().String())
 	assert.Equal(t, "fd00::12", v.Addr6().String())
 	assert.Equal(t, "02:00:0a:00:00:0c", v.HardwareAddr())
-	assert.Equal(t, []Service{{"tcp", 8080}, {"udp", 5353}}, v.ParsedServices())
+	assert.Equal(t, []Service{{Proto: "tcp", Port: 8080}, {Proto: "udp", Port: 5353}}, v.ParsedServices())
+}
+
+func TestParseService(t *testing.T) {
+	tests := []struct {
+		in, want, err string
+	}{
+		{in: "tcp:8080", want: "tcp:8080"},
+		{in: "proxy:8081:10.96.0.60:8080", want: "proxy:8081:10.96.0.60:8080"},
+		{in: "proxy:8081:[fd00::60]:8080", want: "proxy:8081:[fd00::60]:8080"},
+		{in: "proxy:8081", err: "upstream"},
+		{in: "udp:53:10.0.0.1:53", err: "only a proxy"},
+		{in: "sctp:1", err: "not a service"},
+		{in: "tcp:0", err: "port must be"},
+	}
+	for _, tt := range tests {
+		s, err := ParseService(tt.in)
+		if tt.err != "" {
+			assert.ErrorContains(t, err, tt.err, tt.in)
+			continue
+		}
+		require.NoError(t, err, tt.in)
+		assert.Equal(t, tt.want, s.String())
+	}
 }
 
 func TestParseTopologyErrors(t *testing.T) {

@@ -240,3 +240,55 @@ func TestDirectServerReturn(t *testing.T) {
 	assert.Zero(t, entries["h3"], "a host with members only keeps no state for DSR replies")
 	t.Logf("DSR: tcp %v, udp %v; conntrack entries per host %v, none NATed", tcp.Answers, udp.Answers, entries)
 }
+
+// TestHairpinAndThreeTiers: a member reaches its own group's VIP and is
+// sometimes balanced to itself (TCP and UDP); and a client reaches a web
+// tier whose proxies reach an app tier through its VIP, each tier balanced
+// in the egress of the host its client runs on, across hosts.
+func TestHairpinAndThreeTiers(t *testing.T) {
+	topo, err := testbed.Example("three-hosts")
+	require.NoError(t, err)
+	for i := range topo.Hosts {
+		for j := range topo.Hosts[i].VMs {
+			if vm := &topo.Hosts[i].VMs[j]; vm.Name == "s1" || vm.Name == "s2" {
+				vm.Services = append(vm.Services, "proxy:8081:10.96.0.60:8080")
+			}
+		}
+	}
+	c := newClusterOn(t, topo, func(tb *testbed.Testbed) string {
+		s := webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ""))
+		s += "  - name: front\n    vip: 10.96.0.50\n    ports: [{protocol: tcp, port: 80, target_port: 8081}]\n    members:\n" +
+			member(tb, "s1", "") + member(tb, "s2", "")
+		s += "  - name: app\n    vip: 10.96.0.60\n    ports: [{protocol: tcp, port: 8080}]\n    members:\n" +
+			member(tb, "s3", "") + member(tb, "s4", "")
+		return s
+	})
+	for _, proto := range []string{"tcp", "udp"} {
+		target := "10.96.0.10:80"
+		if proto == "udp" {
+			target = "10.96.0.10:53"
+		}
+		res := c.load(t, testbed.LoadSpec{VM: "s1", Target: target, Proto: proto, Count: 300, Concurrency: 8})
+		assert.Zero(t, res.Failed(), "%s hairpin: %v %v", proto, res.Failures, res.FailureExamples)
+		assert.Positive(t, res.Answers["s1"], "%s: s1 is balanced to itself too: %v", proto, res.Answers)
+		t.Logf("%s from member s1 to its own VIP: %v", proto, res.Answers)
+	}
+	ct, err := c.tb.Host("h1").AppCtl(c.ctx, "dpctl/dump-conntrack", fmt.Sprintf("zone=%d", lb.DefaultZone+1))
+	require.NoError(t, err)
+	assert.Contains(t, ct, "reply=(src=10.0.0.11", "s1's connections to itself are translated to come from the VIP")
+
+	chain := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.50:80", Count: 200, Concurrency: 8})
+	assert.Zero(t, chain.Failed(), "%v %v", chain.Failures, chain.FailureExamples)
+	tiers := map[string]int{}
+	for answer, n := range chain.Answers {
+		web, app, ok := strings.Cut(answer, ">")
+		assert.True(t, ok, "answer %q has both tiers", answer)
+		tiers[web] += n
+		tiers[app] += n
+	}
+	for _, s := range []string{"s1", "s2", "s3", "s4"} {
+		assert.Positive(t, tiers[s], "%s served its tier: %v", s, chain.Answers)
+	}
+	assert.Positive(t, chain.Answers["s2>s3"], "c1 (h1) → s2 (h2) → s3 (h3) crosses all hosts: %v", chain.Answers)
+	t.Logf("client → front → app: %v", chain.Answers)
+}
