@@ -9,17 +9,17 @@ import (
 // Tables of the pipeline, as offsets from Config.TableBase. docs/pipeline.md
 // explains each.
 const (
-	TableClassify = iota // which port a packet came from
-	TableService         // VIP match, ARP answers; into conntrack
-	TableSelect          // after conntrack: new → select group, established → on
-	TableToMember        // after DNAT: the member's MAC
-	TableReply           // from a member's service port: into conntrack
-	TableUnNAT           // replies: the VIP's MAC as source
-	TableOutput          // forward as the bridge did before
-	TableAffinity        // learned client → member entries (resubmitted to)
-	TableSticky          // a new connection of a known client → its member
-	TableHairpinReply    // a member's reply to itself as client, un-SNATed
-	TableHairpin         // back out of the port it came in on
+	TableClassify     = iota // which port a packet came from
+	TableService             // VIP match, ARP answers; into conntrack
+	TableSelect              // after conntrack: new → select group, established → on
+	TableToMember            // after DNAT: the member's MAC
+	TableReply               // from a member's service port: into conntrack
+	TableUnNAT               // replies: the VIP's MAC as source
+	TableOutput              // forward as the bridge did before
+	TableAffinity            // learned client → member entries (resubmitted to)
+	TableSticky              // a new connection of a known client → its member
+	TableHairpinReply        // a member's reply to itself as client, un-SNATed
+	TableHairpin             // back out of the port it came in on
 	numTables
 )
 
@@ -144,6 +144,19 @@ type Config struct {
 	// Buckets forces the number of select-group buckets (a power of two,
 	// 16..256); 0 chooses per group (see Buckets).
 	Buckets int
+	// Shared, when set, puts the pipeline on a bridge whose other flows
+	// belong to someone else; nil means the DLB owns the bridge.
+	Shared *Shared
+}
+
+// Shared is where the DLB hooks into a foreign pipeline: one flow of its
+// own in EntryTable at EntryPriority sends every packet to the DLB's
+// tables, which hand what they do not deliver themselves to ReturnTable
+// (by resubmit) instead of NORMAL.
+type Shared struct {
+	EntryTable    uint8
+	EntryPriority uint16
+	ReturnTable   uint8
 }
 
 // DefaultZone is the default conntrack zone.
@@ -173,6 +186,15 @@ func (c Config) Validate() error {
 	}
 	if len(c.MAC) != 6 || c.MAC[0]&1 == 1 {
 		ch.add("mac", "%q is not a unicast Ethernet address", c.MAC)
+	}
+	if sh := c.Shared; sh != nil {
+		first, last := int(c.TableBase), int(c.TableBase)+numTables-1
+		if int(sh.EntryTable) >= first {
+			ch.add("entry_table", "%d must come before the DLB's tables (%d..%d): the hook uses goto_table", sh.EntryTable, first, last)
+		}
+		if int(sh.ReturnTable) >= first && int(sh.ReturnTable) <= last {
+			ch.add("return_table", "%d is one of the DLB's tables (%d..%d)", sh.ReturnTable, first, last)
+		}
 	}
 	if c.Buckets != 0 && (c.Buckets < 16 || c.Buckets > 256 || c.Buckets&(c.Buckets-1) != 0) {
 		ch.add("buckets", "%d: want a power of two from 16 to 256", c.Buckets)

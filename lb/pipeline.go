@@ -316,7 +316,13 @@ func (c *compiler) pipeline() {
 	c.add(c.flow(TableUnNAT, 100, fixed).Match(of.CTState(of.CTRpl|of.CTTrk, of.CTRpl|of.CTTrk)).
 		Actions(of.SetBytes(of.FieldEthSrc, c.cfg.MAC)).Goto(c.t(TableOutput)))
 	c.add(c.flow(TableUnNAT, 0, fixed).Goto(c.t(TableOutput)))
-	c.add(c.flow(TableOutput, 0, fixed).Actions(of.Normal()))
+	if sh := c.cfg.Shared; sh != nil {
+		// Shared bridge: the one hook, and back to the owner's pipeline.
+		c.add(of.NewFlow(sh.EntryTable, sh.EntryPriority).Cookie(fixed).Goto(c.t(TableClassify)))
+		c.add(c.flow(TableOutput, 0, fixed).Actions(of.ResubmitTable(sh.ReturnTable)))
+	} else {
+		c.add(c.flow(TableOutput, 0, fixed).Actions(of.Normal()))
+	}
 	// A client with no learned entry leaves RegMember at 0.
 	c.add(c.flow(TableAffinity, 0, fixed))
 	c.add(c.flow(TableSticky, 0, fixed))

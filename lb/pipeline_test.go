@@ -170,6 +170,35 @@ func TestCompileRefusesBadInput(t *testing.T) {
 	}
 }
 
+// TestSharedBridgeConfig: on a shared bridge the pipeline adds one hook in
+// the owner's entry table and returns to the owner's table instead of
+// NORMAL; table ranges that would overlap are refused, naming the setting.
+func TestSharedBridgeConfig(t *testing.T) {
+	cfg := testConfig
+	cfg.TableBase = 20
+	cfg.Shared = &Shared{EntryTable: 0, EntryPriority: 1000, ReturnTable: 1}
+	out, err := Compile(Input{Config: cfg, Ports: testPorts})
+	require.NoError(t, err)
+	text := render(out)
+	assert.Contains(t, text, "cookie=0xdb01000000000000, priority=1000 actions=goto_table:20\n")
+	assert.Contains(t, text, "table=26, priority=0 actions=resubmit(,1)\n")
+	assert.NotContains(t, text, "NORMAL")
+	for _, f := range out.Flows {
+		assert.True(t, f.Table >= 20 || f.Table == 0 && f.Priority == 1000, "only the hook is outside the DLB's tables: %s", f)
+	}
+	for _, tt := range []struct {
+		shared Shared
+		want   string
+	}{
+		{Shared{EntryTable: 20, ReturnTable: 1}, "entry_table"},
+		{Shared{EntryTable: 0, ReturnTable: 25}, "return_table"},
+	} {
+		cfg.Shared = &tt.shared
+		_, err := Compile(Input{Config: cfg})
+		assert.ErrorContains(t, err, tt.want)
+	}
+}
+
 // TestCompilerReusesUnchangedGroups: compiled against its own output, an
 // unchanged group comes back as the very same objects, and a change to
 // one group recompiles that group only; the result equals Compile's.

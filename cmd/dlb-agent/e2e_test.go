@@ -33,6 +33,8 @@ type agent struct {
 	metrics string
 	logPath string
 	cmd     *exec.Cmd
+	// args replace --own-bridge when set.
+	args []string
 }
 
 func freePort(t testing.TB) string {
@@ -42,8 +44,8 @@ func freePort(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-func startAgent(t testing.TB, h *testbed.Host, groupsFile string) *agent {
-	a := &agent{t: t, host: h, file: groupsFile, metrics: freePort(t), logPath: filepath.Join(t.TempDir(), h.Name+".log")}
+func startAgent(t testing.TB, h *testbed.Host, groupsFile string, args ...string) *agent {
+	a := &agent{t: t, host: h, file: groupsFile, metrics: freePort(t), logPath: filepath.Join(t.TempDir(), h.Name+".log"), args: args}
 	a.start()
 	t.Cleanup(a.stop)
 	return a
@@ -61,7 +63,11 @@ func (a *agent) launch() {
 	require.NoError(a.t, err)
 	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(a.t, err)
-	a.cmd = exec.Command(bin, "--ovsdb", a.host.OVSDBSocket(), "--own-bridge", "-f", a.file, "--metrics-addr", a.metrics)
+	args := a.args
+	if args == nil {
+		args = []string{"--own-bridge"}
+	}
+	a.cmd = exec.Command(bin, append([]string{"--ovsdb", a.host.OVSDBSocket(), "-f", a.file, "--metrics-addr", a.metrics}, args...)...)
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	require.NoError(a.t, a.cmd.Start())
 	go func() { _ = a.cmd.Wait(); logf.Close() }()

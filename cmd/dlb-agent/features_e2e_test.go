@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -291,4 +295,77 @@ func TestHairpinAndThreeTiers(t *testing.T) {
 	}
 	assert.Positive(t, chain.Answers["s2>s3"], "c1 (h1) → s2 (h2) → s3 (h3) crosses all hosts: %v", chain.Answers)
 	t.Logf("client → front → app: %v", chain.Answers)
+}
+
+// foreignFlows is a bridge's flows, without statistics, that are not the
+// DLB's.
+func foreignFlows(t *testing.T, c *cluster, host string) string {
+	out, err := c.tb.Host(host).OFCtl(c.ctx, "dump-flows", "--no-stats")
+	require.NoError(t, err)
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "cookie=") && !strings.Contains(l, "cookie=0xdb") {
+			keep = append(keep, l)
+		}
+	}
+	sort.Strings(keep) // dump order is the switch's, not the flows'
+	return strings.Join(keep, "\n")
+}
+
+// TestSharedBridge: on a bridge whose owner has its own pipeline (three
+// tables, its own cookies, NORMAL at the end), the DLB adds only its hook
+// and its tables: installing, changing and removing groups leaves the
+// owner's flows byte for byte as they were, and the owner's traffic and
+// the VIP both work.
+func TestSharedBridge(t *testing.T) {
+	topo, err := testbed.Example("three-hosts")
+	require.NoError(t, err)
+	tb := testbed.Start(t, topo)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	c := &cluster{tb: tb, file: filepath.Join(t.TempDir(), "groups.yaml"), agents: map[string]*agent{}, ctx: ctx}
+	foreign := []string{
+		"table=0,priority=0,cookie=0x1234,actions=goto_table:1",
+		"table=0,priority=50,cookie=0x1234,arp,actions=goto_table:1",
+		"table=1,priority=10,cookie=0x1235,ip,actions=goto_table:2",
+		"table=1,priority=0,cookie=0x1235,actions=goto_table:2",
+		"table=2,priority=0,cookie=0x1236,actions=NORMAL",
+	}
+	before := map[string]string{}
+	for _, h := range tb.Hosts() {
+		_, err := h.OFCtl(ctx, "del-flows")
+		require.NoError(t, err)
+		for _, f := range foreign {
+			_, err := h.OFCtl(ctx, "add-flow", f)
+			require.NoError(t, err)
+		}
+		before[h.Name] = foreignFlows(t, c, h.Name)
+		require.Len(t, strings.Split(before[h.Name], "\n"), len(foreign))
+	}
+	web := func(ms ...string) string {
+		var s []string
+		for _, m := range ms {
+			s = append(s, member(tb, m, ""))
+		}
+		return webGroup(tb, s...)
+	}
+	require.NoError(t, os.WriteFile(c.file, []byte(web("s1", "s2", "s3")), 0o644))
+	for _, h := range tb.Hosts() {
+		c.agents[h.Name] = startAgent(t, h, c.file, "--table-base", "20", "--entry-table", "0", "--entry-priority", "1000", "--return-table", "1")
+	}
+	res := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 300, Concurrency: 8})
+	assertShares(t, res, map[string]int{"s1": 1, "s2": 1, "s3": 1})
+	c.setGroups(t, web("s1", "s3"))
+	res = c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 100, Concurrency: 8})
+	assert.Zero(t, res.Failed())
+	assert.Zero(t, res.Answers["s2"])
+	c.setGroups(t, "groups: []\n")
+	direct := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.0.0.12:8080", Count: 50})
+	assert.Equal(t, map[string]int{"s2": 50}, direct.Answers, "the owner's pipeline still forwards")
+	for _, h := range tb.Hosts() {
+		assert.Equal(t, before[h.Name], foreignFlows(t, c, h.Name), "%s: the owner's flows are untouched", h.Name)
+		hook, err := h.OFCtl(ctx, "dump-flows", "--no-stats", "table=0")
+		require.NoError(t, err)
+		assert.Contains(t, hook, "priority=1000 actions=goto_table:20", "%s: the DLB's one hook", h.Name)
+	}
 }

@@ -47,6 +47,9 @@ type config struct {
 	DatapathType string `mapstructure:"datapath_type"`
 	OwnBridge    bool   `mapstructure:"own_bridge"`
 	TableBase    int    `mapstructure:"table_base"`
+	EntryTable   int    `mapstructure:"entry_table"`
+	EntryPrio    int    `mapstructure:"entry_priority"`
+	ReturnTable  int    `mapstructure:"return_table"`
 	Zone         int    `mapstructure:"zone"`
 	MAC          string `mapstructure:"mac"`
 	Buckets      int    `mapstructure:"buckets"`
@@ -95,6 +98,9 @@ func newRoot() *cobra.Command {
 	f.String("datapath-type", "", `datapath of a created bridge ("netdev" for the userspace datapath)`)
 	f.Bool("own-bridge", false, "the DLB owns the bridge: fail_mode=secure")
 	f.Int("table-base", 0, "first OpenFlow table of the DLB pipeline")
+	f.Int("entry-table", -1, "shared bridge: the table of the owner's pipeline the DLB hooks into (-1: the DLB owns the bridge)")
+	f.Int("entry-priority", 1000, "shared bridge: priority of the DLB's hook flow in entry_table")
+	f.Int("return-table", -1, "shared bridge: the owner's table packets continue in after the DLB's tables")
 	f.Int("zone", lb.DefaultZone, "conntrack zone of DLB connections")
 	f.String("mac", "", "MAC that answers for VIPs (default: derived from the host id)")
 	f.Int("buckets", 0, "select-group buckets per VIP port (power of two 16..256; default chosen per group)")
@@ -125,6 +131,19 @@ func pipelineConfig(cfg config, hostID string) (lb.Config, error) {
 	pc := lb.Config{TableBase: uint8(cfg.TableBase), Zone: uint16(cfg.Zone), Buckets: cfg.Buckets, MAC: lb.HostMAC(hostID)}
 	if cfg.TableBase < 0 || cfg.TableBase > 255 {
 		return pc, fmt.Errorf("table_base: %d is not a table", cfg.TableBase)
+	}
+	switch {
+	case cfg.EntryTable == -1 && cfg.ReturnTable == -1:
+	case cfg.EntryTable < 0 || cfg.EntryTable > 254:
+		return pc, fmt.Errorf("entry_table: %d is not a table (0..254), or -1 with return_table -1 for an owned bridge", cfg.EntryTable)
+	case cfg.ReturnTable < 0 || cfg.ReturnTable > 254:
+		return pc, fmt.Errorf("return_table: %d is not a table (0..254); a shared bridge needs entry_table and return_table", cfg.ReturnTable)
+	case cfg.EntryPrio < 0 || cfg.EntryPrio > 65535:
+		return pc, fmt.Errorf("entry_priority: %d is not a priority (0..65535)", cfg.EntryPrio)
+	case cfg.OwnBridge || cfg.CreateBridge:
+		return pc, errors.New("entry_table: a shared bridge cannot also be owned (own_bridge, create_bridge)")
+	default:
+		pc.Shared = &lb.Shared{EntryTable: uint8(cfg.EntryTable), EntryPriority: uint16(cfg.EntryPrio), ReturnTable: uint8(cfg.ReturnTable)}
 	}
 	if cfg.Zone < 0 || cfg.Zone > 65535 {
 		return pc, fmt.Errorf("zone: %d is not a conntrack zone (0..65535)", cfg.Zone)
