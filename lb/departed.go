@@ -11,6 +11,8 @@ type Departure struct {
 	Port       uint16 // the VIP's port
 	Member     netip.Addr
 	TargetPort uint16
+	// Scope is the group's scope: its connections are in ZoneOf(Scope).
+	Scope *Scope
 }
 
 // Departed lists what the change from old to new groups takes away: every
@@ -59,7 +61,7 @@ func Departed(old, new []Group) []Departure {
 				}
 				k := key{protoNumber(ps.Protocol), uint16(ps.Port), ip.Unmap(), targetPort(ps, m)}
 				if !kept[k] {
-					out = append(out, Departure{Group: o.Name, VIP: vip, Proto: k.proto, Port: k.port, Member: k.member, TargetPort: k.targetPort})
+					out = append(out, Departure{Group: o.Name, VIP: vip, Proto: k.proto, Port: k.port, Member: k.member, TargetPort: k.targetPort, Scope: o.Scope})
 				}
 			}
 		}

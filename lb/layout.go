@@ -162,6 +162,28 @@ type Shared struct {
 // DefaultZone is the default conntrack zone.
 const DefaultZone = 0xdb00
 
+// ScopeZones is how many conntrack zones, after the hairpin zone, scoped
+// groups are spread over.
+const ScopeZones = 4096
+
+// ZoneOf is the conntrack zone of a group's connections: Zone for a group
+// without scope, else one of the ScopeZones zones after the hairpin zone,
+// by a hash of the scope, so that groups of different scopes (tenants) may
+// use the same VIP:port without seeing each other's entries. It depends on
+// the scope alone, so it never moves while the scope stays.
+func (c Config) ZoneOf(s *Scope) uint16 { return ZoneOf(c.Zone, s) }
+
+// ZoneOf is Config.ZoneOf for a base zone.
+func ZoneOf(base uint16, s *Scope) uint16 {
+	k := s.key()
+	if k == "" {
+		return base
+	}
+	h := fnv.New32a()
+	h.Write([]byte(k))
+	return base + 2 + uint16(h.Sum32()%ScopeZones)
+}
+
 // HairpinZone is the conntrack zone of the source translation that lets a
 // member reach itself through its group's VIP: the zone after Zone.
 func (c Config) HairpinZone() uint16 { return c.Zone + 1 }

@@ -159,6 +159,13 @@ func validateGroups(groups []Group, known func(i int) bool) error {
 		scope string
 	}
 	used := make(map[key]string, len(groups))
+	type zoneKey struct {
+		vip   netip.Addr
+		proto string
+		port  int
+		zone  uint16
+	}
+	zones := make(map[zoneKey]string, len(groups))
 	for i, g := range groups {
 		p := func() string { return fmt.Sprintf("groups[%d]", i) }
 		if known == nil || !known(i) {
@@ -179,6 +186,12 @@ func validateGroups(groups []Group, known func(i int) bool) error {
 				continue
 			}
 			used[kk] = g.Name
+			// Two scopes sharing a VIP:port must not share a zone.
+			zk := zoneKey{vip.Unmap(), strings.ToLower(ps.Protocol), ps.Port, ZoneOf(0, g.Scope)}
+			if other, ok := zones[zk]; ok {
+				c.add(join(p(), "scope"), "hashes to the conntrack zone of group %q's scope, which serves %s %s:%d too: change either scope (add a label, say)", other, ps.Protocol, g.VIP, ps.Port)
+			}
+			zones[zk] = g.Name
 		}
 	}
 	return c.err()
@@ -188,6 +201,9 @@ func validateGroups(groups []Group, known func(i int) bool) error {
 // VIP:port.
 func (s *Scope) key() string {
 	if s == nil {
+		return ""
+	}
+	if len(s.IfaceIDs) == 0 && len(s.Labels) == 0 {
 		return ""
 	}
 	ids := append([]string(nil), s.IfaceIDs...)

@@ -379,6 +379,8 @@ func targetPort(ps PortSpec, m Member) uint16 {
 func (c *compiler) service(g Group, id uint32) *groupOut {
 	e := &groupOut{print: g.Fingerprint(), id: id}
 	vip := netip.MustParseAddr(g.VIP).Unmap()
+	zone := c.cfg.ZoneOf(g.Scope)
+	scope := c.portsInScope(g.Scope) // nil: every VM port
 	v6 := vip.Is6()
 	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)
 
@@ -431,10 +433,20 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 		}
 		e.groups = append(e.groups, grp)
 		isNew := of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk)
-		e.flows = append(e.flows,
-			c.flow(TableService, 100, Cookie(KindVIP, id, uint16(k+1))).
-				Match(fromVM, of.L4(v6, proto), of.IPDst(of.Host(vip)), of.DstPort(proto, uint16(ps.Port))).
-				Actions(of.Set(of.Reg(RegService), uint64(gid)), natLookup(c.cfg.Zone, c.t(TableSelect))).Done())
+		if scope == nil {
+			e.flows = append(e.flows,
+				c.flow(TableService, 100, Cookie(KindVIP, id, uint16(k+1))).
+					Match(fromVM, of.L4(v6, proto), of.IPDst(of.Host(vip)), of.DstPort(proto, uint16(ps.Port))).
+					Actions(of.Set(of.Reg(RegService), uint64(gid)), natLookup(zone, c.t(TableSelect))).Done())
+		}
+		// A scoped group serves only its ports, ahead of any unscoped
+		// group with the same VIP:port.
+		for _, p := range scope {
+			e.flows = append(e.flows,
+				c.flow(TableService, 110, Cookie(KindVIP, id, uint16(k+1))).
+					Match(of.InPort(p.OFPort), of.L4(v6, proto), of.IPDst(of.Host(vip)), of.DstPort(proto, uint16(ps.Port))).
+					Actions(of.Set(of.Reg(RegService), uint64(gid)), natLookup(zone, c.t(TableSelect))).Done())
+		}
 		switch {
 		case !available:
 			// Refused by the agent: a TCP reset or an ICMP port
@@ -480,7 +492,7 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 				Actions(of.ToGroup(gid)).Done())
 		}
 	}
-	if g.Mode != ModeDSR { // a DSR member holds the VIP: its kernel answers itself
+	if g.Mode != ModeDSR && scope == nil { // a DSR member holds the VIP: its kernel answers itself
 		e.flows = append(e.flows, c.hairpinFlows(g, id, vip)...)
 	}
 	e.shared = c.sharedFlows(g, id)
@@ -518,6 +530,36 @@ func (c *compiler) hairpinFlows(g Group, id uint32, vip netip.Addr) []*of.Flow {
 	return out
 }
 
+// portsInScope lists the local VM ports a scope selects (by iface-id, or by
+// all of its labels in external_ids); nil for no scope, and an empty,
+// non-nil list when the scope selects none of this host's ports.
+func (c *compiler) portsInScope(s *Scope) []LocalPort {
+	if s.key() == "" {
+		return nil
+	}
+	out := []LocalPort{}
+	for _, p := range c.in.Ports {
+		if p.OFPort == 0 || p.OFPort >= of.PortInPort {
+			continue
+		}
+		if slices.Contains(s.IfaceIDs, p.IfaceID) && p.IfaceID != "" {
+			out = append(out, p)
+			continue
+		}
+		if len(s.Labels) == 0 {
+			continue
+		}
+		all := true
+		for k, v := range s.Labels {
+			all = all && p.Labels[k] == v
+		}
+		if all {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // sharedFlows lists the flows a group shares with others: the answer to
 // ARP or ND for its VIP, and the reply lookups of its members' ports.
 func (c *compiler) sharedFlows(g Group, id uint32) []sharedFlow {
@@ -529,6 +571,25 @@ func (c *compiler) sharedFlows(g Group, id uint32) []sharedFlow {
 		proto := protoNumber(ps.Protocol)
 		for _, m := range g.Members {
 			port := targetPort(ps, m)
+			if g.Scope.key() != "" {
+				// Replies to a scoped group's clients are looked up in its
+				// zone, told apart by the client port's MAC.
+				zone := c.cfg.ZoneOf(g.Scope)
+				for _, p := range c.portsInScope(g.Scope) {
+					key := fmt.Sprintf("sreply/%d/%t/%d/%d", p.OFPort, v6, proto, port)
+					if seen[key] || p.MAC == nil {
+						continue
+					}
+					seen[key] = true
+					mac := p.MAC
+					out = append(out, sharedFlow{key, func() *of.Flow {
+						return c.flow(TableReply, 110, Cookie(KindReply, 0, port)).
+							Match(of.EthDst(mac), of.L4(v6, proto), of.SrcPort(proto, port)).
+							Actions(natLookup(zone, c.t(TableUnNAT))).Done()
+					}})
+				}
+				continue
+			}
 			key := fmt.Sprintf("reply/%t/%d/%d", v6, proto, port)
 			if !seen[key] {
 				seen[key] = true
@@ -581,7 +642,7 @@ func (c *compiler) bucketActions(g Group, m int, keys []uint32, ps PortSpec, mac
 // datapath actions by OVS 3.1: the recirculation is needed.)
 func (c *compiler) commitActions(g Group, m Member, ps PortSpec, mac net.HardwareAddr) []of.Action {
 	if g.Mode == ModeDSR {
-		ct := of.ConnTrack(c.cfg.Zone)
+		ct := of.ConnTrack(c.cfg.ZoneOf(g.Scope))
 		ct.Commit, ct.Table = true, c.t(TableToMember)
 		if mac != nil {
 			label, mask := make([]byte, 16), make([]byte, 16)
@@ -591,7 +652,7 @@ func (c *compiler) commitActions(g Group, m Member, ps PortSpec, mac net.Hardwar
 		}
 		return []of.Action{ct}
 	}
-	a := of.CommitDNAT{Zone: c.cfg.Zone, Table: c.t(TableToMember),
+	a := of.CommitDNAT{Zone: c.cfg.ZoneOf(g.Scope), Table: c.t(TableToMember),
 		Dst: netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), targetPort(ps, m))}
 	if mac != nil {
 		copy(a.MAC[:], mac)

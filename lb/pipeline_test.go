@@ -23,6 +23,8 @@ var testConfig = Config{Zone: DefaultZone, MAC: mac("0a:db:00:00:00:01"), Bucket
 
 var testPorts = []LocalPort{
 	{Name: "c1", OFPort: 3, IfaceID: "c1", MAC: mac("02:00:0a:00:00:01"), IPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
+	{Name: "c9", OFPort: 9, IfaceID: "c9", MAC: mac("02:00:0a:00:00:09"), IPs: []netip.Addr{netip.MustParseAddr("10.0.0.9")},
+		Labels: map[string]string{"tenant": "b"}},
 	{Name: "s1", OFPort: 1, IfaceID: "s1", MAC: mac("02:00:0a:00:00:0b"), IPs: []netip.Addr{netip.MustParseAddr("10.0.0.11"), netip.MustParseAddr("fd00::11")}},
 }
 
@@ -88,6 +90,19 @@ groups:
     members:
       - {ip: 10.0.0.11}
       - {ip: 10.0.0.12, mac: "02:00:0a:00:00:0c"}
+`},
+		{"scopes", `
+groups:
+  - name: tenant-a
+    vip: 10.96.0.70
+    scope: {iface_ids: [c1]}
+    ports: [{protocol: tcp, port: 80, target_port: 8080}]
+    members: [{ip: 10.0.0.12, mac: "02:00:0a:00:00:0c"}]
+  - name: tenant-b
+    vip: 10.96.0.70
+    scope: {labels: {tenant: b}}
+    ports: [{protocol: tcp, port: 80, target_port: 8080}]
+    members: [{ip: 10.0.0.13, mac: "02:00:0a:00:00:0d"}]
 `},
 		{"affinity", `
 groups:

@@ -49,7 +49,7 @@ func (f *conntrackFlusher) flush(ctx context.Context, gone []lb.Departure) []err
 	var errs []error
 	for _, d := range gone {
 		orig, reply := flushTuples(d)
-		if _, err := unixctl(ctx, path, "dpctl/flush-conntrack", "zone="+strconv.Itoa(int(f.zone)), orig, reply); err != nil {
+		if _, err := unixctl(ctx, path, "dpctl/flush-conntrack", "zone="+strconv.Itoa(int(lb.ZoneOf(f.zone, d.Scope))), orig, reply); err != nil {
 			errs = append(errs, fmt.Errorf("flush %s member %s: %w", d.Group, d.Member, err))
 		}
 	}

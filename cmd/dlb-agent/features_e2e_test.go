@@ -369,3 +369,40 @@ func TestSharedBridge(t *testing.T) {
 		assert.Contains(t, hook, "priority=1000 actions=goto_table:20", "%s: the DLB's one hook", h.Name)
 	}
 }
+
+// TestScopesShareAVIP: two groups in different scopes (a list of
+// iface-ids; a label in the ports' external_ids) serve the same VIP:port
+// with different members; each scope's connections live in its own
+// conntrack zone, and a port in neither scope is not served.
+func TestScopesShareAVIP(t *testing.T) {
+	c := newClusterFor(t, func(tb *testbed.Testbed) string {
+		return "groups:\n" +
+			"  - name: tenant-a\n    vip: 10.96.0.70\n    scope: {iface_ids: [c1]}\n    ports: [{protocol: tcp, port: 80, target_port: 8080}]\n    members:\n" + member(tb, "s2", "") +
+			"  - name: tenant-b\n    vip: 10.96.0.70\n    scope: {labels: {tenant: b}}\n    ports: [{protocol: tcp, port: 80, target_port: 8080}]\n    members:\n" + member(tb, "s3", "")
+	})
+	h1 := c.tb.Host("h1")
+	before := c.agents["h1"].metric("dlb_agent_reconciles_total")
+	_, err := h1.VSCtl(c.ctx, "set", "Interface", "s4", "external_ids:tenant=b")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return c.agents["h1"].metric("dlb_agent_reconciles_total") > before }, 5*time.Second, 20*time.Millisecond,
+		"the label change reaches the agent")
+
+	a := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.70:80", Count: 100, Concurrency: 8})
+	assert.Equal(t, map[string]int{"s2": 100}, a.Answers, "tenant a (c1 by iface-id) reaches its member: %v", a.Failures)
+	b := c.load(t, testbed.LoadSpec{VM: "s4", Target: "10.96.0.70:80", Count: 100, Concurrency: 8})
+	assert.Equal(t, map[string]int{"s3": 100}, b.Answers, "tenant b (s4 by label) reaches its member: %v", b.Failures)
+	none := c.load(t, testbed.LoadSpec{VM: "c2", Target: "10.96.0.70:80", Count: 5, Timeout: 300 * time.Millisecond})
+	assert.Empty(t, none.Answers, "a port in neither scope is not served")
+
+	zone := func(scope *lb.Scope) string {
+		out, err := h1.AppCtl(c.ctx, "dpctl/dump-conntrack", fmt.Sprintf("zone=%d", lb.ZoneOf(lb.DefaultZone, scope)))
+		require.NoError(t, err)
+		return out
+	}
+	za, zb := zone(&lb.Scope{IfaceIDs: []string{"c1"}}), zone(&lb.Scope{Labels: map[string]string{"tenant": "b"}})
+	assert.Contains(t, za, "src=10.0.0.1,")
+	assert.NotContains(t, za, "src=10.0.0.14,", "tenant b's connections are not in tenant a's zone")
+	assert.Contains(t, zb, "src=10.0.0.14,")
+	assert.NotContains(t, zb, "src=10.0.0.1,", "tenant a's connections are not in tenant b's zone")
+	assert.NotContains(t, zone(nil), "10.96.0.70", "nothing in the default zone")
+}
