@@ -35,22 +35,21 @@ func Serve(ctx context.Context, name string, services []Service, log *slog.Logge
 	reply := []byte(name + "\n")
 	for _, s := range services {
 		switch s.Proto {
-		case "proxy":
+		case "tcp", "proxy":
 			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", s.Port))
 			if err != nil {
 				return fmt.Errorf("listen %s: %w", s, err)
 			}
 			closers = append(closers, ln)
 			wg.Add(1)
-			go func() { defer wg.Done(); serveProxy(ln, name, s.Upstream, log) }()
-		case "tcp":
-			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", s.Port))
-			if err != nil {
-				return fmt.Errorf("listen %s: %w", s, err)
-			}
-			closers = append(closers, ln)
-			wg.Add(1)
-			go func() { defer wg.Done(); serveTCP(ln, name, reply, log) }()
+			go func() {
+				defer wg.Done()
+				if s.Proto == "proxy" {
+					serveProxy(ln, name, s.Upstream, log)
+				} else {
+					serveTCP(ln, name, reply, log)
+				}
+			}()
 		case "udp":
 			c4, err := net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", s.Port))
 			if err != nil {
