@@ -422,7 +422,9 @@ func TestOneMemberChangeAndBadFile(t *testing.T) {
 	assert.Equal(t, map[string]int{"s2": 50}, direct.Answers)
 	ct, err := tb.Host("h1").AppCtl(c.ctx, "dpctl/dump-conntrack")
 	require.NoError(t, err)
-	assert.NotContains(t, ct, "10.0.0.12", "direct traffic left no conntrack entry")
+	// (Late packets of the VIP connections above may re-create entries
+	// after the flush; those have the member only as reply source.)
+	assert.NotRegexp(t, `orig=\([^)]*dst=10\.0\.0\.12,`, ct, "direct traffic left no conntrack entry")
 
 	// Admins read it with their tools.
 	flows, err := tb.Host("h1").OFCtl(c.ctx, "dump-flows", "--names")

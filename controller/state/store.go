@@ -1,0 +1,233 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/ovs-dlb/dlb/lb"
+)
+
+// GroupEntry is a group as the view holds it.
+type GroupEntry struct {
+	Name        string
+	VIP         string
+	Group       lb.Group
+	CreateIndex uint64
+	ModifyIndex uint64
+}
+
+// HostEntry is an agent's host.
+type HostEntry struct {
+	Name        string
+	Address     string
+	CreateIndex uint64
+	ModifyIndex uint64
+}
+
+// IndexEntry records the index of a table's last change.
+type IndexEntry struct {
+	Key   string
+	Value uint64
+}
+
+// Tombstone marks a deleted row until it is reaped.
+type Tombstone struct {
+	Key   string // table/name
+	Table string
+	Name  string
+	Index uint64
+}
+
+// Store is the view.
+type Store struct{ db *memdb.MemDB }
+
+// New returns an empty store.
+func New() (*Store, error) {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return nil, fmt.Errorf("state schema: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// bump records idx as the latest change of table, refusing to go back.
+func bump(txn *memdb.Txn, table string, idx uint64) error {
+	raw, err := txn.First(TableIndex, "id", table)
+	if err != nil {
+		return err
+	}
+	if raw != nil && raw.(*IndexEntry).Value > idx {
+		return fmt.Errorf("index %d is behind %s's %d", idx, table, raw.(*IndexEntry).Value)
+	}
+	return txn.Insert(TableIndex, &IndexEntry{Key: table, Value: idx})
+}
+
+// tableIndex is the index of a table's last change (0: never changed).
+func tableIndex(txn *memdb.Txn, tables ...string) uint64 {
+	var max uint64
+	for _, t := range tables {
+		if raw, _ := txn.First(TableIndex, "id", t); raw != nil && raw.(*IndexEntry).Value > max {
+			max = raw.(*IndexEntry).Value
+		}
+	}
+	return max
+}
+
+// UpsertGroup stores a group at index idx.
+func (s *Store) UpsertGroup(idx uint64, g lb.Group) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	e := &GroupEntry{Name: g.Name, VIP: g.VIP, Group: g.Clone(), CreateIndex: idx, ModifyIndex: idx}
+	raw, err := txn.First(TableGroups, "id", g.Name)
+	if err != nil {
+		return err
+	}
+	if raw != nil {
+		e.CreateIndex = raw.(*GroupEntry).CreateIndex
+	}
+	if err := txn.Insert(TableGroups, e); err != nil {
+		return err
+	}
+	if _, err := txn.DeleteAll(TableTombstones, "id", TableGroups+"/"+g.Name); err != nil {
+		return err
+	}
+	if err := bump(txn, TableGroups, idx); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// DeleteGroup removes a group at index idx, leaving a tombstone; deleting
+// a group that is not there changes nothing.
+func (s *Store) DeleteGroup(idx uint64, name string) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	raw, err := txn.First(TableGroups, "id", name)
+	if err != nil || raw == nil {
+		return err
+	}
+	if err := txn.Delete(TableGroups, raw); err != nil {
+		return err
+	}
+	if err := txn.Insert(TableTombstones, &Tombstone{Key: TableGroups + "/" + name, Table: TableGroups, Name: name, Index: idx}); err != nil {
+		return err
+	}
+	if err := bump(txn, TableGroups, idx); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// Group reads one group (nil when absent) and the groups table's index,
+// adding what to watch to ws.
+func (s *Store) Group(ws memdb.WatchSet, name string) (uint64, *GroupEntry, error) {
+	txn := s.db.Txn(false)
+	ch, raw, err := txn.FirstWatch(TableGroups, "id", name)
+	if err != nil {
+		return 0, nil, err
+	}
+	ws.Add(ch)
+	idx := tableIndex(txn, TableGroups)
+	if raw == nil {
+		return idx, nil, nil
+	}
+	return idx, raw.(*GroupEntry), nil
+}
+
+// Groups lists every group, by name, and the table's index.
+func (s *Store) Groups(ws memdb.WatchSet) (uint64, []*GroupEntry, error) {
+	return groups(s.db.Txn(false), ws)
+}
+
+func groups(txn *memdb.Txn, ws memdb.WatchSet) (uint64, []*GroupEntry, error) {
+	it, err := txn.Get(TableGroups, "id")
+	if err != nil {
+		return 0, nil, err
+	}
+	ws.Add(it.WatchCh())
+	var out []*GroupEntry
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*GroupEntry))
+	}
+	return tableIndex(txn, TableGroups), out, nil
+}
+
+// GroupChanges lists, from one snapshot, the groups changed after index
+// since, and the names of those deleted after it (whose tombstones are
+// still there): what a watcher that saw since needs.
+func (s *Store) GroupChanges(ws memdb.WatchSet, since uint64) (uint64, []*GroupEntry, []string, error) {
+	txn := s.db.Txn(false)
+	idx, all, err := groups(txn, ws)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	var changed []*GroupEntry
+	for _, e := range all {
+		if e.ModifyIndex > since {
+			changed = append(changed, e)
+		}
+	}
+	it, err := txn.Get(TableTombstones, "id")
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	var deleted []string
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if t := raw.(*Tombstone); t.Table == TableGroups && t.Index > since {
+			deleted = append(deleted, t.Name)
+		}
+	}
+	sort.Strings(deleted)
+	return idx, changed, deleted, nil
+}
+
+// ReapTombstones removes tombstones at or below index: watchers that saw
+// less must then read everything again (the caller tells them so).
+func (s *Store) ReapTombstones(index uint64) (int, error) {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	it, err := txn.Get(TableTombstones, "id")
+	if err != nil {
+		return 0, err
+	}
+	var gone []any
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if raw.(*Tombstone).Index <= index {
+			gone = append(gone, raw)
+		}
+	}
+	for _, raw := range gone {
+		if err := txn.Delete(TableTombstones, raw); err != nil {
+			return 0, err
+		}
+	}
+	if err := bump(txn, TableTombstones, tableIndex(txn, TableGroups)); err != nil {
+		return 0, err
+	}
+	txn.Commit()
+	return len(gone), nil
+}
+
+// Query is a read that reports its index and what to watch.
+type Query func(ws memdb.WatchSet) (uint64, error)
+
+// Block runs query until its index passes minIndex, waking when something
+// it read changes, or until ctx ends (then it returns the last result's
+// index, as Consul's blocking queries do at their wait time).
+func (s *Store) Block(ctx context.Context, minIndex uint64, query Query) (uint64, error) {
+	for {
+		ws := memdb.NewWatchSet()
+		idx, err := query(ws)
+		if err != nil || idx > minIndex {
+			return idx, err
+		}
+		if err := ws.WatchCtx(ctx); err != nil {
+			return idx, nil // waited long enough: answer with what is there
+		}
+	}
+}

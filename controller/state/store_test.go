@@ -1,0 +1,107 @@
+package state
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ovs-dlb/dlb/lb"
+)
+
+func group(name, vip string) lb.Group {
+	return lb.Group{Name: name, VIP: vip, Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}}, Members: []lb.Member{{IP: "10.0.0.11"}}}
+}
+
+// TestIndexesAndTombstones: rows remember their creation and last change,
+// the table its last change; deletions leave tombstones a resuming reader
+// sees until they are reaped; an index never goes back.
+func TestIndexesAndTombstones(t *testing.T) {
+	s, err := New()
+	require.NoError(t, err)
+	ws := memdb.NewWatchSet()
+	idx, list, err := s.Groups(ws)
+	require.NoError(t, err)
+	assert.Zero(t, idx)
+	assert.Empty(t, list)
+
+	require.NoError(t, s.UpsertGroup(10, group("web", "10.96.0.10")))
+	require.NoError(t, s.UpsertGroup(11, group("db", "10.96.0.20")))
+	g := group("web", "10.96.0.10")
+	g.Members[0].State = lb.StateDraining
+	require.NoError(t, s.UpsertGroup(12, g))
+	idx, e, err := s.Group(ws, "web")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(12), idx)
+	assert.Equal(t, uint64(10), e.CreateIndex)
+	assert.Equal(t, uint64(12), e.ModifyIndex)
+	assert.Equal(t, lb.StateDraining, e.Group.Members[0].State)
+
+	require.NoError(t, s.DeleteGroup(13, "db"))
+	require.NoError(t, s.DeleteGroup(14, "nothing"), "deleting what is not there changes nothing")
+	tests := []struct {
+		since   uint64
+		changed []string
+		deleted []string
+	}{
+		{0, []string{"web"}, []string{"db"}},
+		{11, []string{"web"}, []string{"db"}},
+		{12, nil, []string{"db"}},
+		{13, nil, nil},
+	}
+	for _, tt := range tests {
+		idx, changed, deleted, err := s.GroupChanges(ws, tt.since)
+		require.NoError(t, err)
+		assert.Equal(t, uint64(13), idx)
+		var names []string
+		for _, c := range changed {
+			names = append(names, c.Name)
+		}
+		assert.Equal(t, tt.changed, names, "since %d", tt.since)
+		assert.Equal(t, tt.deleted, deleted, "since %d", tt.since)
+	}
+	n, err := s.ReapTombstones(13)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	_, _, deleted, err := s.GroupChanges(ws, 0)
+	require.NoError(t, err)
+	assert.Empty(t, deleted)
+
+	assert.ErrorContains(t, s.UpsertGroup(5, group("late", "10.96.0.30")), "behind")
+	_, e, _ = s.Group(ws, "late")
+	assert.Nil(t, e, "a refused write stores nothing")
+}
+
+// TestBlockWakesOnChange: a blocking read past the current index returns
+// within 50 ms of a write, and at its deadline when nothing changes.
+func TestBlockWakesOnChange(t *testing.T) {
+	s, err := New()
+	require.NoError(t, err)
+	require.NoError(t, s.UpsertGroup(1, group("web", "10.96.0.10")))
+	query := func(ws memdb.WatchSet) (uint64, error) { idx, _, err := s.Groups(ws); return idx, err }
+
+	var wrote time.Time
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		wrote = time.Now()
+		_ = s.UpsertGroup(2, group("db", "10.96.0.20"))
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	idx, err := s.Block(ctx, 1, query)
+	woke := time.Since(wrote)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), idx)
+	assert.Less(t, woke, 50*time.Millisecond, "woke %v after the write", woke)
+
+	short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	start := time.Now()
+	idx, err = s.Block(short, 2, query)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), idx, "nothing changed: the same index at the deadline")
+	assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
+}
