@@ -97,9 +97,9 @@ func TestBlockWakesOnChange(t *testing.T) {
 	assert.Equal(t, uint64(2), idx)
 	assert.Less(t, woke, 50*time.Millisecond, "woke %v after the write", woke)
 
+	start := time.Now()
 	short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel2()
-	start := time.Now()
 	idx, err = s.Block(short, 2, query)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), idx, "nothing changed: the same index at the deadline")
