@@ -1,0 +1,120 @@
+// Package store keeps the controller's groups in the DLB database of an
+// ovsdb-server (controller/dlbdb) and feeds the in-process view
+// (controller/state). This file maps the lb model to rows and back.
+//
+// It owns: the mapping between documents and rows, and the transactions.
+// It must not touch: HTTP, or any switch.
+package store
+
+import (
+	"cmp"
+	"slices"
+	"net/netip"
+	"strconv"
+
+	"github.com/ovs-dlb/dlb/controller/dlbdb"
+	"github.com/ovs-dlb/dlb/lb"
+)
+
+// Rows is one group as rows: the Group row refers to its VIP_Port and
+// Member rows by the named UUIDs they carry (for an insert in one
+// transaction).
+type Rows struct {
+	Group   dlbdb.Group
+	Ports   []dlbdb.VIPPort
+	Members []dlbdb.Member
+}
+
+// ToRows maps a valid group to rows with named UUIDs.
+func ToRows(g lb.Group) Rows {
+	r := Rows{Group: dlbdb.Group{UUID: "group", Name: g.Name, Vip: g.VIP, Mode: dlbdb.GroupModeDNAT}}
+	if g.Mode == lb.ModeDSR {
+		r.Group.Mode = dlbdb.GroupModeDsr
+	}
+	if g.Affinity != nil {
+		t := g.Affinity.ClientIPTimeoutS
+		r.Group.AffinityTimeout = &t
+	}
+	if s := g.Scope; s != nil {
+		r.Group.ScopeIfaceIDs = slices.Clone(s.IfaceIDs)
+		r.Group.ScopeHosts = slices.Clone(s.Hosts)
+		if len(s.Labels) > 0 {
+			r.Group.ScopeLabels = make(map[string]string, len(s.Labels))
+			for k, v := range s.Labels {
+				r.Group.ScopeLabels[k] = v
+			}
+		}
+	}
+	for i, p := range g.Ports {
+		id := "port" + strconv.Itoa(i)
+		r.Ports = append(r.Ports, dlbdb.VIPPort{UUID: id, Protocol: p.Protocol, Port: p.Port, TargetPort: p.TargetPort})
+		r.Group.Ports = append(r.Group.Ports, id)
+	}
+	for i, m := range g.Members {
+		id := "member" + strconv.Itoa(i)
+		row := dlbdb.Member{UUID: id, IP: m.IP, Port: m.Port, Weight: m.WeightOf(), State: m.StateOf()}
+		if m.MAC != "" {
+			mac := m.MAC
+			row.MAC = &mac
+		}
+		r.Members = append(r.Members, row)
+		r.Group.Members = append(r.Group.Members, id)
+	}
+	return r
+}
+
+// FromRows maps rows back to a group. OVSDB sets have no order, so ports
+// come back sorted by protocol and port, and members by address and port;
+// weights and states come back explicit.
+func FromRows(r Rows) lb.Group {
+	g := lb.Group{Name: r.Group.Name, VIP: r.Group.Vip, Ports: []lb.PortSpec{}, Members: []lb.Member{}}
+	if r.Group.Mode == dlbdb.GroupModeDsr {
+		g.Mode = lb.ModeDSR
+	}
+	if t := r.Group.AffinityTimeout; t != nil {
+		g.Affinity = &lb.Affinity{ClientIPTimeoutS: *t}
+	}
+	if len(r.Group.ScopeIfaceIDs)+len(r.Group.ScopeLabels)+len(r.Group.ScopeHosts) > 0 {
+		g.Scope = &lb.Scope{IfaceIDs: slices.Sorted(slices.Values(r.Group.ScopeIfaceIDs)), Hosts: slices.Sorted(slices.Values(r.Group.ScopeHosts))}
+		if len(r.Group.ScopeLabels) > 0 {
+			g.Scope.Labels = map[string]string{}
+			for k, v := range r.Group.ScopeLabels {
+				g.Scope.Labels[k] = v
+			}
+		}
+	}
+	for _, p := range r.Ports {
+		g.Ports = append(g.Ports, lb.PortSpec{Protocol: p.Protocol, Port: p.Port, TargetPort: p.TargetPort})
+	}
+	slices.SortFunc(g.Ports, func(a, b lb.PortSpec) int {
+		return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
+	})
+	for _, m := range r.Members {
+		w := m.Weight
+		mem := lb.Member{IP: m.IP, Port: m.Port, Weight: &w, State: m.State}
+		if m.MAC != nil {
+			mem.MAC = *m.MAC
+		}
+		g.Members = append(g.Members, mem)
+	}
+	slices.SortFunc(g.Members, func(a, b lb.Member) int {
+		return cmp.Or(compareAddrs(a.IP, b.IP), cmp.Compare(a.Port, b.Port))
+	})
+	return g
+}
+
+// compareAddrs orders addresses numerically (text that is not one sorts
+// as text, after them).
+func compareAddrs(a, b string) int {
+	x, errA := netip.ParseAddr(a)
+	y, errB := netip.ParseAddr(b)
+	switch {
+	case errA != nil && errB != nil:
+		return cmp.Compare(a, b)
+	case errA != nil:
+		return 1
+	case errB != nil:
+		return -1
+	}
+	return x.Compare(y)
+}
