@@ -8,8 +8,8 @@ package store
 
 import (
 	"cmp"
-	"slices"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/ovs-dlb/dlb/controller/dlbdb"

@@ -32,8 +32,8 @@ func TestRowsRoundTrip(t *testing.T) {
 		{
 			name: "affinity, scope, IPv6, member ports",
 			in: lb.Group{Name: "dns6", VIP: "fd00::53", Affinity: &lb.Affinity{ClientIPTimeoutS: 86400},
-				Scope: &lb.Scope{IfaceIDs: []string{"vm2", "vm1"}, Labels: map[string]string{"tenant": "a"}, Hosts: []string{"h1"}},
-				Ports: []lb.PortSpec{{Protocol: "sctp", Port: 9000}},
+				Scope:   &lb.Scope{IfaceIDs: []string{"vm2", "vm1"}, Labels: map[string]string{"tenant": "a"}, Hosts: []string{"h1"}},
+				Ports:   []lb.PortSpec{{Protocol: "sctp", Port: 9000}},
 				Members: []lb.Member{{IP: "fd00::12", Port: 9001}, {IP: "fd00::12", Port: 9000}}},
 			want: lb.Group{Name: "dns6", VIP: "fd00::53", Affinity: &lb.Affinity{ClientIPTimeoutS: 86400},
 				Scope: &lb.Scope{IfaceIDs: []string{"vm1", "vm2"}, Labels: map[string]string{"tenant": "a"}, Hosts: []string{"h1"}},
