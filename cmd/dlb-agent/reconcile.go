@@ -149,7 +149,11 @@ func (r *reconciler) run(ctx context.Context, sw *ofctrl.Switch) {
 		}
 		conn, err := sw.TryConn()
 		if err != nil {
-			continue // OnConnect reconciles when the switch is back
+			// OnConnect reconciles when the switch is back; but a change
+			// that arrives while OnConnect's reconcile runs (the switch is
+			// not handed out until it returns) must not be lost: try again.
+			retry.Reset(50 * time.Millisecond)
+			continue
 		}
 		if err := r.reconcile(ctx, conn); err != nil {
 			r.log.Error("reconcile failed", "err", err, "retry_in", backoff)
