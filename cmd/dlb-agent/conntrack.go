@@ -46,6 +46,13 @@ func (f *conntrackFlusher) flush(ctx context.Context, gone []lb.Departure) []err
 	if err != nil {
 		return []error{err}
 	}
+	// The bundle that took the members out is applied, but datapath flows
+	// cached before it may still send a connection's next packet to a
+	// departed member (and commit it anew) until the revalidators have
+	// seen the change: wait for them first.
+	if _, err := unixctl(ctx, path, "revalidator/wait"); err != nil {
+		return []error{fmt.Errorf("revalidator/wait: %w", err)}
+	}
 	var errs []error
 	for _, d := range gone {
 		orig, reply := flushTuples(d)
