@@ -165,7 +165,7 @@ func validateGroups(groups []Group, known func(i int) bool) error {
 		port  int
 		zone  uint16
 	}
-	zones := make(map[zoneKey]string, len(groups))
+	zones := map[zoneKey]string{}
 	for i, g := range groups {
 		p := func() string { return fmt.Sprintf("groups[%d]", i) }
 		if known == nil || !known(i) {
@@ -179,19 +179,24 @@ func validateGroups(groups []Group, known func(i int) bool) error {
 		if err != nil {
 			continue
 		}
+		scope := g.Scope.key()
 		for k, ps := range g.Ports {
-			kk := key{vip.Unmap(), strings.ToLower(ps.Protocol), ps.Port, g.Scope.key()}
+			kk := key{vip.Unmap(), strings.ToLower(ps.Protocol), ps.Port, scope}
 			if other, ok := used[kk]; ok {
 				c.add(fmt.Sprintf("%s.ports[%d]", p(), k), "%s %s:%d is already served by group %q", ps.Protocol, g.VIP, ps.Port, other)
 				continue
 			}
 			used[kk] = g.Name
-			// Two scopes sharing a VIP:port must not share a zone.
-			zk := zoneKey{vip.Unmap(), strings.ToLower(ps.Protocol), ps.Port, ZoneOf(0, g.Scope)}
-			if other, ok := zones[zk]; ok {
-				c.add(join(p(), "scope"), "hashes to the conntrack zone of group %q's scope, which serves %s %s:%d too: change either scope (add a label, say)", other, ps.Protocol, g.VIP, ps.Port)
+			// Two scopes sharing a VIP:port must not share a zone (groups
+			// without scope all use the base zone, and the check above
+			// already keeps their VIP:ports apart).
+			if scope != "" {
+				zk := zoneKey{vip.Unmap(), strings.ToLower(ps.Protocol), ps.Port, ZoneOf(0, g.Scope)}
+				if other, ok := zones[zk]; ok {
+					c.add(join(p(), "scope"), "hashes to the conntrack zone of group %q's scope, which serves %s %s:%d too: change either scope (add a label, say)", other, ps.Protocol, g.VIP, ps.Port)
+				}
+				zones[zk] = g.Name
 			}
-			zones[zk] = g.Name
 		}
 	}
 	return c.err()

@@ -481,9 +481,8 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 			if k == 0 {
 				// Committed, the connection's first packet records the
 				// choice (a bucket's or DLB_STICKY's: refreshing it).
-				svc := GroupID(id, 0)
 				e.flows = append(e.flows, c.flow(TableToMember, 100, Cookie(KindVIP, id, 0)).
-					Match(isNew, of.RegMasked(RegService, svc, GroupIDMask|(1<<serviceBits-1)<<8), ipOf(v6)).
+					Match(isNew, ofService(id), ipOf(v6)).
 					Actions(c.learnAffinity(g, id), toMemberMAC).Goto(c.t(TableOutput)).Done())
 			}
 		default:
@@ -507,7 +506,6 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 func (c *compiler) hairpinFlows(g Group, id uint32, vip netip.Addr) []*of.Flow {
 	var out []*of.Flow
 	seen := map[netip.Addr]bool{}
-	svc := GroupID(id, 0)
 	for _, m := range g.Members {
 		ip := netip.MustParseAddr(m.IP).Unmap()
 		if seen[ip] {
@@ -522,7 +520,7 @@ func (c *compiler) hairpinFlows(g Group, id uint32, vip netip.Addr) []*of.Flow {
 			ct.Commit, ct.Table = true, c.t(TableHairpin)
 			ct.NAT = &of.NAT{Src: true, AddrMin: vip}
 			out = append(out, c.flow(TableOutput, 100, Cookie(KindHairpin, id, uint16(p.OFPort))).
-				Match(of.InPort(p.OFPort), ipOf(ip.Is6()), of.RegMasked(RegService, svc, GroupIDMask|(1<<serviceBits-1)<<8),
+				Match(of.InPort(p.OFPort), ipOf(ip.Is6()), ofService(id),
 					of.IPSrc(of.Host(ip)), of.IPDst(of.Host(ip))).
 				Actions(ct).Done())
 		}
@@ -614,6 +612,12 @@ func (c *compiler) sharedFlows(g Group, id uint32) []sharedFlow {
 	return out
 }
 
+// ofService matches RegService on a group's id bits, whichever of its VIP
+// ports the packet is for.
+func ofService(id uint32) of.MatchOption {
+	return of.RegMasked(RegService, GroupID(id, 0), GroupIDMask|(1<<serviceBits-1)<<8)
+}
+
 // toMemberMAC writes the member's MAC from the connection's label.
 var toMemberMAC = of.Move{Src: of.Sub(of.FieldCTLabel, 0, 47), Dst: of.All(of.FieldEthDst)}
 
@@ -645,10 +649,7 @@ func (c *compiler) commitActions(g Group, m Member, ps PortSpec, mac net.Hardwar
 		ct := of.ConnTrack(c.cfg.ZoneOf(g.Scope))
 		ct.Commit, ct.Table = true, c.t(TableToMember)
 		if mac != nil {
-			label, mask := make([]byte, 16), make([]byte, 16)
-			copy(label[10:], mac)
-			copy(mask[10:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-			ct.Exec = []of.Action{of.SetField{Field: of.FieldCTLabel, Value: label, Mask: mask}}
+			ct.Exec = []of.Action{of.SetLabelMAC(mac)}
 		}
 		return []of.Action{ct}
 	}

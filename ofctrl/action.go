@@ -1029,13 +1029,19 @@ type CommitDNAT struct {
 // labelMACMask selects ct_label bits 0-47.
 var labelMACMask = []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
+// SetLabelMAC writes a MAC into bits 0-47 of ct_label (in a ct action's
+// exec).
+func SetLabelMAC(mac []byte) SetField {
+	label := make([]byte, 16)
+	copy(label[10:], mac)
+	return SetField{Field: FieldCTLabel, Value: label, Mask: labelMACMask}
+}
+
 // CT expands the action.
 func (a CommitDNAT) CT() CT {
 	ct := CT{Commit: true, Zone: a.Zone, Table: a.Table, NAT: &NAT{Dst: true, AddrMin: a.Dst.Addr(), PortMin: a.Dst.Port()}}
 	if a.HasMAC {
-		label := make([]byte, 16)
-		copy(label[10:], a.MAC[:])
-		ct.Exec = []Action{SetField{Field: FieldCTLabel, Value: label, Mask: labelMACMask}}
+		ct.Exec = []Action{SetLabelMAC(a.MAC[:])}
 	}
 	return ct
 }

@@ -85,6 +85,12 @@ func Serve(ctx context.Context, name string, services []Service, log *slog.Logge
 }
 
 func serveTCP(ln net.Listener, name string, reply []byte, log *slog.Logger) {
+	accept(ln, log, func(c net.Conn) { handleTCP(c, name, reply) })
+}
+
+// accept hands each connection to handle, in its own goroutine, until the
+// listener closes.
+func accept(ln net.Listener, log *slog.Logger, handle func(net.Conn)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -93,50 +99,44 @@ func serveTCP(ln net.Listener, name string, reply []byte, log *slog.Logger) {
 			}
 			return
 		}
-		go handleTCP(c, name, reply)
+		go handle(c)
 	}
 }
 
 // serveProxy relays each line of each connection to upstream, over one
 // upstream connection per connection, and answers "NAME>ANSWER".
 func serveProxy(ln net.Listener, name string, upstream netip.AddrPort, log *slog.Logger) {
+	accept(ln, log, func(c net.Conn) { relay(c, name, upstream) })
+}
+
+// relay serves one proxy connection.
+func relay(c net.Conn, name string, upstream netip.AddrPort) {
+	defer c.Close()
+	up, err := net.DialTimeout("tcp", upstream.String(), 2*time.Second)
+	if err != nil {
+		fmt.Fprintf(c, "%s>error: %v\n", name, err)
+		return
+	}
+	defer up.Close()
+	down, upr := bufio.NewReader(c), bufio.NewReader(up)
 	for {
-		c, err := ln.Accept()
+		_ = c.SetReadDeadline(time.Now().Add(idleTimeout))
+		line, err := down.ReadString('\n')
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				log.Error("accept", "err", err)
-			}
 			return
 		}
-		go func() {
-			defer c.Close()
-			up, err := net.DialTimeout("tcp", upstream.String(), 2*time.Second)
-			if err != nil {
-				fmt.Fprintf(c, "%s>error: %v\n", name, err)
-				return
-			}
-			defer up.Close()
-			down, upr := bufio.NewReader(c), bufio.NewReader(up)
-			for {
-				_ = c.SetReadDeadline(time.Now().Add(idleTimeout))
-				line, err := down.ReadString('\n')
-				if err != nil {
-					return
-				}
-				_ = up.SetDeadline(time.Now().Add(2 * time.Second))
-				if _, err := io.WriteString(up, line); err != nil {
-					return
-				}
-				answer, err := upr.ReadString('\n')
-				if err != nil {
-					fmt.Fprintf(c, "%s>error: %v\n", name, err)
-					return
-				}
-				if _, err := fmt.Fprintf(c, "%s>%s", name, answer); err != nil {
-					return
-				}
-			}
-		}()
+		_ = up.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.WriteString(up, line); err != nil {
+			return
+		}
+		answer, err := upr.ReadString('\n')
+		if err != nil {
+			fmt.Fprintf(c, "%s>error: %v\n", name, err)
+			return
+		}
+		if _, err := fmt.Fprintf(c, "%s>%s", name, answer); err != nil {
+			return
+		}
 	}
 }
 

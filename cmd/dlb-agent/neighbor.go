@@ -125,27 +125,9 @@ func icmpv6Frame(dstMAC, srcMAC net.HardwareAddr, src, dst netip.Addr, icmp []by
 	return out
 }
 
+// icmpv6Checksum is the ICMPv6 checksum of a message between src and dst.
 func icmpv6Checksum(src, dst, payload []byte) uint16 {
-	var sum uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(binary.BigEndian.Uint16(b[i:]))
-		}
-		if len(b)%2 == 1 {
-			sum += uint32(b[len(b)-1]) << 8
-		}
-	}
-	add(src)
-	add(dst)
-	var ph [8]byte
-	binary.BigEndian.PutUint32(ph[0:], uint32(len(payload)))
-	ph[7] = 58
-	add(ph[:])
-	add(payload)
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
+	return checksum(pseudo6(src, dst, protoI6, len(payload)), payload)
 }
 
 // resolver finds members' MAC addresses that neither the group nor the
