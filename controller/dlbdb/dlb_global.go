@@ -9,4 +9,5 @@ const DLBGlobalTable = "DLB_Global"
 type DLBGlobal struct {
 	UUID        string            `ovsdb:"_uuid"`
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
+	Index       int               `ovsdb:"index"`
 }

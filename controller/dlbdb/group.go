@@ -18,9 +18,11 @@ var (
 type Group struct {
 	UUID            string            `ovsdb:"_uuid"`
 	AffinityTimeout *int              `ovsdb:"affinity_timeout"`
+	CreateIndex     int               `ovsdb:"create_index"`
 	ExternalIDs     map[string]string `ovsdb:"external_ids"`
 	Members         []string          `ovsdb:"members"`
 	Mode            GroupMode         `ovsdb:"mode"`
+	ModifyIndex     int               `ovsdb:"modify_index"`
 	Name            string            `ovsdb:"name"`
 	Ports           []string          `ovsdb:"ports"`
 	ScopeHosts      []string          `ovsdb:"scope_hosts"`

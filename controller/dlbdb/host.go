@@ -9,6 +9,8 @@ const HostTable = "Host"
 type Host struct {
 	UUID        string            `ovsdb:"_uuid"`
 	Address     *string           `ovsdb:"address"`
+	CreateIndex int               `ovsdb:"create_index"`
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
+	ModifyIndex int               `ovsdb:"modify_index"`
 	Name        string            `ovsdb:"name"`
 }

@@ -23,7 +23,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "DLB",
-  "version": "1.0.0",
+  "version": "1.1.0",
   "tables": {
     "DLB_Global": {
       "columns": {
@@ -37,6 +37,14 @@ var schema = `{
             },
             "min": 0,
             "max": "unlimited"
+          }
+        },
+        "index": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 0
+            }
           }
         }
       },
@@ -53,6 +61,14 @@ var schema = `{
             },
             "min": 0,
             "max": 1
+          }
+        },
+        "create_index": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 0
+            }
           }
         },
         "external_ids": {
@@ -88,6 +104,14 @@ var schema = `{
                   "dsr"
                 ]
               ]
+            }
+          }
+        },
+        "modify_index": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 0
             }
           }
         },
@@ -156,6 +180,14 @@ var schema = `{
             "max": 1
           }
         },
+        "create_index": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 0
+            }
+          }
+        },
         "external_ids": {
           "type": {
             "key": {
@@ -166,6 +198,14 @@ var schema = `{
             },
             "min": 0,
             "max": "unlimited"
+          }
+        },
+        "modify_index": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 0
+            }
           }
         },
         "name": {

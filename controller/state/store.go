@@ -23,6 +23,7 @@ type GroupEntry struct {
 type HostEntry struct {
 	Name        string
 	Address     string
+	ExternalIDs map[string]string
 	CreateIndex uint64
 	ModifyIndex uint64
 }
@@ -230,4 +231,138 @@ func (s *Store) Block(ctx context.Context, minIndex uint64, query Query) (uint64
 			return idx, nil // waited long enough: answer with what is there
 		}
 	}
+}
+
+// Batch is what one sync of the store brings into the view: rows as the
+// store holds them (with their own create and modify indexes) and the
+// names of rows gone.
+type Batch struct {
+	Groups        []*GroupEntry
+	DeletedGroups []string
+	Hosts         []*HostEntry
+	DeletedHosts  []string
+}
+
+// Apply brings a batch into the view in one transaction at index idx, the
+// store's index once the batch's changes are all in: rows are taken with
+// their own indexes (an entry whose ModifyIndex the view has already is
+// left alone, so a resync wakes nobody), deletions leave tombstones at
+// idx. A table's index moves only when one of its rows changed.
+func (s *Store) Apply(idx uint64, b Batch) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	changed := map[string]bool{}
+	for _, e := range b.Groups {
+		raw, err := txn.First(TableGroups, "id", e.Name)
+		if err != nil {
+			return err
+		}
+		if raw != nil && raw.(*GroupEntry).ModifyIndex == e.ModifyIndex {
+			continue
+		}
+		if err := txn.Insert(TableGroups, e); err != nil {
+			return err
+		}
+		if _, err := txn.DeleteAll(TableTombstones, "id", TableGroups+"/"+e.Name); err != nil {
+			return err
+		}
+		changed[TableGroups] = true
+	}
+	for _, e := range b.Hosts {
+		raw, err := txn.First(TableHosts, "id", e.Name)
+		if err != nil {
+			return err
+		}
+		if raw != nil && raw.(*HostEntry).ModifyIndex == e.ModifyIndex {
+			continue
+		}
+		if err := txn.Insert(TableHosts, e); err != nil {
+			return err
+		}
+		if _, err := txn.DeleteAll(TableTombstones, "id", TableHosts+"/"+e.Name); err != nil {
+			return err
+		}
+		changed[TableHosts] = true
+	}
+	for table, names := range map[string][]string{TableGroups: b.DeletedGroups, TableHosts: b.DeletedHosts} {
+		for _, name := range names {
+			raw, err := txn.First(table, "id", name)
+			if err != nil {
+				return err
+			}
+			if raw == nil {
+				continue
+			}
+			if err := txn.Delete(table, raw); err != nil {
+				return err
+			}
+			if err := txn.Insert(TableTombstones, &Tombstone{Key: table + "/" + name, Table: table, Name: name, Index: idx}); err != nil {
+				return err
+			}
+			changed[table] = true
+		}
+	}
+	for table := range changed {
+		if err := bump(txn, table, idx); err != nil {
+			return err
+		}
+	}
+	if err := bump(txn, TableIndex, idx); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// Index is the index of the last batch applied: the store's index the view
+// has caught up with.
+func (s *Store) Index() uint64 {
+	return tableIndex(s.db.Txn(false), TableIndex)
+}
+
+// WaitIndex blocks until the view has caught up with idx or ctx ends.
+func (s *Store) WaitIndex(ctx context.Context, idx uint64) error {
+	for {
+		txn := s.db.Txn(false)
+		ch, raw, err := txn.FirstWatch(TableIndex, "id", TableIndex)
+		if err != nil {
+			return err
+		}
+		if raw != nil && raw.(*IndexEntry).Value >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("view behind the store (at %d, want %d): %w", tableIndex(txn, TableIndex), idx, ctx.Err())
+		}
+	}
+}
+
+// Hosts lists every host, by name, and the table's index.
+func (s *Store) Hosts(ws memdb.WatchSet) (uint64, []*HostEntry, error) {
+	txn := s.db.Txn(false)
+	it, err := txn.Get(TableHosts, "id")
+	if err != nil {
+		return 0, nil, err
+	}
+	ws.Add(it.WatchCh())
+	var out []*HostEntry
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*HostEntry))
+	}
+	return tableIndex(txn, TableHosts), out, nil
+}
+
+// GroupsByVIP lists the groups on one VIP.
+func (s *Store) GroupsByVIP(vip string) ([]*GroupEntry, error) {
+	it, err := s.db.Txn(false).Get(TableGroups, "vip", vip)
+	if err != nil {
+		return nil, err
+	}
+	var out []*GroupEntry
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*GroupEntry))
+	}
+	return out, nil
 }

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+
+	"github.com/go-logr/logr"
 	"testing"
 	"time"
 
@@ -52,7 +54,8 @@ func TestRowsInOVSDB(t *testing.T) {
 	require.NoError(t, srv.Start(ctx))
 	dbm, err := dlbdb.FullDatabaseModel()
 	require.NoError(t, err)
-	cl, err := client.NewOVSDBClient(dbm, client.WithEndpoint(srv.Endpoint()))
+	quiet := logr.Discard()
+	cl, err := client.NewOVSDBClient(dbm, client.WithEndpoint(srv.Endpoint()), client.WithLogger(&quiet))
 	require.NoError(t, err)
 	require.NoError(t, cl.Connect(ctx))
 	defer cl.Disconnect()

@@ -1,0 +1,288 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/go-logr/logr"
+	"github.com/ovn-org/libovsdb/cache"
+	"github.com/ovn-org/libovsdb/client"
+	"github.com/ovn-org/libovsdb/model"
+	"github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovs-dlb/dlb/controller/dlbdb"
+	"github.com/ovs-dlb/dlb/controller/state"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Endpoints are the ovsdb-server remotes ("unix:PATH", "tcp:H:P",
+	// "ssl:H:P"); several name the members of a clustered database, of
+	// which the store talks to the leader.
+	Endpoints []string
+	Log       *slog.Logger
+	// OnCommit, when set, is told how long each committed transaction took.
+	OnCommit func(time.Duration)
+}
+
+// Store is the controller's store of record: the DLB database of an
+// ovsdb-server, written one transaction per change, and the view
+// (controller/state) that its monitor keeps, which serves every read.
+//
+// Every transaction moves DLB_Global's index up by one, on the condition
+// (an OVSDB "wait") that nobody moved it meanwhile, and stamps the rows it
+// writes with the new index: the index is durable, totally ordered across
+// controllers sharing a clustered database, and the view's index is the
+// store's.
+type Store struct {
+	opts Options
+	log  *slog.Logger
+	cl   client.Client
+	view *state.Store
+
+	writeMu sync.Mutex // one writer at a time in this process
+
+	poke chan struct{}
+	// appliedGroups and appliedHosts are the modify index of each row
+	// the view holds (the feed's own).
+	appliedGroups, appliedHosts map[string]uint64
+
+	done chan struct{}
+}
+
+// Errors a write returns (wrapped, with the detail).
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrConflict = errors.New("changed meanwhile")
+)
+
+// Open connects to the database, starts its monitor and the feed of the
+// view, and returns once the view holds what the database holds. The
+// store runs until ctx ends.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if len(opts.Endpoints) == 0 {
+		return nil, errors.New("store: no ovsdb-server endpoint")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	view, err := state.New()
+	if err != nil {
+		return nil, err
+	}
+	dbm, err := dlbdb.FullDatabaseModel()
+	if err != nil {
+		return nil, fmt.Errorf("dlb database model: %w", err)
+	}
+	quiet := logr.Discard()
+	clOpts := []client.Option{
+		client.WithLogger(&quiet),
+		client.WithLeaderOnly(true),
+		client.WithReconnect(5*time.Second, &backoff.ExponentialBackOff{
+			InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2,
+			MaxInterval: 2 * time.Second, Clock: backoff.SystemClock,
+		}),
+	}
+	for _, e := range opts.Endpoints {
+		clOpts = append(clOpts, client.WithEndpoint(e))
+	}
+	cl, err := client.NewOVSDBClient(dbm, clOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("ovsdb client: %w", err)
+	}
+	s := &Store{opts: opts, log: opts.Log, cl: cl, view: view, poke: make(chan struct{}, 1), done: make(chan struct{})}
+	if err := cl.Connect(ctx); err != nil {
+		return nil, fmt.Errorf("connect to ovsdb-server %v: %w", opts.Endpoints, err)
+	}
+	// The cache exists once connected, and lasts across reconnections.
+	cl.Cache().AddEventHandler(&cache.EventHandlerFuncs{
+		AddFunc:    func(string, model.Model) { s.kick() },
+		UpdateFunc: func(string, model.Model, model.Model) { s.kick() },
+		DeleteFunc: func(string, model.Model) { s.kick() },
+	})
+	if _, err := cl.MonitorAll(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("monitor the DLB database: %w", err)
+	}
+	if err := s.ensureGlobal(ctx); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	go s.feed(ctx)
+	go func() { <-s.done; cl.Close() }() // after the feed's last read
+	s.kick()
+	if err := view.WaitIndex(ctx, s.cachedIndex()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// View is the indexed, watchable view every read is served from.
+func (s *Store) View() *state.Store { return s.view }
+
+// Connected says whether the store's connection to ovsdb-server is up.
+func (s *Store) Connected() bool { return s.cl.Connected() }
+
+// Done is closed when the feed has stopped (its ctx ended).
+func (s *Store) Done() <-chan struct{} { return s.done }
+
+// ensureGlobal creates the DLB_Global row when the database has none. The
+// table holds one row at most (maxRows): of two controllers starting on
+// one new clustered database, the second one's insert is refused.
+func (s *Store) ensureGlobal(ctx context.Context) error {
+	if s.cl.Cache().Table(dlbdb.DLBGlobalTable).Len() > 0 {
+		return nil
+	}
+	ops := []ovsdb.Operation{{Op: ovsdb.OperationInsert, Table: dlbdb.DLBGlobalTable, Row: ovsdb.Row{"index": 0}}}
+	res, err := s.cl.Transact(ctx, ops...)
+	if err == nil {
+		_, err = ovsdb.CheckOperationResults(res, ops)
+	}
+	if err != nil && (len(res) == 0 || res[len(res)-1].Error != "constraint violation") {
+		return fmt.Errorf("create the DLB_Global row: %w", opErrors(res, err))
+	}
+	return nil
+}
+
+// cachedIndex is DLB_Global's index as the monitor last saw it.
+func (s *Store) cachedIndex() uint64 {
+	for _, m := range s.cl.Cache().Table(dlbdb.DLBGlobalTable).RowsShallow() {
+		return uint64(m.(*dlbdb.DLBGlobal).Index)
+	}
+	return 0
+}
+
+func (s *Store) kick() {
+	select {
+	case s.poke <- struct{}{}:
+	default:
+	}
+}
+
+// feed brings what the monitor saw into the view, until ctx ends.
+func (s *Store) feed(ctx context.Context) {
+	defer close(s.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.poke:
+		}
+		for {
+			err := s.sync()
+			if err == nil {
+				break
+			}
+			wait := 200 * time.Millisecond
+			if errors.Is(err, errTorn) {
+				wait = time.Millisecond
+			} else {
+				s.log.Warn("view sync failed; retrying", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+// errTorn is a sync that read across a transaction; it is read again.
+var errTorn = errors.New("the database changed while it was read")
+
+// sync brings the monitor's cache into the view at DLB_Global's index:
+// rows whose modify index differs from the one applied last, and the
+// deletion of rows gone. The cache is read table by table while updates
+// may land, so the index is read before and after: a transaction in
+// between makes the sync read again. (Monitor events only wake the feed:
+// they are delivered after the cache changed, and may lag it.)
+func (s *Store) sync() error {
+	before := s.cachedIndex()
+	c := s.cl.Cache()
+	ports, members := c.Table(dlbdb.VIPPortTable), c.Table(dlbdb.MemberTable)
+	var b state.Batch
+	seenGroups := map[string]uint64{}
+	for _, m := range c.Table(dlbdb.GroupTable).RowsShallow() {
+		g := m.(*dlbdb.Group)
+		seenGroups[g.Name] = uint64(g.ModifyIndex)
+		if at, ok := s.appliedGroups[g.Name]; ok && at == uint64(g.ModifyIndex) {
+			continue
+		}
+		e, err := groupEntry(g, ports, members)
+		if err != nil {
+			return err
+		}
+		b.Groups = append(b.Groups, e)
+	}
+	for name := range s.appliedGroups {
+		if _, ok := seenGroups[name]; !ok {
+			b.DeletedGroups = append(b.DeletedGroups, name)
+		}
+	}
+	seenHosts := map[string]uint64{}
+	for _, m := range c.Table(dlbdb.HostTable).RowsShallow() {
+		h := m.(*dlbdb.Host)
+		seenHosts[h.Name] = uint64(h.ModifyIndex)
+		if at, ok := s.appliedHosts[h.Name]; ok && at == uint64(h.ModifyIndex) {
+			continue
+		}
+		e := &state.HostEntry{Name: h.Name, ExternalIDs: h.ExternalIDs, CreateIndex: uint64(h.CreateIndex), ModifyIndex: uint64(h.ModifyIndex)}
+		if h.Address != nil {
+			e.Address = *h.Address
+		}
+		b.Hosts = append(b.Hosts, e)
+	}
+	for name := range s.appliedHosts {
+		if _, ok := seenHosts[name]; !ok {
+			b.DeletedHosts = append(b.DeletedHosts, name)
+		}
+	}
+	if after := s.cachedIndex(); after != before {
+		return errTorn
+	}
+	if err := s.view.Apply(before, b); err != nil {
+		// The view never goes back: a reconnection to a cluster member
+		// that is behind is waited out.
+		return fmt.Errorf("apply to the view: %w", err)
+	}
+	s.appliedGroups, s.appliedHosts = seenGroups, seenHosts
+	return nil
+}
+
+// groupEntry reads a Group row's ports and members from the cache.
+func groupEntry(g *dlbdb.Group, ports, members *cache.RowCache) (*state.GroupEntry, error) {
+	r := Rows{Group: *g}
+	for _, id := range g.Ports {
+		m := ports.Row(id)
+		if m == nil {
+			return nil, fmt.Errorf("group %s: VIP_Port %s: %w", g.Name, id, errTorn)
+		}
+		r.Ports = append(r.Ports, *m.(*dlbdb.VIPPort))
+	}
+	for _, id := range g.Members {
+		m := members.Row(id)
+		if m == nil {
+			return nil, fmt.Errorf("group %s: Member %s: %w", g.Name, id, errTorn)
+		}
+		r.Members = append(r.Members, *m.(*dlbdb.Member))
+	}
+	doc := FromRows(r)
+	return &state.GroupEntry{Name: g.Name, VIP: canonicalIP(g.Vip), Group: doc,
+		CreateIndex: uint64(g.CreateIndex), ModifyIndex: uint64(g.ModifyIndex)}, nil
+}
+
+// canonicalIP is an address's one spelling (text that is not one stays).
+func canonicalIP(s string) string {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().String()
+	}
+	return s
+}
