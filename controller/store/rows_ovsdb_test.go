@@ -2,11 +2,10 @@ package store
 
 import (
 	"context"
-
-	"github.com/go-logr/logr"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/stretchr/testify/assert"
