@@ -98,7 +98,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("ovsdb client: %w", err)
 	}
 	s := &Store{opts: opts, log: opts.Log, cl: cl, view: view, poke: make(chan struct{}, 1), done: make(chan struct{})}
-	if err := cl.Connect(ctx); err != nil {
+	// Open's own steps have a deadline; the store lives until ctx ends.
+	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
+	defer ocancel()
+	if err := cl.Connect(octx); err != nil {
 		return nil, fmt.Errorf("connect to ovsdb-server %v: %w", opts.Endpoints, err)
 	}
 	// The cache exists once connected, and lasts across reconnections.
@@ -107,18 +110,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		UpdateFunc: func(string, model.Model, model.Model) { s.kick() },
 		DeleteFunc: func(string, model.Model) { s.kick() },
 	})
-	if _, err := cl.MonitorAll(ctx); err != nil {
+	if _, err := cl.MonitorAll(octx); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("monitor the DLB database: %w", err)
 	}
-	if err := s.ensureGlobal(ctx); err != nil {
+	if err := s.ensureGlobal(octx); err != nil {
 		cl.Close()
 		return nil, err
 	}
 	go s.feed(ctx)
 	go func() { <-s.done; cl.Close() }() // after the feed's last read
 	s.kick()
-	if err := view.WaitIndex(ctx, s.cachedIndex()); err != nil {
+	if err := view.WaitIndex(octx, s.cachedIndex()); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -285,4 +288,9 @@ func canonicalIP(s string) string {
 		return a.Unmap().String()
 	}
 	return s
+}
+
+// Sync waits until the view holds what the monitor has brought so far.
+func (s *Store) Sync(ctx context.Context) error {
+	return s.view.WaitIndex(ctx, s.cachedIndex())
 }

@@ -1,0 +1,139 @@
+// Package api is the controller's REST API for admins: groups and their
+// members under /v1, hosts, Blocking reads, /healthz, /readyz, /metrics
+// and /openapi.json. Routes are declared with huma from Go types, and the
+// OpenAPI document is generated from those same declarations, so spec and
+// code cannot drift apart (docs/api.md says why huma).
+//
+// It owns: HTTP, request decoding and answers. It must not touch:
+// ovsdb-server (the store does) or any switch.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ovs-dlb/dlb/controller/store"
+)
+
+// Options configure the API.
+type Options struct {
+	Store *store.Store
+	// Registry receives the API's metrics; /metrics serves it (and
+	// whatever else was registered there).
+	Registry *prometheus.Registry
+	Log      *slog.Logger
+	// MaxBodyBytes limits request bodies (default 1 MiB: a group of some
+	// 10,000 members).
+	MaxBodyBytes int64
+	// MaxWait caps a Blocking read's wait (default 10 minutes).
+	MaxWait time.Duration
+	// Version is reported in the OpenAPI document.
+	Version string
+}
+
+// Server is the API's handler.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	st      *store.Store
+	mux     *http.ServeMux
+	api     huma.API
+	metrics *metrics
+}
+
+// DefaultMaxBodyBytes is the default request body limit.
+const DefaultMaxBodyBytes = 1 << 20
+
+// New declares every route.
+func New(opts Options) *Server {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxWait == 0 {
+		opts.MaxWait = 10 * time.Minute
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.Version == "" {
+		opts.Version = "1"
+	}
+	// huma builds its validation errors through this hook (a package
+	// variable of huma's); every API in the process answers in one shape.
+	huma.NewError = newError
+
+	cfg := huma.DefaultConfig("dlb-controller", opts.Version)
+	cfg.Info.Description = "Groups of servers (DCNs) behind virtual IPs, balanced by each hypervisor's dlb-agent."
+	cfg.OpenAPIPath = "/openapi" // serves /openapi.json and /openapi.yaml
+	cfg.DocsPath = ""            // the docs page loads scripts from a CDN
+	cfg.CreateHooks = nil        // no $schema links in bodies: a GET's output is a valid PUT input
+	s := &Server{opts: opts, log: opts.Log, st: opts.Store, mux: http.NewServeMux()}
+	s.api = humago.New(s.mux, cfg)
+	s.metrics = newMetrics(opts.Registry, opts.Store)
+	s.api.UseMiddleware(s.metrics.middleware)
+	s.groupRoutes()
+	s.memberRoutes()
+	s.hostRoutes()
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	return s
+}
+
+// ServeHTTP serves the API. Bodies are JSON whatever they are labelled
+// with when the label is curl's default (form) or missing.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Header.Get("Content-Type") {
+	case "", "application/x-www-form-urlencoded":
+		r.Header.Set("Content-Type", "application/json")
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// OpenAPI is the API's OpenAPI document.
+func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }
+
+// readyz answers 200 once the store is connected and its view has caught
+// up with what the monitor brought.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	if !s.st.Connected() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not connected to ovsdb-server\n"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.st.Sync(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(err.Error() + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// op declares an operation's common parts.
+func (s *Server) op(id, method, path, summary string, status int) huma.Operation {
+	return huma.Operation{
+		OperationID:   id,
+		Method:        method,
+		Path:          path,
+		Summary:       summary,
+		DefaultStatus: status,
+		MaxBodyBytes:  s.opts.MaxBodyBytes,
+		Errors:        []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+	}
+}

@@ -1,0 +1,111 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/ovs-dlb/dlb/controller/store"
+	"github.com/ovs-dlb/dlb/lb"
+)
+
+// Error is every error the API answers with: a message, and the fields at
+// fault with what is wrong with each.
+type Error struct {
+	status  int
+	Message string       `json:"error" doc:"What went wrong"`
+	Fields  []FieldError `json:"fields,omitempty" doc:"The fields at fault"`
+}
+
+// FieldError is one field at fault. Paths name body fields as the group
+// document does ("members[1].weight"); others start with where they are
+// ("path.name", "query.wait", "header.If-Match").
+type FieldError struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string {
+	if len(e.Fields) == 0 {
+		return e.Message
+	}
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Path + ": " + f.Message
+	}
+	return e.Message + ": " + strings.Join(parts, "; ")
+}
+
+// GetStatus is the HTTP status (huma.StatusError).
+func (e *Error) GetStatus() int { return e.status }
+
+// ContentType keeps the error plain JSON (huma would say problem+json).
+func (e *Error) ContentType(string) string { return "application/json" }
+
+// newError is huma.NewError for this API: huma's own validation errors
+// (wrong types, unknown fields, oversized bodies) come out in our shape.
+func newError(status int, msg string, errs ...error) huma.StatusError {
+	e := &Error{status: status, Message: msg}
+	for _, err := range errs {
+		var d huma.ErrorDetailer
+		switch {
+		case err == nil:
+		case errors.As(err, &d):
+			det := d.ErrorDetail()
+			path := strings.TrimPrefix(strings.TrimPrefix(det.Location, "body."), "body")
+			if path == "" {
+				path = "body"
+			}
+			e.Fields = append(e.Fields, FieldError{Path: path, Message: det.Message})
+		default:
+			if e.Message == "" {
+				e.Message = err.Error()
+			} else {
+				e.Message += ": " + err.Error()
+			}
+		}
+	}
+	if e.Message == "" {
+		e.Message = strings.ToLower(http.StatusText(status))
+	}
+	return e
+}
+
+func errorf(status int, format string, args ...any) *Error {
+	return &Error{status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+func fieldError(status int, path, format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	return &Error{status: status, Message: path + ": " + msg, Fields: []FieldError{{Path: path, Message: msg}}}
+}
+
+// fromStore maps a store error to the API's.
+func fromStore(err error) error {
+	var verr *lb.ValidationError
+	var aerr *Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &aerr):
+		return aerr
+	case errors.As(err, &verr):
+		e := &Error{status: http.StatusUnprocessableEntity, Message: "invalid group"}
+		for _, p := range verr.Problems {
+			path := p.Path
+			if path == "" {
+				path = "body"
+			}
+			e.Fields = append(e.Fields, FieldError{Path: path, Message: p.Msg})
+		}
+		return e
+	case errors.Is(err, store.ErrNotFound):
+		return errorf(http.StatusNotFound, "%v", err)
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):
+		return errorf(http.StatusConflict, "%v", err)
+	}
+	return errorf(http.StatusServiceUnavailable, "store: %v", err)
+}

@@ -1,0 +1,55 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/ovs-dlb/dlb/controller/state"
+)
+
+// Host is a hypervisor whose agent registered with the controller.
+type Host struct {
+	Name        string            `json:"name"`
+	Address     string            `json:"address,omitempty"`
+	ExternalIDs map[string]string `json:"external_ids,omitempty"`
+	CreateIndex uint64            `json:"create_index"`
+	ModifyIndex uint64            `json:"modify_index"`
+}
+
+// HostList is every host, by name, at an index.
+type HostList struct {
+	Index uint64 `json:"index"`
+	Hosts []Host `json:"hosts"`
+}
+
+type listHostsInput struct{ Blocking }
+
+type listHostsOutput struct {
+	Index uint64 `header:"X-Dlb-Index"`
+	Body  HostList
+}
+
+func (s *Server) hostRoutes() {
+	huma.Register(s.api, s.op("list-hosts", http.MethodGet, "/v1/hosts", "List hosts (a Blocking read with index and wait)", http.StatusOK),
+		func(ctx context.Context, in *listHostsInput) (*listHostsOutput, error) {
+			var list []*state.HostEntry
+			idx, err := s.block(ctx, in.Blocking, func(ws memdb.WatchSet) (uint64, error) {
+				var idx uint64
+				var err error
+				idx, list, err = s.st.View().Hosts(ws)
+				return idx, err
+			})
+			if err != nil {
+				return nil, err
+			}
+			out := &listHostsOutput{Index: idx, Body: HostList{Index: idx, Hosts: make([]Host, 0, len(list))}}
+			for _, h := range list {
+				out.Body.Hosts = append(out.Body.Hosts, Host{Name: h.Name, Address: h.Address, ExternalIDs: h.ExternalIDs,
+					CreateIndex: h.CreateIndex, ModifyIndex: h.ModifyIndex})
+			}
+			return out, nil
+		})
+}
