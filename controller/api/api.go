@@ -12,6 +12,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -45,6 +47,7 @@ type Server struct {
 	st      *store.Store
 	mux     *http.ServeMux
 	api     huma.API
+	routes  []string // "METHOD /path" of every route, for the OpenAPI test
 	metrics *metrics
 }
 
@@ -84,14 +87,29 @@ func New(opts Options) *Server {
 	s.groupRoutes()
 	s.memberRoutes()
 	s.hostRoutes()
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	s.plain("/healthz", "Liveness: the process serves", "ok", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
-	})
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	}))
+	s.plain("/readyz", "Readiness: connected to ovsdb-server, and the view caught up (else 503)", "ok", http.HandlerFunc(s.readyz))
+	s.plain("/metrics", "Prometheus metrics", "# HELP ...", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	return s
 }
+
+// plain serves a GET route outside huma (text, not JSON) and declares it in
+// the OpenAPI document with the same call.
+func (s *Server) plain(path, summary, example string, h http.Handler) {
+	s.mux.Handle("GET "+path, h)
+	s.routes = append(s.routes, "GET "+path)
+	s.api.OpenAPI().AddOperation(&huma.Operation{
+		OperationID: strings.Trim(path, "/"), Method: http.MethodGet, Path: path, Summary: summary,
+		Responses: map[string]*huma.Response{"200": {Description: "OK", Content: map[string]*huma.MediaType{
+			"text/plain": {Schema: &huma.Schema{Type: huma.TypeString, Examples: []any{example}}}}}},
+	})
+}
+
+// Routes lists every route served, as "METHOD /path".
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 // ServeHTTP serves the API. Bodies are JSON whatever they are labelled
 // with when the label is curl's default (form) or missing.
@@ -127,6 +145,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // op declares an operation's common parts.
 func (s *Server) op(id, method, path, summary string, status int) huma.Operation {
+	s.routes = append(s.routes, method+" "+path)
 	return huma.Operation{
 		OperationID:   id,
 		Method:        method,

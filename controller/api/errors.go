@@ -56,6 +56,15 @@ func newError(status int, msg string, errs ...error) huma.StatusError {
 		case errors.As(err, &d):
 			det := d.ErrorDetail()
 			path := strings.TrimPrefix(strings.TrimPrefix(det.Location, "body."), "body")
+			// huma reports a missing property at its parent.
+			if name, ok := strings.CutPrefix(det.Message, "expected required property "); ok {
+				if name, ok = strings.CutSuffix(name, " to be present"); ok {
+					if path != "" && !strings.HasPrefix(path, "path.") && !strings.HasPrefix(path, "query.") && !strings.HasPrefix(path, "header.") {
+						path += "."
+					}
+					path += name
+				}
+			}
 			if path == "" {
 				path = "body"
 			}
@@ -70,6 +79,9 @@ func newError(status int, msg string, errs ...error) huma.StatusError {
 	}
 	if e.Message == "" {
 		e.Message = strings.ToLower(http.StatusText(status))
+	}
+	if len(e.Fields) == 0 && strings.Contains(e.Message, "request body") {
+		e.Fields = []FieldError{{Path: "body", Message: e.Message}}
 	}
 	return e
 }
