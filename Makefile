@@ -3,6 +3,8 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := $(CURDIR)/bin
+# FUZZTIME: how long `make test` fuzzes each fuzz target
+FUZZTIME ?= 15s
 
 .PHONY: all deps build test lint bench demo clean
 
@@ -25,6 +27,8 @@ lint:
 ## test: unit and end-to-end tests (end-to-end ones need root and OVS; under CI=true they never skip)
 test: deps build lint
 	DLB_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzGroupDocument$$' -fuzztime $(FUZZTIME) ./controller/store
+	$(GO) test -run '^$$' -fuzz '^FuzzHandlers$$' -fuzztime $(FUZZTIME) ./controller/api
 
 ## bench: benchmarks that print ratios and medians
 bench: deps build

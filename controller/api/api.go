@@ -10,6 +10,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -93,7 +94,29 @@ func New(opts Options) *Server {
 	}))
 	s.plain("/readyz", "Readiness: connected to ovsdb-server, and the view caught up (else 503)", "ok", http.HandlerFunc(s.readyz))
 	s.plain("/metrics", "Prometheus metrics", "# HELP ...", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("/", s.noRoute)
 	return s
+}
+
+// noRoute answers, in JSON, what matches no route: 405 with Allow when the
+// path has routes for other methods, else 404.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pattern := s.mux.Handler(r2); pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	e := errorf(http.StatusNotFound, "no route %s %s (see /openapi.json)", r.Method, r.URL.Path)
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		e = errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.status)
+	_ = json.NewEncoder(w).Encode(e)
 }
 
 // plain serves a GET route outside huma (text, not JSON) and declares it in
