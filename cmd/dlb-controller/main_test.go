@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ovs-dlb/dlb/testbed"
+)
+
+// controller is a dlb-controller process on a data directory.
+type controller struct {
+	t    *testing.T
+	bin  string
+	dir  string
+	addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *bytes.Buffer
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func newController(t *testing.T) *controller {
+	testbed.Require(t)
+	bin, err := testbed.Binary("dlb-controller")
+	require.NoError(t, err)
+	c := &controller{t: t, bin: bin, dir: t.TempDir(), addr: freeAddr(t)}
+	t.Cleanup(func() {
+		c.kill()
+		if t.Failed() && c.log != nil {
+			t.Logf("controller log:\n%s", c.log)
+		}
+	})
+	return c
+}
+
+// start runs the controller and waits until it is ready.
+func (c *controller) start() {
+	c.t.Helper()
+	c.log = &bytes.Buffer{}
+	c.cmd = exec.Command(c.bin, "--listen", c.addr, "--data-dir", c.dir, "--log-level", "warn")
+	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
+	require.NoError(c.t, c.cmd.Start())
+	c.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(c.cmd, c.done)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + c.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case <-c.done:
+			c.t.Fatalf("dlb-controller exited at start:\n%s", c.log)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	c.t.Fatalf("dlb-controller not ready in 20 s:\n%s", c.log)
+}
+
+// kill sends SIGKILL and waits for the process.
+func (c *controller) kill() {
+	if c.cmd == nil {
+		return
+	}
+	_ = c.cmd.Process.Kill()
+	<-c.done
+	c.cmd = nil
+}
+
+func (c *controller) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ovsdbPID is the embedded ovsdb-server's pid.
+func (c *controller) ovsdbPID() int {
+	data, err := os.ReadFile(filepath.Join(c.dir, "ovsdb-server.pid"))
+	require.NoError(c.t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	require.NoError(c.t, err)
+	return pid
+}
+
+// groups reads every group's first member weight.
+func (c *controller) weights() map[string]int {
+	c.t.Helper()
+	resp, err := http.Get("http://" + c.addr + "/v1/groups")
+	require.NoError(c.t, err)
+	defer resp.Body.Close()
+	var list struct {
+		Groups []struct {
+			Name    string `json:"name"`
+			Members []struct {
+				Weight int `json:"weight"`
+			} `json:"members"`
+		} `json:"groups"`
+	}
+	require.NoError(c.t, json.NewDecoder(resp.Body).Decode(&list))
+	out := map[string]int{}
+	for _, g := range list.Groups {
+		out[g.Name] = g.Members[0].Weight
+	}
+	return out
+}
+
+// TestNoAcknowledgedWriteIsLost: 1,000 sequential writes while the
+// embedded ovsdb-server is killed (-9) once and the controller is killed
+// (-9) twice, each time started again on the same data directory: every
+// write answered 2xx is in the store afterwards (a write whose answer was
+// lost may be there too: it is at least as new as the last one answered).
+func TestNoAcknowledgedWriteIsLost(t *testing.T) {
+	c := newController(t)
+	c.start()
+	const writes, groups = 1000, 50
+	client := &http.Client{Timeout: 10 * time.Second}
+	var sent atomic.Int64
+	killed := make(chan string, 2)
+	go func() {
+		for _, at := range []struct {
+			n    int64
+			what string
+		}{{300, "ovsdb-server"}, {600, "controller"}} {
+			for sent.Load() < at.n {
+				time.Sleep(100 * time.Microsecond)
+			}
+			if at.what == "ovsdb-server" {
+				_ = syscall.Kill(c.ovsdbPID(), syscall.SIGKILL)
+			} else {
+				_ = c.cmd.Process.Kill()
+			}
+			killed <- fmt.Sprintf("%s at write %d", at.what, sent.Load())
+		}
+	}()
+	lastAcked := map[string]int{} // group -> weight of its last 2xx write
+	acked, failed, restarts := 0, 0, 0
+	for i := 0; i < writes; i++ {
+		name := fmt.Sprintf("g%d", i%groups)
+		doc := fmt.Sprintf(`{"name":%q,"vip":"10.96.%d.1","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.11","weight":%d}]}`, name, i%groups, i+1)
+		req, err := http.NewRequest("PUT", "http://"+c.addr+"/v1/groups/"+name, strings.NewReader(doc))
+		require.NoError(t, err)
+		sent.Add(1)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if err == nil && resp.StatusCode/100 == 2 {
+			acked++
+			lastAcked[name] = i + 1
+			continue
+		}
+		failed++
+		if c.exited() {
+			c.cmd = nil
+			c.start() // on the same data directory
+			restarts++
+		} else {
+			time.Sleep(10 * time.Millisecond) // the ovsdb-server is being restarted
+		}
+	}
+	t.Logf("killed with SIGKILL: %s; %s", <-killed, <-killed)
+	// Once more, with no write in flight: then read what survived.
+	c.kill()
+	c.start()
+	got := c.weights()
+	t.Logf("%d writes: %d answered 2xx, %d failed, controller restarted %d times; %d groups stored", writes, acked, failed, restarts, len(got))
+	assert.GreaterOrEqual(t, acked, writes*9/10, "most writes succeed")
+	assert.Equal(t, 1, restarts, "the controller was killed once during the writes")
+	for name, w := range lastAcked {
+		g, ok := got[name]
+		if !assert.True(t, ok, "group %s acknowledged at weight %d is gone", name, w) {
+			continue
+		}
+		assert.GreaterOrEqual(t, g, w, "group %s: an acknowledged write (weight %d) was lost (stored: %d)", name, w, g)
+		assert.Equal(t, 0, (g-1)%groups-atoi(strings.TrimPrefix(name, "g")), "group %s holds a write of another group", name)
+	}
+	_, err := os.Stat(filepath.Join(c.dir, "dlb.db"))
+	assert.NoError(t, err, "the database is a file of the data directory")
+}
+
+// alive says whether a process runs (a zombie does not).
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// TestDataDirIsLocked: a second controller on the same data directory is
+// refused, naming the directory and the first one's pid; after a kill -9
+// of the first, a new one starts (no stale lock, no orphaned server).
+func TestDataDirIsLocked(t *testing.T) {
+	c := newController(t)
+	c.start()
+	out, err := exec.Command(c.bin, "--listen", freeAddr(t), "--data-dir", c.dir).CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(out), "data_dir: "+c.dir+" is in use by another dlb-controller (pid "+strconv.Itoa(c.cmd.Process.Pid)+")")
+	orphan := c.ovsdbPID()
+	c.kill()
+	c.start()
+	assert.NotEqual(t, orphan, c.ovsdbPID())
+	assert.False(t, alive(orphan), "the killed controller's ovsdb-server is gone")
+}
+
+// TestConfigErrors: bad settings are refused, naming the setting.
+func TestConfigErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--log-level", "loud"}, nil, "log_level"},
+		{[]string{"--max-body-bytes", "10"}, nil, "max_body_bytes"},
+		{[]string{"--listen", "127.0.0.1:99999"}, nil, "listen"},
+		{nil, map[string]string{"DLB_LISTEN": "nonsense"}, "listen"},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cmd := newRoot()
+			cmd.SetArgs(append(tt.args, "--data-dir", t.TempDir()))
+			err := cmd.Execute()
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
