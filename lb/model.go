@@ -14,7 +14,7 @@ type Group struct {
 	Name     string     `json:"name" yaml:"name"`
 	VIP      string     `json:"vip" yaml:"vip"`
 	Ports    []PortSpec `json:"ports" yaml:"ports"`
-	Members  []Member   `json:"members" yaml:"members"`
+	Members  []Member   `json:"members" yaml:"members" required:"false"`
 	Affinity *Affinity  `json:"affinity,omitempty" yaml:"affinity,omitempty"`
 	Mode     string     `json:"mode,omitempty" yaml:"mode,omitempty"`
 	Scope    *Scope     `json:"scope,omitempty" yaml:"scope,omitempty"`

@@ -91,8 +91,7 @@ func errorf(status int, format string, args ...any) *Error {
 }
 
 func fieldError(status int, path, format string, args ...any) *Error {
-	msg := fmt.Sprintf(format, args...)
-	return &Error{status: status, Message: path + ": " + msg, Fields: []FieldError{{Path: path, Message: msg}}}
+	return &Error{status: status, Message: "invalid request", Fields: []FieldError{{Path: path, Message: fmt.Sprintf(format, args...)}}}
 }
 
 // fromStore maps a store error to the API's.

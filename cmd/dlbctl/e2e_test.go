@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ovs-dlb/dlb/testbed"
+)
+
+// controller is a dlb-controller process with its embedded ovsdb-server.
+type controller struct {
+	addr    string
+	dataDir string
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
+
+// startController starts the controller on a free port and a new data
+// directory, waits for /readyz, and stops it at the end of the test.
+func startController(t *testing.T) *controller {
+	t.Helper()
+	bin, err := testbed.Binary("dlb-controller")
+	require.NoError(t, err)
+	c := &controller{addr: deadAddr(t), dataDir: t.TempDir(), exited: make(chan struct{})}
+	c.logPath = filepath.Join(t.TempDir(), "dlb-controller.log")
+	logf, err := os.Create(c.logPath)
+	require.NoError(t, err)
+	c.cmd = exec.Command(bin, "--listen", c.addr, "--data-dir", c.dataDir)
+	c.cmd.Stdout, c.cmd.Stderr = logf, logf
+	require.NoError(t, c.cmd.Start())
+	go func() { _ = c.cmd.Wait(); logf.Close(); close(c.exited) }()
+	t.Cleanup(func() { c.stop(t) })
+
+	deadline := time.Now().Add(20 * time.Second)
+	hc := &http.Client{Timeout: time.Second}
+	for {
+		resp, err := hc.Get("http://" + c.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return c
+			}
+		}
+		select {
+		case <-c.exited:
+			t.Fatalf("dlb-controller exited at start; its log:\n%s", c.log())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dlb-controller not ready in 20 s (last: %v); its log:\n%s", err, c.log())
+		}
+	}
+}
+
+// stop ends the controller, and checks that its ovsdb-server went too.
+func (c *controller) stop(t *testing.T) {
+	if c.cmd.Process != nil {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.exited:
+		case <-time.After(10 * time.Second):
+			t.Errorf("dlb-controller did not stop in 10 s after SIGTERM; killing it")
+			_ = c.cmd.Process.Kill()
+			<-c.exited
+		}
+	}
+	// Its ovsdb-server goes with it (it may take a moment).
+	var left []string
+	for range 50 {
+		if left = processesMentioning(c.dataDir); len(left) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(left) > 0 {
+		t.Errorf("processes left running on the data directory after the controller stopped: %v", left)
+		for _, pid := range left {
+			var n int
+			if _, err := fmt.Sscan(pid, &n); err == nil {
+				_ = syscall.Kill(n, syscall.SIGKILL)
+			}
+		}
+	}
+	if t.Failed() {
+		t.Logf("dlb-controller log:\n%s", c.log())
+	}
+}
+
+func (c *controller) log() string {
+	data, _ := os.ReadFile(c.logPath)
+	return string(data)
+}
+
+// processesMentioning lists the pids whose command line mentions s.
+func processesMentioning(s string) []string {
+	var pids []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range dirs {
+		data, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(data, []byte(s)) {
+			pids = append(pids, filepath.Base(filepath.Dir(p)))
+		}
+	}
+	return pids
+}
+
+// dbMember is a Member row, as ovsdb-server holds it.
+type dbMember struct {
+	Port   int
+	Weight int
+	State  string
+}
+
+// dbGroups reads the Group and Member tables with ovsdb-client dump and
+// returns each group's members by IP.
+func (c *controller) dbGroups(t *testing.T) map[string]map[string]dbMember {
+	t.Helper()
+	tables := map[string][]map[string]any{}
+	for _, table := range []string{"Group", "Member"} {
+		out, err := exec.Command("ovsdb-client", "-f", "json", "dump", "unix:"+filepath.Join(c.dataDir, "db.sock"), "DLB", table).Output()
+		require.NoError(t, err, "ovsdb-client dump: %s", errOutput(err))
+		var tbl struct {
+			Headings []string `json:"headings"`
+			Data     [][]any  `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(out, &tbl), "ovsdb-client dump output:\n%s", out)
+		for _, row := range tbl.Data {
+			r := map[string]any{}
+			for i, h := range tbl.Headings {
+				r[h] = row[i]
+			}
+			tables[table] = append(tables[table], r)
+		}
+	}
+	members := map[string]map[string]any{}
+	for _, m := range tables["Member"] {
+		members[uuidOf(m["_uuid"])] = m
+	}
+	groups := map[string]map[string]dbMember{}
+	used := map[string]bool{}
+	for _, g := range tables["Group"] {
+		name, _ := g["name"].(string)
+		groups[name] = map[string]dbMember{}
+		for _, ref := range setOf(g["members"]) {
+			m, ok := members[uuidOf(ref)]
+			require.True(t, ok, "group %s refers to a missing Member row", name)
+			used[uuidOf(ref)] = true
+			groups[name][m["ip"].(string)] = dbMember{Port: int(m["port"].(float64)), Weight: int(m["weight"].(float64)), State: m["state"].(string)}
+		}
+	}
+	assert.Len(t, used, len(members), "every Member row belongs to a group")
+	return groups
+}
+
+// uuidOf reads ["uuid", "..."].
+func uuidOf(v any) string {
+	if a, ok := v.([]any); ok && len(a) == 2 {
+		s, _ := a[1].(string)
+		return s
+	}
+	return ""
+}
+
+// setOf reads an OVSDB set: ["set", [...]] or a single atom.
+func setOf(v any) []any {
+	if a, ok := v.([]any); ok && len(a) == 2 && a[0] == "set" {
+		items, _ := a[1].([]any)
+		return items
+	}
+	return []any{v}
+}
+
+func errOutput(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(ee.Stderr)
+	}
+	return ""
+}
+
+// TestEndToEnd drives dlbctl against a real dlb-controller and checks
+// what lands in its ovsdb-server after each command.
+func TestEndToEnd(t *testing.T) {
+	testbed.Require(t)
+	ctl := startController(t)
+	server := "http://" + ctl.addr
+	cli := func(args ...string) cliResult {
+		t.Helper()
+		res := runCLI(t, "", append([]string{"--server", server}, args...)...)
+		t.Logf("dlbctl %s -> %d\n%s%s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
+		return res
+	}
+	ok := func(args ...string) string {
+		t.Helper()
+		res := cli(args...)
+		require.Equal(t, 0, res.code, "dlbctl %v failed:\n%s", args, res.stderr)
+		return res.stdout
+	}
+	dir := t.TempDir()
+	webFile := filepath.Join(dir, "web.yaml")
+	require.NoError(t, os.WriteFile(webFile, []byte(`name: web
+vip: 10.96.0.10
+ports:
+  - protocol: tcp
+    port: 80
+    target_port: 8080
+members:
+  - ip: 10.0.0.11
+  - ip: 10.0.0.12
+`), 0o644))
+
+	// Create.
+	out := ok("group", "create", "-f", webFile)
+	assert.Regexp(t, `(?m)^web\s+10\.96\.0\.10\s+tcp/80→8080\s+2/2\s+dnat\s+\d+$`, out)
+	assert.Equal(t, map[string]map[string]dbMember{"web": {
+		"10.0.0.11": {Weight: 100, State: "active"},
+		"10.0.0.12": {Weight: 100, State: "active"},
+	}}, ctl.dbGroups(t))
+	res := cli("group", "create", "-f", webFile)
+	assert.Equal(t, 1, res.code)
+	assert.Contains(t, res.stderr, `Error: create group "web": `)
+
+	// Get: the list, one group, JSON and YAML.
+	out = ok("group", "get")
+	assert.Regexp(t, `^NAME\s+VIP\s+PORTS\s+MEMBERS\s+MODE\s+INDEX\n`, out)
+	assert.Regexp(t, `(?m)^web\s+10\.96\.0\.10\s+tcp/80→8080\s+2/2\s+dnat\s+\d+$`, out)
+	out = ok("group", "get", "web")
+	assert.Regexp(t, `(?m)^10\.0\.0\.11\s+-\s+100\s+active$`, out)
+	assert.Regexp(t, `(?m)^10\.0\.0\.12\s+-\s+100\s+active$`, out)
+	var got Group
+	require.NoError(t, json.Unmarshal([]byte(ok("group", "get", "web", "-o", "json")), &got))
+	assert.Equal(t, "web", got.Name)
+	assert.Equal(t, "10.96.0.10", got.VIP)
+	require.Len(t, got.Members, 2)
+	assert.NotZero(t, got.ModifyIndex)
+	assert.GreaterOrEqual(t, got.ModifyIndex, got.CreateIndex)
+	var list GroupList
+	require.NoError(t, json.Unmarshal([]byte(ok("group", "get", "-o", "json")), &list))
+	require.Len(t, list.Groups, 1)
+	assert.GreaterOrEqual(t, list.Index, got.ModifyIndex)
+	// Kept for the stale edit below.
+	staleFile := filepath.Join(dir, "stale.yaml")
+	stale := ok("group", "get", "web", "-o", "yaml")
+	assert.Contains(t, stale, fmt.Sprintf("modify_index: %d\n", got.ModifyIndex))
+	require.NoError(t, os.WriteFile(staleFile, []byte(strings.Replace(stale, "port: 80\n", "port: 81\n", 1)), 0o644))
+
+	// Members.
+	out = ok("member", "add", "web", "10.0.0.13", "--weight", "50")
+	assert.Regexp(t, `(?m)^10\.0\.0\.13\s+-\s+50\s+active$`, out)
+	assert.Equal(t, map[string]dbMember{
+		"10.0.0.11": {Weight: 100, State: "active"},
+		"10.0.0.12": {Weight: 100, State: "active"},
+		"10.0.0.13": {Weight: 50, State: "active"},
+	}, ctl.dbGroups(t)["web"])
+	res = cli("member", "add", "web", "10.0.0.13")
+	assert.Equal(t, 1, res.code)
+	assert.Contains(t, res.stderr, "Error: ")
+	assert.Contains(t, res.stderr, "10.0.0.13")
+
+	out = ok("member", "drain", "web", "10.0.0.11")
+	assert.Regexp(t, `(?m)^10\.0\.0\.11\s+-\s+100\s+draining$`, out)
+	assert.Equal(t, dbMember{Weight: 100, State: "draining"}, ctl.dbGroups(t)["web"]["10.0.0.11"])
+
+	out = ok("member", "remove", "web", "10.0.0.12")
+	assert.NotContains(t, out, "10.0.0.12  ")
+	assert.Equal(t, map[string]dbMember{
+		"10.0.0.11": {Weight: 100, State: "draining"},
+		"10.0.0.13": {Weight: 50, State: "active"},
+	}, ctl.dbGroups(t)["web"])
+
+	res = cli("member", "enable", "web", "10.0.0.99")
+	assert.Equal(t, 1, res.code)
+	assert.Contains(t, res.stderr, "Error: ")
+	assert.Contains(t, res.stderr, "10.0.0.99")
+
+	out = ok("member", "set", "web", "10.0.0.13", "--weight", "70")
+	assert.Regexp(t, `(?m)^10\.0\.0\.13\s+-\s+70\s+active$`, out)
+	assert.Equal(t, dbMember{Weight: 70, State: "active"}, ctl.dbGroups(t)["web"]["10.0.0.13"])
+
+	// A bad weight is refused with the field at fault.
+	res = cli("member", "set", "web", "10.0.0.13", "--weight", "0")
+	assert.Equal(t, 1, res.code)
+	assert.Regexp(t, `(?m)^  \S*weight: `, res.stderr)
+
+	// Edit with a stale If-Match: refused, nothing changes.
+	before := ctl.dbGroups(t)
+	res = cli("group", "edit", "web", "-f", staleFile)
+	assert.Equal(t, 1, res.code)
+	assert.Contains(t, res.stderr, fmt.Sprintf(`Error: group "web" changed meanwhile (it is no longer at modify index %d), so your edit was not applied: run 'dlbctl group edit web' again`, got.ModifyIndex))
+	assert.Equal(t, before, ctl.dbGroups(t))
+	assert.Contains(t, ok("group", "get", "web"), "tcp/80→8080")
+
+	// Edit from the current version: applied.
+	cur := ok("group", "get", "web", "-o", "yaml")
+	freshFile := filepath.Join(dir, "fresh.yaml")
+	require.NoError(t, os.WriteFile(freshFile, []byte(strings.Replace(cur, "state: draining", "state: disabled", 1)), 0o644))
+	out = ok("group", "edit", "web", "-f", freshFile)
+	assert.Regexp(t, `(?m)^10\.0\.0\.11\s+-\s+100\s+disabled$`, out)
+	assert.Equal(t, dbMember{Weight: 100, State: "disabled"}, ctl.dbGroups(t)["web"]["10.0.0.11"])
+	res = cli("group", "edit", "web", "-f", freshFile)
+	assert.Equal(t, 0, res.code, res.stderr)
+	assert.Contains(t, res.stderr, `group "web": no change`, "the file's modify_index is stale, but the group is as the file says")
+	same := ok("group", "get", "web", "-o", "yaml")
+	require.NoError(t, os.WriteFile(freshFile, []byte(same), 0o644))
+	res = cli("group", "edit", "web", "-f", freshFile)
+	assert.Equal(t, 0, res.code, res.stderr)
+	assert.Equal(t, "group \"web\": no change\n", res.stderr)
+	assert.Empty(t, res.stdout)
+
+	// Edit in $EDITOR.
+	t.Setenv("EDITOR", `sed -i 's/weight: 70/weight: 80/'`)
+	t.Setenv("TMPDIR", t.TempDir())
+	out = ok("group", "edit", "web")
+	assert.Regexp(t, `(?m)^10\.0\.0\.13\s+-\s+80\s+active$`, out)
+	assert.Equal(t, dbMember{Weight: 80, State: "active"}, ctl.dbGroups(t)["web"]["10.0.0.13"])
+	t.Setenv("EDITOR", "true")
+	res = cli("group", "edit", "web")
+	assert.Equal(t, "group \"web\": no change\n", res.stderr)
+
+	res = cli("group", "edit", "web", "-f", webFile, "--if-match", "1")
+	assert.Equal(t, 1, res.code)
+	assert.Contains(t, res.stderr, "changed meanwhile")
+
+	// Hosts: no agent has registered.
+	res = cli("host", "list")
+	assert.Equal(t, 0, res.code, res.stderr)
+	assert.Equal(t, "No hosts.\n", res.stderr)
+
+	// Delete: with a stale If-Match refused, then done.
+	res = cli("group", "delete", "web", "--if-match", "1")
+	assert.Equal(t, 1, res.code)
+	assert.Contains(t, res.stderr, "changed meanwhile")
+	assert.Contains(t, ctl.dbGroups(t), "web")
+	assert.Equal(t, "group \"web\" deleted\n", ok("group", "delete", "web"))
+	assert.Empty(t, ctl.dbGroups(t))
+	res = cli("group", "get", "web")
+	assert.Equal(t, 1, res.code)
+	assert.Contains(t, res.stderr, "Error: ")
+	res = cli("group", "get")
+	assert.Equal(t, "No groups.\n", res.stderr)
+}

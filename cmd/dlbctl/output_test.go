@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ovs-dlb/dlb/lb"
+)
+
+// webJSON is a group as the controller answers it.
+const webJSON = `{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80,"target_port":8080},{"protocol":"udp","port":53}],` +
+	`"members":[{"ip":"10.0.0.11","weight":100,"state":"active"},{"ip":"10.0.0.12","port":9090,"weight":50,"state":"draining"}],` +
+	`"mode":"dnat","scope":{"labels":{"tier":"front","app":"web"}},"create_index":3,"modify_index":7}`
+
+func decodeGroup(t *testing.T, raw string) Group {
+	t.Helper()
+	var g Group
+	require.NoError(t, json.Unmarshal([]byte(raw), &g))
+	return g
+}
+
+func TestParseFormat(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want format
+		err  bool
+	}{
+		{in: "table", want: formatTable},
+		{in: "json", want: formatJSON},
+		{in: "YAML", want: formatYAML},
+		{in: "xml", err: true},
+		{in: "", err: true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			f, err := parseFormat(tc.in)
+			if tc.err {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), "-o/--output")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, f)
+		})
+	}
+}
+
+func TestPortsAndMembersStrings(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		ports       []lb.PortSpec
+		members     []lb.Member
+		wantPorts   string
+		wantMembers string
+	}{
+		{name: "empty", wantPorts: "", wantMembers: "0/0"},
+		{
+			name:        "target port shown only when it differs",
+			ports:       []lb.PortSpec{{Protocol: "TCP", Port: 80, TargetPort: 8080}, {Protocol: "udp", Port: 53}, {Protocol: "sctp", Port: 9, TargetPort: 9}},
+			wantPorts:   "tcp/80→8080,udp/53,sctp/9",
+			wantMembers: "0/0",
+		},
+		{
+			name:        "unset state is active",
+			members:     []lb.Member{{IP: "a"}, {IP: "b", State: "active"}, {IP: "c", State: "draining"}, {IP: "d", State: "disabled"}},
+			wantMembers: "2/4",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.wantPorts, portsString(tc.ports))
+			assert.Equal(t, tc.wantMembers, membersString(tc.members))
+		})
+	}
+}
+
+func TestPrint(t *testing.T) {
+	web := decodeGroup(t, webJSON)
+	listJSON := `{"index":9,"groups":[` + webJSON + `,{"name":"dns","vip":"fd00::53","ports":[{"protocol":"udp","port":53}],"members":[],"mode":"dsr","create_index":8,"modify_index":9}]}`
+	var list GroupList
+	require.NoError(t, json.Unmarshal([]byte(listJSON), &list))
+	hostsJSON := `{"index":4,"hosts":[{"name":"hv1","address":"192.168.0.1","external_ids":{"rack":"r1","az":"a"},"create_index":1,"modify_index":4},{"name":"hv2","address":"","external_ids":{},"create_index":2,"modify_index":2}]}`
+	var hosts HostList
+	require.NoError(t, json.Unmarshal([]byte(hostsJSON), &hosts))
+
+	for _, tc := range []struct {
+		name   string
+		format format
+		raw    string
+		table  func(w io.Writer)
+		want   string
+	}{
+		{
+			name: "group list as a table", format: formatTable, raw: listJSON,
+			table: func(w io.Writer) { writeGroupsTable(w, list.Groups) },
+			want: "" +
+				"NAME  VIP         PORTS               MEMBERS  MODE  INDEX\n" +
+				"web   10.96.0.10  tcp/80→8080,udp/53  1/2      dnat  7\n" +
+				"dns   fd00::53    udp/53              0/0      dsr   9\n",
+		},
+		{
+			name: "one group as a table", format: formatTable, raw: webJSON,
+			table: func(w io.Writer) { writeGroupDetail(w, web) },
+			want: "" +
+				"Name:      web\n" +
+				"VIP:       10.96.0.10\n" +
+				"Ports:     tcp/80→8080,udp/53\n" +
+				"Mode:      dnat\n" +
+				"Affinity:  none\n" +
+				"Scope:     labels=app=web,tier=front\n" +
+				"Members:   1/2 active\n" +
+				"Index:     created 3, modified 7\n" +
+				"\n" +
+				"IP         PORT  WEIGHT  STATE\n" +
+				"10.0.0.11  -     100     active\n" +
+				"10.0.0.12  9090  50      draining\n",
+		},
+		{
+			name: "hosts as a table", format: formatTable, raw: hostsJSON,
+			table: func(w io.Writer) { writeHostsTable(w, hosts.Hosts) },
+			want: "" +
+				"NAME  ADDRESS      EXTERNAL_IDS  INDEX\n" +
+				"hv1   192.168.0.1  az=a,rack=r1  4\n" +
+				"hv2   -            -             2\n",
+		},
+		{
+			name: "json is the answer, indented", format: formatJSON, raw: `{"index":4,"hosts":[{"name":"hv1","external_ids":{"z":"1","a":"2"}}]}`,
+			want: "{\n" +
+				"  \"index\": 4,\n" +
+				"  \"hosts\": [\n" +
+				"    {\n" +
+				"      \"name\": \"hv1\",\n" +
+				"      \"external_ids\": {\n" +
+				"        \"z\": \"1\",\n" +
+				"        \"a\": \"2\"\n" +
+				"      }\n" +
+				"    }\n" +
+				"  ]\n" +
+				"}\n",
+		},
+		{
+			name: "yaml keeps the order of keys and the types of values", format: formatYAML, raw: webJSON,
+			want: "" +
+				"name: web\n" +
+				"vip: 10.96.0.10\n" +
+				"ports:\n" +
+				"  - protocol: tcp\n" +
+				"    port: 80\n" +
+				"    target_port: 8080\n" +
+				"  - protocol: udp\n" +
+				"    port: 53\n" +
+				"members:\n" +
+				"  - ip: 10.0.0.11\n" +
+				"    weight: 100\n" +
+				"    state: active\n" +
+				"  - ip: 10.0.0.12\n" +
+				"    port: 9090\n" +
+				"    weight: 50\n" +
+				"    state: draining\n" +
+				"mode: dnat\n" +
+				"scope:\n" +
+				"  labels:\n" +
+				"    tier: front\n" +
+				"    app: web\n" +
+				"create_index: 3\n" +
+				"modify_index: 7\n",
+		},
+		{
+			name: "yaml quotes strings that would read as something else", format: formatYAML,
+			raw:  `{"a":"80","b":"true","c":"","d":null,"e":[],"f":{},"g":"x: y","h":1.5}`,
+			want: "a: \"80\"\nb: \"true\"\nc: \"\"\nd: null\ne: []\nf: {}\ng: 'x: y'\nh: 1.5\n",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			p := printer{out: &out, format: tc.format}
+			table := tc.table
+			if table == nil {
+				table = func(io.Writer) { t.Error("table printed for format " + string(tc.format)) }
+			}
+			require.NoError(t, p.print([]byte(tc.raw), table))
+			assert.Equal(t, tc.want, out.String())
+		})
+	}
+}
+
+func TestYAMLOutputReadsBackAsTheGroup(t *testing.T) {
+	// What "group get -o yaml" prints must be a file "group create -f" and
+	// "group edit -f" take.
+	data, err := jsonToYAML([]byte(webJSON))
+	require.NoError(t, err)
+	f, err := parseGroupFile(data, "web.yaml")
+	require.NoError(t, err)
+	require.Len(t, f.groups, 1)
+	assert.False(t, f.list)
+	assert.Equal(t, decodeGroup(t, webJSON), f.groups[0])
+}
+
+func TestJoinRaw(t *testing.T) {
+	raw, err := joinRaw([][]byte{[]byte(`{"name":"a"}`), []byte(`{"name":"b"}`)})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"groups":[{"name":"a"},{"name":"b"}]}`, string(raw))
+}
