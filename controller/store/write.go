@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovs-dlb/dlb/controller/dlbdb"
@@ -85,6 +86,19 @@ func (s *Store) WriteGroup(ctx context.Context, w GroupWrite) (*state.GroupEntry
 			if isWaitFailure(res) {
 				// Another writer moved the index first: read again.
 				s.waitCacheChange(ctx, base)
+				continue
+			}
+			if errors.Is(err, client.ErrNotConnected) {
+				// Not sent: the client is reconnecting (to the cluster's
+				// new leader, say). Wait for it, within ctx. (A
+				// transaction cut off in flight is not retried: it may
+				// have committed; the caller is told it failed.)
+				attempt--
+				select {
+				case <-ctx.Done():
+					return nil, 0, fmt.Errorf("commit group %q: %w (%w)", w.Name, err, ctx.Err())
+				case <-time.After(20 * time.Millisecond):
+				}
 				continue
 			}
 			return nil, 0, fmt.Errorf("commit group %q: %w", w.Name, opErrors(res, err))
