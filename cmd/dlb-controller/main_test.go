@@ -24,7 +24,7 @@ import (
 
 // controller is a dlb-controller process on a data directory.
 type controller struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	dir  string
 	addr string
@@ -33,14 +33,14 @@ type controller struct {
 	log  *bytes.Buffer
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
 	return ln.Addr().String()
 }
 
-func newController(t *testing.T) *controller {
+func newController(t testing.TB) *controller {
 	testbed.Require(t)
 	bin, err := testbed.Binary("dlb-controller")
 	require.NoError(t, err)

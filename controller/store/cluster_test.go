@@ -74,9 +74,11 @@ func newRaftCluster(t *testing.T) *raftCluster {
 	return c
 }
 
-func (c *raftCluster) db(i int) string       { return filepath.Join(c.dir, fmt.Sprintf("s%d.db", i)) }
-func (c *raftCluster) endpoint(i int) string { return "unix:" + filepath.Join(c.dir, fmt.Sprintf("s%d.sock", i)) }
-func (c *raftCluster) ctl(i int) string      { return filepath.Join(c.dir, fmt.Sprintf("s%d.ctl", i)) }
+func (c *raftCluster) db(i int) string { return filepath.Join(c.dir, fmt.Sprintf("s%d.db", i)) }
+func (c *raftCluster) endpoint(i int) string {
+	return "unix:" + filepath.Join(c.dir, fmt.Sprintf("s%d.sock", i))
+}
+func (c *raftCluster) ctl(i int) string { return filepath.Join(c.dir, fmt.Sprintf("s%d.ctl", i)) }
 
 func (c *raftCluster) endpoints() []string {
 	return []string{c.endpoint(0), c.endpoint(1), c.endpoint(2)}
