@@ -257,3 +257,51 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// curl runs curl against the controller and returns the status and body.
+func (c *controller) curl(args ...string) (int, string) {
+	c.t.Helper()
+	out, err := exec.Command("curl", append([]string{"-sS", "-w", "\n%{http_code}"}, args...)...).CombinedOutput()
+	require.NoError(c.t, err, "curl %v: %s", args, out)
+	text := strings.TrimRight(string(out), "\n")
+	i := strings.LastIndexByte(text, '\n')
+	code, err := strconv.Atoi(text[i+1:])
+	require.NoError(c.t, err, "%s", out)
+	return code, text[:max(i, 0)]
+}
+
+// TestCurlRoundTrip: what an admin does with curl — create, get, list,
+// patch a member, delete — and ovsdb-client dump shows the rows.
+func TestCurlRoundTrip(t *testing.T) {
+	c := newController(t)
+	c.start()
+	base := "http://" + c.addr + "/v1/groups"
+	dump := func() string {
+		out, err := exec.Command("ovsdb-client", "dump", "unix:"+filepath.Join(c.dir, "db.sock"), "DLB").CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return string(out)
+	}
+	code, body := c.curl("-X", "POST", base, "-H", "Content-Type: application/json", "-d",
+		`{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[{"ip":"10.0.0.11"},{"ip":"10.0.0.12","weight":50}]}`)
+	require.Equal(t, 201, code, body)
+	code, body = c.curl(base + "/web")
+	require.Equal(t, 200, code, body)
+	assert.Contains(t, body, `"modify_index":1`)
+	code, body = c.curl(base)
+	require.Equal(t, 200, code, body)
+	assert.Contains(t, body, `"groups":[{"name":"web"`)
+	code, body = c.curl("-X", "PATCH", base+"/web/members/10.0.0.12", "-H", `If-Match: "1"`, "-d", `{"state":"draining","weight":7}`)
+	require.Equal(t, 200, code, body)
+	d := dump()
+	t.Logf("ovsdb-client dump:\n%s", d)
+	assert.Regexp(t, `"10\.0\.0\.12"\s+\[\]\s+0\s+draining\s+7`, d, "the Member row")
+	assert.Regexp(t, `"10\.0\.0\.11"\s+\[\]\s+0\s+active\s+100`, d)
+	assert.Regexp(t, `web\s+\[[0-9a-f-]+\]`, d, "the Group row and its VIP_Port")
+	code, body = c.curl("-X", "PATCH", base+"/web/members/10.0.0.12", "-H", `If-Match: "1"`, "-d", `{"state":"active"}`)
+	require.Equal(t, 409, code, "a stale If-Match: %s", body)
+	code, body = c.curl("-X", "DELETE", base+"/web")
+	require.Equal(t, 204, code, body)
+	d = dump()
+	assert.NotContains(t, d, "10.0.0.12", "the group's rows are gone with it")
+	assert.NotContains(t, d, "web")
+}
