@@ -130,6 +130,9 @@ func run(ctx context.Context, cfg config) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	st, err := store.Open(ctx, store.Options{Endpoints: endpoints, Log: log.With("component", "store"), OnCommit: api.StoreLatency(reg)})
 	if err != nil {
+		if embedded == nil {
+			return fmt.Errorf("ovsdb: %w", err)
+		}
 		return err
 	}
 	srv := &http.Server{
