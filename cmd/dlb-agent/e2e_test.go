@@ -290,6 +290,20 @@ func newClusterOn(t testing.TB, topo *testbed.Topology, groups func(*testbed.Tes
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	c := &cluster{tb: tb, file: filepath.Join(t.TempDir(), "groups.yaml"), agents: map[string]*agent{}, ctx: ctx}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		// What each switch had when the test failed (runs before the
+		// testbed's teardown, after the agents stopped).
+		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer dcancel()
+		for _, h := range tb.Hosts() {
+			flows, _ := h.OFCtl(dctx, "dump-flows", "--names", "--no-stats")
+			ports, _ := h.VSCtl(dctx, "--columns=name,ofport,external_ids", "list", "Interface")
+			t.Logf("host %s at failure: interfaces:\n%s\nflows:\n%s", h.Name, ports, flows)
+		}
+	})
 	require.NoError(t, os.WriteFile(c.file, []byte(groups(tb)), 0o644))
 	for _, h := range tb.Hosts() {
 		c.agents[h.Name] = startAgent(t, h, c.file)
