@@ -85,9 +85,10 @@ type Inventory struct {
 	c      *Client
 	bridge string
 
-	mu     sync.Mutex
-	ports  map[string]Port // by name; guarded by mu
-	synced bool            // guarded by mu
+	mu         sync.Mutex
+	ports      map[string]Port // by name; guarded by mu
+	synced     bool            // guarded by mu
+	syncedOnce chan struct{}   // closed at the first sync
 
 	queue *eventQueue
 }
@@ -95,7 +96,7 @@ type Inventory struct {
 // NewInventory starts watching bridge's ports until ctx ends. Make it
 // before Run, or it misses the first sync.
 func NewInventory(ctx context.Context, c *Client, bridge string) *Inventory {
-	inv := &Inventory{c: c, bridge: bridge, ports: map[string]Port{}, queue: newEventQueue(ctx)}
+	inv := &Inventory{c: c, bridge: bridge, ports: map[string]Port{}, queue: newEventQueue(ctx), syncedOnce: make(chan struct{})}
 	c.OnChange(inv.refresh)
 	return inv
 }
@@ -130,6 +131,18 @@ func (inv *Inventory) Synced() bool {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	return inv.synced
+}
+
+// WaitSynced blocks until the inventory has read the database once (a
+// connected client's filled cache), or ctx ends. A consumer that acts on
+// Ports before then would see a bridge without ports.
+func (inv *Inventory) WaitSynced(ctx context.Context) error {
+	select {
+	case <-inv.syncedOnce:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // refresh recomputes the ports from the cache and queues the differences.
@@ -181,7 +194,10 @@ func (inv *Inventory) refresh() {
 	}
 	sort.SliceStable(events, func(i, j int) bool { return events[i].Port.Name < events[j].Port.Name })
 	inv.ports = now
-	inv.synced = true
+	if !inv.synced {
+		inv.synced = true
+		close(inv.syncedOnce)
+	}
 	inv.queue.push(events...)
 }
 

@@ -38,7 +38,9 @@ func start(t *testing.T) *env {
 	go func() { _ = c.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	require.NoError(t, c.WaitConnected(ctx))
-	require.Eventually(t, inv.Synced, 5*time.Second, 5*time.Millisecond)
+	require.NoError(t, inv.WaitSynced(ctx))
+	require.True(t, inv.Synced())
+	require.NotEmpty(t, inv.Ports(), "the first sync reads the filled cache: the bridge's ports are there")
 	e := &env{tb: tb, host: h, c: c, inv: inv, ctx: ctx}
 	e.drain()
 	return e

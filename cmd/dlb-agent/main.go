@@ -221,6 +221,12 @@ func run(ctx context.Context, cfg config) error {
 	if err := db.WaitConnected(ctx); err != nil {
 		return err
 	}
+	// The first reconcile must see the bridge's ports: one that ran on an
+	// empty inventory would delete the installed port flows of a
+	// restarted agent (seen in CI under load) instead of adopting them.
+	if err := inv.WaitSynced(ctx); err != nil {
+		return err
+	}
 	hostID := cfg.HostID
 	if hostID == "" {
 		hostID, _ = db.SystemID(ctx)
