@@ -10,4 +10,5 @@ type DLBGlobal struct {
 	UUID        string            `ovsdb:"_uuid"`
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	Index       int               `ovsdb:"index"`
+	LastChange  string            `ovsdb:"last_change"`
 }

@@ -23,7 +23,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "DLB",
-  "version": "1.1.0",
+  "version": "1.2.0",
   "tables": {
     "DLB_Global": {
       "columns": {
@@ -46,6 +46,9 @@ var schema = `{
               "minInteger": 0
             }
           }
+        },
+        "last_change": {
+          "type": "string"
         }
       },
       "isRoot": true

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +50,12 @@ type Store struct {
 	writeMu sync.Mutex // one writer at a time in this process
 
 	poke chan struct{}
+
+	logMu   sync.Mutex // guards changed, full, logged
+	changed map[change]struct{}
+	full    bool   // read everything at the next sync
+	logged  uint64 // the index of the last DLB_Global update seen in order
+
 	// appliedGroups and appliedHosts are the modify index of each row
 	// the view holds (the feed's own).
 	appliedGroups, appliedHosts map[string]uint64
@@ -97,7 +104,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ovsdb client: %w", err)
 	}
-	s := &Store{opts: opts, log: opts.Log, cl: cl, view: view, poke: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &Store{opts: opts, log: opts.Log, cl: cl, view: view, poke: make(chan struct{}, 1), done: make(chan struct{}),
+		changed: map[change]struct{}{}, full: true, appliedGroups: map[string]uint64{}, appliedHosts: map[string]uint64{}}
 	// Open's own steps have a deadline; the store lives until ctx ends.
 	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
 	defer ocancel()
@@ -106,9 +114,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	// The cache exists once connected, and lasts across reconnections.
 	cl.Cache().AddEventHandler(&cache.EventHandlerFuncs{
-		AddFunc:    func(string, model.Model) { s.kick() },
-		UpdateFunc: func(string, model.Model, model.Model) { s.kick() },
-		DeleteFunc: func(string, model.Model) { s.kick() },
+		AddFunc:    func(table string, _ model.Model) { s.note(table, nil, nil) },
+		UpdateFunc: func(table string, old, m model.Model) { s.note(table, old, m) },
+		DeleteFunc: func(table string, _ model.Model) { s.note(table, nil, nil) },
 	})
 	if _, err := cl.MonitorAll(octx); err != nil {
 		cl.Close()
@@ -162,6 +170,48 @@ func (s *Store) cachedIndex() uint64 {
 	return 0
 }
 
+// change names a row a transaction changed: "Group:web", "Host:h1".
+type change struct{ table, name string }
+
+func changeOf(table, name string) string { return table + ":" + name }
+
+func parseChange(s string) (change, bool) {
+	table, name, ok := strings.Cut(s, ":")
+	if !ok || name == "" || (table != dlbdb.GroupTable && table != dlbdb.HostTable) {
+		return change{}, false
+	}
+	return change{table, name}, true
+}
+
+// note keeps the change log from the monitor's events. Every write moves
+// DLB_Global.index by one and names the row it changed in last_change;
+// libovsdb delivers each update of that row in order, so the updates are
+// a complete log of what changed, and a sync reads just those rows. When
+// the log has a gap (the cache was refilled after a reconnection, a
+// transaction by another client, updates folded together) the next sync
+// reads everything.
+func (s *Store) note(table string, old, m model.Model) {
+	if table == dlbdb.DLBGlobalTable {
+		s.logMu.Lock()
+		if old == nil || m == nil {
+			s.full = true
+		} else {
+			o, n := old.(*dlbdb.DLBGlobal), m.(*dlbdb.DLBGlobal)
+			c, ok := parseChange(n.LastChange)
+			switch {
+			case n.Index == o.Index:
+			case ok && n.Index == o.Index+1 && uint64(o.Index) == s.logged:
+				s.changed[c] = struct{}{}
+			default:
+				s.full = true
+			}
+			s.logged = max(s.logged, uint64(n.Index))
+		}
+		s.logMu.Unlock()
+	}
+	s.kick()
+}
+
 func (s *Store) kick() {
 	select {
 	case s.poke <- struct{}{}:
@@ -201,13 +251,91 @@ func (s *Store) feed(ctx context.Context) {
 // errTorn is a sync that read across a transaction; it is read again.
 var errTorn = errors.New("the database changed while it was read")
 
-// sync brings the monitor's cache into the view at DLB_Global's index:
-// rows whose modify index differs from the one applied last, and the
-// deletion of rows gone. The cache is read table by table while updates
-// may land, so the index is read before and after: a transaction in
-// between makes the sync read again. (Monitor events only wake the feed:
-// they are delivered after the cache changed, and may lag it.)
+// sync brings the monitor's cache into the view. Normally it reads the
+// rows the change log names, and applies them at the log's index; after a
+// gap in the log it compares every row's modify index with what it
+// applied, and applies at the cache's index. The cache is read table by
+// table while updates may land, so the full read checks DLB_Global's
+// index before and after and reads again when a transaction landed in
+// between. (Monitor events may lag the cache: a row read may be newer
+// than the log's index; its own event then finds nothing more to do.)
 func (s *Store) sync() error {
+	s.logMu.Lock()
+	changed, full, logged := s.changed, s.full, s.logged
+	s.changed, s.full = map[change]struct{}{}, false
+	s.logMu.Unlock()
+	var err error
+	if full {
+		err = s.syncAll()
+	} else if len(changed) > 0 {
+		err = s.syncChanged(changed, logged)
+	}
+	if err != nil {
+		s.logMu.Lock()
+		for c := range changed {
+			s.changed[c] = struct{}{}
+		}
+		s.full = s.full || full
+		s.logMu.Unlock()
+	}
+	return err
+}
+
+// syncChanged applies the rows the log named, at the log's index.
+func (s *Store) syncChanged(changed map[change]struct{}, logged uint64) error {
+	c := s.cl.Cache()
+	ports, members := c.Table(dlbdb.VIPPortTable), c.Table(dlbdb.MemberTable)
+	var b state.Batch
+	groups, hosts := map[string]uint64{}, map[string]uint64{}
+	deletedGroups, deletedHosts := map[string]bool{}, map[string]bool{}
+	for ch := range changed {
+		switch ch.table {
+		case dlbdb.GroupTable:
+			_, m, err := c.Table(dlbdb.GroupTable).RowByModel(&dlbdb.Group{Name: ch.name})
+			if err != nil || m == nil {
+				b.DeletedGroups = append(b.DeletedGroups, ch.name)
+				deletedGroups[ch.name] = true
+				continue
+			}
+			g := m.(*dlbdb.Group)
+			e, err := groupEntry(g, ports, members)
+			if err != nil {
+				return err
+			}
+			b.Groups = append(b.Groups, e)
+			groups[g.Name] = uint64(g.ModifyIndex)
+		case dlbdb.HostTable:
+			_, m, err := c.Table(dlbdb.HostTable).RowByModel(&dlbdb.Host{Name: ch.name})
+			if err != nil || m == nil {
+				b.DeletedHosts = append(b.DeletedHosts, ch.name)
+				deletedHosts[ch.name] = true
+				continue
+			}
+			h := m.(*dlbdb.Host)
+			b.Hosts = append(b.Hosts, hostEntry(h))
+			hosts[h.Name] = uint64(h.ModifyIndex)
+		}
+	}
+	if err := s.view.Apply(logged, b); err != nil {
+		return fmt.Errorf("apply to the view: %w", err)
+	}
+	for name, idx := range groups {
+		s.appliedGroups[name] = idx
+	}
+	for name := range deletedGroups {
+		delete(s.appliedGroups, name)
+	}
+	for name, idx := range hosts {
+		s.appliedHosts[name] = idx
+	}
+	for name := range deletedHosts {
+		delete(s.appliedHosts, name)
+	}
+	return nil
+}
+
+// syncAll compares every row with what was applied, at the cache's index.
+func (s *Store) syncAll() error {
 	before := s.cachedIndex()
 	c := s.cl.Cache()
 	ports, members := c.Table(dlbdb.VIPPortTable), c.Table(dlbdb.MemberTable)
@@ -237,11 +365,7 @@ func (s *Store) sync() error {
 		if at, ok := s.appliedHosts[h.Name]; ok && at == uint64(h.ModifyIndex) {
 			continue
 		}
-		e := &state.HostEntry{Name: h.Name, ExternalIDs: h.ExternalIDs, CreateIndex: uint64(h.CreateIndex), ModifyIndex: uint64(h.ModifyIndex)}
-		if h.Address != nil {
-			e.Address = *h.Address
-		}
-		b.Hosts = append(b.Hosts, e)
+		b.Hosts = append(b.Hosts, hostEntry(h))
 	}
 	for name := range s.appliedHosts {
 		if _, ok := seenHosts[name]; !ok {
@@ -257,7 +381,18 @@ func (s *Store) sync() error {
 		return fmt.Errorf("apply to the view: %w", err)
 	}
 	s.appliedGroups, s.appliedHosts = seenGroups, seenHosts
+	s.logMu.Lock()
+	s.logged = max(s.logged, before)
+	s.logMu.Unlock()
 	return nil
+}
+
+func hostEntry(h *dlbdb.Host) *state.HostEntry {
+	e := &state.HostEntry{Name: h.Name, ExternalIDs: h.ExternalIDs, CreateIndex: uint64(h.CreateIndex), ModifyIndex: uint64(h.ModifyIndex)}
+	if h.Address != nil {
+		e.Address = *h.Address
+	}
+	return e
 }
 
 // groupEntry reads a Group row's ports and members from the cache.

@@ -172,3 +172,36 @@ func TestErrorsWrap(t *testing.T) {
 	err := fmt.Errorf("group %q: %w", "x", ErrConflict)
 	assert.True(t, errors.Is(err, ErrConflict))
 }
+
+// TestGapInTheChangeLog: a transaction that moves the index without
+// naming what it changed (another client's) makes the feed read
+// everything, so the view still gets it; named changes then go on.
+func TestGapInTheChangeLog(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv := startServer(ctx, t, t.TempDir())
+	st, err := Open(ctx, Options{Endpoints: []string{srv.Endpoint()}})
+	require.NoError(t, err)
+	_, _, err = st.WriteGroup(ctx, GroupWrite{Name: "web", Change: put(web("10.96.0.10", "10.0.0.11"))})
+	require.NoError(t, err)
+
+	// Another client: index 1 -> 2, a group stamped 2, no last_change.
+	other := `["DLB",
+	 {"op":"update","table":"DLB_Global","where":[],"row":{"index":2,"last_change":""}},
+	 {"op":"insert","table":"VIP_Port","row":{"protocol":"tcp","port":80,"target_port":0},"uuid-name":"p"},
+	 {"op":"insert","table":"Group","row":{"name":"api","vip":"10.96.0.20","mode":"dnat","create_index":2,"modify_index":2,
+	   "ports":["set",[["named-uuid","p"]]]}}]`
+	out, err := exec.Command("ovsdb-client", "transact", srv.Endpoint(), other).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.NoError(t, st.View().WaitIndex(ctx, 2))
+	_, e, err := st.View().Group(nil, "api")
+	require.NoError(t, err)
+	require.NotNil(t, e, "the unnamed change is read by a full sync")
+	assert.Equal(t, uint64(2), e.ModifyIndex)
+
+	_, idx, err := st.WriteGroup(ctx, GroupWrite{Name: "web", Change: del})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(3), idx)
+	_, e, _ = st.View().Group(nil, "web")
+	assert.Nil(t, e, "named changes go on after the gap")
+}

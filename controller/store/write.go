@@ -167,7 +167,7 @@ func (s *Store) groupOps(base uint64, name string, cur *state.GroupEntry, next *
 	ops := []ovsdb.Operation{
 		{Op: ovsdb.OperationWait, Table: dlbdb.DLBGlobalTable, Where: allRows, Columns: []string{"index"},
 			Until: string(ovsdb.WaitConditionEqual), Rows: []ovsdb.Row{{"index": int(base)}}, Timeout: &zero},
-		{Op: ovsdb.OperationUpdate, Table: dlbdb.DLBGlobalTable, Where: allRows, Row: ovsdb.Row{"index": idx}},
+		{Op: ovsdb.OperationUpdate, Table: dlbdb.DLBGlobalTable, Where: allRows, Row: ovsdb.Row{"index": idx, "last_change": changeOf(dlbdb.GroupTable, name)}},
 	}
 	if cur == nil {
 		// Absent: the rows named so are not [that row] (OVSDB's JSON has
