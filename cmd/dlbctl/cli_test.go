@@ -431,11 +431,11 @@ func TestCommands(t *testing.T) {
 			stderr:  []string{`answered GET /v1/groups with HTTP 502 Bad Gateway and no JSON error (Content-Type "text/plain"): "bad gateway"`},
 		},
 		{
-			name:    "a problem+json error is read too",
+			name:    "an error body not the controller's is shown as it is",
 			args:    []string{"group", "get"},
-			replies: map[string]reply{"GET /v1/groups": {status: 422, body: `{"title":"Unprocessable Entity","detail":"validation failed","errors":[{"message":"expected integer","location":"query.index"}]}`}},
+			replies: map[string]reply{"GET /v1/groups": {status: 422, body: `{"title":"Unprocessable Entity"}`}},
 			code:    1,
-			stderr:  []string{"Error: validation failed\n  query.index: expected integer\n"},
+			stderr:  []string{"answered GET /v1/groups with HTTP 422 Unprocessable Entity and no JSON error", `{\"title\":\"Unprocessable Entity\"}`},
 		},
 		{
 			name:    "timeout",

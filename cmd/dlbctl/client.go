@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 )
 
@@ -27,46 +28,15 @@ const DefaultServer = "http://127.0.0.1:8470"
 // 10 members are a few MB).
 const maxBody = 256 << 20
 
-// Group is a group as the API returns it: the document plus its indexes.
-type Group struct {
-	lb.Group    `yaml:",inline"`
-	CreateIndex uint64 `json:"create_index" yaml:"create_index"`
-	ModifyIndex uint64 `json:"modify_index" yaml:"modify_index"`
-}
-
-// GroupList is the answer of GET /v1/groups.
-type GroupList struct {
-	Index  uint64  `json:"index"`
-	Groups []Group `json:"groups"`
-}
-
-// Host is one hypervisor the controller knows.
-type Host struct {
-	Name        string            `json:"name"`
-	Address     string            `json:"address"`
-	ExternalIDs map[string]string `json:"external_ids"`
-	CreateIndex uint64            `json:"create_index"`
-	ModifyIndex uint64            `json:"modify_index"`
-}
-
-// HostList is the answer of GET /v1/hosts.
-type HostList struct {
-	Index uint64 `json:"index"`
-	Hosts []Host `json:"hosts"`
-}
-
-// MemberPatch is the body of PATCH /v1/groups/{name}/members/{member}:
-// only the fields set are changed.
-type MemberPatch struct {
-	Weight *int   `json:"weight,omitempty"`
-	State  string `json:"state,omitempty"`
-}
-
-// FieldError is one problem of a request, at a field path.
-type FieldError struct {
-	Path    string `json:"path"`
-	Message string `json:"message"`
-}
+// The API's documents (controller/wire).
+type (
+	Group       = wire.Group
+	GroupList   = wire.GroupList
+	Host        = wire.Host
+	HostList    = wire.HostList
+	MemberPatch = wire.MemberChange
+	FieldError  = wire.FieldError
+)
 
 // APIError is an error answer of the controller.
 type APIError struct {
@@ -88,20 +58,6 @@ func (e *APIError) Error() string {
 func IsStatus(err error, status int) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status == status
-}
-
-// errorBody is what the controller sends with a 4xx or 5xx: {"error",
-// "fields"}. The RFC 9457 problem fields (title, detail, errors) are read
-// too, in case a proxy or a framework's default answers instead.
-type errorBody struct {
-	Error  string       `json:"error"`
-	Fields []FieldError `json:"fields"`
-	Title  string       `json:"title"`
-	Detail string       `json:"detail"`
-	Errors []struct {
-		Message  string `json:"message"`
-		Location string `json:"location"`
-	} `json:"errors"`
 }
 
 // Client is a typed client of the controller's REST API.
@@ -275,27 +231,12 @@ func listenAddr(u *url.URL) string {
 // statusError turns a 4xx or 5xx answer into an APIError, or explains an
 // answer that is not the API's.
 func (c *Client) statusError(req request, resp *http.Response, data []byte) error {
-	var eb errorBody
-	if json.Unmarshal(data, &eb) != nil {
+	var eb wire.Error
+	if json.Unmarshal(data, &eb) != nil || eb.Message == "" {
 		return fmt.Errorf("the server at %s answered %s %s with HTTP %s and no JSON error (Content-Type %q): %s",
 			c.Server(), req.method, resp.Request.URL.Path, resp.Status, resp.Header.Get("Content-Type"), snippet(data))
 	}
-	e := &APIError{Status: resp.StatusCode, Message: eb.Error, Fields: eb.Fields}
-	if e.Message == "" {
-		e.Message = eb.Detail
-	}
-	if e.Message == "" {
-		e.Message = eb.Title
-	}
-	if e.Message == "" {
-		e.Message = "HTTP " + resp.Status
-	}
-	if len(e.Fields) == 0 {
-		for _, f := range eb.Errors {
-			e.Fields = append(e.Fields, FieldError{Path: f.Location, Message: f.Message})
-		}
-	}
-	return e
+	return &APIError{Status: resp.StatusCode, Message: eb.Message, Fields: eb.Fields}
 }
 
 // snippet shows the start of a body in an error message.

@@ -166,8 +166,10 @@ func memberSetCmd(a *app) *cobra.Command {
 			if cmd.Flags().Changed("weight") {
 				patch.Weight = &weight
 			}
-			patch.State = state
-			if patch.Weight == nil && patch.State == "" {
+			if state != "" {
+				patch.State = &state
+			}
+			if patch.Weight == nil && patch.State == nil {
 				return errors.New("member set: give --weight, --state or both")
 			}
 			return memberRun(a, cmd, args, "changed in", func(c *Client, group string, m memberSpec) (*Group, []byte, error) {
@@ -188,7 +190,7 @@ func memberStateCmd(a *app, verb, state, short string) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return memberRun(a, cmd, args, done, func(c *Client, group string, m memberSpec) (*Group, []byte, error) {
-				return c.PatchMember(cmd.Context(), group, m.String(), MemberPatch{State: state})
+				return c.PatchMember(cmd.Context(), group, m.String(), MemberPatch{State: &state})
 			})
 		},
 	}

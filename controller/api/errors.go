@@ -9,24 +9,20 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/ovs-dlb/dlb/controller/store"
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 )
 
-// Error is every error the API answers with: a message, and the fields at
-// fault with what is wrong with each.
+// Error is an error answer: its status, and its body, which is shaped as
+// wire.Error (huma serialises this type, and documents it, as the body).
 type Error struct {
 	status  int
 	Message string       `json:"error" doc:"What went wrong"`
 	Fields  []FieldError `json:"fields,omitempty" doc:"The fields at fault"`
 }
 
-// FieldError is one field at fault. Paths name body fields as the group
-// document does ("members[1].weight"); others start with where they are
-// ("path.name", "query.wait", "header.If-Match").
-type FieldError struct {
-	Path    string `json:"path"`
-	Message string `json:"message"`
-}
+// FieldError is one field at fault.
+type FieldError = wire.FieldError
 
 func (e *Error) Error() string {
 	if len(e.Fields) == 0 {

@@ -17,22 +17,15 @@ import (
 
 	"github.com/ovs-dlb/dlb/controller/state"
 	"github.com/ovs-dlb/dlb/controller/store"
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 )
 
-// Group is the group document (the lb model) with the indexes of the
-// group's creation and last change.
-type Group struct {
-	lb.Group
-	CreateIndex uint64 `json:"create_index,omitempty" doc:"Index of the group's creation (set by the controller)"`
-	ModifyIndex uint64 `json:"modify_index,omitempty" doc:"Index of the group's last change. In a PUT or PATCH body it acts as If-Match."`
-}
-
-// GroupList is every group, by name, at an index.
-type GroupList struct {
-	Index  uint64  `json:"index" doc:"Index of the last change to any group"`
-	Groups []Group `json:"groups"`
-}
+// Group and GroupList are the wire documents.
+type (
+	Group     = wire.Group
+	GroupList = wire.GroupList
+)
 
 // Blocking is a read's blocking parameters (exported, as the other
 // parameter sets, for huma to fill them in the inputs that embed them).

@@ -8,22 +8,14 @@ import (
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/ovs-dlb/dlb/controller/state"
+	"github.com/ovs-dlb/dlb/controller/wire"
 )
 
-// Host is a hypervisor whose agent registered with the controller.
-type Host struct {
-	Name        string            `json:"name"`
-	Address     string            `json:"address,omitempty"`
-	ExternalIDs map[string]string `json:"external_ids,omitempty"`
-	CreateIndex uint64            `json:"create_index"`
-	ModifyIndex uint64            `json:"modify_index"`
-}
-
-// HostList is every host, by name, at an index.
-type HostList struct {
-	Index uint64 `json:"index"`
-	Hosts []Host `json:"hosts"`
-}
+// Host and HostList are the wire documents.
+type (
+	Host     = wire.Host
+	HostList = wire.HostList
+)
 
 type listHostsInput struct{ Blocking }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/ovs-dlb/dlb/controller/store"
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 )
 
@@ -26,11 +27,8 @@ type addMemberInput struct {
 	Body lb.Member
 }
 
-// MemberChange is what a member PATCH may change.
-type MemberChange struct {
-	Weight *int    `json:"weight,omitempty" doc:"1..65535"`
-	State  *string `json:"state,omitempty" doc:"active, draining (no new connections, existing ones kept) or disabled"`
-}
+// MemberChange is the wire document of a member PATCH.
+type MemberChange = wire.MemberChange
 
 type patchMemberInput struct {
 	NameParam
