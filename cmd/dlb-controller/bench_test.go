@@ -21,6 +21,7 @@ import (
 	"github.com/ovs-dlb/dlb/controller/dlbdb"
 	"github.com/ovs-dlb/dlb/controller/store"
 	"github.com/ovs-dlb/dlb/lb"
+	"github.com/ovs-dlb/dlb/testbed"
 )
 
 // quantile of durations (q in 0..1).
@@ -61,21 +62,20 @@ func put(b *testing.B, hc *http.Client, addr, name, doc string) time.Duration {
 // libovsdb, the floor a write cannot go under: write p50 / raw p50 is the
 // controller's overhead.
 func BenchmarkREST(b *testing.B) {
-	c := newController(b)
-	c.start()
+	c := testbed.StartController(b)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	const groups = 100
 	for i := 0; i < groups; i++ {
-		put(b, hc, c.addr, fmt.Sprintf("g%d", i), groupDoc(fmt.Sprintf("g%d", i), i, 10))
+		put(b, hc, c.Addr, fmt.Sprintf("g%d", i), groupDoc(fmt.Sprintf("g%d", i), i, 10))
 	}
-	raw := rawWriter(b, c.dir)
+	raw := rawWriter(b, c.OVSDB())
 	var writes, rawWrites, reads []time.Duration
 	var readWall time.Duration
 	for i := 0; b.Loop(); i++ {
 		for j := 0; j < 500; j++ {
 			k := i*500 + j
 			name := fmt.Sprintf("g%d", k%groups)
-			writes = append(writes, put(b, hc, c.addr, name, groupDoc(name, k%groups, 10)))
+			writes = append(writes, put(b, hc, c.Addr, name, groupDoc(name, k%groups, 10)))
 			rawWrites = append(rawWrites, raw(k))
 		}
 		var mu sync.Mutex
@@ -88,7 +88,7 @@ func BenchmarkREST(b *testing.B) {
 				var local []time.Duration
 				for j := 0; j < 500; j++ {
 					t0 := time.Now()
-					resp, err := hc.Get(fmt.Sprintf("http://%s/v1/groups/g%d", c.addr, (w*500+j)%groups))
+					resp, err := hc.Get(fmt.Sprintf("http://%s/v1/groups/g%d", c.Addr, (w*500+j)%groups))
 					if err != nil {
 						b.Error(err)
 						return
@@ -127,11 +127,11 @@ func BenchmarkREST(b *testing.B) {
 // rawWriter commits a group's rows straight to the controller's
 // ovsdb-server (in a table of its own name space: groups raw-N), the way
 // the store does but without the API, the view or the index.
-func rawWriter(b *testing.B, dir string) func(k int) time.Duration {
+func rawWriter(b *testing.B, endpoint string) func(k int) time.Duration {
 	dbm, err := dlbdb.FullDatabaseModel()
 	require.NoError(b, err)
 	quiet := logr.Discard()
-	cl, err := client.NewOVSDBClient(dbm, client.WithEndpoint("unix:"+dir+"/db.sock"), client.WithLogger(&quiet))
+	cl, err := client.NewOVSDBClient(dbm, client.WithEndpoint(endpoint), client.WithLogger(&quiet))
 	require.NoError(b, err)
 	ctx := context.Background()
 	require.NoError(b, cl.Connect(ctx))
@@ -172,8 +172,7 @@ func rawWriter(b *testing.B, dir string) func(k int) time.Duration {
 // resident memory holding 10,000 groups of 10 members (100,000 member
 // rows), and the Go heap in use.
 func BenchmarkMemory10kGroups(b *testing.B) {
-	c := newController(b)
-	c.start()
+	c := testbed.StartController(b)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	const groups = 10000
 	start := time.Now()
@@ -183,7 +182,7 @@ func BenchmarkMemory10kGroups(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < groups; i += 4 {
-				put(b, hc, c.addr, fmt.Sprintf("g%d", i), groupDoc(fmt.Sprintf("g%d", i), i, 10))
+				put(b, hc, c.Addr, fmt.Sprintf("g%d", i), groupDoc(fmt.Sprintf("g%d", i), i, 10))
 			}
 		}()
 	}
@@ -194,17 +193,17 @@ func BenchmarkMemory10kGroups(b *testing.B) {
 	}
 	// A read of the whole list, as an agent's first watch would do.
 	t0 := time.Now()
-	resp, err := hc.Get("http://" + c.addr + "/v1/groups")
+	resp, err := hc.Get("http://" + c.Addr + "/v1/groups")
 	require.NoError(b, err)
 	n, _ := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	list := time.Since(t0)
-	resp, err = hc.Get("http://" + c.addr + "/metrics")
+	resp, err = hc.Get("http://" + c.Addr + "/metrics")
 	require.NoError(b, err)
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	heap := metric(string(metrics), "go_memstats_heap_inuse_bytes")
-	ctrl, db := rssMiB(c.cmd.Process.Pid), rssMiB(c.ovsdbPID())
+	ctrl, db := rssMiB(c.PID()), rssMiB(c.OVSDBPID())
 	b.ReportMetric(ctrl, "controller-MiB")
 	b.ReportMetric(db, "ovsdb-server-MiB")
 	b.ReportMetric(heap/(1<<20), "heap-MiB")

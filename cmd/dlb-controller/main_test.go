@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -22,17 +21,6 @@ import (
 	"github.com/ovs-dlb/dlb/testbed"
 )
 
-// controller is a dlb-controller process on a data directory.
-type controller struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *bytes.Buffer
-}
-
 func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -40,80 +28,11 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-func newController(t testing.TB) *controller {
-	testbed.Require(t)
-	bin, err := testbed.Binary("dlb-controller")
+// weights reads every group's first member weight.
+func weights(t *testing.T, c *testbed.Controller) map[string]int {
+	t.Helper()
+	resp, err := http.Get(c.URL() + "/v1/groups")
 	require.NoError(t, err)
-	c := &controller{t: t, bin: bin, dir: t.TempDir(), addr: freeAddr(t)}
-	t.Cleanup(func() {
-		c.kill()
-		if t.Failed() && c.log != nil {
-			t.Logf("controller log:\n%s", c.log)
-		}
-	})
-	return c
-}
-
-// start runs the controller and waits until it is ready.
-func (c *controller) start() {
-	c.t.Helper()
-	c.log = &bytes.Buffer{}
-	c.cmd = exec.Command(c.bin, "--listen", c.addr, "--data-dir", c.dir, "--log-level", "warn")
-	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
-	require.NoError(c.t, c.cmd.Start())
-	c.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(c.cmd, c.done)
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + c.addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		select {
-		case <-c.done:
-			c.t.Fatalf("dlb-controller exited at start:\n%s", c.log)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	c.t.Fatalf("dlb-controller not ready in 20 s:\n%s", c.log)
-}
-
-// kill sends SIGKILL and waits for the process.
-func (c *controller) kill() {
-	if c.cmd == nil {
-		return
-	}
-	_ = c.cmd.Process.Kill()
-	<-c.done
-	c.cmd = nil
-}
-
-func (c *controller) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// ovsdbPID is the embedded ovsdb-server's pid.
-func (c *controller) ovsdbPID() int {
-	data, err := os.ReadFile(filepath.Join(c.dir, "ovsdb-server.pid"))
-	require.NoError(c.t, err)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	require.NoError(c.t, err)
-	return pid
-}
-
-// groups reads every group's first member weight.
-func (c *controller) weights() map[string]int {
-	c.t.Helper()
-	resp, err := http.Get("http://" + c.addr + "/v1/groups")
-	require.NoError(c.t, err)
 	defer resp.Body.Close()
 	var list struct {
 		Groups []struct {
@@ -123,7 +42,7 @@ func (c *controller) weights() map[string]int {
 			} `json:"members"`
 		} `json:"groups"`
 	}
-	require.NoError(c.t, json.NewDecoder(resp.Body).Decode(&list))
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&list))
 	out := map[string]int{}
 	for _, g := range list.Groups {
 		out[g.Name] = g.Members[0].Weight
@@ -137,8 +56,7 @@ func (c *controller) weights() map[string]int {
 // write answered 2xx is in the store afterwards (a write whose answer was
 // lost may be there too: it is at least as new as the last one answered).
 func TestNoAcknowledgedWriteIsLost(t *testing.T) {
-	c := newController(t)
-	c.start()
+	c := testbed.StartController(t)
 	const writes, groups = 1000, 50
 	client := &http.Client{Timeout: 10 * time.Second}
 	var sent atomic.Int64
@@ -152,9 +70,9 @@ func TestNoAcknowledgedWriteIsLost(t *testing.T) {
 				time.Sleep(100 * time.Microsecond)
 			}
 			if at.what == "ovsdb-server" {
-				_ = syscall.Kill(c.ovsdbPID(), syscall.SIGKILL)
+				_ = syscall.Kill(c.OVSDBPID(), syscall.SIGKILL)
 			} else {
-				_ = c.cmd.Process.Kill()
+				_ = syscall.Kill(c.PID(), syscall.SIGKILL)
 			}
 			killed <- fmt.Sprintf("%s at write %d", at.what, sent.Load())
 		}
@@ -164,7 +82,7 @@ func TestNoAcknowledgedWriteIsLost(t *testing.T) {
 	for i := 0; i < writes; i++ {
 		name := fmt.Sprintf("g%d", i%groups)
 		doc := fmt.Sprintf(`{"name":%q,"vip":"10.96.%d.1","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.11","weight":%d}]}`, name, i%groups, i+1)
-		req, err := http.NewRequest("PUT", "http://"+c.addr+"/v1/groups/"+name, strings.NewReader(doc))
+		req, err := http.NewRequest("PUT", c.URL()+"/v1/groups/"+name, strings.NewReader(doc))
 		require.NoError(t, err)
 		sent.Add(1)
 		resp, err := client.Do(req)
@@ -177,9 +95,9 @@ func TestNoAcknowledgedWriteIsLost(t *testing.T) {
 			continue
 		}
 		failed++
-		if c.exited() {
-			c.cmd = nil
-			c.start() // on the same data directory
+		if c.Exited() {
+			c.Kill()  // reaped already: forget it
+			c.Start() // on the same data directory
 			restarts++
 		} else {
 			time.Sleep(10 * time.Millisecond) // the ovsdb-server is being restarted
@@ -187,9 +105,9 @@ func TestNoAcknowledgedWriteIsLost(t *testing.T) {
 	}
 	t.Logf("killed with SIGKILL: %s; %s", <-killed, <-killed)
 	// Once more, with no write in flight: then read what survived.
-	c.kill()
-	c.start()
-	got := c.weights()
+	c.Kill()
+	c.Start()
+	got := weights(t, c)
 	t.Logf("%d writes: %d answered 2xx, %d failed, controller restarted %d times; %d groups stored", writes, acked, failed, restarts, len(got))
 	assert.GreaterOrEqual(t, acked, writes*9/10, "most writes succeed")
 	assert.Equal(t, 1, restarts, "the controller was killed once during the writes")
@@ -201,18 +119,8 @@ func TestNoAcknowledgedWriteIsLost(t *testing.T) {
 		assert.GreaterOrEqual(t, g, w, "group %s: an acknowledged write (weight %d) was lost (stored: %d)", name, w, g)
 		assert.Equal(t, 0, (g-1)%groups-atoi(strings.TrimPrefix(name, "g")), "group %s holds a write of another group", name)
 	}
-	_, err := os.Stat(filepath.Join(c.dir, "dlb.db"))
+	_, err := os.Stat(filepath.Join(c.Dir, "dlb.db"))
 	assert.NoError(t, err, "the database is a file of the data directory")
-}
-
-// alive says whether a process runs (a zombie does not).
-func alive(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
@@ -221,16 +129,17 @@ func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 // refused, naming the directory and the first one's pid; after a kill -9
 // of the first, a new one starts (no stale lock, no orphaned server).
 func TestDataDirIsLocked(t *testing.T) {
-	c := newController(t)
-	c.start()
-	out, err := exec.Command(c.bin, "--listen", freeAddr(t), "--data-dir", c.dir).CombinedOutput()
+	c := testbed.StartController(t)
+	bin, err := testbed.Binary("dlb-controller")
+	require.NoError(t, err)
+	out, err := exec.Command(bin, "--listen", freeAddr(t), "--data-dir", c.Dir).CombinedOutput()
 	require.Error(t, err)
-	assert.Contains(t, string(out), "data_dir: "+c.dir+" is in use by another dlb-controller (pid "+strconv.Itoa(c.cmd.Process.Pid)+")")
-	orphan := c.ovsdbPID()
-	c.kill()
-	c.start()
-	assert.NotEqual(t, orphan, c.ovsdbPID())
-	assert.False(t, alive(orphan), "the killed controller's ovsdb-server is gone")
+	assert.Contains(t, string(out), "data_dir: "+c.Dir+" is in use by another dlb-controller (pid "+strconv.Itoa(c.PID())+")")
+	orphan := c.OVSDBPID()
+	c.Kill()
+	c.Start()
+	assert.NotEqual(t, orphan, c.OVSDBPID())
+	assert.False(t, testbed.Alive(orphan), "the killed controller's ovsdb-server is gone")
 }
 
 // TestConfigErrors: bad settings are refused, naming the setting.
@@ -258,50 +167,49 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// curl runs curl against the controller and returns the status and body.
-func (c *controller) curl(args ...string) (int, string) {
-	c.t.Helper()
+// curl runs curl and returns the status and body.
+func curl(t *testing.T, args ...string) (int, string) {
+	t.Helper()
 	out, err := exec.Command("curl", append([]string{"-sS", "-w", "\n%{http_code}"}, args...)...).CombinedOutput()
-	require.NoError(c.t, err, "curl %v: %s", args, out)
+	require.NoError(t, err, "curl %v: %s", args, out)
 	text := strings.TrimRight(string(out), "\n")
 	i := strings.LastIndexByte(text, '\n')
 	code, err := strconv.Atoi(text[i+1:])
-	require.NoError(c.t, err, "%s", out)
+	require.NoError(t, err, "%s", out)
 	return code, text[:max(i, 0)]
 }
 
 // TestCurlRoundTrip: what an admin does with curl — create, get, list,
 // patch a member, delete — and ovsdb-client dump shows the rows.
 func TestCurlRoundTrip(t *testing.T) {
-	c := newController(t)
-	c.start()
-	base := "http://" + c.addr + "/v1/groups"
+	c := testbed.StartController(t)
+	base := c.URL() + "/v1/groups"
 	dump := func() string {
-		out, err := exec.Command("ovsdb-client", "dump", "unix:"+filepath.Join(c.dir, "db.sock"), "DLB").CombinedOutput()
+		out, err := exec.Command("ovsdb-client", "dump", c.OVSDB(), "DLB").CombinedOutput()
 		require.NoError(t, err, "%s", out)
 		return string(out)
 	}
-	code, body := c.curl("-X", "POST", base, "-H", "Content-Type: application/json", "-d",
+	code, body := curl(t, "-X", "POST", base, "-H", "Content-Type: application/json", "-d",
 		`{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[{"ip":"10.0.0.11"},{"ip":"10.0.0.12","weight":50}]}`)
 	require.Equal(t, 201, code, body)
-	code, body = c.curl(base + "/web")
+	code, body = curl(t, base+"/web")
 	require.Equal(t, 200, code, body)
 	assert.Contains(t, body, `"modify_index":1`)
-	code, body = c.curl(base)
+	code, body = curl(t, base)
 	require.Equal(t, 200, code, body)
 	assert.Contains(t, body, `"groups":[{"name":"web"`)
-	code, body = c.curl("-X", "PATCH", base+"/web/members/10.0.0.12", "-H", `If-Match: "1"`, "-d", `{"state":"draining","weight":7}`)
+	code, body = curl(t, "-X", "PATCH", base+"/web/members/10.0.0.12", "-H", `If-Match: "1"`, "-d", `{"state":"draining","weight":7}`)
 	require.Equal(t, 200, code, body)
 	d := dump()
 	t.Logf("ovsdb-client dump:\n%s", d)
 	assert.Regexp(t, `"10\.0\.0\.12"\s+\[\]\s+0\s+draining\s+7`, d, "the Member row")
 	assert.Regexp(t, `"10\.0\.0\.11"\s+\[\]\s+0\s+active\s+100`, d)
 	assert.Regexp(t, `web\s+\[[0-9a-f-]+\]`, d, "the Group row and its VIP_Port")
-	code, body = c.curl("-X", "PATCH", base+"/web/members/10.0.0.12", "-H", `If-Match: "1"`, "-d", `{"state":"active"}`)
+	code, body = curl(t, "-X", "PATCH", base+"/web/members/10.0.0.12", "-H", `If-Match: "1"`, "-d", `{"state":"active"}`)
 	require.Equal(t, 409, code, "a stale If-Match: %s", body)
-	code, body = c.curl("-X", "DELETE", base+"/web")
+	code, body = curl(t, "-X", "DELETE", base+"/web")
 	require.Equal(t, 204, code, body)
 	d = dump()
 	assert.NotContains(t, d, "10.0.0.12", "the group's rows are gone with it")
-	assert.NotContains(t, d, "web")
+	assert.NotContains(t, d, "10.96.0.10", "no Group row")
 }

@@ -1,122 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ovs-dlb/dlb/testbed"
 )
-
-// controller is a dlb-controller process with its embedded ovsdb-server.
-type controller struct {
-	addr    string
-	dataDir string
-	logPath string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-}
-
-// startController starts the controller on a free port and a new data
-// directory, waits for /readyz, and stops it at the end of the test.
-func startController(t *testing.T) *controller {
-	t.Helper()
-	bin, err := testbed.Binary("dlb-controller")
-	require.NoError(t, err)
-	c := &controller{addr: deadAddr(t), dataDir: t.TempDir(), exited: make(chan struct{})}
-	c.logPath = filepath.Join(t.TempDir(), "dlb-controller.log")
-	logf, err := os.Create(c.logPath)
-	require.NoError(t, err)
-	c.cmd = exec.Command(bin, "--listen", c.addr, "--data-dir", c.dataDir)
-	c.cmd.Stdout, c.cmd.Stderr = logf, logf
-	require.NoError(t, c.cmd.Start())
-	go func() { _ = c.cmd.Wait(); logf.Close(); close(c.exited) }()
-	t.Cleanup(func() { c.stop(t) })
-
-	deadline := time.Now().Add(20 * time.Second)
-	hc := &http.Client{Timeout: time.Second}
-	for {
-		resp, err := hc.Get("http://" + c.addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return c
-			}
-		}
-		select {
-		case <-c.exited:
-			t.Fatalf("dlb-controller exited at start; its log:\n%s", c.log())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dlb-controller not ready in 20 s (last: %v); its log:\n%s", err, c.log())
-		}
-	}
-}
-
-// stop ends the controller, and checks that its ovsdb-server went too.
-func (c *controller) stop(t *testing.T) {
-	if c.cmd.Process != nil {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.exited:
-		case <-time.After(10 * time.Second):
-			t.Errorf("dlb-controller did not stop in 10 s after SIGTERM; killing it")
-			_ = c.cmd.Process.Kill()
-			<-c.exited
-		}
-	}
-	// Its ovsdb-server goes with it (it may take a moment).
-	var left []string
-	for range 50 {
-		if left = processesMentioning(c.dataDir); len(left) == 0 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if len(left) > 0 {
-		t.Errorf("processes left running on the data directory after the controller stopped: %v", left)
-		for _, pid := range left {
-			var n int
-			if _, err := fmt.Sscan(pid, &n); err == nil {
-				_ = syscall.Kill(n, syscall.SIGKILL)
-			}
-		}
-	}
-	if t.Failed() {
-		t.Logf("dlb-controller log:\n%s", c.log())
-	}
-}
-
-func (c *controller) log() string {
-	data, _ := os.ReadFile(c.logPath)
-	return string(data)
-}
-
-// processesMentioning lists the pids whose command line mentions s.
-func processesMentioning(s string) []string {
-	var pids []string
-	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range dirs {
-		data, err := os.ReadFile(p)
-		if err == nil && bytes.Contains(data, []byte(s)) {
-			pids = append(pids, filepath.Base(filepath.Dir(p)))
-		}
-	}
-	return pids
-}
 
 // dbMember is a Member row, as ovsdb-server holds it.
 type dbMember struct {
@@ -127,11 +25,11 @@ type dbMember struct {
 
 // dbGroups reads the Group and Member tables with ovsdb-client dump and
 // returns each group's members by IP.
-func (c *controller) dbGroups(t *testing.T) map[string]map[string]dbMember {
+func dbGroups(t *testing.T, c *testbed.Controller) map[string]map[string]dbMember {
 	t.Helper()
 	tables := map[string][]map[string]any{}
 	for _, table := range []string{"Group", "Member"} {
-		out, err := exec.Command("ovsdb-client", "-f", "json", "dump", "unix:"+filepath.Join(c.dataDir, "db.sock"), "DLB", table).Output()
+		out, err := exec.Command("ovsdb-client", "-f", "json", "dump", c.OVSDB(), "DLB", table).Output()
 		require.NoError(t, err, "ovsdb-client dump: %s", errOutput(err))
 		var tbl struct {
 			Headings []string `json:"headings"`
@@ -195,9 +93,8 @@ func errOutput(err error) string {
 // TestEndToEnd drives dlbctl against a real dlb-controller and checks
 // what lands in its ovsdb-server after each command.
 func TestEndToEnd(t *testing.T) {
-	testbed.Require(t)
-	ctl := startController(t)
-	server := "http://" + ctl.addr
+	ctl := testbed.StartController(t)
+	server := ctl.URL()
 	cli := func(args ...string) cliResult {
 		t.Helper()
 		res := runCLI(t, "", append([]string{"--server", server}, args...)...)
@@ -229,7 +126,7 @@ members:
 	assert.Equal(t, map[string]map[string]dbMember{"web": {
 		"10.0.0.11": {Weight: 100, State: "active"},
 		"10.0.0.12": {Weight: 100, State: "active"},
-	}}, ctl.dbGroups(t))
+	}}, dbGroups(t, ctl))
 	res := cli("group", "create", "-f", webFile)
 	assert.Equal(t, 1, res.code)
 	assert.Contains(t, res.stderr, `Error: create group "web": `)
@@ -265,7 +162,7 @@ members:
 		"10.0.0.11": {Weight: 100, State: "active"},
 		"10.0.0.12": {Weight: 100, State: "active"},
 		"10.0.0.13": {Weight: 50, State: "active"},
-	}, ctl.dbGroups(t)["web"])
+	}, dbGroups(t, ctl)["web"])
 	res = cli("member", "add", "web", "10.0.0.13")
 	assert.Equal(t, 1, res.code)
 	assert.Contains(t, res.stderr, "Error: ")
@@ -273,14 +170,14 @@ members:
 
 	out = ok("member", "drain", "web", "10.0.0.11")
 	assert.Regexp(t, `(?m)^10\.0\.0\.11\s+-\s+100\s+draining$`, out)
-	assert.Equal(t, dbMember{Weight: 100, State: "draining"}, ctl.dbGroups(t)["web"]["10.0.0.11"])
+	assert.Equal(t, dbMember{Weight: 100, State: "draining"}, dbGroups(t, ctl)["web"]["10.0.0.11"])
 
 	out = ok("member", "remove", "web", "10.0.0.12")
 	assert.NotContains(t, out, "10.0.0.12  ")
 	assert.Equal(t, map[string]dbMember{
 		"10.0.0.11": {Weight: 100, State: "draining"},
 		"10.0.0.13": {Weight: 50, State: "active"},
-	}, ctl.dbGroups(t)["web"])
+	}, dbGroups(t, ctl)["web"])
 
 	res = cli("member", "enable", "web", "10.0.0.99")
 	assert.Equal(t, 1, res.code)
@@ -289,7 +186,7 @@ members:
 
 	out = ok("member", "set", "web", "10.0.0.13", "--weight", "70")
 	assert.Regexp(t, `(?m)^10\.0\.0\.13\s+-\s+70\s+active$`, out)
-	assert.Equal(t, dbMember{Weight: 70, State: "active"}, ctl.dbGroups(t)["web"]["10.0.0.13"])
+	assert.Equal(t, dbMember{Weight: 70, State: "active"}, dbGroups(t, ctl)["web"]["10.0.0.13"])
 
 	// A bad weight is refused with the field at fault.
 	res = cli("member", "set", "web", "10.0.0.13", "--weight", "0")
@@ -297,11 +194,11 @@ members:
 	assert.Regexp(t, `(?m)^  \S*weight: `, res.stderr)
 
 	// Edit with a stale If-Match: refused, nothing changes.
-	before := ctl.dbGroups(t)
+	before := dbGroups(t, ctl)
 	res = cli("group", "edit", "web", "-f", staleFile)
 	assert.Equal(t, 1, res.code)
 	assert.Contains(t, res.stderr, fmt.Sprintf(`Error: group "web" changed meanwhile (it is no longer at modify index %d), so your edit was not applied: run 'dlbctl group edit web' again`, got.ModifyIndex))
-	assert.Equal(t, before, ctl.dbGroups(t))
+	assert.Equal(t, before, dbGroups(t, ctl))
 	assert.Contains(t, ok("group", "get", "web"), "tcp/80→8080")
 
 	// Edit from the current version: applied.
@@ -310,7 +207,7 @@ members:
 	require.NoError(t, os.WriteFile(freshFile, []byte(strings.Replace(cur, "state: draining", "state: disabled", 1)), 0o644))
 	out = ok("group", "edit", "web", "-f", freshFile)
 	assert.Regexp(t, `(?m)^10\.0\.0\.11\s+-\s+100\s+disabled$`, out)
-	assert.Equal(t, dbMember{Weight: 100, State: "disabled"}, ctl.dbGroups(t)["web"]["10.0.0.11"])
+	assert.Equal(t, dbMember{Weight: 100, State: "disabled"}, dbGroups(t, ctl)["web"]["10.0.0.11"])
 	res = cli("group", "edit", "web", "-f", freshFile)
 	assert.Equal(t, 0, res.code, res.stderr)
 	assert.Contains(t, res.stderr, `group "web": no change`, "the file's modify_index is stale, but the group is as the file says")
@@ -326,7 +223,7 @@ members:
 	t.Setenv("TMPDIR", t.TempDir())
 	out = ok("group", "edit", "web")
 	assert.Regexp(t, `(?m)^10\.0\.0\.13\s+-\s+80\s+active$`, out)
-	assert.Equal(t, dbMember{Weight: 80, State: "active"}, ctl.dbGroups(t)["web"]["10.0.0.13"])
+	assert.Equal(t, dbMember{Weight: 80, State: "active"}, dbGroups(t, ctl)["web"]["10.0.0.13"])
 	t.Setenv("EDITOR", "true")
 	res = cli("group", "edit", "web")
 	assert.Equal(t, "group \"web\": no change\n", res.stderr)
@@ -344,9 +241,9 @@ members:
 	res = cli("group", "delete", "web", "--if-match", "1")
 	assert.Equal(t, 1, res.code)
 	assert.Contains(t, res.stderr, "changed meanwhile")
-	assert.Contains(t, ctl.dbGroups(t), "web")
+	assert.Contains(t, dbGroups(t, ctl), "web")
 	assert.Equal(t, "group \"web\" deleted\n", ok("group", "delete", "web"))
-	assert.Empty(t, ctl.dbGroups(t))
+	assert.Empty(t, dbGroups(t, ctl))
 	res = cli("group", "get", "web")
 	assert.Equal(t, 1, res.code)
 	assert.Contains(t, res.stderr, "Error: ")
