@@ -35,23 +35,13 @@ const maxAttempts = 100
 // and the index of the change. Errors: ErrNotFound, ErrExists, ErrConflict
 // (wrapped), *lb.ValidationError, or the store's.
 func (s *Store) WriteGroup(ctx context.Context, w GroupWrite) (*state.GroupEntry, uint64, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	for attempt := 0; attempt < maxAttempts; attempt++ {
-		base := s.cachedIndex()
-		if err := s.view.WaitIndex(ctx, base); err != nil {
-			return nil, 0, err
-		}
+	idx, err := s.write(ctx, dlbdb.GroupTable, w.Name, w.IfMatch, func() (*rowState, error) {
 		_, cur, err := s.view.Group(nil, w.Name)
-		if err != nil {
-			return nil, 0, err
+		if err != nil || cur == nil && w.IfMatch != 0 {
+			return nil, err
 		}
-		if w.IfMatch != 0 && (cur == nil || cur.ModifyIndex != w.IfMatch) {
-			at := "is gone"
-			if cur != nil {
-				at = fmt.Sprintf("is at index %d", cur.ModifyIndex)
-			}
-			return nil, 0, fmt.Errorf("group %q: If-Match %d but it %s: %w", w.Name, w.IfMatch, at, ErrConflict)
+		if cur != nil && w.IfMatch != 0 && cur.ModifyIndex != w.IfMatch {
+			return &rowState{exists: true, modify: cur.ModifyIndex}, nil // a conflict: no change computed
 		}
 		var curDoc *lb.Group
 		if cur != nil {
@@ -60,22 +50,78 @@ func (s *Store) WriteGroup(ctx context.Context, w GroupWrite) (*state.GroupEntry
 		}
 		next, err := w.Change(curDoc)
 		if err != nil {
-			return nil, 0, err
-		}
-		if next == nil && cur == nil {
-			return nil, 0, fmt.Errorf("group %q: %w", w.Name, ErrNotFound)
+			return nil, err
 		}
 		if next != nil {
 			if next.Name != w.Name {
-				return nil, 0, &lb.ValidationError{Problems: []lb.Problem{{Path: "name", Msg: fmt.Sprintf("%q does not match the group written (%q)", next.Name, w.Name)}}}
+				return nil, &lb.ValidationError{Problems: []lb.Problem{{Path: "name", Msg: fmt.Sprintf("%q does not match the group written (%q)", next.Name, w.Name)}}}
 			}
 			if err := s.validate(next); err != nil {
-				return nil, 0, err
+				return nil, err
 			}
 		}
-		ops, err := s.groupOps(base, w.Name, cur, next)
+		st := &rowState{}
+		if cur != nil {
+			st.exists, st.create, st.modify = true, cur.CreateIndex, cur.ModifyIndex
+		}
+		if next != nil {
+			st.insert = func(idx, create int) ([]ovsdb.Operation, error) {
+				r := ToRows(*next)
+				r.Group.ModifyIndex, r.Group.CreateIndex = idx, create
+				return s.createOps(r)
+			}
+		}
+		return st, nil
+	})
+	if err != nil || idx == 0 {
+		return nil, idx, err
+	}
+	_, e, err := s.view.Group(nil, w.Name)
+	return e, idx, err
+}
+
+// rowState is a row as a write found it in the view, and what it puts in
+// its place (insert nil: it deletes the row).
+type rowState struct {
+	exists         bool
+	create, modify uint64
+	insert         func(idx, create int) ([]ovsdb.Operation, error)
+}
+
+// write is every write's loop: read the row from the view at the store's
+// index, let prepare decide (nil state: the row is absent and must be),
+// commit one transaction conditioned on the index and on the row, retry
+// when another writer won the race, and return the change's index once
+// the view holds it.
+func (s *Store) write(ctx context.Context, table, name string, ifMatch uint64, prepare func() (*rowState, error)) (uint64, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	what := fmt.Sprintf("%s %q", strings.ToLower(table), name)
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		base := s.cachedIndex()
+		if err := s.view.WaitIndex(ctx, base); err != nil {
+			return 0, err
+		}
+		cur, err := prepare()
 		if err != nil {
-			return nil, 0, err
+			return 0, err
+		}
+		if cur == nil {
+			cur = &rowState{}
+		}
+		if ifMatch != 0 && (!cur.exists || cur.modify != ifMatch) {
+			at := "is gone"
+			if cur.exists {
+				at = fmt.Sprintf("is at index %d", cur.modify)
+			}
+			return 0, fmt.Errorf("%s: If-Match %d but it %s: %w", what, ifMatch, at, ErrConflict)
+		}
+		if cur.insert == nil && !cur.exists {
+			return 0, fmt.Errorf("%s: %w", what, ErrNotFound)
+		}
+		ops, err := s.rowOps(base, table, name, cur)
+		if err != nil {
+			return 0, err
 		}
 		start := time.Now()
 		res, err := s.cl.Transact(ctx, ops...)
@@ -96,12 +142,12 @@ func (s *Store) WriteGroup(ctx context.Context, w GroupWrite) (*state.GroupEntry
 				attempt--
 				select {
 				case <-ctx.Done():
-					return nil, 0, fmt.Errorf("commit group %q: %w (%w)", w.Name, err, ctx.Err())
+					return 0, fmt.Errorf("commit %s: %w (%w)", what, err, ctx.Err())
 				case <-time.After(20 * time.Millisecond):
 				}
 				continue
 			}
-			return nil, 0, fmt.Errorf("commit group %q: %w", w.Name, opErrors(res, err))
+			return 0, fmt.Errorf("commit %s: %w", what, opErrors(res, err))
 		}
 		if s.opts.OnCommit != nil {
 			s.opts.OnCommit(time.Since(start))
@@ -109,15 +155,11 @@ func (s *Store) WriteGroup(ctx context.Context, w GroupWrite) (*state.GroupEntry
 		idx := base + 1
 		if err := s.view.WaitIndex(ctx, idx); err != nil {
 			// Committed: the change is stored even if the view is slow.
-			return nil, idx, err
+			return idx, err
 		}
-		if next == nil {
-			return nil, idx, nil
-		}
-		_, e, err := s.view.Group(nil, w.Name)
-		return e, idx, err
+		return idx, nil
 	}
-	return nil, 0, fmt.Errorf("group %q: %d attempts lost to concurrent writers", w.Name, maxAttempts)
+	return 0, fmt.Errorf("%s: %d attempts lost to concurrent writers", what, maxAttempts)
 }
 
 // validate checks a group on its own and against the other groups on its
@@ -155,39 +197,46 @@ func (s *Store) validate(g *lb.Group) error {
 	return &lb.ValidationError{Problems: mine}
 }
 
-// groupOps is the transaction of one change: move DLB_Global's index from
-// base to base+1 (on the condition that it is at base), check that the
-// group is as read (absent, or at its modify index), then delete its row
-// and insert the new one with its ports and members (which the deleted
-// row's go with it: they are not root rows).
-func (s *Store) groupOps(base uint64, name string, cur *state.GroupEntry, next *lb.Group) ([]ovsdb.Operation, error) {
+// rowOps is the transaction of one change: move DLB_Global's index from
+// base to base+1 (on the condition that it is at base) and name the row
+// in last_change, check that the row is as read (absent, or at its modify
+// index), then delete it and insert the new one (a group's ports and
+// members, not root rows, go with the deleted row).
+func (s *Store) rowOps(base uint64, table, name string, cur *rowState) ([]ovsdb.Operation, error) {
 	zero := 0
 	idx := int(base + 1)
 	byName := []ovsdb.Condition{{Column: "name", Function: ovsdb.ConditionEqual, Value: name}}
 	ops := []ovsdb.Operation{
 		{Op: ovsdb.OperationWait, Table: dlbdb.DLBGlobalTable, Where: allRows, Columns: []string{"index"},
 			Until: string(ovsdb.WaitConditionEqual), Rows: []ovsdb.Row{{"index": int(base)}}, Timeout: &zero},
-		{Op: ovsdb.OperationUpdate, Table: dlbdb.DLBGlobalTable, Where: allRows, Row: ovsdb.Row{"index": idx, "last_change": changeOf(dlbdb.GroupTable, name)}},
+		{Op: ovsdb.OperationUpdate, Table: dlbdb.DLBGlobalTable, Where: allRows, Row: ovsdb.Row{"index": idx, "last_change": changeOf(table, name)}},
 	}
-	if cur == nil {
+	create := idx
+	if !cur.exists {
 		// Absent: the rows named so are not [that row] (OVSDB's JSON has
 		// no way to say "are []" through this client's encoder).
-		ops = append(ops, ovsdb.Operation{Op: ovsdb.OperationWait, Table: dlbdb.GroupTable, Where: byName, Columns: []string{"name"},
+		ops = append(ops, ovsdb.Operation{Op: ovsdb.OperationWait, Table: table, Where: byName, Columns: []string{"name"},
 			Until: string(ovsdb.WaitConditionNotEqual), Rows: []ovsdb.Row{{"name": name}}, Timeout: &zero})
 	} else {
+		create = int(cur.create)
 		ops = append(ops,
-			ovsdb.Operation{Op: ovsdb.OperationWait, Table: dlbdb.GroupTable, Where: byName, Columns: []string{"modify_index"},
-				Until: string(ovsdb.WaitConditionEqual), Rows: []ovsdb.Row{{"modify_index": int(cur.ModifyIndex)}}, Timeout: &zero},
-			ovsdb.Operation{Op: ovsdb.OperationDelete, Table: dlbdb.GroupTable, Where: byName})
+			ovsdb.Operation{Op: ovsdb.OperationWait, Table: table, Where: byName, Columns: []string{"modify_index"},
+				Until: string(ovsdb.WaitConditionEqual), Rows: []ovsdb.Row{{"modify_index": int(cur.modify)}}, Timeout: &zero},
+			ovsdb.Operation{Op: ovsdb.OperationDelete, Table: table, Where: byName})
 	}
-	if next == nil {
+	if cur.insert == nil {
 		return ops, nil
 	}
-	r := ToRows(*next)
-	r.Group.ModifyIndex, r.Group.CreateIndex = idx, idx
-	if cur != nil {
-		r.Group.CreateIndex = int(cur.CreateIndex)
+	more, err := cur.insert(idx, create)
+	if err != nil {
+		return nil, err
 	}
+	return append(ops, more...), nil
+}
+
+// createOps inserts a group's rows.
+func (s *Store) createOps(r Rows) ([]ovsdb.Operation, error) {
+	var ops []ovsdb.Operation
 	for i := range r.Ports {
 		o, err := s.cl.Create(&r.Ports[i])
 		if err != nil {
