@@ -337,6 +337,10 @@ func (l lazyPath) at(field string) string {
 	return fmt.Sprintf("%s[%d]%s", join(l.prefix, l.list), l.index, field)
 }
 
+// ValidName says whether s can name a group (or a host): 1..63 letters,
+// digits, '-', '_' or '.', starting with a letter or digit.
+func ValidName(s string) bool { return validName(s) }
+
 func validName(s string) bool {
 	if len(s) == 0 || len(s) > 63 {
 		return false

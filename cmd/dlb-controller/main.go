@@ -45,6 +45,7 @@ type config struct {
 	DataDir      string   `mapstructure:"data_dir"`
 	OVSDB        []string `mapstructure:"ovsdb"`
 	MaxBodyBytes int64    `mapstructure:"max_body_bytes"`
+	Retention    string   `mapstructure:"tombstone_retention"`
 	LogLevel     string   `mapstructure:"log_level"`
 }
 
@@ -77,6 +78,7 @@ func newRoot() *cobra.Command {
 	f.String("data-dir", "/var/lib/dlb-controller", "directory of the embedded ovsdb-server's database (unused with --ovsdb)")
 	f.StringSlice("ovsdb", nil, "an existing ovsdb-server holding the DLB database, e.g. tcp:10.0.0.1:6641; repeat (or comma-separate) for the members of a cluster. Default: start one on --data-dir")
 	f.Int64("max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
+	f.String("tombstone-retention", "1h", "how long deletions are remembered for agents' watches; an agent away longer gets a full resync")
 	f.String("log-level", "info", "debug, info, warn or error")
 	v.SetEnvPrefix("DLB")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
@@ -95,6 +97,10 @@ func run(ctx context.Context, cfg config) error {
 		return fmt.Errorf("log_level: %q: want debug, info, warn or error", cfg.LogLevel)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	retention, err := time.ParseDuration(cfg.Retention)
+	if err != nil || retention <= 0 {
+		return fmt.Errorf("tombstone_retention: %q: want a duration, e.g. 1h", cfg.Retention)
+	}
 	if cfg.MaxBodyBytes < 1024 {
 		return fmt.Errorf("max_body_bytes: %d is too small (at least 1024)", cfg.MaxBodyBytes)
 	}
@@ -140,6 +146,7 @@ func run(ctx context.Context, cfg config) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	go reap(ctx, st, retention, log)
 	log.Info("dlb-controller serving", "listen", ln.Addr().String(), "ovsdb", endpoints)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -158,6 +165,25 @@ func run(ctx context.Context, cfg config) error {
 		<-embedded.Done()
 	}
 	return nil
+}
+
+// reap forgets deletions older than retention, every minute (or every
+// retention, when shorter).
+func reap(ctx context.Context, st *store.Store, retention time.Duration, log *slog.Logger) {
+	t := time.NewTicker(min(time.Minute, retention))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := st.View().ReapTombstonesBefore(time.Now().Add(-retention)); err != nil {
+			log.Error("reaping tombstones", "err", err)
+		} else if n > 0 {
+			log.Debug("reaped tombstones", "count", n)
+		}
+	}
 }
 
 // lockDir takes the data directory for this process: two controllers on

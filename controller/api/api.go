@@ -49,6 +49,7 @@ type Server struct {
 	mux     *http.ServeMux
 	api     huma.API
 	routes  []string // "METHOD /path" of every route, for the OpenAPI test
+	hosts   hostStatus
 	metrics *metrics
 }
 
@@ -88,6 +89,7 @@ func New(opts Options) *Server {
 	s.groupRoutes()
 	s.memberRoutes()
 	s.hostRoutes()
+	s.watchRoutes()
 	s.plain("/healthz", "Liveness: the process serves", "ok", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))

@@ -117,7 +117,9 @@ func (s *Server) groupRoutes() {
 			if e == nil {
 				return nil, errorf(http.StatusNotFound, "group %q: not found", in.Name)
 			}
-			return groupOut(e, idx), nil
+			out := groupOut(e, idx)
+			out.Body.Applied = s.applied(e)
+			return out, nil
 		})
 	huma.Register(s.api, s.op("create-group", http.MethodPost, "/v1/groups", "Create a group", http.StatusCreated),
 		func(ctx context.Context, in *createGroupInput) (*groupOutput, error) {

@@ -13,4 +13,6 @@ type Host struct {
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	ModifyIndex int               `ovsdb:"modify_index"`
 	Name        string            `ovsdb:"name"`
+	Ports       map[string]string `ovsdb:"ports"`
+	Version     string            `ovsdb:"version"`
 }

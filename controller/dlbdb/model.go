@@ -23,7 +23,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "DLB",
-  "version": "1.2.0",
+  "version": "1.3.0",
   "tables": {
     "DLB_Global": {
       "columns": {
@@ -212,6 +212,21 @@ var schema = `{
           }
         },
         "name": {
+          "type": "string"
+        },
+        "ports": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "version": {
           "type": "string"
         }
       },

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 )
 
@@ -23,6 +25,8 @@ type GroupEntry struct {
 type HostEntry struct {
 	Name        string
 	Address     string
+	Version     string
+	Ports       []wire.HostPort
 	ExternalIDs map[string]string
 	CreateIndex uint64
 	ModifyIndex uint64
@@ -40,6 +44,7 @@ type Tombstone struct {
 	Table string
 	Name  string
 	Index uint64
+	At    time.Time // when the view learnt of the deletion
 }
 
 // Store is the view.
@@ -114,7 +119,7 @@ func (s *Store) DeleteGroup(idx uint64, name string) error {
 	if err := txn.Delete(TableGroups, raw); err != nil {
 		return err
 	}
-	if err := txn.Insert(TableTombstones, &Tombstone{Key: TableGroups + "/" + name, Table: TableGroups, Name: name, Index: idx}); err != nil {
+	if err := txn.Insert(TableTombstones, &Tombstone{Key: TableGroups + "/" + name, Table: TableGroups, Name: name, Index: idx, At: time.Now()}); err != nil {
 		return err
 	}
 	if err := bump(txn, TableGroups, idx); err != nil {
@@ -158,16 +163,27 @@ func groups(txn *memdb.Txn, ws memdb.WatchSet) (uint64, []*GroupEntry, error) {
 	return tableIndex(txn, TableGroups), out, nil
 }
 
+// keyFloor is the index-table key of the tombstone floor: deletions at or
+// below it are not all remembered (reaped, or before the view was built).
+const keyFloor = "tombstone-floor"
+
 // GroupChanges lists, from one snapshot, the groups changed after index
-// since, and the names of those deleted after it (whose tombstones are
-// still there): what a watcher that saw since needs.
-func (s *Store) GroupChanges(ws memdb.WatchSet, since uint64) (uint64, []*GroupEntry, []string, error) {
+// since, and the names of those deleted after it: what a watcher that saw
+// since needs. When the view cannot say what was deleted after since
+// (since is 0, below the tombstone floor, or past this store's index) it
+// lists every group and
+// full is true: the watcher must drop what it has that is not listed.
+func (s *Store) GroupChanges(ws memdb.WatchSet, since uint64) (idx uint64, changed []*GroupEntry, deleted []string, full bool, err error) {
 	txn := s.db.Txn(false)
 	idx, all, err := groups(txn, ws)
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, nil, nil, false, err
 	}
-	var changed []*GroupEntry
+	// Also full when since is past the table's index: the store is not
+	// the one the watcher saw (a new database).
+	if since == 0 || since < tableIndex(txn, keyFloor) || since > idx {
+		return idx, all, nil, true, nil
+	}
 	for _, e := range all {
 		if e.ModifyIndex > since {
 			changed = append(changed, e)
@@ -175,20 +191,52 @@ func (s *Store) GroupChanges(ws memdb.WatchSet, since uint64) (uint64, []*GroupE
 	}
 	it, err := txn.Get(TableTombstones, "id")
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, nil, nil, false, err
 	}
-	var deleted []string
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		if t := raw.(*Tombstone); t.Table == TableGroups && t.Index > since {
 			deleted = append(deleted, t.Name)
 		}
 	}
 	sort.Strings(deleted)
-	return idx, changed, deleted, nil
+	return idx, changed, deleted, false, nil
 }
 
-// ReapTombstones removes tombstones at or below index: watchers that saw
-// less must then read everything again (the caller tells them so).
+// SetFloor raises the tombstone floor to index: the view was built at
+// index from a store whose earlier deletions it never saw.
+func (s *Store) SetFloor(index uint64) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	if tableIndex(txn, keyFloor) >= index {
+		return nil
+	}
+	if err := txn.Insert(TableIndex, &IndexEntry{Key: keyFloor, Value: index}); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// ReapTombstonesBefore reaps the tombstones the view learnt of before t.
+func (s *Store) ReapTombstonesBefore(t time.Time) (int, error) {
+	it, err := s.db.Txn(false).Get(TableTombstones, "id")
+	if err != nil {
+		return 0, err
+	}
+	var upTo uint64
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if ts := raw.(*Tombstone); ts.At.Before(t) {
+			upTo = max(upTo, ts.Index)
+		}
+	}
+	if upTo == 0 {
+		return 0, nil
+	}
+	return s.ReapTombstones(upTo)
+}
+
+// ReapTombstones removes tombstones at or below index and raises the
+// floor to it: a watcher that saw less then gets everything again.
 func (s *Store) ReapTombstones(index uint64) (int, error) {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
@@ -209,6 +257,11 @@ func (s *Store) ReapTombstones(index uint64) (int, error) {
 	}
 	if err := bump(txn, TableTombstones, tableIndex(txn, TableGroups)); err != nil {
 		return 0, err
+	}
+	if tableIndex(txn, keyFloor) < index {
+		if err := txn.Insert(TableIndex, &IndexEntry{Key: keyFloor, Value: index}); err != nil {
+			return 0, err
+		}
 	}
 	txn.Commit()
 	return len(gone), nil
@@ -296,7 +349,7 @@ func (s *Store) Apply(idx uint64, b Batch) error {
 			if err := txn.Delete(table, raw); err != nil {
 				return err
 			}
-			if err := txn.Insert(TableTombstones, &Tombstone{Key: table + "/" + name, Table: table, Name: name, Index: idx}); err != nil {
+			if err := txn.Insert(TableTombstones, &Tombstone{Key: table + "/" + name, Table: table, Name: name, Index: idx, At: time.Now()}); err != nil {
 				return err
 			}
 			changed[table] = true
@@ -352,6 +405,15 @@ func (s *Store) Hosts(ws memdb.WatchSet) (uint64, []*HostEntry, error) {
 		out = append(out, raw.(*HostEntry))
 	}
 	return tableIndex(txn, TableHosts), out, nil
+}
+
+// Host reads one host (nil when absent).
+func (s *Store) Host(name string) (*HostEntry, error) {
+	raw, err := s.db.Txn(false).First(TableHosts, "id", name)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return raw.(*HostEntry), nil
 }
 
 // GroupsByVIP lists the groups on one VIP.

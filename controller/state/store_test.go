@@ -46,29 +46,37 @@ func TestIndexesAndTombstones(t *testing.T) {
 		since   uint64
 		changed []string
 		deleted []string
+		full    bool
 	}{
-		{0, []string{"web"}, []string{"db"}},
-		{11, []string{"web"}, []string{"db"}},
-		{12, nil, []string{"db"}},
-		{13, nil, nil},
+		{0, []string{"web"}, nil, true}, // nothing seen: everything
+		{10, []string{"web"}, []string{"db"}, false},
+		{11, []string{"web"}, []string{"db"}, false},
+		{12, nil, []string{"db"}, false},
+		{13, nil, nil, false},
 	}
-	for _, tt := range tests {
-		idx, changed, deleted, err := s.GroupChanges(ws, tt.since)
+	check := func(since uint64, wantChanged, wantDeleted []string, wantFull bool) {
+		t.Helper()
+		idx, changed, deleted, full, err := s.GroupChanges(ws, since)
 		require.NoError(t, err)
 		assert.Equal(t, uint64(13), idx)
 		var names []string
 		for _, c := range changed {
 			names = append(names, c.Name)
 		}
-		assert.Equal(t, tt.changed, names, "since %d", tt.since)
-		assert.Equal(t, tt.deleted, deleted, "since %d", tt.since)
+		assert.Equal(t, wantChanged, names, "since %d", since)
+		assert.Equal(t, wantDeleted, deleted, "since %d", since)
+		assert.Equal(t, wantFull, full, "since %d", since)
+	}
+	for _, tt := range tests {
+		check(tt.since, tt.changed, tt.deleted, tt.full)
 	}
 	n, err := s.ReapTombstones(13)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
-	_, _, deleted, err := s.GroupChanges(ws, 0)
-	require.NoError(t, err)
-	assert.Empty(t, deleted)
+	check(12, []string{"web"}, nil, true) // the deletion at 13 is forgotten: a watcher at 12 starts over
+	check(13, nil, nil, false)
+	require.NoError(t, s.SetFloor(12), "the floor never goes down")
+	check(13, nil, nil, false)
 
 	assert.ErrorContains(t, s.UpsertGroup(5, group("late", "10.96.0.30")), "behind")
 	_, e, _ = s.Group(ws, "late")

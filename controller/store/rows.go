@@ -11,8 +11,10 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/ovs-dlb/dlb/controller/dlbdb"
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 )
 
@@ -117,4 +119,55 @@ func compareAddrs(a, b string) int {
 		return -1
 	}
 	return x.Compare(y)
+}
+
+// portValue encodes a VM port as a Host row's ports value, readable in
+// ovsdb-client dump: "iface_id=vm1 mac=02:00:0a:00:00:01 ips=10.0.0.1,fd00::1".
+func portValue(p wire.HostPort) string {
+	var parts []string
+	if p.IfaceID != "" {
+		parts = append(parts, "iface_id="+p.IfaceID)
+	}
+	if p.MAC != "" {
+		parts = append(parts, "mac="+p.MAC)
+	}
+	if len(p.IPs) > 0 {
+		parts = append(parts, "ips="+strings.Join(p.IPs, ","))
+	}
+	return strings.Join(parts, " ")
+}
+
+// hostPorts decodes a Host row's ports, sorted by name.
+func hostPorts(m map[string]string) []wire.HostPort {
+	out := make([]wire.HostPort, 0, len(m))
+	for name, v := range m {
+		p := wire.HostPort{Name: name}
+		for _, f := range strings.Fields(v) {
+			k, val, _ := strings.Cut(f, "=")
+			switch k {
+			case "iface_id":
+				p.IfaceID = val
+			case "mac":
+				p.MAC = val
+			case "ips":
+				p.IPs = strings.Split(val, ",")
+			}
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b wire.HostPort) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// HostRow maps a registration to a Host row.
+func HostRow(name string, reg wire.HostRegistration) dlbdb.Host {
+	h := dlbdb.Host{UUID: "host", Name: name, Version: reg.Version, Ports: map[string]string{}}
+	if reg.Address != "" {
+		a := reg.Address
+		h.Address = &a
+	}
+	for _, p := range reg.Ports {
+		h.Ports[p.Name] = portValue(p)
+	}
+	return h
 }

@@ -105,7 +105,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("ovsdb client: %w", err)
 	}
 	s := &Store{opts: opts, log: opts.Log, cl: cl, view: view, poke: make(chan struct{}, 1), done: make(chan struct{}),
-		changed: map[change]struct{}{}, full: true, appliedGroups: map[string]uint64{}, appliedHosts: map[string]uint64{}}
+		changed: map[change]struct{}{}, full: true, appliedHosts: map[string]uint64{}}
 	// Open's own steps have a deadline; the store lives until ctx ends.
 	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
 	defer ocancel()
@@ -265,7 +265,7 @@ func (s *Store) sync() error {
 	s.changed, s.full = map[change]struct{}{}, false
 	s.logMu.Unlock()
 	var err error
-	if full {
+	if full || s.appliedGroups == nil {
 		err = s.syncAll()
 	} else if len(changed) > 0 {
 		err = s.syncChanged(changed, logged)
@@ -380,7 +380,14 @@ func (s *Store) syncAll() error {
 		// that is behind is waited out.
 		return fmt.Errorf("apply to the view: %w", err)
 	}
+	first := s.appliedGroups == nil
 	s.appliedGroups, s.appliedHosts = seenGroups, seenHosts
+	if first {
+		// The view starts here: deletions before it were never seen.
+		if err := s.view.SetFloor(before); err != nil {
+			return err
+		}
+	}
 	s.logMu.Lock()
 	s.logged = max(s.logged, before)
 	s.logMu.Unlock()
@@ -388,7 +395,8 @@ func (s *Store) syncAll() error {
 }
 
 func hostEntry(h *dlbdb.Host) *state.HostEntry {
-	e := &state.HostEntry{Name: h.Name, ExternalIDs: h.ExternalIDs, CreateIndex: uint64(h.CreateIndex), ModifyIndex: uint64(h.ModifyIndex)}
+	e := &state.HostEntry{Name: h.Name, Version: h.Version, Ports: hostPorts(h.Ports), ExternalIDs: h.ExternalIDs,
+		CreateIndex: uint64(h.CreateIndex), ModifyIndex: uint64(h.ModifyIndex)}
 	if h.Address != nil {
 		e.Address = *h.Address
 	}

@@ -102,7 +102,7 @@ func TestWritesCommitAndFeedTheView(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint64(3), idx)
 	assert.Equal(t, uint64(3), <-woke)
-	_, _, deleted, err := st.View().GroupChanges(nil, 2)
+	_, _, deleted, _, err := st.View().GroupChanges(nil, 2)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"web"}, deleted)
 	_, _, err = st.WriteGroup(ctx, GroupWrite{Name: "web2", Change: put(other)})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/ovs-dlb/dlb/controller/dlbdb"
 	"github.com/ovs-dlb/dlb/controller/state"
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 )
 
@@ -78,6 +81,83 @@ func (s *Store) WriteGroup(ctx context.Context, w GroupWrite) (*state.GroupEntry
 	}
 	_, e, err := s.view.Group(nil, w.Name)
 	return e, idx, err
+}
+
+// WriteHost registers a host, or changes its registration; a registration
+// equal to the stored one writes nothing. reg nil deletes the host.
+func (s *Store) WriteHost(ctx context.Context, name string, reg *wire.HostRegistration) (*state.HostEntry, uint64, error) {
+	if reg != nil {
+		if err := validHost(name, reg); err != nil {
+			return nil, 0, err
+		}
+	}
+	var unchanged *state.HostEntry
+	idx, err := s.write(ctx, dlbdb.HostTable, name, 0, func() (*rowState, error) {
+		cur, err := s.view.Host(name)
+		if err != nil {
+			return nil, err
+		}
+		st := &rowState{}
+		if cur != nil {
+			st.exists, st.create, st.modify = true, cur.CreateIndex, cur.ModifyIndex
+		}
+		if reg == nil {
+			return st, nil
+		}
+		row := HostRow(name, *reg)
+		if cur != nil && cur.Version == row.Version && cur.Address == reg.Address && slices.EqualFunc(cur.Ports, hostPorts(row.Ports), portEqual) {
+			unchanged = cur
+			return nil, errUnchanged
+		}
+		st.insert = func(idx, create int) ([]ovsdb.Operation, error) {
+			row.ModifyIndex, row.CreateIndex = idx, create
+			return s.cl.Create(&row)
+		}
+		return st, nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return unchanged, unchanged.ModifyIndex, nil
+	}
+	if err != nil || reg == nil {
+		return nil, idx, err
+	}
+	e, err := s.view.Host(name)
+	return e, idx, err
+}
+
+var errUnchanged = errors.New("unchanged")
+
+func portEqual(a, b wire.HostPort) bool {
+	return a.Name == b.Name && a.IfaceID == b.IfaceID && a.MAC == b.MAC && slices.Equal(a.IPs, b.IPs)
+}
+
+// validHost checks a registration, naming the field at fault.
+func validHost(name string, reg *wire.HostRegistration) error {
+	var problems []lb.Problem
+	if !lb.ValidName(name) {
+		problems = append(problems, lb.Problem{Path: "path.name", Msg: fmt.Sprintf("%q: use 1..63 letters, digits, '-', '_' or '.', starting with a letter or digit", name)})
+	}
+	seen := map[string]bool{}
+	for i, p := range reg.Ports {
+		switch {
+		case p.Name == "":
+			problems = append(problems, lb.Problem{Path: fmt.Sprintf("ports[%d].name", i), Msg: "required"})
+		case seen[p.Name]:
+			problems = append(problems, lb.Problem{Path: fmt.Sprintf("ports[%d].name", i), Msg: fmt.Sprintf("%q is listed twice", p.Name)})
+		case strings.ContainsAny(p.IfaceID+p.MAC, " ="):
+			problems = append(problems, lb.Problem{Path: fmt.Sprintf("ports[%d]", i), Msg: "iface_id and mac cannot hold spaces or '='"})
+		}
+		seen[p.Name] = true
+		for j, ip := range p.IPs {
+			if _, err := netip.ParseAddr(ip); err != nil {
+				problems = append(problems, lb.Problem{Path: fmt.Sprintf("ports[%d].ips[%d]", i, j), Msg: fmt.Sprintf("%q is not an IP address", ip)})
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return &lb.ValidationError{Problems: problems}
+	}
+	return nil
 }
 
 // rowState is a row as a write found it in the view, and what it puts in
