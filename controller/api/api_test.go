@@ -299,7 +299,7 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 		method, path, _ := strings.Cut(r, " ")
 		path = strings.NewReplacer("{name}", "web", "{member}", "10.0.0.11").Replace(path)
 		if path == "/v1/watch/groups" {
-			path += "?host=h1"
+			path += "?host=h1&wait=10ms"
 		}
 		code, _, _ := e.do(method, path, nil, "")
 		assert.NotEqual(t, http.StatusMethodNotAllowed, code, r)

@@ -21,6 +21,9 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"PATCH", "/v1/groups/web/members/{p}"},
 	{"DELETE", "/v1/groups/web/members/{p}"},
 	{"GET", "/v1/groups?index=1&wait={p}"},
+	{"GET", "/v1/watch/groups?host={p}&index=1&wait=1ms"},
+	{"PUT", "/v1/hosts/{p}"},
+	{"POST", "/v1/hosts/{p}/heartbeat"},
 }
 
 // FuzzHandlers sends arbitrary group documents, patches, member documents
@@ -49,6 +52,9 @@ func FuzzHandlers(f *testing.F) {
 		{6, "[fd00::1]:80", `{"state":"x"}`},
 		{7, "10.0.0.12:0", ``},
 		{8, "1h", ``},
+		{9, "h1", ``},
+		{10, "h1", `{"version":"1","ports":[{"name":"c1","iface_id":"c1","mac":"02:00:00:00:00:01","ips":["10.0.0.1"]}]}`},
+		{11, "h1", `{"applied_index":3}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.route, s.seg, []byte(s.body))
@@ -56,7 +62,7 @@ func FuzzHandlers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, route uint8, seg string, body []byte) {
 		r := fuzzRoutes[int(route)%len(fuzzRoutes)]
 		path := bytes.ReplaceAll([]byte(r.path), []byte("{p}"), []byte(url.PathEscape(seg)))
-		if r.method == "GET" && bytes.Contains(path, []byte("wait=")) {
+		if r.method == "GET" && bytes.Contains(path, []byte("?")) {
 			path = bytes.ReplaceAll([]byte(r.path), []byte("{p}"), []byte(url.QueryEscape(seg)))
 		}
 		req := httptest.NewRequest(r.method, "http://dlb"+string(path), bytes.NewReader(body))

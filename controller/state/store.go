@@ -181,7 +181,9 @@ func (s *Store) GroupChanges(ws memdb.WatchSet, since uint64) (idx uint64, chang
 	}
 	// Also full when since is past the table's index: the store is not
 	// the one the watcher saw (a new database).
-	if since == 0 || since < tableIndex(txn, keyFloor) || since > idx {
+	// (From 0 with no group ever written there is nothing to send: the
+	// watcher waits for the first one like any other change.)
+	if since == 0 && idx > 0 || since < tableIndex(txn, keyFloor) || since > idx {
 		return idx, all, nil, true, nil
 	}
 	for _, e := range all {

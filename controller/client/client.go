@@ -1,0 +1,141 @@
+// Package client is an agent's side of the controller's API: it registers
+// the host, reports heartbeats, and follows the groups for the host with
+// the watch (GET /v1/watch/groups, a long poll), keeping the whole set
+// from the changes the watch sends.
+//
+// It owns: HTTP to the controller. It must not touch: any switch (the
+// agent applies what it delivers).
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ovs-dlb/dlb/controller/wire"
+)
+
+// ErrNotRegistered is a heartbeat for a host the controller does not know
+// (it lost it, or an admin deleted it): register again.
+var ErrNotRegistered = errors.New("host not registered")
+
+// Client talks to one controller for one host.
+type Client struct {
+	base *url.URL
+	host string
+	http *http.Client
+}
+
+// New makes a client of the controller at server ("http://h:8470", or
+// "h:8470") for host.
+func New(server, host string, hc *http.Client) (*Client, error) {
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	u, err := url.Parse(server)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("controller: %q is not an http(s) URL or host:port", server)
+	}
+	if host == "" {
+		return nil, errors.New("host_id: required")
+	}
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	return &Client{base: u, host: host, http: hc}, nil
+}
+
+// Host is the host this client speaks for.
+func (c *Client) Host() string { return c.host }
+
+// Server is the controller's base URL.
+func (c *Client) Server() string { return c.base.String() }
+
+// Register registers the host, or updates its registration.
+func (c *Client) Register(ctx context.Context, reg wire.HostRegistration) error {
+	return c.do(ctx, http.MethodPut, "/v1/hosts/"+url.PathEscape(c.host), reg, nil)
+}
+
+// Heartbeat reports that the agent runs and which groups index it has
+// installed.
+func (c *Client) Heartbeat(ctx context.Context, applied uint64) error {
+	err := c.do(ctx, http.MethodPost, "/v1/hosts/"+url.PathEscape(c.host)+"/heartbeat", wire.Heartbeat{AppliedIndex: applied}, nil)
+	var se *StatusError
+	if errors.As(err, &se) && se.Status == http.StatusNotFound {
+		return fmt.Errorf("%w: %v", ErrNotRegistered, err)
+	}
+	return err
+}
+
+// Watch asks for the host's groups that changed after index, waiting up to
+// wait for a change.
+func (c *Client) Watch(ctx context.Context, index uint64, wait time.Duration) (*wire.GroupChanges, error) {
+	q := url.Values{"host": {c.host}, "index": {strconv.FormatUint(index, 10)}, "wait": {wait.String()}}
+	var out wire.GroupChanges
+	if err := c.do(ctx, http.MethodGet, "/v1/watch/groups?"+q.Encode(), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// StatusError is an error answer of the controller.
+type StatusError struct {
+	Status int
+	Body   wire.Error
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("controller answered %d: %s", e.Status, e.Body.Message)
+	for _, f := range e.Body.Fields {
+		msg += fmt.Sprintf("; %s: %s", f.Path, f.Message)
+	}
+	return msg
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("controller at %s: %w", c.base.Host, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
+	if err != nil {
+		return fmt.Errorf("controller at %s: %s %s: %w", c.base.Host, method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		se := &StatusError{Status: resp.StatusCode}
+		if json.Unmarshal(data, &se.Body) != nil || se.Body.Message == "" {
+			se.Body.Message = strings.TrimSpace(string(data))
+		}
+		return se
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("controller at %s: %s %s: %w", c.base.Host, method, path, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ovs-dlb/dlb/controller/wire"
+	"github.com/ovs-dlb/dlb/lb"
+)
+
+// Follower keeps the host's group set from the watch: the first answer
+// (or one after a gap the controller cannot bridge) is the whole set,
+// later ones change single groups. It resumes from the index it last
+// applied, across reconnections and, through Resume, restarts.
+type Follower struct {
+	Client *Client
+	// Wait is how long one watch waits for a change (default 30 s).
+	Wait time.Duration
+	// Deliver is called with every new valid set and its index, in order.
+	Deliver func(groups []lb.Group, index uint64)
+	// Observe, when set, is told of every answer (full or not) and of
+	// every failed watch (err != nil): for metrics and logs.
+	Observe func(c *wire.GroupChanges, err error)
+
+	index  uint64
+	groups map[string]lb.Group
+	set    []lb.Group // the last set delivered, sorted by name
+}
+
+// Resume starts from a set applied before (a checkpoint) instead of from
+// nothing: the first watch asks for what changed after index.
+func (f *Follower) Resume(index uint64, groups []lb.Group) {
+	f.index = index
+	f.groups = make(map[string]lb.Group, len(groups))
+	for _, g := range groups {
+		f.groups[g.Name] = g
+	}
+	f.set = slices.Clone(groups)
+	slices.SortFunc(f.set, func(a, b lb.Group) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// Index is the index of the set last delivered.
+func (f *Follower) Index() uint64 { return f.index }
+
+// Run watches until ctx ends. While the controller is unreachable it
+// retries (0.1 s, doubling to 2 s) and delivers nothing: what is
+// installed stays.
+func (f *Follower) Run(ctx context.Context) error {
+	wait := f.Wait
+	if wait == 0 {
+		wait = 30 * time.Second
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		c, err := f.Client.Watch(ctx, f.index, wait)
+		if f.Observe != nil && ctx.Err() == nil {
+			f.Observe(c, err)
+		}
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if err := f.apply(c); err != nil {
+			// A set the agent cannot use (the controller validates, so
+			// this is a bug somewhere): keep what is installed, and ask
+			// for everything after a pause.
+			if f.Observe != nil {
+				f.Observe(nil, err)
+			}
+			f.index = 0
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}
+	return nil
+}
+
+// apply merges one answer into the set and delivers it with the answer's
+// index (the same set when nothing in it changed: the index still moves,
+// and the agent reports it as applied).
+func (f *Follower) apply(c *wire.GroupChanges) error {
+	if c.Index == f.index && !c.Full {
+		return nil // the wait ended without a change
+	}
+	gone := false
+	for _, name := range c.Deleted {
+		_, ok := f.groups[name]
+		gone = gone || ok
+	}
+	if !c.Full && len(c.Groups) == 0 && !gone && f.set != nil {
+		f.index = c.Index
+		if f.Deliver != nil {
+			f.Deliver(f.set, c.Index)
+		}
+		return nil
+	}
+	next := make(map[string]lb.Group, len(f.groups)+len(c.Groups))
+	if !c.Full {
+		for name, g := range f.groups {
+			next[name] = g
+		}
+		for _, name := range c.Deleted {
+			delete(next, name)
+		}
+	}
+	changed := map[string]bool{}
+	for _, g := range c.Groups {
+		if err := g.Group.Validate(); err != nil {
+			return fmt.Errorf("group %q from the controller: %w", g.Name, err)
+		}
+		next[g.Name] = g.Group
+		changed[g.Name] = true
+	}
+	set := make([]lb.Group, 0, len(next))
+	for _, g := range next {
+		set = append(set, g)
+	}
+	slices.SortFunc(set, func(a, b lb.Group) int { return strings.Compare(a.Name, b.Name) })
+	if err := lb.ValidateAllKnown(set, func(i int) bool { return !changed[set[i].Name] }); err != nil {
+		return fmt.Errorf("groups from the controller: %w", err)
+	}
+	f.groups, f.index, f.set = next, c.Index, set
+	if f.Deliver != nil {
+		f.Deliver(set, c.Index)
+	}
+	return nil
+}
