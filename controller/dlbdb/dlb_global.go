@@ -9,6 +9,7 @@ const DLBGlobalTable = "DLB_Global"
 type DLBGlobal struct {
 	UUID        string            `ovsdb:"_uuid"`
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
+	GroupsIndex int               `ovsdb:"groups_index"`
 	Index       int               `ovsdb:"index"`
 	LastChange  string            `ovsdb:"last_change"`
 }

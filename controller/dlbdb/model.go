@@ -23,7 +23,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "DLB",
-  "version": "1.3.0",
+  "version": "1.4.0",
   "tables": {
     "DLB_Global": {
       "columns": {
@@ -37,6 +37,14 @@ var schema = `{
             },
             "min": 0,
             "max": "unlimited"
+          }
+        },
+        "groups_index": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 0
+            }
           }
         },
         "index": {

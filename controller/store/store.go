@@ -162,6 +162,15 @@ func (s *Store) ensureGlobal(ctx context.Context) error {
 	return nil
 }
 
+// cachedGroupsIndex is the index of the last group change, as the monitor
+// last saw it.
+func (s *Store) cachedGroupsIndex() uint64 {
+	for _, m := range s.cl.Cache().Table(dlbdb.DLBGlobalTable).RowsShallow() {
+		return uint64(m.(*dlbdb.DLBGlobal).GroupsIndex)
+	}
+	return 0
+}
+
 // cachedIndex is DLB_Global's index as the monitor last saw it.
 func (s *Store) cachedIndex() uint64 {
 	for _, m := range s.cl.Cache().Table(dlbdb.DLBGlobalTable).RowsShallow() {
@@ -383,8 +392,9 @@ func (s *Store) syncAll() error {
 	first := s.appliedGroups == nil
 	s.appliedGroups, s.appliedHosts = seenGroups, seenHosts
 	if first {
-		// The view starts here: deletions before it were never seen.
-		if err := s.view.SetFloor(before); err != nil {
+		// The view starts here: group deletions up to the last group
+		// change were never seen by it.
+		if err := s.view.SetFloor(s.cachedGroupsIndex()); err != nil {
 			return err
 		}
 	}

@@ -286,10 +286,16 @@ func (s *Store) rowOps(base uint64, table, name string, cur *rowState) ([]ovsdb.
 	zero := 0
 	idx := int(base + 1)
 	byName := []ovsdb.Condition{{Column: "name", Function: ovsdb.ConditionEqual, Value: name}}
+	global := ovsdb.Row{"index": idx, "last_change": changeOf(table, name)}
+	if table == dlbdb.GroupTable {
+		// The index of the last group change: a controller that starts
+		// knows every group deletion after it (docs/store.md, the floor).
+		global["groups_index"] = idx
+	}
 	ops := []ovsdb.Operation{
 		{Op: ovsdb.OperationWait, Table: dlbdb.DLBGlobalTable, Where: allRows, Columns: []string{"index"},
 			Until: string(ovsdb.WaitConditionEqual), Rows: []ovsdb.Row{{"index": int(base)}}, Timeout: &zero},
-		{Op: ovsdb.OperationUpdate, Table: dlbdb.DLBGlobalTable, Where: allRows, Row: ovsdb.Row{"index": idx, "last_change": changeOf(table, name)}},
+		{Op: ovsdb.OperationUpdate, Table: dlbdb.DLBGlobalTable, Where: allRows, Row: global},
 	}
 	create := idx
 	if !cur.exists {
