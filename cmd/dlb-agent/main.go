@@ -55,6 +55,8 @@ type config struct {
 	Buckets      int    `mapstructure:"buckets"`
 	HostID       string `mapstructure:"host_id"`
 	GroupsFile   string `mapstructure:"groups_file"`
+	Controller   string `mapstructure:"controller"`
+	StateDir     string `mapstructure:"state_dir"`
 	MetricsAddr  string `mapstructure:"metrics_addr"`
 	MemoryLimit  string `mapstructure:"memory_limit"`
 	LogLevel     string `mapstructure:"log_level"`
@@ -106,6 +108,8 @@ func newRoot() *cobra.Command {
 	f.Int("buckets", 0, "select-group buckets per VIP port (power of two 16..256; default chosen per group)")
 	f.String("host-id", "", "this host's id (default: the OVS system-id, else the hostname)")
 	f.StringP("groups-file", "f", "", "YAML or JSON file with a top-level groups: list; watched for changes")
+	f.String("controller", "", "dlb-controller to follow, e.g. http://10.0.0.1:8470 (instead of --groups-file)")
+	f.String("state-dir", "/var/lib/dlb-agent", "where the agent checkpoints the groups it follows from the controller")
 	f.String("metrics-addr", "127.0.0.1:9476", `address of /metrics ("" to disable)`)
 	f.String("memory-limit", "82MiB", `soft limit of the Go heap, e.g. 82MiB (raise it above ~15,000 VIPs; "off" for none); GOMEMLIMIT wins`)
 	f.String("log-level", "info", "debug, info, warn or error")
@@ -193,8 +197,11 @@ func run(ctx context.Context, cfg config) error {
 	if err := setMemoryLimit(cfg.MemoryLimit); err != nil {
 		return err
 	}
-	if cfg.GroupsFile == "" {
-		return errors.New("groups_file: required (a YAML or JSON file with a top-level groups: list)")
+	switch {
+	case cfg.GroupsFile == "" && cfg.Controller == "":
+		return errors.New("controller or groups_file: one is required (the dlb-controller to follow, or a YAML or JSON file with a top-level groups: list)")
+	case cfg.GroupsFile != "" && cfg.Controller != "":
+		return errors.New("controller and groups_file: give one, not both")
 	}
 	if cfg.OpenFlow == "" {
 		sock, ok := strings.CutPrefix(cfg.OVSDB, "unix:")
@@ -273,7 +280,16 @@ func run(ctx context.Context, cfg config) error {
 	nd.res = newResolver(sw, pc.MAC, log, r.learnMAC)
 	r.resolve = nd.res.want
 	go nd.res.run(ctx)
-	src := &fileSource{path: cfg.GroupsFile, log: log, refused: m.sourceErrs.Inc}
+	var src Source = &fileSource{path: cfg.GroupsFile, log: log, refused: m.sourceErrs.Inc}
+	var follow *controllerSource
+	if cfg.Controller != "" {
+		follow, err = newControllerSource(cfg.Controller, hostID, cfg.StateDir, inv, log, m.reg)
+		if err != nil {
+			return err
+		}
+		r.onApplied = follow.setApplied
+		src = follow
+	}
 	go func() {
 		if err := src.Run(ctx, r.setGroups); err != nil {
 			log.Error("groups source stopped", "err", err)
@@ -287,6 +303,9 @@ func run(ctx context.Context, cfg config) error {
 			case ev := <-inv.Events():
 				if ev.Port.IsVM() || (ev.Old != nil && ev.Old.IsVM()) {
 					r.trigger()
+					if follow != nil {
+						follow.portsChanged()
+					}
 				}
 			}
 		}

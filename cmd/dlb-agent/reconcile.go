@@ -30,8 +30,12 @@ type reconciler struct {
 	kick chan struct{}
 
 	mu sync.Mutex // guards everything below; held for a whole reconcile
-	// groups is the desired group set; nil until a source delivered one.
-	groups []lb.Group
+	// groups is the desired group set; nil until a source delivered one;
+	// version is its source's version of it, and applied the version last
+	// installed (told to onApplied).
+	groups           []lb.Group
+	version, applied uint64
+	onApplied        func(uint64)
 	// prints are the groups' fingerprints; changed names the groups that
 	// changed since the last compile (nil: all may have).
 	prints  map[string]uint64
@@ -104,7 +108,7 @@ func (r *reconciler) trigger() {
 
 // setGroups installs a new desired group set, noting which groups changed
 // so that the compiler looks at those only.
-func (r *reconciler) setGroups(groups []lb.Group) {
+func (r *reconciler) setGroups(groups []lb.Group, version uint64) {
 	prints := make(map[string]uint64, len(groups))
 	for i := range groups {
 		prints[groups[i].Name] = groups[i].Fingerprint()
@@ -130,7 +134,7 @@ func (r *reconciler) setGroups(groups []lb.Group) {
 		}
 		r.departed = append(r.departed, lb.Departed(touched, groups)...)
 	}
-	r.groups, r.prints = groups, prints
+	r.groups, r.prints, r.version = groups, prints, version
 	r.mu.Unlock()
 	r.trigger()
 }
@@ -255,6 +259,12 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 			"computing", computed.Sub(start), "switch", took-computed.Sub(start))
 	}
 	r.askFor(out.Unresolved)
+	if r.version != r.applied {
+		r.applied = r.version
+		if r.onApplied != nil {
+			r.onApplied(r.version)
+		}
+	}
 	return nil
 }
 

@@ -13,12 +13,13 @@ import (
 	"github.com/ovs-dlb/dlb/lb"
 )
 
-// Source delivers the desired groups: a file now, the controller later.
+// Source delivers the desired groups: a file, or the controller.
 type Source interface {
 	// Run calls deliver with every new group set that passed
-	// lb.ValidateAll, until ctx ends. An invalid set is reported and not
+	// lb.ValidateAll, and its version (the controller's index; 0 for a
+	// file), until ctx ends. An invalid set is reported and not
 	// delivered, so what is installed stays as it was.
-	Run(ctx context.Context, deliver func([]lb.Group)) error
+	Run(ctx context.Context, deliver func(groups []lb.Group, version uint64)) error
 }
 
 // fileSource reads a groups file and watches it for changes.
@@ -42,7 +43,7 @@ func (s *fileSource) load() ([]lb.Group, error) {
 	return groups, nil
 }
 
-func (s *fileSource) Run(ctx context.Context, deliver func([]lb.Group)) error {
+func (s *fileSource) Run(ctx context.Context, deliver func([]lb.Group, uint64)) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
@@ -63,7 +64,7 @@ func (s *fileSource) Run(ctx context.Context, deliver func([]lb.Group)) error {
 			return
 		}
 		s.log.Info("groups loaded", "file", s.path, "groups", len(groups), "took", time.Since(start))
-		deliver(groups)
+		deliver(groups, 0)
 	}
 	reload()
 	var debounce <-chan time.Time

@@ -179,11 +179,13 @@ func (s *Store) GroupChanges(ws memdb.WatchSet, since uint64) (idx uint64, chang
 	if err != nil {
 		return 0, nil, nil, false, err
 	}
+	// Indexes served start at 1 (the store's first write is 2), so that a
+	// watcher that got the empty set of a new store has an index to wait
+	// from that is not 0 ("give me everything").
+	idx = max(idx, 1)
 	// Also full when since is past the table's index: the store is not
 	// the one the watcher saw (a new database).
-	// (From 0 with no group ever written there is nothing to send: the
-	// watcher waits for the first one like any other change.)
-	if since == 0 && idx > 0 || since < tableIndex(txn, keyFloor) || since > idx {
+	if since == 0 || since < tableIndex(txn, keyFloor) || since > idx {
 		return idx, all, nil, true, nil
 	}
 	for _, e := range all {

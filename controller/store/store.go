@@ -151,7 +151,9 @@ func (s *Store) ensureGlobal(ctx context.Context) error {
 	if s.cl.Cache().Table(dlbdb.DLBGlobalTable).Len() > 0 {
 		return nil
 	}
-	ops := []ovsdb.Operation{{Op: ovsdb.OperationInsert, Table: dlbdb.DLBGlobalTable, Row: ovsdb.Row{"index": 0}}}
+	// Index 1: the first write is 2, and 1 is what the view serves for a
+	// store without groups (state.GroupChanges).
+	ops := []ovsdb.Operation{{Op: ovsdb.OperationInsert, Table: dlbdb.DLBGlobalTable, Row: ovsdb.Row{"index": 1}}}
 	res, err := s.cl.Transact(ctx, ops...)
 	if err == nil {
 		_, err = ovsdb.CheckOperationResults(res, ops)

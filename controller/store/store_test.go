@@ -57,20 +57,20 @@ func TestWritesCommitAndFeedTheView(t *testing.T) {
 
 	e, idx, err := st.WriteGroup(ctx, GroupWrite{Name: "web", Change: put(web("10.96.0.10", "10.0.0.11"))})
 	require.NoError(t, err)
-	assert.Equal(t, uint64(1), idx)
-	assert.Equal(t, uint64(1), e.CreateIndex)
-	assert.Equal(t, uint64(1), e.ModifyIndex)
+	assert.Equal(t, uint64(2), idx)
+	assert.Equal(t, uint64(2), e.CreateIndex)
+	assert.Equal(t, uint64(2), e.ModifyIndex)
 
-	e, idx, err = st.WriteGroup(ctx, GroupWrite{Name: "web", IfMatch: 1, Change: func(g *lb.Group) (*lb.Group, error) {
+	e, idx, err = st.WriteGroup(ctx, GroupWrite{Name: "web", IfMatch: 2, Change: func(g *lb.Group) (*lb.Group, error) {
 		g.Members = append(g.Members, lb.Member{IP: "10.0.0.12"})
 		return g, nil
 	}})
 	require.NoError(t, err)
-	assert.Equal(t, uint64(2), idx)
-	assert.Equal(t, uint64(1), e.CreateIndex)
+	assert.Equal(t, uint64(3), idx)
+	assert.Equal(t, uint64(2), e.CreateIndex)
 	assert.Len(t, e.Group.Members, 2)
 
-	_, _, err = st.WriteGroup(ctx, GroupWrite{Name: "web", IfMatch: 1, Change: put(web("10.96.0.10"))})
+	_, _, err = st.WriteGroup(ctx, GroupWrite{Name: "web", IfMatch: 2, Change: put(web("10.96.0.10"))})
 	assert.ErrorIs(t, err, ErrConflict)
 
 	other := web("10.96.0.10", "10.0.0.13")
@@ -91,7 +91,7 @@ func TestWritesCommitAndFeedTheView(t *testing.T) {
 	// A blocking reader wakes on the delete and sees a tombstone.
 	woke := make(chan uint64)
 	go func() {
-		idx, _ := st.View().Block(ctx, 2, func(ws memdb.WatchSet) (uint64, error) {
+		idx, _ := st.View().Block(ctx, 3, func(ws memdb.WatchSet) (uint64, error) {
 			idx, _, err := st.View().Groups(ws)
 			return idx, err
 		})
@@ -100,9 +100,9 @@ func TestWritesCommitAndFeedTheView(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	_, idx, err = st.WriteGroup(ctx, GroupWrite{Name: "web", Change: del})
 	require.NoError(t, err)
-	assert.Equal(t, uint64(3), idx)
-	assert.Equal(t, uint64(3), <-woke)
-	_, _, deleted, _, err := st.View().GroupChanges(nil, 2)
+	assert.Equal(t, uint64(4), idx)
+	assert.Equal(t, uint64(4), <-woke)
+	_, _, deleted, _, err := st.View().GroupChanges(nil, 3)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"web"}, deleted)
 	_, _, err = st.WriteGroup(ctx, GroupWrite{Name: "web2", Change: put(other)})
@@ -112,11 +112,11 @@ func TestWritesCommitAndFeedTheView(t *testing.T) {
 
 	st, err = Open(ctx, Options{Endpoints: []string{srv.Endpoint()}})
 	require.NoError(t, err)
-	assert.Equal(t, uint64(4), st.View().Index())
+	assert.Equal(t, uint64(5), st.View().Index())
 	_, e, err = st.View().Group(nil, "web2")
 	require.NoError(t, err)
 	require.NotNil(t, e)
-	assert.Equal(t, uint64(4), e.ModifyIndex)
+	assert.Equal(t, uint64(5), e.ModifyIndex)
 	_, e, _ = st.View().Group(nil, "web")
 	assert.Nil(t, e)
 }
@@ -155,8 +155,8 @@ func TestTwoControllersOnOneDatabase(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	require.NoError(t, a.View().WaitIndex(ctx, 2*n))
-	require.NoError(t, b.View().WaitIndex(ctx, 2*n))
+	require.NoError(t, a.View().WaitIndex(ctx, 2*n+1))
+	require.NoError(t, b.View().WaitIndex(ctx, 2*n+1))
 	_, ga, _ := a.View().Groups(nil)
 	_, gb, _ := b.View().Groups(nil)
 	assert.Len(t, ga, 2*n)
@@ -185,23 +185,23 @@ func TestGapInTheChangeLog(t *testing.T) {
 	_, _, err = st.WriteGroup(ctx, GroupWrite{Name: "web", Change: put(web("10.96.0.10", "10.0.0.11"))})
 	require.NoError(t, err)
 
-	// Another client: index 1 -> 2, a group stamped 2, no last_change.
+	// Another client: index 2 -> 3, a group stamped 3, no last_change.
 	other := `["DLB",
-	 {"op":"update","table":"DLB_Global","where":[],"row":{"index":2,"last_change":""}},
+	 {"op":"update","table":"DLB_Global","where":[],"row":{"index":3,"last_change":""}},
 	 {"op":"insert","table":"VIP_Port","row":{"protocol":"tcp","port":80,"target_port":0},"uuid-name":"p"},
-	 {"op":"insert","table":"Group","row":{"name":"api","vip":"10.96.0.20","mode":"dnat","create_index":2,"modify_index":2,
+	 {"op":"insert","table":"Group","row":{"name":"api","vip":"10.96.0.20","mode":"dnat","create_index":3,"modify_index":3,
 	   "ports":["set",[["named-uuid","p"]]]}}]`
 	out, err := exec.Command("ovsdb-client", "transact", srv.Endpoint(), other).CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	require.NoError(t, st.View().WaitIndex(ctx, 2))
+	require.NoError(t, st.View().WaitIndex(ctx, 3))
 	_, e, err := st.View().Group(nil, "api")
 	require.NoError(t, err)
 	require.NotNil(t, e, "the unnamed change is read by a full sync")
-	assert.Equal(t, uint64(2), e.ModifyIndex)
+	assert.Equal(t, uint64(3), e.ModifyIndex)
 
 	_, idx, err := st.WriteGroup(ctx, GroupWrite{Name: "web", Change: del})
 	require.NoError(t, err)
-	assert.Equal(t, uint64(3), idx)
+	assert.Equal(t, uint64(4), idx)
 	_, e, _ = st.View().Group(nil, "web")
 	assert.Nil(t, e, "named changes go on after the gap")
 }
