@@ -67,7 +67,11 @@ func (a *agent) launch() {
 	if args == nil {
 		args = []string{"--own-bridge"}
 	}
-	a.cmd = exec.Command(bin, append([]string{"--ovsdb", a.host.OVSDBSocket(), "-f", a.file, "--metrics-addr", a.metrics}, args...)...)
+	base := []string{"--ovsdb", a.host.OVSDBSocket(), "--metrics-addr", a.metrics}
+	if a.file != "" {
+		base = append(base, "-f", a.file)
+	}
+	a.cmd = exec.Command(bin, append(base, args...)...)
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	require.NoError(a.t, a.cmd.Start())
 	go func() { _ = a.cmd.Wait(); logf.Close() }()

@@ -35,6 +35,7 @@ type reconciler struct {
 	// installed (told to onApplied).
 	groups           []lb.Group
 	version, applied uint64
+	versionAt        time.Time
 	onApplied        func(uint64)
 	// prints are the groups' fingerprints; changed names the groups that
 	// changed since the last compile (nil: all may have).
@@ -133,6 +134,9 @@ func (r *reconciler) setGroups(groups []lb.Group, version uint64) {
 			}
 		}
 		r.departed = append(r.departed, lb.Departed(touched, groups)...)
+	}
+	if version != r.version {
+		r.versionAt = time.Now()
 	}
 	r.groups, r.prints, r.version = groups, prints, version
 	r.mu.Unlock()
@@ -259,14 +263,25 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 			"computing", computed.Sub(start), "switch", took-computed.Sub(start))
 	}
 	r.askFor(out.Unresolved)
+	// A version is applied once installed with every member's MAC known
+	// (until then a new member gets no connection), or, for members that
+	// do not answer, once the resolver had its time.
 	if r.version != r.applied {
-		r.applied = r.version
-		if r.onApplied != nil {
-			r.onApplied(r.version)
+		if len(out.Unresolved) == 0 || time.Since(r.versionAt) >= unresolvedGrace {
+			r.applied = r.version
+			if r.onApplied != nil {
+				r.onApplied(r.version)
+			}
+		} else {
+			time.AfterFunc(unresolvedGrace, r.trigger)
 		}
 	}
 	return nil
 }
+
+// unresolvedGrace is how long a new version may wait for members' MACs
+// before it is reported applied anyway.
+const unresolvedGrace = 2 * time.Second
 
 // forgetAffinity deletes the learned affinity flows of groups that went or
 // no longer ask for affinity, and notes whose flows may now be learned.

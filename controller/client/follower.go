@@ -25,9 +25,10 @@ type Follower struct {
 	// every failed watch (err != nil): for metrics and logs.
 	Observe func(c *wire.GroupChanges, err error)
 
-	index  uint64
-	groups map[string]lb.Group
-	set    []lb.Group // the last set delivered, sorted by name
+	index     uint64
+	groups    map[string]lb.Group
+	set       []lb.Group // the last set delivered (or resumed), sorted by name
+	delivered bool       // a set was delivered since the start
 }
 
 // Resume starts from a set applied before (a checkpoint) instead of from
@@ -55,7 +56,13 @@ func (f *Follower) Run(ctx context.Context) error {
 	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		c, err := f.Client.Watch(ctx, f.index, wait)
+		w := wait
+		if !f.delivered && f.set != nil {
+			// Resumed: ask what changed since the checkpoint and have the
+			// answer now, even "nothing", to deliver the set at once.
+			w = 0
+		}
+		c, err := f.Client.Watch(ctx, f.index, w)
 		if f.Observe != nil && ctx.Err() == nil {
 			f.Observe(c, err)
 		}
@@ -89,7 +96,7 @@ func (f *Follower) Run(ctx context.Context) error {
 // index (the same set when nothing in it changed: the index still moves,
 // and the agent reports it as applied).
 func (f *Follower) apply(c *wire.GroupChanges) error {
-	if c.Index == f.index && !c.Full {
+	if c.Index == f.index && !c.Full && f.delivered {
 		return nil // the wait ended without a change
 	}
 	gone := false
@@ -98,7 +105,7 @@ func (f *Follower) apply(c *wire.GroupChanges) error {
 		gone = gone || ok
 	}
 	if !c.Full && len(c.Groups) == 0 && !gone && f.set != nil {
-		f.index = c.Index
+		f.index, f.delivered = c.Index, true
 		if f.Deliver != nil {
 			f.Deliver(f.set, c.Index)
 		}
@@ -129,7 +136,7 @@ func (f *Follower) apply(c *wire.GroupChanges) error {
 	if err := lb.ValidateAllKnown(set, func(i int) bool { return !changed[set[i].Name] }); err != nil {
 		return fmt.Errorf("groups from the controller: %w", err)
 	}
-	f.groups, f.index, f.set = next, c.Index, set
+	f.groups, f.index, f.set, f.delivered = next, c.Index, set, true
 	if f.Deliver != nil {
 		f.Deliver(set, c.Index)
 	}
