@@ -3,16 +3,20 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ovs-dlb/dlb/lb"
 	"github.com/ovs-dlb/dlb/testbed"
 )
 
@@ -144,4 +148,102 @@ func peakRSS(b *testing.B, pid int) float64 {
 		}
 	}
 	return 0
+}
+
+// restCall sends one request to the controller and checks its status.
+func restCall(b *testing.B, method, url, body string, want int) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(b, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(b, err)
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(b, want, resp.StatusCode, "%s %s: %s", method, url, data)
+}
+
+func quantileMs(d []time.Duration, q float64) float64 {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return float64(s[min(len(s)-1, int(q*float64(len(s))))]) / float64(time.Millisecond)
+}
+
+// BenchmarkConvergence: with a controller and an agent per host, the time
+// from a REST request to the first answered connection through the VIP
+// from a client on every host (each client tries a new connection every
+// millisecond): for a group created (until all three clients have an
+// answer), and for a member added (until the new member answers each
+// client). 20 runs each; medians and p99. The clients know the VIPs' MAC
+// (a permanent neighbour entry), so ARP's retry timer is not measured.
+func BenchmarkConvergence(b *testing.B) {
+	f := newFleet(b)
+	clients := map[string]string{"c1": "h1", "c2": "h2", "c3": "h3"}
+	const runs = 20
+	vip := func(i int) string { return fmt.Sprintf("10.96.1.%d", i+1) }
+	for c, h := range clients {
+		for i := 0; i <= runs; i++ {
+			_, err := f.tb.Exec(f.ctx, c, "ip", "neigh", "replace", vip(i), "lladdr", lb.HostMAC(h).String(), "dev", "eth0", "nud", "permanent")
+			require.NoError(b, err)
+		}
+	}
+	doc := func(i int, members ...string) string {
+		var m []string
+		for _, s := range members {
+			m = append(m, fmt.Sprintf(`{"ip":%q}`, f.tb.VM(s).Addr()))
+		}
+		return fmt.Sprintf(`{"name":"conv%d","vip":%q,"ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[%s]}`, i, vip(i), strings.Join(m, ","))
+	}
+	// until probes every client until want says an answer counts, from t0.
+	until := func(i int, t0 time.Time, want func(string) bool) (time.Duration, map[string]time.Duration) {
+		per := map[string]time.Duration{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := f.tb.Probe(f.ctx, testbed.ProbeSpec{VM: c, Target: vip(i) + ":80", Want: want, Max: 2 * time.Second})
+				require.NoError(b, err)
+				mu.Lock()
+				per[c] = r.At.Sub(t0)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		var worst time.Duration
+		for _, d := range per {
+			worst = max(worst, d)
+		}
+		return worst, per
+	}
+	base := f.ctl.URL() + "/v1/groups"
+	// Warm-up: the agents learn the members' MACs once.
+	restCall(b, "POST", base, doc(runs, "s1", "s2", "s3", "s4"), 201)
+	until(runs, time.Now(), nil)
+
+	var created, added []time.Duration
+	for b.Loop() {
+		if len(created) >= runs {
+			continue // the runs are done in the first iteration
+		}
+		for i := 0; i < runs; i++ {
+			// Probes start just before the request: they measure from t0.
+			t0 := time.Now()
+			done := make(chan time.Duration)
+			go func() { d, _ := until(i, t0, nil); done <- d }()
+			restCall(b, "POST", base, doc(i, "s1", "s2", "s3"), 201)
+			created = append(created, <-done)
+
+			t0 = time.Now()
+			go func() { d, _ := until(i, t0, func(s string) bool { return s == "s4" }); done <- d }()
+			restCall(b, "POST", fmt.Sprintf("%s/conv%d/members", base, i), fmt.Sprintf(`{"ip":%q}`, f.tb.VM("s4").Addr()), 201)
+			added = append(added, <-done)
+			restCall(b, "DELETE", fmt.Sprintf("%s/conv%d", base, i), "", 204)
+		}
+	}
+	b.ReportMetric(quantileMs(created, 0.5), "create-p50-ms")
+	b.ReportMetric(quantileMs(created, 0.99), "create-p99-ms")
+	b.ReportMetric(quantileMs(added, 0.5), "member-add-p50-ms")
+	b.ReportMetric(quantileMs(added, 0.99), "member-add-p99-ms")
+	fmt.Printf("convergence over %d runs, REST request to an answer through the VIP on all three hosts (clients trying every 1 ms): group created p50 %.1f ms, p99 %.1f ms; member added (until it answers) p50 %.1f ms, p99 %.1f ms\n",
+		len(created), quantileMs(created, 0.5), quantileMs(created, 0.99), quantileMs(added, 0.5), quantileMs(added, 0.99))
 }

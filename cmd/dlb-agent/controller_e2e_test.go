@@ -29,7 +29,7 @@ type fleet struct {
 	ctx    context.Context
 }
 
-func newFleet(t *testing.T) *fleet {
+func newFleet(t testing.TB) *fleet {
 	topo, err := testbed.Example("three-hosts")
 	require.NoError(t, err)
 	tb := testbed.Start(t, topo)

@@ -56,6 +56,8 @@ type reconciler struct {
 	// entries go once the switch no longer sends new connections to them.
 	departed []lb.Departure
 	flusher  *conntrackFlusher
+	flushMu  sync.Mutex     // one flush at a time
+	flushes  sync.WaitGroup // flushes running
 
 	macMu sync.Mutex                      // guards macs
 	macs  map[netip.Addr]net.HardwareAddr // members' MACs the resolver learned
@@ -310,13 +312,47 @@ func (r *reconciler) flushDeparted(ctx context.Context) {
 	}
 	gone := r.departed
 	r.departed = nil
-	failed := r.flusher.flush(ctx, gone)
-	r.metrics.flushes.WithLabelValues("ok").Add(float64(len(gone) - len(failed)))
-	for _, err := range failed {
-		r.metrics.flushes.WithLabelValues("error").Inc()
-		r.log.Error("flushing a departed member's connections", "err", err)
+	// The flush waits for a revalidation round of ovs-vswitchd (up to half
+	// a second): it runs apart, so that the next change is not held up.
+	r.flushes.Add(1)
+	go func() {
+		defer r.flushes.Done()
+		r.flushMu.Lock() // one flush at a time, in order
+		defer r.flushMu.Unlock()
+		gone := r.stillGone(gone)
+		if len(gone) == 0 {
+			return
+		}
+		failed := r.flusher.flush(ctx, gone)
+		r.metrics.flushes.WithLabelValues("ok").Add(float64(len(gone) - len(failed)))
+		for _, err := range failed {
+			r.metrics.flushes.WithLabelValues("error").Inc()
+			r.log.Error("flushing a departed member's connections", "err", err)
+		}
+		r.log.Info("flushed departed members' connections", "members", len(gone)-len(failed))
+	}()
+}
+
+// stillGone drops the departures whose member is back in its group's VIP
+// port by now: its new connections must not be flushed.
+func (r *reconciler) stillGone(gone []lb.Departure) []lb.Departure {
+	r.mu.Lock()
+	groups := r.groups
+	r.mu.Unlock()
+	back := map[lb.Departure]bool{}
+	for _, d := range lb.Departed(groups, nil) {
+		d.Scope = nil
+		back[d] = true
 	}
-	r.log.Info("flushed departed members' connections", "members", len(gone)-len(failed))
+	var out []lb.Departure
+	for _, d := range gone {
+		k := d
+		k.Scope = nil
+		if !back[k] {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // askFor hands the members without a MAC to the resolver, each with a VIP
