@@ -413,8 +413,8 @@ func TestCommands(t *testing.T) {
 		{
 			name:    "host list",
 			args:    []string{"host", "list"},
-			replies: map[string]reply{"GET /v1/hosts": {body: `{"index":2,"hosts":[{"name":"hv1","address":"192.168.0.1","external_ids":{"az":"a"},"create_index":1,"modify_index":2}]}`}},
-			exact:   ptr("NAME  ADDRESS      EXTERNAL_IDS  INDEX\nhv1   192.168.0.1  az=a          2\n"),
+			replies: map[string]reply{"GET /v1/hosts": {body: `{"index":2,"hosts":[{"name":"hv1","address":"192.168.0.1","version":"dev","ports":[{"name":"c1"}],"external_ids":{"az":"a"},"create_index":1,"modify_index":2,"connected":true,"applied_index":7}]}`}},
+			exact:   ptr("NAME  CONNECTED  APPLIED  VM PORTS  VERSION  LAST HEARTBEAT\nhv1   yes        7        c1        dev      never\n"),
 		},
 		{
 			name:    "an answer that is not JSON",

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"text/tabwriter"
 
 	"go.yaml.in/yaml/v3"
@@ -158,6 +159,9 @@ func writeGroupDetail(w io.Writer, g Group) {
 	fmt.Fprintf(w, "Scope:\t%s\n", scopeString(g.Scope))
 	fmt.Fprintf(w, "Members:\t%s active\n", membersString(g.Members))
 	fmt.Fprintf(w, "Index:\tcreated %d, modified %d\n", g.CreateIndex, g.ModifyIndex)
+	if g.Applied != nil {
+		fmt.Fprintf(w, "Applied:\t%d/%d hosts have the latest version installed\n", g.Applied.Applied, g.Applied.Hosts)
+	}
 	if len(g.Members) == 0 {
 		return
 	}
@@ -217,15 +221,28 @@ func pairs(m map[string]string) string {
 
 // writeHostsTable writes one line per host.
 func writeHostsTable(w io.Writer, hosts []Host) {
-	fmt.Fprintln(w, "NAME\tADDRESS\tEXTERNAL_IDS\tINDEX")
+	fmt.Fprintln(w, "NAME\tCONNECTED\tAPPLIED\tVM PORTS\tVERSION\tLAST HEARTBEAT")
 	for _, h := range hosts {
-		addr, ids := h.Address, pairs(h.ExternalIDs)
-		if addr == "" {
-			addr = "-"
+		connected := "no"
+		if h.Connected {
+			connected = "yes"
 		}
-		if ids == "" {
-			ids = "-"
+		seen := "never"
+		if h.LastHeartbeat != nil {
+			seen = time.Since(*h.LastHeartbeat).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", h.Name, addr, ids, h.ModifyIndex)
+		var ports []string
+		for _, p := range h.Ports {
+			ports = append(ports, p.Name)
+		}
+		portList := strings.Join(ports, ",")
+		if portList == "" {
+			portList = "-"
+		}
+		version := h.Version
+		if version == "" {
+			version = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", h.Name, connected, h.AppliedIndex, portList, version, seen)
 	}
 }

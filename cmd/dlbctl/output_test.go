@@ -82,7 +82,7 @@ func TestPrint(t *testing.T) {
 	listJSON := `{"index":9,"groups":[` + webJSON + `,{"name":"dns","vip":"fd00::53","ports":[{"protocol":"udp","port":53}],"members":[],"mode":"dsr","create_index":8,"modify_index":9}]}`
 	var list GroupList
 	require.NoError(t, json.Unmarshal([]byte(listJSON), &list))
-	hostsJSON := `{"index":4,"hosts":[{"name":"hv1","address":"192.168.0.1","external_ids":{"rack":"r1","az":"a"},"create_index":1,"modify_index":4},{"name":"hv2","address":"","external_ids":{},"create_index":2,"modify_index":2}]}`
+	hostsJSON := `{"index":4,"hosts":[{"name":"hv1","address":"192.168.0.1","version":"v1.2.0","ports":[{"name":"vm1"},{"name":"vm2"}],"external_ids":{"rack":"r1","az":"a"},"create_index":1,"modify_index":4,"connected":true,"applied_index":9},{"name":"hv2","address":"","external_ids":{},"create_index":2,"modify_index":2,"connected":false,"applied_index":0}]}`
 	var hosts HostList
 	require.NoError(t, json.Unmarshal([]byte(hostsJSON), &hosts))
 
@@ -122,9 +122,9 @@ func TestPrint(t *testing.T) {
 			name: "hosts as a table", format: formatTable, raw: hostsJSON,
 			table: func(w io.Writer) { writeHostsTable(w, hosts.Hosts) },
 			want: "" +
-				"NAME  ADDRESS      EXTERNAL_IDS  INDEX\n" +
-				"hv1   192.168.0.1  az=a,rack=r1  4\n" +
-				"hv2   -            -             2\n",
+				"NAME  CONNECTED  APPLIED  VM PORTS  VERSION  LAST HEARTBEAT\n" +
+				"hv1   yes        9        vm1,vm2   v1.2.0   never\n" +
+				"hv2   no         0        -         -        never\n",
 		},
 		{
 			name: "json is the answer, indented", format: formatJSON, raw: `{"index":4,"hosts":[{"name":"hv1","external_ids":{"z":"1","a":"2"}}]}`,
