@@ -9,7 +9,8 @@
 # leaves it running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tb() { bin/dlb-testbed --name demo "$@"; }
+BIN=${BIN:-bin} # where the binaries are (make build puts them in bin/)
+tb() { "$BIN/dlb-testbed" --name demo "$@"; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it creates network namespaces)" >&2; exit 1; }
@@ -18,7 +19,7 @@ RUN=/run/dlb-testbed/demo
 WORK=$(mktemp -d /tmp/dlb-demo.XXXXXX)
 PORT=${DEMO_PORT:-18470}
 export DLB_SERVER=http://127.0.0.1:$PORT
-dlbctl() { bin/dlbctl "$@"; }
+dlbctl() { "$BIN/dlbctl" "$@"; }
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -35,13 +36,13 @@ say "Bringing up three emulated hypervisors (testbed/topologies/three-hosts.yaml
 tb up -f testbed/topologies/three-hosts.yaml
 
 say "Starting dlb-controller (its own ovsdb-server on $WORK/controller) on 127.0.0.1:$PORT"
-bin/dlb-controller --listen "127.0.0.1:$PORT" --data-dir "$WORK/controller" > "$WORK/controller.log" 2>&1 &
+"$BIN/dlb-controller" --listen "127.0.0.1:$PORT" --data-dir "$WORK/controller" > "$WORK/controller.log" 2>&1 &
 pids+=($!)
 wait_for "dlb-controller" "curl -sf $DLB_SERVER/readyz" || { cat "$WORK/controller.log"; exit 1; }
 
 say "Starting a dlb-agent on each host, following the controller"
 for h in h1 h2 h3; do
-  bin/dlb-agent --ovsdb "unix:$RUN/$h/db.sock" --bridge br-int --own-bridge --controller "$DLB_SERVER" \
+  "$BIN/dlb-agent" --ovsdb "unix:$RUN/$h/db.sock" --bridge br-int --own-bridge --controller "$DLB_SERVER" \
     --host-id "$h" --state-dir "$WORK/agent-$h" --metrics-addr "127.0.0.1:0" > "$WORK/agent-$h.log" 2>&1 &
   pids+=($!)
 done

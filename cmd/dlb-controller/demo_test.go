@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ovs-dlb/dlb/testbed"
+)
+
+// TestDemo runs the README's main job, deploy/demo.sh (what `make demo`
+// runs), and checks what it shows: agents registered, the group applied
+// on every host, every connection answered, the drained member avoided.
+func TestDemo(t *testing.T) {
+	testbed.Require(t)
+	bin := os.Getenv("DLB_BIN_DIR")
+	if bin == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("DLB_BIN_DIR must name the built binaries (make test sets it)")
+		}
+		t.Skip("the demo runs the built binaries: run it through make test (or set DLB_BIN_DIR)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "bash", "../../deploy/demo.sh")
+	cmd.Env = append(os.Environ(), "BIN="+bin, "KEEP=0")
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	text := string(out)
+	require.NoError(t, err, "%s", text)
+	t.Logf("demo took %v", took.Round(100*time.Millisecond))
+	assert.Less(t, took, 2*time.Minute)
+	for _, h := range []string{"h1", "h2", "h3"} {
+		assert.Regexp(t, h+`\s+yes\s+`, text, "agent on %s registered and connected", h)
+	}
+	assert.Contains(t, text, "Applied:   3/3 hosts")
+	assert.Equal(t, 5, strings.Count(text, "300 answered, 0 failed"), "every connection and datagram answered")
+	after := text[strings.Index(text, "dlbctl member drain"):]
+	assert.NotRegexp(t, `(?m)^s3\s`, after[:strings.Index(after, "The store")], "no new connection to the drained member")
+	assert.Contains(t, text, `"10.0.0.13" []  0    draining 100`, "ovsdb-client dump shows the drained member")
+	assert.Contains(t, text, `testbed "demo" is down`)
+}
