@@ -168,7 +168,7 @@ func TestAgentsFollowTheController(t *testing.T) {
 	out := f.dlbctl(t, "", "host", "list")
 	t.Logf("dlbctl host list:\n%s", out)
 	for _, h := range []string{"h1", "h2", "h3"} {
-		assert.Contains(t, out, h)
+		assert.Regexp(t, h+`\s+yes\s+[0-9]+\s+c`+h[1:], out, "%s: connected, with its VM ports", h)
 	}
 
 	// An agent that is down while groups change catches up when it starts.

@@ -277,6 +277,13 @@ func TestCommands(t *testing.T) {
 			reqs:    []want{{method: "DELETE", path: "/v1/groups/web"}},
 		},
 		{
+			name:    "host delete",
+			args:    []string{"host", "delete", "hv1"},
+			replies: map[string]reply{"DELETE /v1/hosts/hv1": {status: 204}},
+			exact:   ptr("host \"hv1\" deleted\n"),
+			reqs:    []want{{method: "DELETE", path: "/v1/hosts/hv1"}},
+		},
+		{
 			name:    "group delete --if-match",
 			args:    []string{"group", "delete", "web", "--if-match", "7"},
 			replies: map[string]reply{"DELETE /v1/groups/web": {status: 409, body: `{"error":"group \"web\" is at modify index 8, not 7"}`}},

@@ -285,6 +285,12 @@ func (c *Client) DeleteGroup(ctx context.Context, name string, ifMatch *uint64) 
 	return err
 }
 
+// DeleteHost forgets a host.
+func (c *Client) DeleteHost(ctx context.Context, name string) error {
+	_, err := c.do(ctx, request{method: http.MethodDelete, url: c.url("v1", "hosts", name)}, nil)
+	return err
+}
+
 // AddMember adds a member to a group and returns the group after it.
 func (c *Client) AddMember(ctx context.Context, group string, m lb.Member) (*Group, []byte, error) {
 	return c.group(ctx, request{method: http.MethodPost, url: c.url("v1", "groups", group, "members"), body: m})

@@ -38,5 +38,21 @@ func hostCmd(a *app) *cobra.Command {
 			return p.print(raw, func(w io.Writer) { writeHostsTable(w, list.Hosts) })
 		},
 	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "delete NAME",
+		Short: "Forget a host (a host whose agent still runs registers again)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteHost(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "host %q deleted\n", args[0])
+			return nil
+		},
+	})
 	return cmd
 }
