@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -22,7 +24,8 @@ type ProbeSpec struct {
 	Want func(server string) bool
 }
 
-// ProbeResult is when the first wanted answer came.
+// ProbeResult is the first wanted connection: when it was established
+// (the handshake done: the client can send) and who answered on it.
 type ProbeResult struct {
 	At       time.Time
 	Server   string
@@ -30,9 +33,9 @@ type ProbeResult struct {
 }
 
 // Probe starts a new TCP connection to the target every spec.Every, each
-// from a fresh source, until one is answered as wanted, and says when the
-// answer came: convergence measured to the millisecond. It fails after
-// spec.Max.
+// from a fresh source, until one is answered as wanted, and says when that
+// connection was established: convergence measured to the millisecond. It
+// fails after spec.Max.
 func (tb *Testbed) Probe(ctx context.Context, spec ProbeSpec) (*ProbeResult, error) {
 	if spec.Every == 0 {
 		spec.Every = time.Millisecond
@@ -80,13 +83,22 @@ func (tb *Testbed) Probe(ctx context.Context, spec ProbeSpec) (*ProbeResult, err
 				return
 			}
 			for i := range attempts {
-				name, err := exchange(ctx, ls, plan.pair(i), target)
+				var connected time.Time
+				var name string
+				var err error
+				if spec.Want == nil {
+					// Any connection will do: the handshake is the answer.
+					name, err = "", connectOnly(ctx, ls, plan.pair(i), target)
+					connected = time.Now()
+				} else {
+					name, err = exchangeAt(ctx, ls, plan.pair(i), target, &connected)
+				}
 				if err != nil || (spec.Want != nil && !spec.Want(name)) {
 					continue
 				}
 				mu.Lock()
-				if result == nil {
-					result = &ProbeResult{At: time.Now(), Server: name}
+				if result == nil || connected.Before(result.At) {
+					result = &ProbeResult{At: connected, Server: name}
 					cancel()
 				}
 				mu.Unlock()
@@ -120,4 +132,14 @@ loop:
 	}
 	result.Attempts = sent
 	return result, nil
+}
+
+// connectOnly makes one TCP connection and closes it.
+func connectOnly(ctx context.Context, spec LoadSpec, src, dst netip.AddrPort) error {
+	d := net.Dialer{LocalAddr: addrFor("tcp", src), Timeout: spec.Timeout}
+	c, err := d.DialContext(ctx, "tcp", dst.String())
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }

@@ -201,7 +201,7 @@ func BenchmarkConvergence(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r, err := f.tb.Probe(f.ctx, testbed.ProbeSpec{VM: c, Target: vip(i) + ":80", Want: want, Max: 2 * time.Second})
+				r, err := f.tb.Probe(f.ctx, testbed.ProbeSpec{VM: c, Target: vip(i) + ":80", Want: want, Max: 2 * time.Second, Timeout: 10 * time.Millisecond})
 				require.NoError(b, err)
 				mu.Lock()
 				per[c] = r.At.Sub(t0)
