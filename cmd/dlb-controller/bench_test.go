@@ -157,7 +157,8 @@ func rawWriter(b *testing.B, endpoint string) func(k int) time.Duration {
 		}
 		o, err := cl.Create(&r.Group)
 		require.NoError(b, err)
-		ops = append(ops, o...)
+		durable := true // as the store's writes: on disk before the answer
+		ops = append(append(ops, o...), ovsdb.Operation{Op: ovsdb.OperationCommit, Durable: &durable})
 		start := time.Now()
 		res, err := cl.Transact(ctx, ops...)
 		d := time.Since(start)

@@ -46,6 +46,7 @@ type config struct {
 	OVSDB        []string `mapstructure:"ovsdb"`
 	MaxBodyBytes int64    `mapstructure:"max_body_bytes"`
 	Retention    string   `mapstructure:"tombstone_retention"`
+	Durable      bool     `mapstructure:"durable_commits"`
 	LogLevel     string   `mapstructure:"log_level"`
 }
 
@@ -78,6 +79,7 @@ func newRoot() *cobra.Command {
 	f.String("data-dir", "/var/lib/dlb-controller", "directory of the embedded ovsdb-server's database (unused with --ovsdb)")
 	f.StringSlice("ovsdb", nil, "an existing ovsdb-server holding the DLB database, e.g. tcp:10.0.0.1:6641; repeat (or comma-separate) for the members of a cluster. Default: start one on --data-dir")
 	f.Int64("max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
+	f.Bool("durable-commits", true, "acknowledge a write only once ovsdb-server has it on disk (fsync): it survives a power cut; false: only a crash or kill -9")
 	f.String("tombstone-retention", "1h", "how long deletions are remembered for agents' watches; an agent away longer gets a full resync")
 	f.String("log-level", "info", "debug, info, warn or error")
 	v.SetEnvPrefix("DLB")
@@ -134,7 +136,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	st, err := store.Open(ctx, store.Options{Endpoints: endpoints, Log: log.With("component", "store"), OnCommit: api.StoreLatency(reg)})
+	st, err := store.Open(ctx, store.Options{Endpoints: endpoints, Log: log.With("component", "store"), OnCommit: api.StoreLatency(reg), NotDurable: !cfg.Durable})
 	if err != nil {
 		if embedded == nil {
 			return fmt.Errorf("ovsdb: %w", err)

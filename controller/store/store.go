@@ -30,6 +30,10 @@ type Options struct {
 	Log       *slog.Logger
 	// OnCommit, when set, is told how long each committed transaction took.
 	OnCommit func(time.Duration)
+	// NotDurable skips the fsync each write waits for (OVSDB's durable
+	// commit): faster, and an acknowledged write then survives a kill -9
+	// of the server but not a power cut.
+	NotDurable bool
 }
 
 // Store is the controller's store of record: the DLB database of an

@@ -310,14 +310,21 @@ func (s *Store) rowOps(base uint64, table, name string, cur *rowState) ([]ovsdb.
 				Until: string(ovsdb.WaitConditionEqual), Rows: []ovsdb.Row{{"modify_index": int(cur.modify)}}, Timeout: &zero},
 			ovsdb.Operation{Op: ovsdb.OperationDelete, Table: table, Where: byName})
 	}
-	if cur.insert == nil {
-		return ops, nil
+	if cur.insert != nil {
+		more, err := cur.insert(idx, create)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, more...)
 	}
-	more, err := cur.insert(idx, create)
-	if err != nil {
-		return nil, err
+	if !s.opts.NotDurable {
+		// The server answers only once the transaction is on disk
+		// (fsync), not just written: an acknowledged write survives a
+		// power cut, not only a kill -9.
+		durable := true
+		ops = append(ops, ovsdb.Operation{Op: ovsdb.OperationCommit, Durable: &durable})
 	}
-	return append(ops, more...), nil
+	return ops, nil
 }
 
 // createOps inserts a group's rows.
