@@ -288,12 +288,6 @@ var probe = []byte("who\n")
 // exchange makes one connection (or datagram exchange) and returns the name
 // of the server that answered.
 func exchange(ctx context.Context, spec LoadSpec, src, dst netip.AddrPort) (string, error) {
-	return exchangeAt(ctx, spec, src, dst, nil)
-}
-
-// exchangeAt is exchange that also says when the connection was
-// established (connected, when not nil).
-func exchangeAt(ctx context.Context, spec LoadSpec, src, dst netip.AddrPort, connected *time.Time) (string, error) {
 	d := net.Dialer{
 		LocalAddr: addrFor(spec.Proto, src),
 		Timeout:   spec.Timeout,
@@ -308,9 +302,6 @@ func exchangeAt(ctx context.Context, spec LoadSpec, src, dst netip.AddrPort, con
 	c, err := d.DialContext(ctx, spec.Proto, dst.String())
 	if err != nil {
 		return "", err
-	}
-	if connected != nil {
-		*connected = time.Now()
 	}
 	defer c.Close()
 	r := bufio.NewReader(c)
