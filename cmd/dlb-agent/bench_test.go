@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -150,17 +148,6 @@ func peakRSS(b *testing.B, pid int) float64 {
 	return 0
 }
 
-// restCall sends one request to the controller and checks its status.
-func restCall(b *testing.B, method, url, body string, want int) {
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	require.NoError(b, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(b, err)
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(b, want, resp.StatusCode, "%s %s: %s", method, url, data)
-}
-
 func quantileMs(d []time.Duration, q float64) float64 {
 	s := slices.Clone(d)
 	slices.Sort(s)
@@ -215,9 +202,9 @@ func BenchmarkConvergence(b *testing.B) {
 		}
 		return worst, per
 	}
-	base := f.ctl.URL() + "/v1/groups"
+	base := "/v1/groups"
 	// Warm-up: the agents learn the members' MACs once.
-	restCall(b, "POST", base, doc(runs, "s1", "s2", "s3", "s4"), 201)
+	f.ctl.Call("POST", base, doc(runs, "s1", "s2", "s3", "s4"), 201)
 	until(runs, time.Now(), nil)
 
 	var created, added []time.Duration
@@ -230,14 +217,14 @@ func BenchmarkConvergence(b *testing.B) {
 			t0 := time.Now()
 			done := make(chan time.Duration)
 			go func() { d, _ := until(i, t0, nil); done <- d }()
-			restCall(b, "POST", base, doc(i, "s1", "s2", "s3"), 201)
+			f.ctl.Call("POST", base, doc(i, "s1", "s2", "s3"), 201)
 			created = append(created, <-done)
 
 			t0 = time.Now()
 			go func() { d, _ := until(i, t0, func(s string) bool { return s == "s4" }); done <- d }()
-			restCall(b, "POST", fmt.Sprintf("%s/conv%d/members", base, i), fmt.Sprintf(`{"ip":%q}`, f.tb.VM("s4").Addr()), 201)
+			f.ctl.Call("POST", fmt.Sprintf("%s/conv%d/members", base, i), fmt.Sprintf(`{"ip":%q}`, f.tb.VM("s4").Addr()), 201)
 			added = append(added, <-done)
-			restCall(b, "DELETE", fmt.Sprintf("%s/conv%d", base, i), "", 204)
+			f.ctl.Call("DELETE", fmt.Sprintf("%s/conv%d", base, i), "", 204)
 		}
 	}
 	b.ReportMetric(quantileMs(created, 0.5), "create-p50-ms")

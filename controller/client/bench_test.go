@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -19,16 +18,6 @@ import (
 	"github.com/ovs-dlb/dlb/testbed"
 )
 
-func call(b *testing.B, method, url, body string, want int) {
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	require.NoError(b, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(b, err)
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(b, want, resp.StatusCode, "%s %s: %s", method, url, data)
-}
-
 // BenchmarkFanOut: 1,000 agents' watch clients (Followers, in this
 // process, each with its own long poll) follow one controller; a
 // one-member change is made through the API, and the time until each
@@ -43,7 +32,7 @@ func BenchmarkFanOut(b *testing.B) {
 	lim.Cur = max(lim.Cur, min(lim.Max, 65536))
 	require.NoError(b, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim))
 	ctl := testbed.StartController(b)
-	call(b, "POST", ctl.URL()+"/v1/groups", `{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.11"},{"ip":"10.0.0.12","weight":1}]}`, 201)
+	ctl.Call("POST", "/v1/groups", `{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.11"},{"ip":"10.0.0.12","weight":1}]}`, 201)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -95,7 +84,7 @@ func BenchmarkFanOut(b *testing.B) {
 		}
 		for k := 0; k < changes; k++ {
 			t0 := time.Now()
-			call(b, "PATCH", ctl.URL()+"/v1/groups/web/members/10.0.0.12", fmt.Sprintf(`{"weight":%d}`, k+2), 200)
+			ctl.Call("PATCH", "/v1/groups/web/members/10.0.0.12", fmt.Sprintf(`{"weight":%d}`, k+2), 200)
 			idx := index()
 			require.Eventually(b, func() bool { return has(idx) == agents }, 30*time.Second, time.Millisecond, "change %d reached every follower", k)
 			var took []time.Duration
