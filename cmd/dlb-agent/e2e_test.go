@@ -544,6 +544,11 @@ func TestRemovedMemberConnectionsFlushed(t *testing.T) {
 	// s2 leaves the group (the VM still answers: only a flushed entry
 	// stops its clients from reaching it).
 	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s3", "")))
+	// The flush runs apart from the reconcile (it waits for a revalidation
+	// round): wait for it.
+	a := c.agents["h1"]
+	require.Eventually(t, func() bool { return a.metric(`dlb_agent_conntrack_flushes_total{result="ok"}`) >= 2 }, 5*time.Second, 10*time.Millisecond,
+		"s2's two VIP ports flushed:\n%s", a.logTail())
 	ct, err = tb.Host("h1").AppCtl(c.ctx, "dpctl/dump-conntrack", fmt.Sprintf("zone=%d", lb.DefaultZone))
 	require.NoError(t, err)
 	assert.Zero(t, strings.Count(ct, "reply=(src=10.0.0.12,"), "s2's entries are flushed")
@@ -557,7 +562,6 @@ func TestRemovedMemberConnectionsFlushed(t *testing.T) {
 			assert.Equal(t, e.Server, after.Exchanges[i].Server, "source %v kept its member", e.Source)
 		}
 	}
-	a := c.agents["h1"]
 	assert.Equal(t, 2.0, a.metric(`dlb_agent_conntrack_flushes_total{result="ok"}`), "s2 left two VIP ports:\n%s", a.logTail())
 	assert.Zero(t, a.metric(`dlb_agent_conntrack_flushes_total{result="error"}`), "no failed flush")
 }
