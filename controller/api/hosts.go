@@ -76,6 +76,13 @@ func (h *hostStatus) watching(name string) func() {
 	}
 }
 
+// forget drops a deleted host's status.
+func (h *hostStatus) forget(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.hosts, name)
+}
+
 func (h *hostStatus) status(name string) wire.HostStatus {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -165,6 +172,7 @@ func (s *Server) hostRoutes() {
 			if _, _, err := s.st.WriteHost(ctx, in.Name, nil); err != nil {
 				return nil, fromStore(err)
 			}
+			s.hosts.forget(in.Name)
 			return nil, nil
 		})
 	huma.Register(s.api, s.op("host-heartbeat", http.MethodPost, "/v1/hosts/{name}/heartbeat", "An agent's report: alive, and the groups index it has installed", http.StatusNoContent),

@@ -35,8 +35,12 @@ type watchOutput struct {
 func (s *Server) watchRoutes() {
 	huma.Register(s.api, s.op("watch-groups", http.MethodGet, "/v1/watch/groups", "An agent's watch: the groups for its host that changed after index (a long poll)", http.StatusOK),
 		func(ctx context.Context, in *watchInput) (*watchOutput, error) {
-			done := s.hosts.watching(in.Host)
-			defer done()
+			// Only registered hosts are tracked: any name may watch, and the
+			// status map must not grow with every name asked for.
+			if h, _ := s.st.View().Host(in.Host); h != nil {
+				done := s.hosts.watching(in.Host)
+				defer done()
+			}
 			var (
 				changed []*state.GroupEntry
 				deleted []string
