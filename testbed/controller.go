@@ -40,13 +40,7 @@ func NewController(t testing.TB, args ...string) *Controller {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	c := &Controller{t: t, bin: bin, args: args, Addr: addr, Dir: t.TempDir(), logPath: filepath.Join(t.TempDir(), "dlb-controller.log")}
+	c := &Controller{t: t, bin: bin, args: args, Addr: FreeAddr(t), Dir: t.TempDir(), logPath: filepath.Join(t.TempDir(), "dlb-controller.log")}
 	t.Cleanup(c.cleanup)
 	return c
 }
@@ -57,6 +51,18 @@ func StartController(t testing.TB, args ...string) *Controller {
 	c := NewController(t, args...)
 	c.Start()
 	return c
+}
+
+// FreeAddr is a loopback host:port nothing listens on (for a server a test
+// starts, or to see a client fail to connect).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // URL is the API's base URL.

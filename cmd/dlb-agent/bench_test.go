@@ -106,7 +106,7 @@ func BenchmarkInstall10kVIPs(b *testing.B) {
 		require.NoError(b, err)
 		_, err = h.OFCtl(context.Background(), "del-groups")
 		require.NoError(b, err)
-		a := &agent{t: b, host: h, file: file, metrics: freePort(b), logPath: filepath.Join(dir, "agent.log")}
+		a := &agent{t: b, host: h, file: file, metrics: testbed.FreeAddr(b), logPath: filepath.Join(dir, "agent.log")}
 		start := time.Now()
 		a.launch()
 		for a.metric("dlb_agent_reconciles_total") < 1 {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -37,15 +36,8 @@ type agent struct {
 	args []string
 }
 
-func freePort(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func startAgent(t testing.TB, h *testbed.Host, groupsFile string, args ...string) *agent {
-	a := &agent{t: t, host: h, file: groupsFile, metrics: freePort(t), logPath: filepath.Join(t.TempDir(), h.Name+".log"), args: args}
+	a := &agent{t: t, host: h, file: groupsFile, metrics: testbed.FreeAddr(t), logPath: filepath.Join(t.TempDir(), h.Name+".log"), args: args}
 	a.start()
 	t.Cleanup(a.stop)
 	return a

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,13 +19,6 @@ import (
 
 	"github.com/ovs-dlb/dlb/testbed"
 )
-
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // weights reads every group's first member weight.
 func weights(t *testing.T, c *testbed.Controller) map[string]int {
@@ -132,7 +124,7 @@ func TestDataDirIsLocked(t *testing.T) {
 	c := testbed.StartController(t)
 	bin, err := testbed.Binary("dlb-controller")
 	require.NoError(t, err)
-	out, err := exec.Command(bin, "--listen", freeAddr(t), "--data-dir", c.Dir).CombinedOutput()
+	out, err := exec.Command(bin, "--listen", testbed.FreeAddr(t), "--data-dir", c.Dir).CombinedOutput()
 	require.Error(t, err)
 	assert.Contains(t, string(out), "data_dir: "+c.Dir+" is in use by another dlb-controller (pid "+strconv.Itoa(c.PID())+")")
 	orphan := c.OVSDBPID()

@@ -19,6 +19,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ovs-dlb/dlb/testbed"
 )
 
 // cliResult is what one dlbctl run did.
@@ -539,7 +541,7 @@ func TestGroupEditInEditor(t *testing.T) {
 func TestServerAddress(t *testing.T) {
 	api := newFakeAPI(t, map[string]reply{"GET /v1/hosts": {body: `{"index":0,"hosts":[]}`}})
 	hostPort := strings.TrimPrefix(api.srv.URL, "http://")
-	dead := "http://" + deadAddr(t)
+	dead := "http://" + testbed.FreeAddr(t)
 	for _, tc := range []struct {
 		name string
 		env  string
@@ -569,17 +571,8 @@ func TestServerAddress(t *testing.T) {
 	}
 }
 
-// deadAddr is a local address nothing listens on.
-func deadAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
-
 func TestConnectionRefused(t *testing.T) {
-	addr := deadAddr(t)
+	addr := testbed.FreeAddr(t)
 	res := runCLI(t, "", "--server", addr, "group", "get")
 	assert.Equal(t, 1, res.code)
 	assert.Empty(t, res.stdout)

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,13 +29,6 @@ type raftCluster struct {
 	done  []chan struct{}
 }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
@@ -51,7 +43,7 @@ func newRaftCluster(t *testing.T) *raftCluster {
 	require.NoError(t, os.WriteFile(schema, dlbdb.SchemaFile, 0o640))
 	var raft []string
 	for i := 0; i < 3; i++ {
-		raft = append(raft, fmt.Sprintf("tcp:127.0.0.1:%d", freePort(t)))
+		raft = append(raft, "tcp:"+testbed.FreeAddr(t))
 	}
 	run(t, "ovsdb-tool", "create-cluster", c.db(0), schema, raft[0])
 	for i := 1; i < 3; i++ {
