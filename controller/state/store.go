@@ -82,53 +82,6 @@ func tableIndex(txn *memdb.Txn, tables ...string) uint64 {
 	return max
 }
 
-// UpsertGroup stores a group at index idx.
-func (s *Store) UpsertGroup(idx uint64, g lb.Group) error {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	e := &GroupEntry{Name: g.Name, VIP: g.VIP, Group: g.Clone(), CreateIndex: idx, ModifyIndex: idx}
-	raw, err := txn.First(TableGroups, "id", g.Name)
-	if err != nil {
-		return err
-	}
-	if raw != nil {
-		e.CreateIndex = raw.(*GroupEntry).CreateIndex
-	}
-	if err := txn.Insert(TableGroups, e); err != nil {
-		return err
-	}
-	if _, err := txn.DeleteAll(TableTombstones, "id", TableGroups+"/"+g.Name); err != nil {
-		return err
-	}
-	if err := bump(txn, TableGroups, idx); err != nil {
-		return err
-	}
-	txn.Commit()
-	return nil
-}
-
-// DeleteGroup removes a group at index idx, leaving a tombstone; deleting
-// a group that is not there changes nothing.
-func (s *Store) DeleteGroup(idx uint64, name string) error {
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	raw, err := txn.First(TableGroups, "id", name)
-	if err != nil || raw == nil {
-		return err
-	}
-	if err := txn.Delete(TableGroups, raw); err != nil {
-		return err
-	}
-	if err := txn.Insert(TableTombstones, &Tombstone{Key: TableGroups + "/" + name, Table: TableGroups, Name: name, Index: idx, At: time.Now()}); err != nil {
-		return err
-	}
-	if err := bump(txn, TableGroups, idx); err != nil {
-		return err
-	}
-	txn.Commit()
-	return nil
-}
-
 // Group reads one group (nil when absent) and the groups table's index,
 // adding what to watch to ws.
 func (s *Store) Group(ws memdb.WatchSet, name string) (uint64, *GroupEntry, error) {

@@ -16,6 +16,17 @@ func group(name, vip string) lb.Group {
 	return lb.Group{Name: name, VIP: vip, Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}}, Members: []lb.Member{{IP: "10.0.0.11"}}}
 }
 
+// upsert applies one group as the store's feed does: at index idx, the row
+// created at created.
+func upsert(s *Store, idx, created uint64, g lb.Group) error {
+	return s.Apply(idx, Batch{Groups: []*GroupEntry{{Name: g.Name, VIP: g.VIP, Group: g, CreateIndex: created, ModifyIndex: idx}}})
+}
+
+// remove applies one group's deletion at index idx.
+func remove(s *Store, idx uint64, name string) error {
+	return s.Apply(idx, Batch{DeletedGroups: []string{name}})
+}
+
 // TestIndexesAndTombstones: rows remember their creation and last change,
 // the table its last change; deletions leave tombstones a resuming reader
 // sees until they are reaped; an index never goes back.
@@ -28,11 +39,11 @@ func TestIndexesAndTombstones(t *testing.T) {
 	assert.Zero(t, idx)
 	assert.Empty(t, list)
 
-	require.NoError(t, s.UpsertGroup(10, group("web", "10.96.0.10")))
-	require.NoError(t, s.UpsertGroup(11, group("db", "10.96.0.20")))
+	require.NoError(t, upsert(s, 10, 10, group("web", "10.96.0.10")))
+	require.NoError(t, upsert(s, 11, 11, group("db", "10.96.0.20")))
 	g := group("web", "10.96.0.10")
 	g.Members[0].State = lb.StateDraining
-	require.NoError(t, s.UpsertGroup(12, g))
+	require.NoError(t, upsert(s, 12, 10, g))
 	idx, e, err := s.Group(ws, "web")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(12), idx)
@@ -40,8 +51,10 @@ func TestIndexesAndTombstones(t *testing.T) {
 	assert.Equal(t, uint64(12), e.ModifyIndex)
 	assert.Equal(t, lb.StateDraining, e.Group.Members[0].State)
 
-	require.NoError(t, s.DeleteGroup(13, "db"))
-	require.NoError(t, s.DeleteGroup(14, "nothing"), "deleting what is not there changes nothing")
+	require.NoError(t, remove(s, 13, "db"))
+	require.NoError(t, remove(s, 14, "nothing"), "deleting what is not there changes nothing")
+	resync := &GroupEntry{Name: g.Name, VIP: g.VIP, Group: g, CreateIndex: 10, ModifyIndex: 12}
+	require.NoError(t, s.Apply(14, Batch{Groups: []*GroupEntry{resync}}), "a resync of a row the view holds at its modify index changes nothing")
 	tests := []struct {
 		since   uint64
 		changed []string
@@ -78,7 +91,7 @@ func TestIndexesAndTombstones(t *testing.T) {
 	require.NoError(t, s.SetFloor(12), "the floor never goes down")
 	check(13, nil, nil, false)
 
-	assert.ErrorContains(t, s.UpsertGroup(5, group("late", "10.96.0.30")), "behind")
+	assert.ErrorContains(t, upsert(s, 5, 5, group("late", "10.96.0.30")), "behind")
 	_, e, _ = s.Group(ws, "late")
 	assert.Nil(t, e, "a refused write stores nothing")
 }
@@ -88,14 +101,14 @@ func TestIndexesAndTombstones(t *testing.T) {
 func TestBlockWakesOnChange(t *testing.T) {
 	s, err := New()
 	require.NoError(t, err)
-	require.NoError(t, s.UpsertGroup(1, group("web", "10.96.0.10")))
+	require.NoError(t, upsert(s, 1, 1, group("web", "10.96.0.10")))
 	query := func(ws memdb.WatchSet) (uint64, error) { idx, _, err := s.Groups(ws); return idx, err }
 
 	var wrote time.Time
 	go func() {
 		time.Sleep(100 * time.Millisecond)
 		wrote = time.Now()
-		_ = s.UpsertGroup(2, group("db", "10.96.0.20"))
+		_ = upsert(s, 2, 2, group("db", "10.96.0.20"))
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
