@@ -22,10 +22,6 @@ import (
 	"github.com/ovs-dlb/dlb/ovsdb"
 )
 
-// heartbeatInterval is how often the agent reports to the controller
-// (and at once when it applied a new index).
-const heartbeatInterval = 10 * time.Second
-
 // controllerSource follows the controller: it registers the host and its
 // VM ports, reports heartbeats with the index it has installed, and
 // watches the groups for the host from the index it last applied. The
@@ -135,13 +131,22 @@ func (s *controllerSource) Run(ctx context.Context, deliver func([]lb.Group, uin
 		default:
 		}
 	}
+	reachable := true // logged once per change, not per retry
 	f.Observe = func(c *wire.GroupChanges, err error) {
 		switch {
 		case err != nil:
 			s.metrics.failures.Inc()
 			s.metrics.connected.Set(0)
-			s.log.Debug("watch failed", "err", err)
-		case c == nil:
+			if reachable {
+				s.log.Warn("controller unreachable; keeping what is installed and retrying", "controller", s.c.Server(), "err", err)
+			}
+			reachable = false
+			return
+		case !reachable:
+			s.log.Info("controller reachable again", "controller", s.c.Server())
+		}
+		reachable = true
+		switch {
 		case c.Full:
 			s.metrics.answers.WithLabelValues("full").Inc()
 			s.metrics.connected.Set(1)
@@ -154,6 +159,10 @@ func (s *controllerSource) Run(ctx context.Context, deliver func([]lb.Group, uin
 			s.metrics.connected.Set(1)
 			s.log.Info("group changes from the controller", "index", c.Index, "changed", len(c.Groups), "deleted", len(c.Deleted))
 		}
+	}
+	f.Refused = func(err error) {
+		s.metrics.failures.Inc()
+		s.log.Error("groups from the controller refused; keeping what is installed and asking for everything again", "err", err)
 	}
 	go s.report(ctx)
 	// The checkpoint is written at most once a second (a set of 10,000
@@ -188,11 +197,11 @@ func (s *controllerSource) Run(ctx context.Context, deliver func([]lb.Group, uin
 }
 
 // report registers the host (again whenever its VM ports change or the
-// controller forgot it) and sends heartbeats: every heartbeatInterval, and
+// controller forgot it) and sends heartbeats: every wire.HeartbeatInterval, and
 // at once when a new index is installed.
 func (s *controllerSource) report(ctx context.Context) {
 	registered := false
-	tick := time.NewTicker(heartbeatInterval)
+	tick := time.NewTicker(wire.HeartbeatInterval)
 	defer tick.Stop()
 	retry := time.NewTimer(0)
 	defer retry.Stop()

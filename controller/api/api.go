@@ -146,9 +146,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// OpenAPI is the API's OpenAPI document.
-func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }
-
 // readyz answers 200 once the store is connected and its view has caught
 // up with what the monitor brought.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

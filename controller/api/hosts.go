@@ -20,11 +20,6 @@ type (
 	HostList = wire.HostList
 )
 
-// HeartbeatInterval is how often agents report; a host whose last report
-// is older than three of them, and that has no watch open, is shown
-// disconnected.
-const HeartbeatInterval = 10 * time.Second
-
 // hostStatus keeps, in memory, how each agent is doing: its last report,
 // the index it applied, its open watches. (It is not stored: after a
 // controller restart the agents' next requests fill it again.)
@@ -91,7 +86,7 @@ func (h *hostStatus) status(name string) wire.HostStatus {
 		return wire.HostStatus{}
 	}
 	st := wire.HostStatus{AppliedIndex: a.applied,
-		Connected: a.watches > 0 || time.Since(a.lastSeen) < 3*HeartbeatInterval}
+		Connected: a.watches > 0 || time.Since(a.lastSeen) < 3*wire.HeartbeatInterval}
 	if !a.lastSeen.IsZero() {
 		t := a.lastSeen.UTC()
 		st.LastHeartbeat = &t

@@ -24,6 +24,9 @@ type Follower struct {
 	// Observe, when set, is told of every answer (full or not) and of
 	// every failed watch (err != nil): for metrics and logs.
 	Observe func(c *wire.GroupChanges, err error)
+	// Refused, when set, is told of an answer whose set the agent cannot
+	// use (nothing is delivered; everything is asked for again).
+	Refused func(err error)
 
 	index     uint64
 	groups    map[string]lb.Group
@@ -79,8 +82,8 @@ func (f *Follower) Run(ctx context.Context) error {
 			// A set the agent cannot use (the controller validates, so
 			// this is a bug somewhere): keep what is installed, and ask
 			// for everything after a pause.
-			if f.Observe != nil {
-				f.Observe(nil, err)
+			if f.Refused != nil {
+				f.Refused(err)
 			}
 			f.index = 0
 			select {

@@ -62,6 +62,11 @@ type HostRegistration struct {
 	Ports   []HostPort `json:"ports" required:"false"`
 }
 
+// HeartbeatInterval is how often an agent reports; the controller shows a
+// host disconnected when it has no watch open and its last report is older
+// than three of them.
+const HeartbeatInterval = 10 * time.Second
+
 // Heartbeat is an agent's periodic report (POST /v1/hosts/{name}/heartbeat).
 type Heartbeat struct {
 	AppliedIndex uint64 `json:"applied_index" doc:"The groups index the agent has installed"`
