@@ -1,9 +1,17 @@
 package testbed
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,19 +27,31 @@ type ProbeSpec struct {
 	Timeout time.Duration
 	// Max bounds the whole probe (default 500 ms).
 	Max time.Duration
-	// Want, when set, accepts only some answers (the server's name), e.g.
-	// to wait for a new member; the first connection of each attempt is
-	// then asked who it reached. Without Want, any established connection
-	// is the answer.
-	Want func(server string) bool
+	// Want, when set, names the servers whose answer counts, e.g. to wait
+	// for a new member; the first connection of each attempt is then asked
+	// who it reached. Without Want, any established connection is the
+	// answer.
+	Want []string
 }
 
 // ProbeResult is the first wanted connection: when it was established
 // (the handshake done: the client can send) and who answered on it.
 type ProbeResult struct {
-	At       time.Time
-	Server   string
-	Attempts int
+	At       time.Time `json:"at"`
+	Server   string    `json:"server,omitempty"`
+	Attempts int       `json:"attempts"`
+}
+
+func (spec *ProbeSpec) defaults() {
+	if spec.Every == 0 {
+		spec.Every = time.Millisecond
+	}
+	if spec.Timeout == 0 {
+		spec.Timeout = 50 * time.Millisecond
+	}
+	if spec.Max == 0 {
+		spec.Max = 500 * time.Millisecond
+	}
 }
 
 // Probe starts a new TCP connection to the target every spec.Every, each
@@ -42,17 +62,18 @@ type ProbeResult struct {
 // One thread in the VM's namespace does it all with non-blocking sockets
 // and epoll, so that the prober itself costs little CPU beside what it
 // measures (on a 2-core machine, a goroutine and thread per attempt
-// delayed everything it measured).
+// delayed everything it measured). It runs in the calling process: to
+// measure something that starts at a given moment, StartProbe arms one in
+// a process of its own.
 func (tb *Testbed) Probe(ctx context.Context, spec ProbeSpec) (*ProbeResult, error) {
-	if spec.Every == 0 {
-		spec.Every = time.Millisecond
-	}
-	if spec.Timeout == 0 {
-		spec.Timeout = 50 * time.Millisecond
-	}
-	if spec.Max == 0 {
-		spec.Max = 500 * time.Millisecond
-	}
+	return tb.ProbeOn(ctx, spec, nil, nil)
+}
+
+// ProbeOn is Probe that gets ready (sources reserved, a thread in the VM's
+// namespace), calls ready, and begins when start is closed (nil: at
+// once). The 'dlb-testbed probe' command runs it for StartProbe.
+func (tb *Testbed) ProbeOn(ctx context.Context, spec ProbeSpec, ready func(), start <-chan struct{}) (*ProbeResult, error) {
+	spec.defaults()
 	vm := tb.vms[spec.VM]
 	if vm == nil {
 		return nil, fmt.Errorf("no VM %q in testbed %s", spec.VM, tb.Name)
@@ -77,6 +98,17 @@ func (tb *Testbed) Probe(ctx context.Context, spec ProbeSpec) (*ProbeResult, err
 			done <- out{nil, err}
 			return
 		}
+		if ready != nil {
+			ready()
+		}
+		if start != nil {
+			select {
+			case <-start:
+			case <-ctx.Done():
+				done <- out{nil, ctx.Err()}
+				return
+			}
+		}
 		res, err := probeLoop(ctx, spec, n, plan.pair, target)
 		done <- out{res, err}
 	}()
@@ -84,13 +116,88 @@ func (tb *Testbed) Probe(ctx context.Context, spec ProbeSpec) (*ProbeResult, err
 	if o.err != nil {
 		return nil, o.err
 	}
-	if o.res.Server == "" && spec.Want != nil {
-		return nil, fmt.Errorf("%s -> %s: no wanted answer in %v", spec.VM, spec.Target, spec.Max)
+	if o.res.Server == "" && len(spec.Want) > 0 {
+		return nil, fmt.Errorf("%s -> %s: no answer from %s in %v", spec.VM, spec.Target, strings.Join(spec.Want, " or "), spec.Max)
 	}
 	if o.res.At.IsZero() {
 		return nil, fmt.Errorf("%s -> %s: no connection in %v (%d attempts)", spec.VM, spec.Target, spec.Max, o.res.Attempts)
 	}
 	return o.res, nil
+}
+
+// A Prober is a probe armed in a process of its own inside the VM's
+// namespace (the 'dlb-testbed probe' command): started ahead, it begins
+// when fired. Neither starting it nor the caller's own work is then in
+// what it measures, and its probing competes with the caller for the CPU
+// only as a VM's client would.
+type Prober struct {
+	spec  ProbeSpec
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Reader
+	errs  strings.Builder
+	fired bool
+}
+
+// StartProbe starts a prober for spec and returns once it is ready to fire.
+func (tb *Testbed) StartProbe(ctx context.Context, spec ProbeSpec) (*Prober, error) {
+	spec.defaults()
+	if tb.vms[spec.VM] == nil {
+		return nil, fmt.Errorf("no VM %q in testbed %s", spec.VM, tb.Name)
+	}
+	bin, err := ServiceBinary()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"--name", tb.Name, "--base-dir", filepath.Dir(tb.RunDir), "probe", spec.VM, spec.Target,
+		"--armed", "-o", "json", "--every", spec.Every.String(), "--timeout", spec.Timeout.String(), "--max", spec.Max.String()}
+	for _, w := range spec.Want {
+		args = append(args, "--want", w)
+	}
+	p := &Prober{spec: spec, cmd: exec.CommandContext(ctx, bin, args...)}
+	p.cmd.Stderr = &p.errs
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	p.out = bufio.NewReader(stdout)
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start prober: %w", err)
+	}
+	line, err := p.out.ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+		return nil, fmt.Errorf("prober %s -> %s did not get ready: %q %v: %s", spec.VM, spec.Target, line, err, strings.TrimSpace(p.errs.String()))
+	}
+	return p, nil
+}
+
+// Fire starts the probing.
+func (p *Prober) Fire() error {
+	p.fired = true
+	_, err := io.WriteString(p.stdin, "go\n")
+	return err
+}
+
+// Wait returns the probe's result (firing it if nobody did).
+func (p *Prober) Wait() (*ProbeResult, error) {
+	if !p.fired {
+		_ = p.Fire()
+	}
+	data, rerr := io.ReadAll(p.out)
+	werr := p.cmd.Wait()
+	if werr != nil || rerr != nil {
+		return nil, fmt.Errorf("prober %s -> %s: %w: %s", p.spec.VM, p.spec.Target, errors.Join(werr, rerr), strings.TrimSpace(p.errs.String()))
+	}
+	var res ProbeResult
+	if err := json.Unmarshal(data, &res); err != nil {
+		return nil, fmt.Errorf("prober %s -> %s: %w: %q", p.spec.VM, p.spec.Target, err, data)
+	}
+	return &res, nil
 }
 
 // attempt is one connection in flight.
@@ -125,7 +232,7 @@ func probeLoop(ctx context.Context, spec ProbeSpec, n int, source func(int) neti
 			break
 		}
 		mu.Lock()
-		found := !res.At.IsZero() && (spec.Want == nil || res.Server != "")
+		found := !res.At.IsZero() && (len(spec.Want) == 0 || res.Server != "")
 		mu.Unlock()
 		if found {
 			break
@@ -163,7 +270,7 @@ func probeLoop(ctx context.Context, spec ProbeSpec, n int, source func(int) neti
 				unix.Close(fd)
 				continue
 			}
-			if spec.Want == nil {
+			if len(spec.Want) == 0 {
 				unix.Close(fd)
 				mu.Lock()
 				if res.At.IsZero() {
@@ -178,7 +285,7 @@ func probeLoop(ctx context.Context, spec ProbeSpec, n int, source func(int) neti
 				defer asks.Done()
 				defer unix.Close(fd)
 				name, err := askWho(fd, spec.Timeout)
-				if err != nil || !spec.Want(name) {
+				if err != nil || !slices.Contains(spec.Want, name) {
 					return
 				}
 				mu.Lock()

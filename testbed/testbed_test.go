@@ -55,6 +55,23 @@ func TestThreeHosts(t *testing.T) {
 		t.Logf("%s -> %s/%s: %.0f/s, p50 %.2f ms, p99 %.2f ms", tc.vm, tc.target, tc.proto, res.RatePerSecond, res.LatencyP50Ms, res.LatencyP99Ms)
 	}
 
+	// An armed prober waits for Fire, then answers with when and who.
+	p, err := tb.StartProbe(ctx, ProbeSpec{VM: "c2", Target: "[fd00::11]:8080", Want: []string{"s1"}})
+	require.NoError(t, err)
+	time.Sleep(100 * time.Millisecond)
+	fired := time.Now()
+	require.NoError(t, p.Fire())
+	pr, err := p.Wait()
+	require.NoError(t, err)
+	assert.Equal(t, "s1", pr.Server)
+	assert.True(t, pr.At.After(fired), "the prober began when fired (answer at %v, fired at %v)", pr.At, fired)
+	assert.Less(t, pr.At.Sub(fired), 100*time.Millisecond)
+	t.Logf("armed prober c2 -> s1: answered %v after it was fired, %d attempts", pr.At.Sub(fired), pr.Attempts)
+	p, err = tb.StartProbe(ctx, ProbeSpec{VM: "c1", Target: "10.0.0.13:9", Max: 50 * time.Millisecond})
+	require.NoError(t, err)
+	_, err = p.Wait()
+	require.ErrorContains(t, err, "no connection in 50ms")
+
 	// Held connections keep their server; a closed port is refused.
 	res, err := tb.Load(ctx, LoadSpec{VM: "c2", Target: "10.0.0.13:8080", Count: 4, Concurrency: 4, Hold: 300 * time.Millisecond})
 	require.NoError(t, err)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,7 +16,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
+	"github.com/ovs-dlb/dlb/ofctrl"
 	"github.com/ovs-dlb/dlb/testbed"
 )
 
@@ -156,18 +160,22 @@ func quantileMs(d []time.Duration, q float64) float64 {
 
 // BenchmarkConvergence: with a controller and an agent per host, the time
 // from a REST request to the first answered connection through the VIP
-// from a client on every host (each client tries a new connection every
-// millisecond): for a group created (until all three clients have an
-// answer), and for a member added (until the new member answers each
-// client). 20 runs each; medians and p99. The clients know the VIPs' MAC
-// (a permanent neighbour entry), so ARP's retry timer is not measured.
+// from a client on every host (each client, in a process of its own in
+// its namespace, tries a new connection every millisecond): for a group
+// created (until all three clients have an answer), and for a member
+// added (until the new member answers each client). 20 runs each; medians
+// and p99 (of 20: the slowest). The same with one client probing. And,
+// in the same run, the floor: what the emulated data path alone takes
+// under the same probing, with no control plane at all (see floorRuns).
+// The clients know the VIPs' MAC (a permanent neighbour entry), so ARP's
+// retry timer is not measured.
 func BenchmarkConvergence(b *testing.B) {
 	f := newFleet(b)
 	clients := map[string]string{"c1": "h1", "c2": "h2", "c3": "h3"}
 	const runs = 20
 	vip := func(i int) string { return fmt.Sprintf("10.96.1.%d", i+1) }
 	for c, h := range clients {
-		for i := 0; i <= 2*runs; i++ {
+		for i := 0; i <= 4*runs+1; i++ {
 			_, err := f.tb.Exec(f.ctx, c, "ip", "neigh", "replace", vip(i), "lladdr", lb.HostMAC(h).String(), "dev", "eth0", "nud", "permanent")
 			require.NoError(b, err)
 		}
@@ -179,71 +187,66 @@ func BenchmarkConvergence(b *testing.B) {
 		}
 		return fmt.Sprintf(`{"name":"conv%d","vip":%q,"ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[%s]}`, i, vip(i), strings.Join(m, ","))
 	}
-	// until probes every client until want says an answer counts, from t0.
-	until := func(i int, t0 time.Time, want func(string) bool, only ...string) (time.Duration, map[string]time.Duration) {
-		per := map[string]time.Duration{}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		probing := only
-		if len(probing) == 0 {
-			probing = []string{"c1", "c2", "c3"}
+	// race arms a prober on each client, fires them, sends the request,
+	// and returns the time from the request until every client had its
+	// answer (from servers named in want, when given).
+	race := func(i int, want []string, clients []string, request func()) time.Duration {
+		ps := make([]*testbed.Prober, len(clients))
+		for k, c := range clients {
+			p, err := f.tb.StartProbe(f.ctx, testbed.ProbeSpec{VM: c, Target: vip(i) + ":80", Want: want, Max: 2 * time.Second, Timeout: 10 * time.Millisecond})
+			require.NoError(b, err)
+			ps[k] = p
 		}
-		for _, c := range probing {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r, err := f.tb.Probe(f.ctx, testbed.ProbeSpec{VM: c, Target: vip(i) + ":80", Want: want, Max: 2 * time.Second, Timeout: 10 * time.Millisecond})
-				require.NoError(b, err)
-				mu.Lock()
-				per[c] = r.At.Sub(t0)
-				mu.Unlock()
-			}()
+		for _, p := range ps {
+			require.NoError(b, p.Fire())
 		}
-		wg.Wait()
+		t0 := time.Now()
+		request()
 		var worst time.Duration
-		for _, d := range per {
-			worst = max(worst, d)
+		for _, p := range ps {
+			r, err := p.Wait()
+			require.NoError(b, err)
+			worst = max(worst, r.At.Sub(t0))
 		}
-		return worst, per
+		return worst
 	}
+	all, one := []string{"c1", "c2", "c3"}, []string{"c1"}
 	base := "/v1/groups"
+	del := func(i, members int) { deleteGroup(b, f, fmt.Sprintf("conv%d", i), members) }
 	// Warm-up: the agents learn the members' MACs once.
-	f.ctl.Call("POST", base, doc(runs, "s1", "s2", "s3", "s4"), 201)
-	until(runs, time.Now(), nil)
+	race(4*runs+1, nil, all, func() { f.ctl.Call("POST", base, doc(4*runs+1, "s1", "s2", "s3", "s4"), 201) })
 
-	var created, added, alone, aloneAdded []time.Duration
+	var created, added, alone, aloneAdded, floor, floorAdded []time.Duration
 	for b.Loop() {
 		if len(created) >= runs {
 			continue // the runs are done in the first iteration
 		}
-		for i := 0; i < runs; i++ {
-			// Probes start just before the request: they measure from t0.
-			t0 := time.Now()
-			done := make(chan time.Duration)
-			go func() { d, _ := until(i, t0, nil); done <- d }()
-			f.ctl.Call("POST", base, doc(i, "s1", "s2", "s3"), 201)
-			created = append(created, <-done)
-
-			t0 = time.Now()
-			go func() { d, _ := until(i, t0, func(s string) bool { return s == "s4" }); done <- d }()
-			f.ctl.Call("POST", fmt.Sprintf("%s/conv%d/members", base, i), fmt.Sprintf(`{"ip":%q}`, f.tb.VM("s4").Addr()), 201)
-			added = append(added, <-done)
-			f.ctl.Call("DELETE", fmt.Sprintf("%s/conv%d", base, i), "", 204)
+		// Three clients probing, then (the probing's own load out of the
+		// figure, and the reference's conditions) one.
+		for _, series := range []struct {
+			clients        []string
+			first          int
+			created, added *[]time.Duration
+		}{{all, 0, &created, &added}, {one, runs, &alone, &aloneAdded}} {
+			for i := series.first; i < series.first+runs; i++ {
+				*series.created = append(*series.created, race(i, nil, series.clients, func() {
+					f.ctl.Call("POST", base, doc(i, "s1", "s2", "s3"), 201)
+				}))
+				*series.added = append(*series.added, race(i, []string{"s4"}, series.clients, func() {
+					f.ctl.Call("POST", fmt.Sprintf("%s/conv%d/members", base, i), fmt.Sprintf(`{"ip":%q}`, f.tb.VM("s4").Addr()), 201)
+				}))
+				del(i, 4)
+			}
 		}
-		// The same creation with one client probing: the probing's own
-		// load out of the figure (and the reference's conditions).
-		for i := runs + 1; i <= 2*runs; i++ {
-			t0 := time.Now()
-			done := make(chan time.Duration)
-			go func() { d, _ := until(i, t0, nil, "c1"); done <- d }()
-			f.ctl.Call("POST", base, doc(i, "s1", "s2", "s3"), 201)
-			alone = append(alone, <-done)
-			t0 = time.Now()
-			go func() { d, _ := until(i, t0, func(s string) bool { return s == "s4" }, "c1"); done <- d }()
-			f.ctl.Call("POST", fmt.Sprintf("%s/conv%d/members", base, i), fmt.Sprintf(`{"ip":%q}`, f.tb.VM("s4").Addr()), 201)
-			aloneAdded = append(aloneAdded, <-done)
-			f.ctl.Call("DELETE", fmt.Sprintf("%s/conv%d", base, i), "", 204)
-		}
+		s4 := f.tb.VM("s4").Addr()
+		floor = floorRuns(b, f, 2*runs, runs, race, func(i int) string { return doc(i, "s1", "s2", "s3") },
+			func(i int) *ofctrl.Flow {
+				return ofctrl.NewFlow(0, 1000).Cookie(0x77).Match(ofctrl.IP, ofctrl.IPDst(ofctrl.Host(netip.MustParseAddr(vip(i))))).Done()
+			}, nil)
+		floorAdded = floorRuns(b, f, 3*runs, runs, race, func(i int) string { return doc(i, "s1", "s2", "s3", "s4") },
+			func(i int) *ofctrl.Flow {
+				return ofctrl.NewFlow(uint8(lb.TableOutput), 1000).Cookie(0x77).Match(ofctrl.TCP, ofctrl.IPDst(ofctrl.Host(s4)), ofctrl.DstPort(ofctrl.ProtoTCP, 8080)).Done()
+			}, []string{"s4"})
 	}
 	b.ReportMetric(quantileMs(created, 0.5), "create-p50-ms")
 	b.ReportMetric(quantileMs(created, 0.99), "create-p99-ms")
@@ -251,6 +254,86 @@ func BenchmarkConvergence(b *testing.B) {
 	b.ReportMetric(quantileMs(added, 0.99), "member-add-p99-ms")
 	b.ReportMetric(quantileMs(alone, 0.5), "create-1client-p50-ms")
 	b.ReportMetric(quantileMs(aloneAdded, 0.5), "member-add-1client-p50-ms")
+	b.ReportMetric(quantileMs(floor, 0.5), "floor-p50-ms")
+	b.ReportMetric(quantileMs(floor, 0.99), "floor-p99-ms")
+	b.ReportMetric(quantileMs(floorAdded, 0.5), "floor-member-add-p50-ms")
+	b.ReportMetric(quantileMs(floorAdded, 0.99), "floor-member-add-p99-ms")
+	b.ReportMetric(quantileMs(created, 0.5)/quantileMs(floor, 0.5), "create/floor")
+	b.ReportMetric(quantileMs(added, 0.5)/quantileMs(floorAdded, 0.5), "member-add/floor")
 	fmt.Printf("convergence over %d runs, REST request to an answer through the VIP on all three hosts (clients trying every 1 ms): group created p50 %.1f ms, p99 %.1f ms; member added (until it answers) p50 %.1f ms, p99 %.1f ms; with one client probing: created p50 %.1f ms, p99 %.1f ms, member added p50 %.1f ms, p99 %.1f ms\n",
 		len(created), quantileMs(created, 0.5), quantileMs(created, 0.99), quantileMs(added, 0.5), quantileMs(added, 0.99), quantileMs(alone, 0.5), quantileMs(alone, 0.99), quantileMs(aloneAdded, 0.5), quantileMs(aloneAdded, 0.99))
+	fmt.Printf("the testbed's floor in the same run (installed beforehand, unblocked by one flow-mod per host, three clients probing): a VIP p50 %.1f ms, p99 %.1f ms; a member p50 %.1f ms, p99 %.1f ms; ours / floor (medians): created %.2f, member added %.2f\n",
+		quantileMs(floor, 0.5), quantileMs(floor, 0.99), quantileMs(floorAdded, 0.5), quantileMs(floorAdded, 0.99),
+		quantileMs(created, 0.5)/quantileMs(floor, 0.5), quantileMs(added, 0.5)/quantileMs(floorAdded, 0.5))
+}
+
+// floorRuns measures what convergence costs with no control plane: each
+// run's group is created and installed while a flow that is not the
+// DLB's (cookie 0x77, priority 1000) drops what the run waits for on every
+// host: the VIP in the first table (a group created), or the new member's
+// port in DLB_OUTPUT, after translation (a member added). With the
+// probers running, one flow-mod per host, sent at once over connections
+// opened beforehand, removes that flow, and the probers time the first
+// wanted answer on every client. What is left is OVS taking a flow-mod,
+// revalidating its datapath flows and the first connection's trip
+// through the emulated hosts, under the probing's load: no controller and
+// agent can converge faster on this testbed.
+func floorRuns(b *testing.B, f *fleet, first, runs int, race func(int, []string, []string, func()) time.Duration,
+	group func(int) string, block func(int) *ofctrl.Flow, want []string) []time.Duration {
+	conns := map[string]*ofctrl.Conn{}
+	for _, h := range f.tb.Hosts() {
+		c, err := ofctrl.Dial(f.ctx, h.OpenFlowTarget(), ofctrl.ConnOptions{})
+		require.NoError(b, err)
+		b.Cleanup(func() { c.Close() })
+		conns[h.Name] = c
+	}
+	var out []time.Duration
+	for i := first; i < first+runs; i++ {
+		for _, c := range conns {
+			require.NoError(b, c.Apply(f.ctx, block(i).Add()))
+		}
+		var g wire.Group
+		require.NoError(b, json.Unmarshal(f.ctl.Call("POST", "/v1/groups", group(i), 201), &g))
+		require.Eventually(b, func() bool {
+			for _, a := range f.agents {
+				if a.metric("dlb_agent_applied_index") < float64(g.ModifyIndex) {
+					return false
+				}
+			}
+			return true
+		}, 10*time.Second, 5*time.Millisecond)
+		out = append(out, race(i, want, []string{"c1", "c2", "c3"}, func() {
+			var wg sync.WaitGroup
+			for _, c := range conns {
+				wg.Add(1)
+				go func() { defer wg.Done(); require.NoError(b, c.Apply(f.ctx, block(i).DeleteStrict())) }()
+			}
+			wg.Wait()
+		}))
+		deleteGroup(b, f, fmt.Sprintf("conv%d", i), len(want)+3)
+	}
+	return out
+}
+
+// deleteGroup deletes a group of n members (one VIP port) and waits until
+// every agent flushed the departed members' conntrack entries: that
+// flush waits for a revalidation round and walks the conntrack table, and
+// must not run into the next measurement.
+func deleteGroup(b *testing.B, f *fleet, name string, n int) {
+	flushes := func(a *agent) float64 {
+		return a.metric(`dlb_agent_conntrack_flushes_total{result="ok"}`) + a.metric(`dlb_agent_conntrack_flushes_total{result="error"}`)
+	}
+	before := map[string]float64{}
+	for h, a := range f.agents {
+		before[h] = flushes(a)
+	}
+	f.ctl.Call("DELETE", "/v1/groups/"+name, "", 204)
+	require.Eventually(b, func() bool {
+		for h, a := range f.agents {
+			if flushes(a) < before[h]+float64(n) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 5*time.Millisecond, "agents did not flush %s's %d members", name, n)
 }

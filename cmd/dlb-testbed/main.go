@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,7 +57,7 @@ func newRoot() *cobra.Command {
 	_ = v.BindPFlag("name", root.PersistentFlags().Lookup("name"))
 	_ = v.BindPFlag("base_dir", root.PersistentFlags().Lookup("base-dir"))
 	open := func() (*testbed.Testbed, error) { return testbed.Open(v.GetString("name"), v.GetString("base_dir")) }
-	root.AddCommand(upCmd(v), downCmd(open), statusCmd(open), execCmd(open), loadCmd(open), serveCmd())
+	root.AddCommand(upCmd(v), downCmd(open), statusCmd(open), execCmd(open), loadCmd(open), probeCmd(open), serveCmd())
 	return root
 }
 
@@ -219,6 +220,69 @@ failed.`,
 	f.Float64Var(&spec.Rate, "rate", 0, "new connections per second (0: as fast as possible)")
 	f.StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
+}
+
+func probeCmd(open func() (*testbed.Testbed, error)) *cobra.Command {
+	var spec testbed.ProbeSpec
+	var output string
+	var armed bool
+	cmd := &cobra.Command{
+		Use:   "probe VM TARGET:PORT",
+		Short: "Try a new TCP connection from a VM every millisecond until one is answered",
+		Long: `Opens a new TCP connection from inside VM to TARGET:PORT every --every (each
+from a source pair never used before on this testbed) until one is
+established, or, with --want, until one of the named servers answers, and
+prints when and after how many attempts: how long a VIP or a new member
+takes to work, to the millisecond. Exits 2 when nothing answered in --max.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tb, err := open()
+			if err != nil {
+				return err
+			}
+			spec.VM, spec.Target = args[0], args[1]
+			var ready func()
+			var start chan struct{}
+			if armed {
+				// Ready on stdout, then wait for a line on stdin.
+				start = make(chan struct{})
+				ready = func() {
+					fmt.Println("ready")
+					go func() {
+						_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+						close(start)
+					}()
+				}
+			}
+			began := time.Now()
+			res, err := tb.ProbeOn(cmd.Context(), spec, ready, start)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "dlb-testbed:", err)
+				return &exitError{code: 2}
+			}
+			if output == "json" {
+				return printJSON(res)
+			}
+			fmt.Printf("%s answered %s after %v (%d attempts)\n", spec.Target, orDash(res.Server), res.At.Sub(began).Round(time.Microsecond), res.Attempts)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&spec.Every, "every", time.Millisecond, "time between attempts")
+	f.DurationVar(&spec.Timeout, "timeout", 50*time.Millisecond, "limit for one attempt")
+	f.DurationVar(&spec.Max, "max", 5*time.Second, "give up after this long")
+	f.StringArrayVar(&spec.Want, "want", nil, "count only answers from this server (repeatable)")
+	f.StringVarP(&output, "output", "o", "table", "table or json")
+	f.BoolVar(&armed, "armed", false, "print \"ready\" and start on a line from stdin (for tests)")
+	_ = f.MarkHidden("armed")
+	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func serveCmd() *cobra.Command {

@@ -69,6 +69,20 @@ func TestCLI(t *testing.T) {
 	assert.Equal(t, 2, ee.ExitCode(), "failures make load exit 2")
 	assert.Contains(t, out, "refused")
 
+	out, err = cli("probe", "c1", "10.0.0.12:8080", "--want", "s2", "-o", "json")
+	require.NoError(t, err, out)
+	var pr testbed.ProbeResult
+	require.NoError(t, json.Unmarshal([]byte(out), &pr), out)
+	assert.Equal(t, "s2", pr.Server)
+	assert.Positive(t, pr.Attempts)
+	out, err = cli("probe", "c1", "10.0.0.12:8080", "--want", "s3", "--max", "100ms")
+	require.ErrorAs(t, err, &ee, out)
+	assert.Equal(t, 2, ee.ExitCode(), "a probe without the wanted answer exits 2")
+	assert.Contains(t, out, "no answer from s3 in 100ms")
+	out, err = cli("probe", "c1", "10.0.0.11:9", "--max", "50ms")
+	require.ErrorAs(t, err, &ee, out)
+	assert.Contains(t, out, "no connection in 50ms")
+
 	out, err = cli("status", "-o", "json")
 	require.NoError(t, err, out)
 	var st testbed.Status
