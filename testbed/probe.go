@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -200,41 +199,46 @@ func (p *Prober) Wait() (*ProbeResult, error) {
 	return &res, nil
 }
 
-// attempt is one connection in flight.
+// attempt is one connection in flight: connecting, then (with Want)
+// asking who answered.
 type attempt struct {
-	fd      int
-	started time.Time
+	started   time.Time
+	connected time.Time // zero while connecting
+	line      []byte
 }
 
 // probeLoop runs in the VM's namespace: a non-blocking connect every
-// spec.Every, epoll for the handshakes.
+// spec.Every, and epoll for the handshakes and the answers. Connections
+// are reset once done with (SO_LINGER 0): fewer packets per attempt, and
+// no TIME_WAIT, so the probing loads the hosts less.
 func probeLoop(ctx context.Context, spec ProbeSpec, n int, source func(int) netip.AddrPort, target netip.AddrPort) (*ProbeResult, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
 	defer unix.Close(ep)
-	inflight := map[int]attempt{}
+	inflight := map[int]*attempt{}
+	drop := func(fd int) {
+		_ = unix.EpollCtl(ep, unix.EPOLL_CTL_DEL, fd, nil)
+		delete(inflight, fd)
+		abort(fd)
+	}
 	defer func() {
 		for fd := range inflight {
-			unix.Close(fd)
+			abort(fd)
 		}
 	}()
 	res := &ProbeResult{}
-	var asks sync.WaitGroup
-	var mu sync.Mutex
 	start := time.Now()
 	next := start
 	events := make([]unix.EpollEvent, 64)
+	buf := make([]byte, 128)
 	for {
 		now := time.Now()
 		if now.Sub(start) > spec.Max+spec.Timeout || ctx.Err() != nil {
 			break
 		}
-		mu.Lock()
-		found := !res.At.IsZero() && (len(spec.Want) == 0 || res.Server != "")
-		mu.Unlock()
-		if found {
+		if !res.At.IsZero() && (len(spec.Want) == 0 || res.Server != "" && !askedBefore(inflight, res.At)) {
 			break
 		}
 		if !now.Before(next) && res.Attempts < n && now.Sub(start) <= spec.Max {
@@ -245,7 +249,7 @@ func probeLoop(ctx context.Context, spec ProbeSpec, n int, source func(int) neti
 				if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd)}); err != nil {
 					unix.Close(fd)
 				} else {
-					inflight[fd] = attempt{fd: fd, started: now}
+					inflight[fd] = &attempt{started: now}
 				}
 			}
 		}
@@ -260,53 +264,80 @@ func probeLoop(ctx context.Context, spec ProbeSpec, n int, source func(int) neti
 		at := time.Now()
 		for _, ev := range events[:max(k, 0)] {
 			fd := int(ev.Fd)
-			if _, ok := inflight[fd]; !ok {
+			a := inflight[fd]
+			if a == nil {
 				continue
 			}
-			_ = unix.EpollCtl(ep, unix.EPOLL_CTL_DEL, fd, nil)
-			delete(inflight, fd)
-			soerr, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-			if soerr != 0 {
-				unix.Close(fd)
+			if a.connected.IsZero() {
+				if soerr, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); soerr != 0 {
+					drop(fd)
+					continue
+				}
+				a.connected = at
+				if len(spec.Want) == 0 {
+					if res.At.IsZero() {
+						res.At = at
+					}
+					drop(fd)
+					continue
+				}
+				// Ask who answered; the answer comes back on EPOLLIN while
+				// the next attempts go on.
+				if _, err := unix.Write(fd, probe); err != nil {
+					drop(fd)
+					continue
+				}
+				if err := unix.EpollCtl(ep, unix.EPOLL_CTL_MOD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+					drop(fd)
+				}
 				continue
 			}
-			if len(spec.Want) == 0 {
-				unix.Close(fd)
-				mu.Lock()
-				if res.At.IsZero() {
-					res.At = at
-				}
-				mu.Unlock()
+			k, err := unix.Read(fd, buf)
+			if err == unix.EAGAIN {
 				continue
 			}
-			// Ask who answered, apart: the next attempts go on meanwhile.
-			asks.Add(1)
-			go func(fd int, connected time.Time) {
-				defer asks.Done()
-				defer unix.Close(fd)
-				name, err := askWho(fd, spec.Timeout)
-				if err != nil || !slices.Contains(spec.Want, name) {
-					return
-				}
-				mu.Lock()
-				if res.At.IsZero() || connected.Before(res.At) {
-					res.At, res.Server = connected, name
-				}
-				mu.Unlock()
-			}(fd, at)
+			if err != nil || k <= 0 {
+				drop(fd)
+				continue
+			}
+			a.line = append(a.line, buf[:k]...)
+			i := slices.Index(a.line, '\n')
+			if i < 0 && len(a.line) < 128 {
+				continue
+			}
+			if i >= 0 && slices.Contains(spec.Want, string(a.line[:i])) && (res.At.IsZero() || a.connected.Before(res.At)) {
+				res.At, res.Server = a.connected, string(a.line[:i])
+			}
+			drop(fd)
 		}
 		for fd, a := range inflight {
-			if at.Sub(a.started) > spec.Timeout {
-				_ = unix.EpollCtl(ep, unix.EPOLL_CTL_DEL, fd, nil)
-				unix.Close(fd)
-				delete(inflight, fd)
+			since := a.started
+			if !a.connected.IsZero() {
+				since = a.connected
+			}
+			if at.Sub(since) > spec.Timeout {
+				drop(fd)
 			}
 		}
 	}
-	asks.Wait()
-	mu.Lock()
-	defer mu.Unlock()
 	return res, nil
+}
+
+// askedBefore says whether an attempt connected before t still waits for
+// its answer (which, if wanted, is the earlier one).
+func askedBefore(inflight map[int]*attempt, t time.Time) bool {
+	for _, a := range inflight {
+		if !a.connected.IsZero() && a.connected.Before(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// abort closes a socket with a reset (SO_LINGER 0).
+func abort(fd int) {
+	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	unix.Close(fd)
 }
 
 // dialNonBlocking starts a TCP connection from src to dst.
@@ -336,32 +367,4 @@ func sockaddr(ap netip.AddrPort) unix.Sockaddr {
 		return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 	}
 	return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
-}
-
-// askWho sends the probe line on a connected socket and reads the name.
-func askWho(fd int, timeout time.Duration) (string, error) {
-	if err := unix.SetNonblock(fd, false); err != nil {
-		return "", err
-	}
-	tv := unix.NsecToTimeval(timeout.Nanoseconds())
-	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
-	if _, err := unix.Write(fd, probe); err != nil {
-		return "", err
-	}
-	buf := make([]byte, 128)
-	var line []byte
-	for len(line) < 128 {
-		k, err := unix.Read(fd, buf)
-		if err != nil || k <= 0 {
-			return "", fmt.Errorf("read: %v", err)
-		}
-		line = append(line, buf[:k]...)
-		for i, c := range line {
-			if c == '\n' {
-				return string(line[:i]), nil
-			}
-		}
-	}
-	return "", fmt.Errorf("no line")
 }
