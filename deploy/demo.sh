@@ -16,11 +16,16 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it creates network namespaces)" >&2; exit 1; }
 
 RUN=/run/dlb-testbed/demo
-WORK=$(mktemp -d /tmp/dlb-demo.XXXXXX)
 PORT=${DEMO_PORT:-18470}
 export DLB_SERVER=http://127.0.0.1:$PORT
 dlbctl() { "$BIN/dlbctl" "$@"; }
 pids=()
+if curl -s -o /dev/null "$DLB_SERVER/healthz"; then
+  echo "demo: something already answers on 127.0.0.1:$PORT (a demo left running with KEEP=1?); stop it, or set DEMO_PORT" >&2
+  exit 1
+fi
+WORK=$(mktemp -d /tmp/dlb-demo.XXXXXX)
+
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -38,7 +43,7 @@ tb up -f testbed/topologies/three-hosts.yaml
 say "Starting dlb-controller (its own ovsdb-server on $WORK/controller) on 127.0.0.1:$PORT"
 "$BIN/dlb-controller" --listen "127.0.0.1:$PORT" --data-dir "$WORK/controller" > "$WORK/controller.log" 2>&1 &
 pids+=($!)
-wait_for "dlb-controller" "curl -sf $DLB_SERVER/readyz" || { cat "$WORK/controller.log"; exit 1; }
+wait_for "dlb-controller" "kill -0 $! && curl -sf $DLB_SERVER/readyz" || { cat "$WORK/controller.log"; exit 1; }
 
 say "Starting a dlb-agent on each host, following the controller"
 for h in h1 h2 h3; do
