@@ -36,6 +36,8 @@ type ProbeSpec struct {
 // ProbeResult is the first wanted connection: when it was established
 // (the handshake done: the client can send) and who answered on it.
 type ProbeResult struct {
+	// Started is when the first attempt began.
+	Started  time.Time `json:"started"`
 	At       time.Time `json:"at"`
 	Server   string    `json:"server,omitempty"`
 	Attempts int       `json:"attempts"`
@@ -228,8 +230,8 @@ func probeLoop(ctx context.Context, spec ProbeSpec, n int, source func(int) neti
 			abort(fd)
 		}
 	}()
-	res := &ProbeResult{}
 	start := time.Now()
+	res := &ProbeResult{Started: start}
 	next := start
 	events := make([]unix.EpollEvent, 64)
 	buf := make([]byte, 128)

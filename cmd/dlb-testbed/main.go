@@ -254,7 +254,6 @@ takes to work, to the millisecond. Exits 2 when nothing answered in --max.`,
 					}()
 				}
 			}
-			began := time.Now()
 			res, err := tb.ProbeOn(cmd.Context(), spec, ready, start)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "dlb-testbed:", err)
@@ -263,7 +262,7 @@ takes to work, to the millisecond. Exits 2 when nothing answered in --max.`,
 			if output == "json" {
 				return printJSON(res)
 			}
-			fmt.Printf("%s answered %s after %v (%d attempts)\n", spec.Target, orDash(res.Server), res.At.Sub(began).Round(time.Microsecond), res.Attempts)
+			fmt.Printf("%s answered %s after %v (%d attempts)\n", spec.Target, orDash(res.Server), res.At.Sub(res.Started).Round(time.Microsecond), res.Attempts)
 			return nil
 		},
 	}
