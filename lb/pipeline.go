@@ -339,11 +339,9 @@ func (c *compiler) pipeline() {
 	// Hairpin: a member that reached itself through its VIP gets the
 	// connection with the VIP as source (DLB_OUTPUT's per-member flows, in
 	// the hairpin zone), so it answers to the VIP, at the DLB's MAC. Its
-	// answer is un-SNATed, then un-DNATed, and goes back out of its port.
-	for _, ipm := range []of.MatchOption{of.IP, of.IPv6} {
-		c.add(c.flow(TableService, 45, fixed).Match(fromVM, ipm, of.EthDst(c.cfg.MAC)).
-			Actions(natLookup(c.cfg.HairpinZone(), c.t(TableHairpinReply))))
-	}
+	// answer (looked up in the hairpin zone by a flow per VIP with a local
+	// member: sharedFlows) is un-SNATed, then un-DNATed, and goes back out
+	// of its port.
 	for _, ipm := range []of.MatchOption{of.IP, of.IPv6} {
 		c.add(c.flow(TableHairpinReply, 100, fixed).Match(of.CTState(of.CTRpl|of.CTTrk, of.CTRpl|of.CTTrk), ipm).
 			Actions(natLookup(c.cfg.Zone, c.t(TableHairpin))))
@@ -528,6 +526,19 @@ func (c *compiler) hairpinFlows(g Group, id uint32, vip netip.Addr) []*of.Flow {
 	return out
 }
 
+// hasLocalMember says whether a member of g is a VM port of this host.
+func (c *compiler) hasLocalMember(g Group) bool {
+	for _, m := range g.Members {
+		ip := netip.MustParseAddr(m.IP).Unmap()
+		for _, p := range c.in.Ports {
+			if p.OFPort != 0 && p.OFPort < of.PortInPort && containsAddr(p.IPs, ip) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // portsInScope lists the local VM ports a scope selects (by iface-id, or by
 // all of its labels in external_ids); nil for no scope, and an empty,
 // non-nil list when the scope selects none of this host's ports.
@@ -600,6 +611,16 @@ func (c *compiler) sharedFlows(g Group, id uint32) []sharedFlow {
 		}
 	}
 	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)
+	if g.Mode != ModeDSR && g.Scope.key() == "" && c.hasLocalMember(g) {
+		// Answers of a local member to a hairpin connection come to the
+		// VIP (the source it got); only those VIPs get the hairpin zone's
+		// lookup, so other traffic to the DLB's MAC (a VIP port not
+		// configured, say) is dropped without touching conntrack.
+		out = append(out, sharedFlow{"hairpin-reply/" + vip.String(), func() *of.Flow {
+			return c.flow(TableService, 45, Cookie(KindHairpin, id, 0)).Match(fromVM, ipOf(v6), of.EthDst(c.cfg.MAC), of.IPDst(of.Host(vip))).
+				Actions(natLookup(c.cfg.HairpinZone(), c.t(TableHairpinReply))).Done()
+		}})
+	}
 	out = append(out, sharedFlow{"neigh/" + vip.String(), func() *of.Flow {
 		cookie := Cookie(KindVIP, id, 0)
 		if v6 {

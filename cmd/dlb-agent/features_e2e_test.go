@@ -281,6 +281,21 @@ func TestHairpinAndThreeTiers(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, ct, "reply=(src=10.0.0.11", "s1's connections to itself are translated to come from the VIP")
 
+	// Only a VIP with a local member gets the hairpin zone's lookup: other
+	// traffic from a VM to the DLB's MAC is dropped without conntrack.
+	trace := func(port, flow string) string {
+		vm := c.tb.VM(port)
+		out, err := c.tb.Host("h1").AppCtl(c.ctx, "ofproto/trace", "br-int",
+			fmt.Sprintf("in_port=%s,tcp,dl_src=%s,dl_dst=%s,nw_src=%s,%s", port, vm.HardwareAddr(), lb.HostMAC("h1"), vm.Addr(), flow))
+		require.NoError(t, err)
+		return out
+	}
+	stray := trace("c1", "nw_dst=10.96.0.99,tp_src=40000,tp_dst=80")
+	assert.Contains(t, stray, "Datapath actions: drop", stray)
+	assert.NotContains(t, stray, "ct(", "no conntrack for traffic to the DLB's MAC that is for no VIP:\n%s", stray)
+	answer := trace("s1", "nw_dst=10.96.0.10,tp_src=8080,tp_dst=40000")
+	assert.Contains(t, answer, fmt.Sprintf("ct(zone=%d,nat)", lb.DefaultZone+1), "a member's answer to its VIP is looked up in the hairpin zone:\n%s", answer)
+
 	chain := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.50:80", Count: 200, Concurrency: 8})
 	assert.Zero(t, chain.Failed(), "%v %v", chain.Failures, chain.FailureExamples)
 	tiers := map[string]int{}
