@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,6 +49,7 @@ type config struct {
 	Retention    string   `mapstructure:"tombstone_retention"`
 	Durable      bool     `mapstructure:"durable_commits"`
 	LogLevel     string   `mapstructure:"log_level"`
+	PprofAddr    string   `mapstructure:"pprof_addr"`
 }
 
 func newRoot() *cobra.Command {
@@ -80,6 +82,7 @@ func newRoot() *cobra.Command {
 	f.StringSlice("ovsdb", nil, "an existing ovsdb-server holding the DLB database, e.g. tcp:10.0.0.1:6641; repeat (or comma-separate) for the members of a cluster. Default: start one on --data-dir")
 	f.Int64("max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
 	f.Bool("durable-commits", true, "acknowledge a write only once ovsdb-server has it on disk (fsync): it survives a power cut; false: only a crash or kill -9")
+	f.String("pprof-addr", "", "serve Go's profiles (/debug/pprof/) on this address, apart from the API; empty: not at all")
 	f.String("tombstone-retention", "1h", "how long deletions are remembered for agents' watches; an agent away longer gets a full resync")
 	f.String("log-level", "info", "debug, info, warn or error")
 	v.SetEnvPrefix("DLB")
@@ -109,6 +112,14 @@ func run(ctx context.Context, cfg config) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	var pl net.Listener
+	if cfg.PprofAddr != "" {
+		if pl, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("pprof_addr: %w", err)
+		}
+		defer pl.Close()
 	}
 	defer ln.Close()
 
@@ -147,6 +158,17 @@ func run(ctx context.Context, cfg config) error {
 		Handler:           api.New(api.Options{Store: st, Registry: reg, Log: log, MaxBodyBytes: cfg.MaxBodyBytes}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+	}
+	if pl != nil {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		ps := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ps.Serve(pl) }()
+		defer ps.Close()
+		log.Info("profiles served", "pprof_addr", pl.Addr().String())
 	}
 	go reap(ctx, st, retention, log)
 	log.Info("dlb-controller serving", "listen", ln.Addr().String(), "ovsdb", endpoints)

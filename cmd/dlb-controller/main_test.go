@@ -144,6 +144,7 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--log-level", "loud"}, nil, "log_level"},
 		{[]string{"--max-body-bytes", "10"}, nil, "max_body_bytes"},
 		{[]string{"--listen", "127.0.0.1:99999"}, nil, "listen"},
+		{[]string{"--listen", "127.0.0.1:0", "--pprof-addr", "nowhere:x"}, nil, "pprof_addr"},
 		{nil, map[string]string{"DLB_LISTEN": "nonsense"}, "listen"},
 	} {
 		t.Run(tt.want, func(t *testing.T) {
@@ -157,6 +158,18 @@ func TestConfigErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
+}
+
+// TestProfilesOnTheirOwnAddress: --pprof-addr serves Go's profiles there,
+// and the API does not.
+func TestProfilesOnTheirOwnAddress(t *testing.T) {
+	addr := testbed.FreeAddr(t)
+	c := testbed.StartController(t, "--pprof-addr", addr)
+	code, body := curl(t, "http://"+addr+"/debug/pprof/")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, "goroutine")
+	code, _ = curl(t, c.URL()+"/debug/pprof/")
+	assert.Equal(t, 404, code, "the API does not serve profiles")
 }
 
 // curl runs curl and returns the status and body.
