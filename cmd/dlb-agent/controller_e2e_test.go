@@ -35,6 +35,10 @@ func newFleet(t testing.TB) *fleet {
 	tb := testbed.Start(t, topo)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
+	// Built now (outside DLB_BIN_DIR, the first use builds it), so that no
+	// test times a build.
+	_, err = testbed.Binary("dlbctl")
+	require.NoError(t, err)
 	f := &fleet{tb: tb, ctl: testbed.StartController(t), agents: map[string]*agent{}, state: map[string]string{}, ctx: ctx}
 	for _, h := range tb.Hosts() {
 		f.state[h.Name] = t.TempDir()

@@ -52,7 +52,7 @@ type followMetrics struct {
 func newFollowMetrics(reg *prometheus.Registry) *followMetrics {
 	m := &followMetrics{
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dlb_agent_watch_answers_total",
-			Help: "Watch answers from the controller, by kind: full (the whole set: a first start without checkpoint, or a gap the controller could not bridge), changes, none (the wait ended)."}, []string{"kind"}),
+			Help: "Watch answers from the controller, by kind: full (the whole set: a first start without checkpoint, or a gap the controller could not bridge), changes, none (a long poll whose wait ended, or a stream's keep-alive)."}, []string{"kind"}),
 		failures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "dlb_agent_watch_failures_total", Help: "Watches that failed (controller unreachable, or an answer refused)."}),
 		index:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "dlb_agent_groups_index", Help: "The groups index last received from the controller."}),
 		applied:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "dlb_agent_applied_index", Help: "The groups index installed in the switch."}),
@@ -66,7 +66,9 @@ func newFollowMetrics(reg *prometheus.Registry) *followMetrics {
 }
 
 func newControllerSource(server, host, stateDir string, inv *ovsdb.Inventory, log *slog.Logger, reg *prometheus.Registry) (*controllerSource, error) {
-	c, err := client.New(server, host, &http.Client{Timeout: 5 * time.Minute})
+	// No overall timeout: the watch is a stream; each request has its own
+	// deadline (registration and heartbeats 10 s).
+	c, err := client.New(server, host, &http.Client{})
 	if err != nil {
 		return nil, err
 	}

@@ -154,11 +154,13 @@ func run(ctx context.Context, cfg config) error {
 		}
 		return err
 	}
+	handler := api.New(api.Options{Store: st, Registry: reg, Log: log, MaxBodyBytes: cfg.MaxBodyBytes})
 	srv := &http.Server{
-		Handler:           api.New(api.Options{Store: st, Registry: reg, Log: log, MaxBodyBytes: cfg.MaxBodyBytes}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	srv.RegisterOnShutdown(handler.EndWatches)
 	if pl != nil {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

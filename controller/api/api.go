@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ovs-dlb/dlb/controller/store"
+	"github.com/ovs-dlb/dlb/controller/wire"
 )
 
 // Options configure the API.
@@ -37,6 +38,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxWait caps a Blocking read's wait (default 10 minutes).
 	MaxWait time.Duration
+	// KeepAlive is how often an idle watch stream sends a line without
+	// changes (default wire.StreamKeepAlive).
+	KeepAlive time.Duration
 	// Version is reported in the OpenAPI document.
 	Version string
 }
@@ -51,7 +55,16 @@ type Server struct {
 	routes  []string // "METHOD /path" of every route, for the OpenAPI test
 	hosts   hostStatus
 	metrics *metrics
+	// closing ends when the server shuts down: long polls answer, streams
+	// end (EndWatches).
+	closing    context.Context
+	endWatches context.CancelFunc
 }
+
+// EndWatches answers the long polls and ends the watch streams that are
+// open, so that http.Server.Shutdown need not wait for them: give it to
+// http.Server.RegisterOnShutdown.
+func (s *Server) EndWatches() { s.endWatches() }
 
 // DefaultMaxBodyBytes is the default request body limit.
 const DefaultMaxBodyBytes = 1 << 20
@@ -66,6 +79,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxWait == 0 {
 		opts.MaxWait = 10 * time.Minute
+	}
+	if opts.KeepAlive == 0 {
+		opts.KeepAlive = wire.StreamKeepAlive
 	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
@@ -83,6 +99,7 @@ func New(opts Options) *Server {
 	cfg.DocsPath = ""            // the docs page loads scripts from a CDN
 	cfg.CreateHooks = nil        // no $schema links in bodies: a GET's output is a valid PUT input
 	s := &Server{opts: opts, log: opts.Log, st: opts.Store, mux: http.NewServeMux()}
+	s.closing, s.endWatches = context.WithCancel(context.Background())
 	s.api = humago.New(s.mux, cfg)
 	s.metrics = newMetrics(opts.Registry, opts.Store)
 	s.api.UseMiddleware(s.metrics.middleware)

@@ -31,7 +31,10 @@ type env struct {
 	api *Server
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvWith(t, Options{}) }
+
+// newEnvWith is newEnv with options (the store and registry are set here).
+func newEnvWith(t testing.TB, opts Options) *env {
 	t.Helper()
 	testbed.Require(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -43,7 +46,8 @@ func newEnv(t testing.TB) *env {
 	st, err := store.Open(ctx, store.Options{Endpoints: []string{db.Endpoint()}})
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
-	a := New(Options{Store: st, Registry: reg, MaxBodyBytes: 64 << 10})
+	opts.Store, opts.Registry, opts.MaxBodyBytes = st, reg, 64<<10
+	a := New(opts)
 	hs := httptest.NewServer(a)
 	t.Cleanup(hs.Close)
 	return &env{t: t, srv: hs, st: st, api: a}
@@ -300,6 +304,13 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 		path = strings.NewReplacer("{name}", "web", "{member}", "10.0.0.11").Replace(path)
 		if path == "/v1/watch/groups" {
 			path += "?host=h1&wait=10ms"
+		}
+		if path == "/v1/watch/groups/stream" {
+			st := e.stream("h1", 0)
+			_, err := st.next()
+			assert.NoError(t, err, r)
+			st.close()
+			continue
 		}
 		code, _, _ := e.do(method, path, nil, "")
 		assert.NotEqual(t, http.StatusMethodNotAllowed, code, r)

@@ -221,6 +221,7 @@ func (s *Server) block(ctx context.Context, b Blocking, query state.Query) (uint
 	wait = min(wait, s.opts.MaxWait)
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	defer context.AfterFunc(s.closing, cancel)()
 	return s.st.View().Block(ctx, b.Index, query)
 }
 

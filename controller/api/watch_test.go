@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,41 @@ func (e *env) watch(host string, index uint64, wait string) wire.GroupChanges {
 	var c wire.GroupChanges
 	require.NoError(e.t, json.Unmarshal(body, &c))
 	return c
+}
+
+// stream is an open watch stream.
+type stream struct {
+	t      testing.TB
+	resp   *http.Response
+	dec    *json.Decoder
+	cancel context.CancelFunc
+}
+
+// stream opens the watch stream of host from index and checks its answer.
+func (e *env) stream(host string, index uint64) *stream {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/v1/watch/groups/stream?host=%s&index=%d", e.srv.URL, host, index), nil)
+	require.NoError(e.t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(e.t, err)
+	require.Equal(e.t, 200, resp.StatusCode)
+	require.Equal(e.t, "application/x-ndjson", resp.Header.Get("Content-Type"))
+	s := &stream{t: e.t, resp: resp, dec: json.NewDecoder(resp.Body), cancel: cancel}
+	e.t.Cleanup(s.close)
+	return s
+}
+
+// next reads the stream's next line.
+func (s *stream) next() (wire.GroupChanges, error) {
+	var c wire.GroupChanges
+	err := s.dec.Decode(&c)
+	return c, err
+}
+
+func (s *stream) close() {
+	s.cancel()
+	s.resp.Body.Close()
 }
 
 func names(gs []wire.Group) []string {
@@ -117,3 +154,69 @@ func TestWatch(t *testing.T) {
 }
 
 func first(code int, _ ...any) int { return code }
+
+// TestWatchStream: the stream's first line comes at once (everything from
+// index 0, nothing from a current index), then a line per change: a
+// changed group alone, a group for another host and a deleted one as
+// names; an idle stream sends keep-alive lines; EndWatches ends streams.
+func TestWatchStream(t *testing.T) {
+	e := newEnvWith(t, Options{KeepAlive: 200 * time.Millisecond})
+	code, _, body := e.do("PUT", "/v1/hosts/h1", nil, `{"version":"test","ports":[]}`)
+	require.Equal(t, 200, code, "%s", body)
+	require.Equal(t, 201, first(e.do("POST", "/v1/groups", nil, webDoc)))
+
+	s := e.stream("h1", 0)
+	c, err := s.next()
+	require.NoError(t, err)
+	assert.True(t, c.Full)
+	assert.Equal(t, []string{"web"}, names(c.Groups))
+
+	start := time.Now()
+	require.Equal(t, 200, first(e.do("PATCH", "/v1/groups/web/members/10.0.0.11", nil, `{"weight":7}`)))
+	c2, err := s.next()
+	require.NoError(t, err)
+	assert.Less(t, time.Since(start), time.Second)
+	assert.False(t, c2.Full)
+	assert.Greater(t, c2.Index, c.Index)
+	require.Equal(t, []string{"web"}, names(c2.Groups))
+	require.NotNil(t, c2.Groups[0].Members[0].Weight)
+	assert.Equal(t, 7, *c2.Groups[0].Members[0].Weight)
+
+	onlyH2 := `{"name":"h2only","vip":"10.96.0.20","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.21"}],"scope":{"hosts":["h2"]}}`
+	require.Equal(t, 201, first(e.do("POST", "/v1/groups", nil, onlyH2)))
+	c3, err := s.next()
+	require.NoError(t, err)
+	assert.Empty(t, c3.Groups, "a group for another host is not sent")
+	assert.Equal(t, []string{"h2only"}, c3.Deleted)
+	require.Equal(t, 204, first(e.do("DELETE", "/v1/groups/web", nil, "")))
+	c4, err := s.next()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"web"}, c4.Deleted)
+
+	// Quiet: keep-alive lines, at the same index.
+	start = time.Now()
+	c5, err := s.next()
+	require.NoError(t, err)
+	assert.Equal(t, c4.Index, c5.Index)
+	assert.Empty(t, c5.Groups)
+	assert.Empty(t, c5.Deleted)
+	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond)
+
+	// Resumed from a current index: the first line at once, with nothing.
+	r := e.stream("h1", c4.Index)
+	start = time.Now()
+	c6, err := r.next()
+	require.NoError(t, err)
+	assert.Less(t, time.Since(start), 150*time.Millisecond)
+	assert.Equal(t, c4.Index, c6.Index)
+	assert.False(t, c6.Full)
+
+	e.api.EndWatches()
+	for _, st := range []*stream{s, r} {
+		for {
+			if _, err := st.next(); err != nil {
+				break // EOF: the stream ended
+			}
+		}
+	}
+}

@@ -19,13 +19,13 @@ import (
 )
 
 // BenchmarkFanOut: 1,000 agents' watch clients (Followers, in this
-// process, each with its own long poll) follow one controller; a
+// process, each with its own watch stream) follow one controller; a
 // one-member change is made through the API, and the time until each
 // follower has it is measured. 10 changes; the median of each change's
 // p50, p99 and slowest.
 func BenchmarkFanOut(b *testing.B) {
 	const agents, changes = 1000, 10
-	// 1,000 long polls are 1,000 sockets on each side; the controller
+	// 1,000 watch streams are 1,000 sockets on each side; the controller
 	// inherits the limit.
 	var lim syscall.Rlimit
 	require.NoError(b, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
@@ -75,7 +75,7 @@ func BenchmarkFanOut(b *testing.B) {
 	}
 	first := index()
 	require.Eventually(b, func() bool { return has(first) == agents }, time.Minute, 10*time.Millisecond, "every follower has the group")
-	time.Sleep(200 * time.Millisecond) // every long poll is waiting again
+	time.Sleep(200 * time.Millisecond) // every stream is waiting
 
 	var p50s, p99s, maxes []time.Duration
 	for b.Loop() {
@@ -97,7 +97,7 @@ func BenchmarkFanOut(b *testing.B) {
 			p50s = append(p50s, took[len(took)/2])
 			p99s = append(p99s, took[len(took)*99/100])
 			maxes = append(maxes, took[len(took)-1])
-			time.Sleep(300 * time.Millisecond) // the long polls are back
+			time.Sleep(300 * time.Millisecond) // quiet between changes
 		}
 	}
 	med := func(d []time.Duration) float64 {
@@ -108,7 +108,7 @@ func BenchmarkFanOut(b *testing.B) {
 	b.ReportMetric(med(p50s), "p50-ms")
 	b.ReportMetric(med(p99s), "p99-ms")
 	b.ReportMetric(med(maxes), "max-ms")
-	fmt.Printf("fan-out: %d followers (real watch clients, one long poll each) on one controller; a one-member change through the API reaches them: median over %d changes of p50 %.1f ms, p99 %.1f ms, slowest %.1f ms\n",
+	fmt.Printf("fan-out: %d followers (real watch clients, one watch stream each) on one controller; a one-member change through the API reaches them: median over %d changes of p50 %.1f ms, p99 %.1f ms, slowest %.1f ms\n",
 		agents, len(p99s), med(p50s), med(p99s), med(maxes))
 	cancel()
 	wg.Wait()

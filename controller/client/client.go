@@ -1,7 +1,8 @@
 // Package client is an agent's side of the controller's API: it registers
 // the host, reports heartbeats, and follows the groups for the host with
-// the watch (GET /v1/watch/groups, a long poll), keeping the whole set
-// from the changes the watch sends.
+// the watch (GET /v1/watch/groups/stream, a line per change; or, from a
+// controller without it, GET /v1/watch/groups, a long poll), keeping the
+// whole set from the changes the watch sends.
 //
 // It owns: HTTP to the controller. It must not touch: any switch (the
 // agent applies what it delivers).
@@ -84,6 +85,63 @@ func (c *Client) Watch(ctx context.Context, index uint64, wait time.Duration) (*
 		return nil, err
 	}
 	return &out, nil
+}
+
+// ErrNoStream is a controller without the watch stream (an older one):
+// use Watch.
+var ErrNoStream = errors.New("the controller serves no watch stream")
+
+// Stream follows the host's groups from index through the watch stream
+// (GET /v1/watch/groups/stream), calling each with every answer in order,
+// until ctx ends, the stream ends or breaks (no line for idle: the
+// controller sends one every wire.StreamKeepAlive), or each fails; it
+// returns why (each's error as it is).
+func (c *Client) Stream(ctx context.Context, index uint64, idle time.Duration, each func(*wire.GroupChanges) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	q := url.Values{"host": {c.host}, "index": {strconv.FormatUint(index, 10)}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+"/v1/watch/groups/stream?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("controller at %s: %w", c.base.Host, err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
+		return fmt.Errorf("controller at %s: %w", c.base.Host, ErrNoStream)
+	case resp.StatusCode >= 300:
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		se := &StatusError{Status: resp.StatusCode}
+		if json.Unmarshal(data, &se.Body) != nil || se.Body.Message == "" {
+			se.Body.Message = strings.TrimSpace(string(data))
+		}
+		return se
+	case !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/x-ndjson"):
+		return fmt.Errorf("controller at %s: the watch stream is %q, not application/x-ndjson", c.base.Host, resp.Header.Get("Content-Type"))
+	}
+	silent := errors.New("silent")
+	timer := time.AfterFunc(idle, func() { cancel(silent) })
+	defer timer.Stop()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ch wire.GroupChanges
+		if err := dec.Decode(&ch); err != nil {
+			switch {
+			case errors.Is(context.Cause(ctx), silent):
+				return fmt.Errorf("controller at %s: the watch stream was silent for %v", c.base.Host, idle)
+			case errors.Is(err, io.EOF):
+				return fmt.Errorf("controller at %s: the watch stream ended", c.base.Host)
+			}
+			return fmt.Errorf("controller at %s: watch stream: %w", c.base.Host, err)
+		}
+		timer.Reset(idle)
+		if err := each(&ch); err != nil {
+			return err
+		}
+	}
 }
 
 // StatusError is an error answer of the controller.

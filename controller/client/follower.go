@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,8 +18,12 @@ import (
 // applied, across reconnections and, through Resume, restarts.
 type Follower struct {
 	Client *Client
-	// Wait is how long one watch waits for a change (default 30 s).
+	// Wait is how long one long poll waits for a change (default 30 s),
+	// with a controller that has no watch stream.
 	Wait time.Duration
+	// Idle is how long the watch stream may stay silent before it is taken
+	// for broken and opened again (default 3 × wire.StreamKeepAlive).
+	Idle time.Duration
 	// Deliver is called with every new valid set and its index, in order.
 	Deliver func(groups []lb.Group, index uint64)
 	// Observe, when set, is told of every answer (full or not) and of
@@ -32,7 +37,11 @@ type Follower struct {
 	groups    map[string]lb.Group
 	set       []lb.Group // the last set delivered (or resumed), sorted by name
 	delivered bool       // a set was delivered since the start
+	longPoll  bool       // the controller has no watch stream
 }
+
+// refusedError is a set from the controller that the agent cannot use.
+type refusedError struct{ error }
 
 // Resume starts from a set applied before (a checkpoint) instead of from
 // nothing: the first watch asks for what changed after index.
@@ -49,50 +58,91 @@ func (f *Follower) Resume(index uint64, groups []lb.Group) {
 // Index is the index of the set last delivered.
 func (f *Follower) Index() uint64 { return f.index }
 
-// Run watches until ctx ends. While the controller is unreachable it
+// Run watches until ctx ends: through the watch stream, or long polls
+// from a controller without it. While the controller is unreachable it
 // retries (0.1 s, doubling to 2 s) and delivers nothing: what is
-// installed stays.
+// installed stays. Each new connection resumes from the index last
+// applied.
 func (f *Follower) Run(ctx context.Context) error {
-	wait := f.Wait
-	if wait == 0 {
-		wait = 30 * time.Second
+	idle := f.Idle
+	if idle == 0 {
+		idle = 3 * wire.StreamKeepAlive
 	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		w := wait
-		if !f.delivered && f.set != nil {
-			// Resumed: ask what changed since the checkpoint and have the
-			// answer now, even "nothing", to deliver the set at once.
-			w = 0
-		}
-		c, err := f.Client.Watch(ctx, f.index, w)
-		if f.Observe != nil && ctx.Err() == nil {
-			f.Observe(c, err)
-		}
-		if err != nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
+		var err error
+		if f.longPoll {
+			err = f.poll(ctx)
+		} else {
+			err = f.Client.Stream(ctx, f.index, idle, func(c *wire.GroupChanges) error {
+				backoff = 100 * time.Millisecond
+				return f.answer(c)
+			})
+			if errors.Is(err, ErrNoStream) {
+				f.longPoll = true
+				continue
 			}
-			backoff = min(2*backoff, 2*time.Second)
-			continue
 		}
-		backoff = 100 * time.Millisecond
-		if err := f.apply(c); err != nil {
+		var refused *refusedError
+		switch {
+		case ctx.Err() != nil:
+		case errors.As(err, &refused):
 			// A set the agent cannot use (the controller validates, so
 			// this is a bug somewhere): keep what is installed, and ask
 			// for everything after a pause.
 			if f.Refused != nil {
-				f.Refused(err)
+				f.Refused(refused.error)
 			}
 			f.index = 0
 			select {
 			case <-ctx.Done():
 			case <-time.After(2 * time.Second):
 			}
+		case err != nil:
+			if f.Observe != nil {
+				f.Observe(nil, err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+		default:
+			backoff = 100 * time.Millisecond
 		}
 	}
 	return nil
+}
+
+// answer takes one answer of the watch.
+func (f *Follower) answer(c *wire.GroupChanges) error {
+	if f.Observe != nil {
+		f.Observe(c, nil)
+	}
+	if err := f.apply(c); err != nil {
+		return &refusedError{err}
+	}
+	return nil
+}
+
+// poll is one long poll.
+func (f *Follower) poll(ctx context.Context) error {
+	wait := f.Wait
+	if wait == 0 {
+		wait = 30 * time.Second
+	}
+	if !f.delivered && f.set != nil {
+		// Resumed: ask what changed since the checkpoint and have the
+		// answer now, even "nothing", to deliver the set at once.
+		wait = 0
+	}
+	pctx, cancel := context.WithTimeout(ctx, wait+30*time.Second)
+	defer cancel()
+	c, err := f.Client.Watch(pctx, f.index, wait)
+	if err != nil {
+		return err
+	}
+	return f.answer(c)
 }
 
 // apply merges one answer into the set and delivers it with the answer's

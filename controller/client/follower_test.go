@@ -1,13 +1,25 @@
 package client
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
+	"github.com/ovs-dlb/dlb/testbed"
 )
 
 func grp(name, vip string, members ...string) lb.Group {
@@ -80,4 +92,106 @@ func TestFollowerKeepsTheSet(t *testing.T) {
 	require.NoError(t, r.apply(&wire.GroupChanges{Index: 12}))
 	require.Len(t, got, before+1)
 	assert.Equal(t, []string{"api@10.96.0.30"}, got[before])
+}
+
+// followed runs a Follower on url for host h1 and records what it does.
+type followed struct {
+	mu      sync.Mutex
+	index   uint64
+	full    int
+	errs    []error
+	cancel  context.CancelFunc
+	stopped chan struct{}
+}
+
+func follow(t *testing.T, url string, idle time.Duration) *followed {
+	t.Helper()
+	c, err := New(url, "h1", nil)
+	require.NoError(t, err)
+	fl := &followed{stopped: make(chan struct{})}
+	f := &Follower{Client: c, Idle: idle, Wait: time.Second,
+		Deliver: func(_ []lb.Group, index uint64) { fl.mu.Lock(); fl.index = index; fl.mu.Unlock() },
+		Observe: func(ch *wire.GroupChanges, err error) {
+			fl.mu.Lock()
+			defer fl.mu.Unlock()
+			if err != nil {
+				fl.errs = append(fl.errs, err)
+			} else if ch.Full {
+				fl.full++
+			}
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	fl.cancel = cancel
+	go func() { defer close(fl.stopped); _ = f.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-fl.stopped })
+	return fl
+}
+
+func (fl *followed) at() uint64 { fl.mu.Lock(); defer fl.mu.Unlock(); return fl.index }
+
+func indexOf(t *testing.T, body []byte) uint64 {
+	var g wire.Group
+	require.NoError(t, json.Unmarshal(body, &g))
+	return g.ModifyIndex
+}
+
+// TestFollowerStreams: through the watch stream a change arrives at once;
+// after the controller is killed and restarted the follower resumes
+// without a full answer; a controller without the stream is followed by
+// long polls; a stream gone silent is opened again.
+func TestFollowerStreams(t *testing.T) {
+	ctl := testbed.StartController(t)
+	web := `{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.11"}]}`
+	idx := indexOf(t, ctl.Call("POST", "/v1/groups", web, 201))
+	fl := follow(t, ctl.URL(), time.Minute)
+	require.Eventually(t, func() bool { return fl.at() >= idx }, 10*time.Second, time.Millisecond)
+
+	start := time.Now()
+	idx = indexOf(t, ctl.Call("PATCH", "/v1/groups/web/members/10.0.0.11", `{"weight":5}`, 200))
+	require.Eventually(t, func() bool { return fl.at() >= idx }, 5*time.Second, time.Millisecond)
+	t.Logf("a change reached the follower %v after the request", time.Since(start))
+
+	ctl.Kill()
+	ctl.Start()
+	idx = indexOf(t, ctl.Call("PATCH", "/v1/groups/web/members/10.0.0.11", `{"weight":6}`, 200))
+	require.Eventually(t, func() bool { return fl.at() >= idx }, 10*time.Second, 5*time.Millisecond)
+	fl.mu.Lock()
+	assert.Equal(t, 1, fl.full, "only the first answer was full: the follower resumed")
+	assert.NotEmpty(t, fl.errs, "the kill was seen")
+	fl.mu.Unlock()
+
+	// An older controller: no stream (404), long polls instead.
+	target, err := url.Parse(ctl.URL())
+	require.NoError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/stream") {
+			http.NotFound(w, r)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer old.Close()
+	fo := follow(t, old.URL, time.Minute)
+	require.Eventually(t, func() bool { return fo.at() >= idx }, 10*time.Second, 5*time.Millisecond)
+	idx = indexOf(t, ctl.Call("PATCH", "/v1/groups/web/members/10.0.0.11", `{"weight":7}`, 200))
+	require.Eventually(t, func() bool { return fo.at() >= idx }, 10*time.Second, 5*time.Millisecond, "long polls follow")
+
+	// A stream that goes silent (a proxy holding it, a dead controller) is
+	// taken for broken after Idle, and opened again.
+	var opened atomic.Int32
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		opened.Add(1)
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		fmt.Fprintf(w, `{"index":%d,"full":true,"groups":[]}`+"\n", idx)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer silent.Close()
+	fs := follow(t, silent.URL, 200*time.Millisecond)
+	require.Eventually(t, func() bool { return opened.Load() >= 2 }, 5*time.Second, 10*time.Millisecond, "opened again")
+	fs.mu.Lock()
+	require.NotEmpty(t, fs.errs)
+	assert.Contains(t, fs.errs[0].Error(), "silent for 200ms")
+	fs.mu.Unlock()
 }

@@ -67,6 +67,11 @@ type HostRegistration struct {
 // than three of them.
 const HeartbeatInterval = 10 * time.Second
 
+// StreamKeepAlive is how often an idle watch stream carries a line without
+// changes: proxies see traffic, and agents a live controller (an agent
+// takes a stream silent for three of these for a broken one).
+const StreamKeepAlive = 25 * time.Second
+
 // Heartbeat is an agent's periodic report (POST /v1/hosts/{name}/heartbeat).
 type Heartbeat struct {
 	AppliedIndex uint64 `json:"applied_index" doc:"The groups index the agent has installed"`
