@@ -162,6 +162,9 @@ func (s *controllerSource) Run(ctx context.Context, deliver func([]lb.Group, uin
 			s.log.Info("group changes from the controller", "index", c.Index, "changed", len(c.Groups), "deleted", len(c.Deleted))
 		}
 	}
+	f.LongPolls = func(reason error) {
+		s.log.Warn("following the controller by long polls, not its watch stream", "reason", reason)
+	}
 	f.Refused = func(err error) {
 		s.metrics.failures.Inc()
 		s.log.Error("groups from the controller refused; keeping what is installed and asking for everything again", "err", err)

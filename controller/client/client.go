@@ -87,15 +87,21 @@ func (c *Client) Watch(ctx context.Context, index uint64, wait time.Duration) (*
 	return &out, nil
 }
 
-// ErrNoStream is a controller without the watch stream (an older one):
-// use Watch.
-var ErrNoStream = errors.New("the controller serves no watch stream")
+// ErrNoStream is a controller without the watch stream (an older one),
+// or a stream whose first line never came (a proxy that holds responses
+// until they end): use Watch.
+var ErrNoStream = errors.New("no watch stream")
+
+// firstLine bounds the wait for a stream's first line, which the
+// controller sends at once.
+const firstLine = 10 * time.Second
 
 // Stream follows the host's groups from index through the watch stream
 // (GET /v1/watch/groups/stream), calling each with every answer in order,
 // until ctx ends, the stream ends or breaks (no line for idle: the
 // controller sends one every wire.StreamKeepAlive), or each fails; it
-// returns why (each's error as it is).
+// returns why (each's error as it is). A stream without a first line
+// within 10 s (or idle, when shorter) is ErrNoStream.
 func (c *Client) Stream(ctx context.Context, index uint64, idle time.Duration, each func(*wire.GroupChanges) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -123,13 +129,15 @@ func (c *Client) Stream(ctx context.Context, index uint64, idle time.Duration, e
 		return fmt.Errorf("controller at %s: the watch stream is %q, not application/x-ndjson", c.base.Host, resp.Header.Get("Content-Type"))
 	}
 	silent := errors.New("silent")
-	timer := time.AfterFunc(idle, func() { cancel(silent) })
+	timer := time.AfterFunc(min(idle, firstLine), func() { cancel(silent) })
 	defer timer.Stop()
 	dec := json.NewDecoder(resp.Body)
-	for {
+	for lines := 0; ; lines++ {
 		var ch wire.GroupChanges
 		if err := dec.Decode(&ch); err != nil {
 			switch {
+			case lines == 0 && errors.Is(context.Cause(ctx), silent):
+				return fmt.Errorf("controller at %s: no line on the watch stream in %v (a proxy holding it?): %w", c.base.Host, min(idle, firstLine), ErrNoStream)
 			case errors.Is(context.Cause(ctx), silent):
 				return fmt.Errorf("controller at %s: the watch stream was silent for %v", c.base.Host, idle)
 			case errors.Is(err, io.EOF):

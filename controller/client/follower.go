@@ -32,6 +32,10 @@ type Follower struct {
 	// Refused, when set, is told of an answer whose set the agent cannot
 	// use (nothing is delivered; everything is asked for again).
 	Refused func(err error)
+	// LongPolls, when set, is told why the follower turned to long polls
+	// (the controller has no watch stream, or something on the way holds
+	// it); it keeps to them until it is started again.
+	LongPolls func(reason error)
 
 	index     uint64
 	groups    map[string]lb.Group
@@ -80,6 +84,9 @@ func (f *Follower) Run(ctx context.Context) error {
 			})
 			if errors.Is(err, ErrNoStream) {
 				f.longPoll = true
+				if f.LongPolls != nil {
+					f.LongPolls(err)
+				}
 				continue
 			}
 		}

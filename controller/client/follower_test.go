@@ -138,7 +138,8 @@ func indexOf(t *testing.T, body []byte) uint64 {
 // TestFollowerStreams: through the watch stream a change arrives at once;
 // after the controller is killed and restarted the follower resumes
 // without a full answer; a controller without the stream is followed by
-// long polls; a stream gone silent is opened again.
+// long polls, and so is one behind a proxy that holds the stream; a
+// stream gone silent after its first line is opened again.
 func TestFollowerStreams(t *testing.T) {
 	ctl := testbed.StartController(t)
 	web := `{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.11"}]}`
@@ -176,6 +177,23 @@ func TestFollowerStreams(t *testing.T) {
 	require.Eventually(t, func() bool { return fo.at() >= idx }, 10*time.Second, 5*time.Millisecond)
 	idx = indexOf(t, ctl.Call("PATCH", "/v1/groups/web/members/10.0.0.11", `{"weight":7}`, 200))
 	require.Eventually(t, func() bool { return fo.at() >= idx }, 10*time.Second, 5*time.Millisecond, "long polls follow")
+
+	// A proxy that holds the stream (no first line): long polls instead.
+	held := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/stream") {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer held.Close()
+	fh := follow(t, held.URL, 300*time.Millisecond)
+	require.Eventually(t, func() bool { return fh.at() >= idx }, 10*time.Second, 5*time.Millisecond, "long polls after a held stream")
+	idx = indexOf(t, ctl.Call("PATCH", "/v1/groups/web/members/10.0.0.11", `{"weight":8}`, 200))
+	require.Eventually(t, func() bool { return fh.at() >= idx }, 10*time.Second, 5*time.Millisecond)
 
 	// A stream that goes silent (a proxy holding it, a dead controller) is
 	// taken for broken after Idle, and opened again.
