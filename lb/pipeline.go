@@ -503,6 +503,29 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 // member's address as source and destination, after the DNAT.
 func (c *compiler) hairpinFlows(g Group, id uint32, vip netip.Addr) []*of.Flow {
 	var out []*of.Flow
+	for _, mp := range c.localMemberPorts(g) {
+		ip, p := mp.ip, mp.port
+		ct := of.ConnTrack(c.cfg.HairpinZone())
+		ct.Commit, ct.Table = true, c.t(TableHairpin)
+		ct.NAT = &of.NAT{Src: true, AddrMin: vip}
+		out = append(out, c.flow(TableOutput, 100, Cookie(KindHairpin, id, uint16(p.OFPort))).
+			Match(of.InPort(p.OFPort), ipOf(ip.Is6()), ofService(id),
+				of.IPSrc(of.Host(ip)), of.IPDst(of.Host(ip))).
+			Actions(ct).Done())
+	}
+	return out
+}
+
+// memberPort is a VM port of this host that holds a member's address.
+type memberPort struct {
+	ip   netip.Addr
+	port LocalPort
+}
+
+// localMemberPorts lists the VM ports of this host that hold one of g's
+// member addresses (each address once), in member order.
+func (c *compiler) localMemberPorts(g Group) []memberPort {
+	var out []memberPort
 	seen := map[netip.Addr]bool{}
 	for _, m := range g.Members {
 		ip := netip.MustParseAddr(m.IP).Unmap()
@@ -511,32 +534,12 @@ func (c *compiler) hairpinFlows(g Group, id uint32, vip netip.Addr) []*of.Flow {
 		}
 		seen[ip] = true
 		for _, p := range c.in.Ports {
-			if p.OFPort == 0 || p.OFPort >= of.PortInPort || !containsAddr(p.IPs, ip) {
-				continue
+			if p.OFPort != 0 && p.OFPort < of.PortInPort && containsAddr(p.IPs, ip) {
+				out = append(out, memberPort{ip, p})
 			}
-			ct := of.ConnTrack(c.cfg.HairpinZone())
-			ct.Commit, ct.Table = true, c.t(TableHairpin)
-			ct.NAT = &of.NAT{Src: true, AddrMin: vip}
-			out = append(out, c.flow(TableOutput, 100, Cookie(KindHairpin, id, uint16(p.OFPort))).
-				Match(of.InPort(p.OFPort), ipOf(ip.Is6()), ofService(id),
-					of.IPSrc(of.Host(ip)), of.IPDst(of.Host(ip))).
-				Actions(ct).Done())
 		}
 	}
 	return out
-}
-
-// hasLocalMember says whether a member of g is a VM port of this host.
-func (c *compiler) hasLocalMember(g Group) bool {
-	for _, m := range g.Members {
-		ip := netip.MustParseAddr(m.IP).Unmap()
-		for _, p := range c.in.Ports {
-			if p.OFPort != 0 && p.OFPort < of.PortInPort && containsAddr(p.IPs, ip) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // portsInScope lists the local VM ports a scope selects (by iface-id, or by
@@ -611,7 +614,7 @@ func (c *compiler) sharedFlows(g Group, id uint32) []sharedFlow {
 		}
 	}
 	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)
-	if g.Mode != ModeDSR && g.Scope.key() == "" && c.hasLocalMember(g) {
+	if g.Mode != ModeDSR && g.Scope.key() == "" && len(c.localMemberPorts(g)) > 0 {
 		// Answers of a local member to a hairpin connection come to the
 		// VIP (the source it got); only those VIPs get the hairpin zone's
 		// lookup, so other traffic to the DLB's MAC (a VIP port not
