@@ -94,11 +94,7 @@ func groupGetCmd(a *app) *cobra.Command {
 		Short:   "Show one group, or list them all",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := a.printer()
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			p, c, err := a.printerAndClient()
 			if err != nil {
 				return err
 			}
@@ -141,11 +137,7 @@ since it was fetched just before.`,
   dlbctl group get web -o yaml > web.yaml && vi web.yaml && dlbctl group edit web -f web.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := a.printer()
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			p, c, err := a.printerAndClient()
 			if err != nil {
 				return err
 			}

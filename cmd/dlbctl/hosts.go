@@ -19,11 +19,7 @@ func hostCmd(a *app) *cobra.Command {
 		Short:   "List the hosts",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := a.printer()
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			p, c, err := a.printerAndClient()
 			if err != nil {
 				return err
 			}

@@ -66,6 +66,17 @@ func (a *app) printer() (printer, error) {
 	return printer{out: a.stdout, format: f}, nil
 }
 
+// printerAndClient is what a command that calls the API and prints its
+// answer needs, output format first (a bad -o fails before any request).
+func (a *app) printerAndClient() (printer, *Client, error) {
+	p, err := a.printer()
+	if err != nil {
+		return printer{}, nil, err
+	}
+	c, err := a.client()
+	return p, c, err
+}
+
 // newRoot builds the command tree, writing to stdout and stderr.
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	v := viper.New()
