@@ -48,7 +48,7 @@ func Departed(old, new []Group) []Departure {
 			for _, ps := range n.Ports {
 				for _, m := range n.Members {
 					if ip, err := netip.ParseAddr(m.IP); err == nil {
-						kept[key{protoNumber(ps.Protocol), uint16(ps.Port), ip.Unmap(), targetPort(ps, m)}] = true
+						kept[key{ProtocolNumber(ps.Protocol), uint16(ps.Port), ip.Unmap(), TargetPort(ps, m)}] = true
 					}
 				}
 			}
@@ -59,7 +59,7 @@ func Departed(old, new []Group) []Departure {
 				if err != nil {
 					continue
 				}
-				k := key{protoNumber(ps.Protocol), uint16(ps.Port), ip.Unmap(), targetPort(ps, m)}
+				k := key{ProtocolNumber(ps.Protocol), uint16(ps.Port), ip.Unmap(), TargetPort(ps, m)}
 				if !kept[k] {
 					out = append(out, Departure{Group: o.Name, VIP: vip, Proto: k.proto, Port: k.port, Member: k.member, TargetPort: k.targetPort, Scope: o.Scope})
 				}

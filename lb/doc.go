@@ -1,11 +1,12 @@
-// Package lb is the load balancer's model and datapath pipeline: DCN
-// groups (VIP, ports, members, weights, affinity, mode, scope), their
-// validation, and Compile, the pure function that turns groups and the
-// bridge's VM ports into the OpenFlow flows and groups of a hypervisor's
-// egress pipeline. Tables, registers, zones, cookies and group ids are
-// declared in layout.go; docs/pipeline.md explains them.
+// Package lb is the load balancer's model: DCN groups (VIP, ports,
+// members, weights, affinity, mode, scope) as the agent's file, the REST
+// API and dlbctl take them; their validation with field paths; the groups
+// file's parser; the members that leave a group between two versions
+// (Departed); and the zone rules (which conntrack zone a scope's
+// connections live in).
 //
-// It owns the group model and the pipeline design. It must not touch any
-// I/O (no switch, no database, no network): the agent applies what it
-// computes.
+// It owns the group model. It must not touch any I/O (no switch, no
+// database, no network) and must not know OpenFlow: the controller and
+// dlbctl import it, and they never link OpenFlow (a test in controller
+// checks). The pipeline package turns groups into flows.
 package lb

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sort"
 	"strings"
 )
 
@@ -186,7 +185,7 @@ func validateGroups(groups []Group, known func(i int) bool) error {
 		if err != nil {
 			continue
 		}
-		scope := g.Scope.key()
+		scope := g.Scope.Key()
 		for k, ps := range g.Ports {
 			kk := key{vip.Unmap(), strings.ToLower(ps.Protocol), ps.Port, scope}
 			if other, ok := used[kk]; ok {
@@ -207,25 +206,6 @@ func validateGroups(groups []Group, known func(i int) bool) error {
 		}
 	}
 	return c.err()
-}
-
-// key identifies a scope, so that groups in different scopes may share a
-// VIP:port.
-func (s *Scope) key() string {
-	if s == nil {
-		return ""
-	}
-	if len(s.IfaceIDs) == 0 && len(s.Labels) == 0 {
-		return ""
-	}
-	ids := append([]string(nil), s.IfaceIDs...)
-	sort.Strings(ids)
-	var labels []string
-	for k, v := range s.Labels {
-		labels = append(labels, k+"="+v)
-	}
-	sort.Strings(labels)
-	return strings.Join(ids, ",") + "|" + strings.Join(labels, ",")
 }
 
 func (g *Group) check(c *checker, p string) {
@@ -453,10 +433,40 @@ func (g *Group) Fingerprint() uint64 {
 		num(-1)
 	}
 	if sc := g.Scope; sc != nil {
-		str(sc.key())
+		str(sc.Key())
 		for _, host := range sc.Hosts {
 			str(host)
 		}
 	}
 	return h
+}
+
+// IP protocol numbers of the protocols a PortSpec may name.
+const (
+	ProtoTCP  = 6
+	ProtoUDP  = 17
+	ProtoSCTP = 132
+)
+
+// ProtocolNumber is the IP protocol number of a valid PortSpec.Protocol.
+func ProtocolNumber(p string) uint8 {
+	switch strings.ToLower(p) {
+	case "udp":
+		return ProtoUDP
+	case "sctp":
+		return ProtoSCTP
+	}
+	return ProtoTCP
+}
+
+// TargetPort is where a member listens for a VIP port: the member's own
+// port, else the port's target port, else the VIP's port.
+func TargetPort(ps PortSpec, m Member) uint16 {
+	switch {
+	case m.Port != 0:
+		return uint16(m.Port)
+	case ps.TargetPort != 0:
+		return uint16(ps.TargetPort)
+	}
+	return uint16(ps.Port)
 }

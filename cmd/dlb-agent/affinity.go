@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ovs-dlb/dlb/lb"
 	"github.com/ovs-dlb/dlb/ofctrl"
+	"github.com/ovs-dlb/dlb/pipeline"
 )
 
 // OpenFlow idle timeouts stop at 65,535 s; a group may ask for up to a day
@@ -42,7 +42,7 @@ func (r *reconciler) expireAffinity(ctx context.Context) (int, error) {
 	c := r.conn
 	long := map[uint32]time.Duration{}
 	for svc, s := range r.affinity {
-		if s > lb.MaxLearnedIdle {
+		if s > pipeline.MaxLearnedIdle {
 			long[svc] = time.Duration(s) * time.Second
 		}
 	}
@@ -50,19 +50,19 @@ func (r *reconciler) expireAffinity(ctx context.Context) (int, error) {
 	if c == nil || len(long) == 0 {
 		return 0, nil
 	}
-	return expireLearned(ctx, c, r.cfg.Table(lb.TableAffinity), long)
+	return expireLearned(ctx, c, r.cfg.Table(pipeline.TableAffinity), long)
 }
 
 // expireLearned deletes the learned affinity flows of table idle for at
 // least their service's timeout.
 func expireLearned(ctx context.Context, c *ofctrl.Conn, table uint8, timeouts map[uint32]time.Duration) (int, error) {
-	fs, err := c.DumpFlows(ctx, table, lb.Cookie(lb.KindAffinity, 0, 0), lb.CookieKindMask)
+	fs, err := c.DumpFlows(ctx, table, pipeline.Cookie(pipeline.KindAffinity, 0, 0), pipeline.CookieKindMask)
 	if err != nil {
 		return 0, fmt.Errorf("dump affinity entries: %w", err)
 	}
 	var mods []ofctrl.Mod
 	for _, f := range fs {
-		if t, ok := timeouts[lb.CookieService(f.Flow.Cookie)]; ok && f.IdleAge >= t {
+		if t, ok := timeouts[pipeline.CookieService(f.Flow.Cookie)]; ok && f.IdleAge >= t {
 			mods = append(mods, f.Flow.DeleteStrict())
 		}
 	}

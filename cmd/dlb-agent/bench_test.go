@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ovs-dlb/dlb/controller/wire"
-	"github.com/ovs-dlb/dlb/lb"
 	"github.com/ovs-dlb/dlb/ofctrl"
+	"github.com/ovs-dlb/dlb/pipeline"
 	"github.com/ovs-dlb/dlb/testbed"
 )
 
@@ -176,7 +176,7 @@ func BenchmarkConvergence(b *testing.B) {
 	vip := func(i int) string { return fmt.Sprintf("10.96.1.%d", i+1) }
 	for c, h := range clients {
 		for i := 0; i <= 4*runs+1; i++ {
-			_, err := f.tb.Exec(f.ctx, c, "ip", "neigh", "replace", vip(i), "lladdr", lb.HostMAC(h).String(), "dev", "eth0", "nud", "permanent")
+			_, err := f.tb.Exec(f.ctx, c, "ip", "neigh", "replace", vip(i), "lladdr", pipeline.HostMAC(h).String(), "dev", "eth0", "nud", "permanent")
 			require.NoError(b, err)
 		}
 	}
@@ -244,7 +244,7 @@ func BenchmarkConvergence(b *testing.B) {
 			}, nil)
 		floorAdded = floorRuns(b, f, 3*runs, runs, race, func(i int) string { return doc(i, "s1", "s2", "s3", "s4") },
 			func(i int) *ofctrl.Flow {
-				return ofctrl.NewFlow(uint8(lb.TableOutput), 1000).Cookie(0x77).Match(ofctrl.TCP, ofctrl.IPDst(ofctrl.Host(s4)), ofctrl.DstPort(ofctrl.ProtoTCP, 8080)).Done()
+				return ofctrl.NewFlow(uint8(pipeline.TableOutput), 1000).Cookie(0x77).Match(ofctrl.TCP, ofctrl.IPDst(ofctrl.Host(s4)), ofctrl.DstPort(ofctrl.ProtoTCP, 8080)).Done()
 			}, []string{"s4"})
 	}
 	b.ReportMetric(quantileMs(created, 0.5), "create-p50-ms")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ovs-dlb/dlb/lb"
 	"github.com/ovs-dlb/dlb/ofctrl"
+	"github.com/ovs-dlb/dlb/pipeline"
 )
 
 // BenchmarkCompileAndDiffOneMember is the agent's reconcile without the
@@ -23,14 +24,14 @@ func BenchmarkCompileAndDiffOneMember(b *testing.B) {
 		}
 		groups[i] = g
 	}
-	cfg := lb.Config{Zone: lb.DefaultZone, MAC: net.HardwareAddr{0x0a, 0xdb, 0, 0, 0, 1}}
-	comp := lb.NewCompiler()
+	cfg := pipeline.Config{Zone: lb.DefaultZone, MAC: net.HardwareAddr{0x0a, 0xdb, 0, 0, 0, 1}}
+	comp := pipeline.NewCompiler()
 	flows := map[string]*installed{}
 	ofGroups := map[uint32]*ofctrl.Group{}
 	var gen uint64
 	var changed map[string]bool // nil the first time: everything is new
 	step := func() {
-		out, err := comp.Compile(lb.Input{Config: cfg, Groups: groups, Installed: ofGroups, Validated: true, Changed: changed})
+		out, err := comp.Compile(pipeline.Input{Config: cfg, Groups: groups, Installed: ofGroups, Validated: true, Changed: changed})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ovs-dlb/dlb/lb"
 	"github.com/ovs-dlb/dlb/ofctrl"
+	"github.com/ovs-dlb/dlb/pipeline"
 )
 
 // TestDiffAgainstInstalled walks the installed state through group sets
@@ -20,7 +21,7 @@ func TestDiffAgainstInstalled(t *testing.T) {
 			Ports:   []lb.PortSpec{{Protocol: "tcp", Port: 80}},
 			Members: []lb.Member{{IP: fmt.Sprintf("10.0.%d.1", i), MAC: "02:00:00:00:00:01", Weight: &weight}, {IP: fmt.Sprintf("10.0.%d.2", i), MAC: "02:00:00:00:00:02"}}}
 	}
-	cfg := lb.Config{Zone: lb.DefaultZone, MAC: net.HardwareAddr{0x0a, 0xdb, 0, 0, 0, 1}}
+	cfg := pipeline.Config{Zone: lb.DefaultZone, MAC: net.HardwareAddr{0x0a, 0xdb, 0, 0, 0, 1}}
 	flows := map[string]*installed{}
 	groups := map[uint32]*ofctrl.Group{}
 	var gen uint64
@@ -53,11 +54,11 @@ func TestDiffAgainstInstalled(t *testing.T) {
 			}
 		}},
 	}
-	comp := lb.NewCompiler()
+	comp := pipeline.NewCompiler()
 	var first diffStats
 	for i, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			out, err := comp.Compile(lb.Input{Config: cfg, Groups: s.groups, Installed: groups})
+			out, err := comp.Compile(pipeline.Input{Config: cfg, Groups: s.groups, Installed: groups})
 			require.NoError(t, err)
 			gen++
 			had := len(flows)

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ovs-dlb/dlb/lb"
+	"github.com/ovs-dlb/dlb/pipeline"
 	"github.com/ovs-dlb/dlb/testbed"
 )
 
@@ -271,7 +272,7 @@ func TestIPv6VIP(t *testing.T) {
 	assertShares(t, udp, map[string]int{"s1": 1, "s2": 1, "s3": 1})
 	out, err := c.tb.Exec(c.ctx, "c1", "ip", "-6", "neigh", "show", "fd00::100")
 	require.NoError(t, err)
-	assert.Contains(t, out, lb.HostMAC("h1").String(), "the VIP resolves to h1's DLB MAC")
+	assert.Contains(t, out, pipeline.HostMAC("h1").String(), "the VIP resolves to h1's DLB MAC")
 }
 
 func newClusterFor(t testing.TB, groups func(*testbed.Testbed) string) *cluster {
@@ -311,7 +312,7 @@ var durationRE = regexp.MustCompile(`duration=([0-9.]+)s`)
 
 // flowAges maps each DLB flow (without its statistics) to its age.
 func flowAges(t *testing.T, ctx context.Context, h *testbed.Host) map[string]float64 {
-	out, err := h.OFCtl(ctx, "dump-flows", fmt.Sprintf("cookie=%#x/%#x", lb.CookieMagic, lb.CookieMagicMask))
+	out, err := h.OFCtl(ctx, "dump-flows", fmt.Sprintf("cookie=%#x/%#x", pipeline.CookieMagic, pipeline.CookieMagicMask))
 	require.NoError(t, err)
 	ages := map[string]float64{}
 	for _, l := range strings.Split(out, "\n") {
@@ -439,7 +440,7 @@ func TestOneMemberChangeAndBadFile(t *testing.T) {
 	// Admins read it with their tools.
 	flows, err := tb.Host("h1").OFCtl(c.ctx, "dump-flows", "--names")
 	require.NoError(t, err)
-	for _, name := range lb.TableNames {
+	for _, name := range pipeline.TableNames {
 		assert.Contains(t, flows, `table="`+name+`"`)
 	}
 	groups, err := tb.Host("h1").OFCtl(c.ctx, "dump-groups")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ovs-dlb/dlb/lb"
 	"github.com/ovs-dlb/dlb/ofctrl"
+	"github.com/ovs-dlb/dlb/pipeline"
 	"github.com/ovs-dlb/dlb/testbed"
 )
 
@@ -47,7 +48,7 @@ func servers(res *testbed.LoadResult) map[netip.Addr]map[string]int {
 
 // affinityEntries counts the learned affinity flows on a host.
 func affinityEntries(t *testing.T, c *cluster, host string) []string {
-	out, err := c.tb.Host(host).OFCtl(c.ctx, "dump-flows", fmt.Sprintf("cookie=%#x/%#x", lb.Cookie(lb.KindAffinity, 0, 0), lb.CookieKindMask))
+	out, err := c.tb.Host(host).OFCtl(c.ctx, "dump-flows", fmt.Sprintf("cookie=%#x/%#x", pipeline.Cookie(pipeline.KindAffinity, 0, 0), pipeline.CookieKindMask))
 	require.NoError(t, err)
 	var flows []string
 	for _, l := range strings.Split(out, "\n") {
@@ -146,8 +147,8 @@ func TestDayLongAffinity(t *testing.T) {
 	conn, err := ofctrl.Dial(c.ctx, c.tb.Host("h1").OpenFlowTarget(), ofctrl.ConnOptions{})
 	require.NoError(t, err)
 	defer conn.Close()
-	table := lb.Config{}.Table(lb.TableAffinity)
-	svc := lb.ServiceIDs([]string{"web"})["web"]
+	table := pipeline.Config{}.Table(pipeline.TableAffinity)
+	svc := pipeline.ServiceIDs([]string{"web"})["web"]
 	n, err := expireLearned(c.ctx, conn, table, map[uint32]time.Duration{svc: time.Hour})
 	require.NoError(t, err)
 	assert.Zero(t, n, "an entry idle for less than its timeout stays")
@@ -286,7 +287,7 @@ func TestHairpinAndThreeTiers(t *testing.T) {
 	trace := func(port, flow string) string {
 		vm := c.tb.VM(port)
 		out, err := c.tb.Host("h1").AppCtl(c.ctx, "ofproto/trace", "br-int",
-			fmt.Sprintf("in_port=%s,tcp,dl_src=%s,dl_dst=%s,nw_src=%s,%s", port, vm.HardwareAddr(), lb.HostMAC("h1"), vm.Addr(), flow))
+			fmt.Sprintf("in_port=%s,tcp,dl_src=%s,dl_dst=%s,nw_src=%s,%s", port, vm.HardwareAddr(), pipeline.HostMAC("h1"), vm.Addr(), flow))
 		require.NoError(t, err)
 		return out
 	}

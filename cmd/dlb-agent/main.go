@@ -25,6 +25,7 @@ import (
 	"github.com/ovs-dlb/dlb/lb"
 	"github.com/ovs-dlb/dlb/ofctrl"
 	"github.com/ovs-dlb/dlb/ovsdb"
+	"github.com/ovs-dlb/dlb/pipeline"
 )
 
 func main() {
@@ -131,8 +132,8 @@ func newLogger(level string) *slog.Logger {
 }
 
 // pipelineConfig turns the agent's settings into the pipeline's.
-func pipelineConfig(cfg config, hostID string) (lb.Config, error) {
-	pc := lb.Config{TableBase: uint8(cfg.TableBase), Zone: uint16(cfg.Zone), Buckets: cfg.Buckets, MAC: lb.HostMAC(hostID)}
+func pipelineConfig(cfg config, hostID string) (pipeline.Config, error) {
+	pc := pipeline.Config{TableBase: uint8(cfg.TableBase), Zone: uint16(cfg.Zone), Buckets: cfg.Buckets, MAC: pipeline.HostMAC(hostID)}
 	if cfg.TableBase < 0 || cfg.TableBase > 255 {
 		return pc, fmt.Errorf("table_base: %d is not a table", cfg.TableBase)
 	}
@@ -147,7 +148,7 @@ func pipelineConfig(cfg config, hostID string) (lb.Config, error) {
 	case cfg.OwnBridge || cfg.CreateBridge:
 		return pc, errors.New("entry_table: a shared bridge cannot also be owned (own_bridge, create_bridge)")
 	default:
-		pc.Shared = &lb.Shared{EntryTable: uint8(cfg.EntryTable), EntryPriority: uint16(cfg.EntryPrio), ReturnTable: uint8(cfg.ReturnTable)}
+		pc.Shared = &pipeline.Shared{EntryTable: uint8(cfg.EntryTable), EntryPriority: uint16(cfg.EntryPrio), ReturnTable: uint8(cfg.ReturnTable)}
 	}
 	if cfg.Zone < 0 || cfg.Zone > 65535 {
 		return pc, fmt.Errorf("zone: %d is not a conntrack zone (0..65535)", cfg.Zone)
@@ -175,7 +176,7 @@ func printPipeline(cfg config) error {
 	if err != nil {
 		return err
 	}
-	out, err := lb.Compile(lb.Input{Config: pc, Groups: groups})
+	out, err := pipeline.Compile(pipeline.Input{Config: pc, Groups: groups})
 	if err != nil {
 		return err
 	}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ovs-dlb/dlb/lb"
 	"github.com/ovs-dlb/dlb/ofctrl"
+	"github.com/ovs-dlb/dlb/pipeline"
 )
 
 // responder answers IPv6 neighbour solicitations for VIPs, which the
@@ -31,7 +31,7 @@ type responder struct {
 }
 
 func (r *responder) packetIn(p *ofctrl.PacketIn) {
-	if lb.CookieKind(p.Cookie) == lb.KindReject {
+	if pipeline.CookieKind(p.Cookie) == pipeline.KindReject {
 		r.refuse(p)
 		return
 	}

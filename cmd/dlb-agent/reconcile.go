@@ -13,6 +13,7 @@ import (
 	"github.com/ovs-dlb/dlb/lb"
 	"github.com/ovs-dlb/dlb/ofctrl"
 	"github.com/ovs-dlb/dlb/ovsdb"
+	"github.com/ovs-dlb/dlb/pipeline"
 )
 
 // reconciler keeps the bridge's DLB flows and groups equal to what the
@@ -21,8 +22,8 @@ import (
 // bundle, and on a new connection it first reads what is installed, so an
 // agent restart changes nothing that is already right.
 type reconciler struct {
-	cfg     lb.Config
-	comp    *lb.Compiler
+	cfg     pipeline.Config
+	comp    *pipeline.Compiler
 	inv     *ovsdb.Inventory
 	log     *slog.Logger
 	metrics *metrics
@@ -97,8 +98,8 @@ type installed struct {
 	gen  uint64
 }
 
-func newReconciler(cfg lb.Config, inv *ovsdb.Inventory, log *slog.Logger, m *metrics) *reconciler {
-	return &reconciler{cfg: cfg, comp: lb.NewCompiler(), inv: inv, log: log, metrics: m, kick: make(chan struct{}, 1), macs: map[netip.Addr]net.HardwareAddr{}}
+func newReconciler(cfg pipeline.Config, inv *ovsdb.Inventory, log *slog.Logger, m *metrics) *reconciler {
+	return &reconciler{cfg: cfg, comp: pipeline.NewCompiler(), inv: inv, log: log, metrics: m, kick: make(chan struct{}, 1), macs: map[netip.Addr]net.HardwareAddr{}}
 }
 
 // trigger asks for a reconcile soon.
@@ -182,20 +183,20 @@ func (r *reconciler) onConnect(ctx context.Context, c *ofctrl.Conn) error {
 	return r.reconcile(ctx, c)
 }
 
-func (r *reconciler) localPorts() []lb.LocalPort {
-	var out []lb.LocalPort
+func (r *reconciler) localPorts() []pipeline.LocalPort {
+	var out []pipeline.LocalPort
 	for _, p := range r.inv.Ports() {
 		if !p.IsVM() || p.OFPort <= 0 {
 			continue
 		}
-		out = append(out, lb.LocalPort{Name: p.Name, OFPort: uint32(p.OFPort), IfaceID: p.IfaceID, MAC: p.MAC, IPs: p.IPs, Labels: p.ExternalIDs})
+		out = append(out, pipeline.LocalPort{Name: p.Name, OFPort: uint32(p.OFPort), IfaceID: p.IfaceID, MAC: p.MAC, IPs: p.IPs, Labels: p.ExternalIDs})
 	}
 	return out
 }
 
 // readInstalled loads what the DLB has on the switch.
 func (r *reconciler) readInstalled(ctx context.Context, c *ofctrl.Conn) error {
-	fs, err := c.DumpFlows(ctx, ofctrl.TableAll, lb.CookieMagic, lb.CookieMagicMask)
+	fs, err := c.DumpFlows(ctx, ofctrl.TableAll, pipeline.CookieMagic, pipeline.CookieMagicMask)
 	if err != nil {
 		return err
 	}
@@ -206,15 +207,15 @@ func (r *reconciler) readInstalled(ctx context.Context, c *ofctrl.Conn) error {
 	r.flows = make(map[string]*installed, len(fs))
 	r.learned = map[uint32]bool{}
 	for _, f := range fs {
-		if lb.CookieKind(f.Flow.Cookie) == lb.KindAffinity {
-			r.learned[lb.CookieService(f.Flow.Cookie)] = true
+		if pipeline.CookieKind(f.Flow.Cookie) == pipeline.KindAffinity {
+			r.learned[pipeline.CookieService(f.Flow.Cookie)] = true
 			continue
 		}
 		r.flows[f.Flow.Key()] = &installed{flow: f.Flow}
 	}
 	r.ofGroups = map[uint32]*ofctrl.Group{}
 	for _, g := range gs {
-		if lb.IsDLBGroup(g.ID) {
+		if pipeline.IsDLBGroup(g.ID) {
 			r.ofGroups[g.ID] = g
 		}
 	}
@@ -237,7 +238,7 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 		}
 	}
 	// Sources deliver only sets that passed lb.ValidateAll.
-	out, err := r.comp.Compile(lb.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.knownMACs(),
+	out, err := r.comp.Compile(pipeline.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.knownMACs(),
 		Installed: r.ofGroups, Validated: true, Changed: r.changed})
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
@@ -291,7 +292,7 @@ func (r *reconciler) forgetAffinity(want map[uint32]int) []ofctrl.Mod {
 	var mods []ofctrl.Mod
 	for svc := range r.learned {
 		if _, ok := want[svc]; !ok {
-			mods = append(mods, ofctrl.DeleteFlows(r.cfg.Table(lb.TableAffinity), lb.Cookie(lb.KindAffinity, svc, 0), lb.CookieKindMask|lb.CookieServiceMask))
+			mods = append(mods, ofctrl.DeleteFlows(r.cfg.Table(pipeline.TableAffinity), pipeline.Cookie(pipeline.KindAffinity, svc, 0), pipeline.CookieKindMask|pipeline.CookieServiceMask))
 			delete(r.learned, svc)
 		}
 	}
@@ -391,7 +392,7 @@ func (s diffStats) total() int {
 // deleted after. It updates flows and groups to the desired state (gen
 // marks the flows wanted now). Objects the compiler reused are the very
 // ones installed, so unchanged groups cost a pointer comparison.
-func diff(flows map[string]*installed, groups map[uint32]*ofctrl.Group, out *lb.Output, gen uint64) ([]ofctrl.Mod, diffStats) {
+func diff(flows map[string]*installed, groups map[uint32]*ofctrl.Group, out *pipeline.Output, gen uint64) ([]ofctrl.Mod, diffStats) {
 	var st diffStats
 	var groupAdds, flowMods, flowDels, groupDels []ofctrl.Mod
 	for _, g := range out.Groups {

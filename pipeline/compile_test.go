@@ -1,4 +1,4 @@
-package lb
+package pipeline
 
 import (
 	"flag"
@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ovs-dlb/dlb/lb"
 	of "github.com/ovs-dlb/dlb/ofctrl"
 )
 
@@ -19,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 
 func mac(s string) net.HardwareAddr { m, _ := net.ParseMAC(s); return m }
 
-var testConfig = Config{Zone: DefaultZone, MAC: mac("0a:db:00:00:00:01"), Buckets: 16}
+var testConfig = Config{Zone: lb.DefaultZone, MAC: mac("0a:db:00:00:00:01"), Buckets: 16}
 
 var testPorts = []LocalPort{
 	{Name: "c1", OFPort: 3, IfaceID: "c1", MAC: mac("02:00:0a:00:00:01"), IPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
@@ -123,7 +124,7 @@ groups:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			groups, err := ParseFile([]byte(tt.file))
+			groups, err := lb.ParseFile([]byte(tt.file))
 			require.NoError(t, err)
 			out, err := Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts})
 			require.NoError(t, err)
@@ -139,15 +140,15 @@ groups:
 // member changes only the buckets it takes, and the cookie of every flow
 // names the DLB and its group.
 func TestCompileKeepsChoices(t *testing.T) {
-	g := Group{Name: "web", VIP: "10.96.0.10", Ports: []PortSpec{{Protocol: "tcp", Port: 80}},
-		Members: []Member{{IP: "10.0.0.11"}, {IP: "10.0.0.12"}, {IP: "10.0.0.13"}}}
+	g := lb.Group{Name: "web", VIP: "10.96.0.10", Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}},
+		Members: []lb.Member{{IP: "10.0.0.11"}, {IP: "10.0.0.12"}, {IP: "10.0.0.13"}}}
 	cfg := testConfig
 	cfg.Buckets = 64
-	first, err := Compile(Input{Config: cfg, Groups: []Group{g}, Ports: testPorts})
+	first, err := Compile(Input{Config: cfg, Groups: []lb.Group{g}, Ports: testPorts})
 	require.NoError(t, err)
 	installed := map[uint32]*of.Group{first.Groups[0].ID: first.Groups[0]}
-	g.Members = append(g.Members, Member{IP: "10.0.0.14"})
-	second, err := Compile(Input{Config: cfg, Groups: []Group{g}, Ports: testPorts, Installed: installed})
+	g.Members = append(g.Members, lb.Member{IP: "10.0.0.14"})
+	second, err := Compile(Input{Config: cfg, Groups: []lb.Group{g}, Ports: testPorts, Installed: installed})
 	require.NoError(t, err)
 	changed := 0
 	require.Equal(t, 64, second.Groups[0].NumBuckets())
@@ -223,7 +224,8 @@ func TestCompilerReusesUnchangedGroups(t *testing.T) {
 	first, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts})
 	require.NoError(t, err)
 	installed := byID(first.Groups)
-	groups[7].Members[1].Weight = intp(300)
+	w := 300
+	groups[7].Members[1].Weight = &w
 	second, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts, Installed: installed})
 	require.NoError(t, err)
 	require.Len(t, second.Groups, len(first.Groups))
@@ -254,8 +256,8 @@ func TestCompilerChangedSet(t *testing.T) {
 	first, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts})
 	require.NoError(t, err)
 	installed := byID(first.Groups)
-	groups[3].Members[0].State = StateDraining
-	groups = append(groups, Group{Name: "new", VIP: "10.97.0.1", Ports: []PortSpec{{Protocol: "udp", Port: 53}}, Members: []Member{{IP: "10.1.1.1", MAC: "02:00:00:00:00:01"}}})
+	groups[3].Members[0].State = lb.StateDraining
+	groups = append(groups, lb.Group{Name: "new", VIP: "10.97.0.1", Ports: []lb.PortSpec{{Protocol: "udp", Port: 53}}, Members: []lb.Member{{IP: "10.1.1.1", MAC: "02:00:00:00:00:01"}}})
 	delta, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts, Installed: installed,
 		Changed: map[string]bool{groups[3].Name: true, "new": true}})
 	require.NoError(t, err)
@@ -274,14 +276,14 @@ func TestCompilerChangedSet(t *testing.T) {
 // TestDSRKeepsChoices: DSR buckets, which translate nothing, are told
 // apart by the member key they set, so a new member moves only its share.
 func TestDSRKeepsChoices(t *testing.T) {
-	g := Group{Name: "direct", VIP: "10.96.0.40", Mode: ModeDSR, Ports: []PortSpec{{Protocol: "tcp", Port: 80}},
-		Members: []Member{{IP: "10.0.0.11", MAC: "02:00:00:00:00:0b"}, {IP: "10.0.0.12", MAC: "02:00:00:00:00:0c"}}}
+	g := lb.Group{Name: "direct", VIP: "10.96.0.40", Mode: lb.ModeDSR, Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}},
+		Members: []lb.Member{{IP: "10.0.0.11", MAC: "02:00:00:00:00:0b"}, {IP: "10.0.0.12", MAC: "02:00:00:00:00:0c"}}}
 	cfg := testConfig
 	cfg.Buckets = 64
-	first, err := Compile(Input{Config: cfg, Groups: []Group{g}, Ports: testPorts})
+	first, err := Compile(Input{Config: cfg, Groups: []lb.Group{g}, Ports: testPorts})
 	require.NoError(t, err)
-	g.Members = append(g.Members, Member{IP: "10.0.0.13", MAC: "02:00:00:00:00:0d"})
-	second, err := Compile(Input{Config: cfg, Groups: []Group{g}, Ports: testPorts, Installed: byID(first.Groups)})
+	g.Members = append(g.Members, lb.Member{IP: "10.0.0.13", MAC: "02:00:00:00:00:0d"})
+	second, err := Compile(Input{Config: cfg, Groups: []lb.Group{g}, Ports: testPorts, Installed: byID(first.Groups)})
 	require.NoError(t, err)
 	moved := 0
 	for i := 0; i < 64; i++ {

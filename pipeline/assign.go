@@ -1,4 +1,4 @@
-package lb
+package pipeline
 
 // maxShareError is how far, in share of new connections, a member's slots
 // may be from its weight's share.

@@ -1,9 +1,12 @@
-package lb
+package pipeline
 
 import (
+	"fmt"
 	"hash/fnv"
 	"net"
 	"sort"
+
+	"github.com/ovs-dlb/dlb/lb"
 )
 
 // Tables of the pipeline, as offsets from Config.TableBase. docs/pipeline.md
@@ -159,30 +162,9 @@ type Shared struct {
 	ReturnTable   uint8
 }
 
-// DefaultZone is the default conntrack zone.
-const DefaultZone = 0xdb00
-
-// ScopeZones is how many conntrack zones, after the hairpin zone, scoped
-// groups are spread over.
-const ScopeZones = 4096
-
-// ZoneOf is the conntrack zone of a group's connections: Zone for a group
-// without scope, else one of the ScopeZones zones after the hairpin zone,
-// by a hash of the scope, so that groups of different scopes (tenants) may
-// use the same VIP:port without seeing each other's entries. It depends on
-// the scope alone, so it never moves while the scope stays.
-func (c Config) ZoneOf(s *Scope) uint16 { return ZoneOf(c.Zone, s) }
-
-// ZoneOf is Config.ZoneOf for a base zone.
-func ZoneOf(base uint16, s *Scope) uint16 {
-	k := s.key()
-	if k == "" {
-		return base
-	}
-	h := fnv.New32a()
-	h.Write([]byte(k))
-	return base + 2 + uint16(h.Sum32()%ScopeZones)
-}
+// ZoneOf is the conntrack zone of a group's connections on this host
+// (lb.ZoneOf with Zone as the base).
+func (c Config) ZoneOf(s *lb.Scope) uint16 { return lb.ZoneOf(c.Zone, s) }
 
 // HairpinZone is the conntrack zone of the source translation that lets a
 // member reach itself through its group's VIP: the zone after Zone.
@@ -202,26 +184,32 @@ func (c Config) TableNameMap() map[int]string {
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
-	var ch checker
+	var probs []lb.Problem
+	add := func(path, format string, args ...any) {
+		probs = append(probs, lb.Problem{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
 	if int(c.TableBase)+numTables > 254 {
-		ch.add("table_base", "%d leaves no room for %d tables (max %d)", c.TableBase, numTables, 254-numTables)
+		add("table_base", "%d leaves no room for %d tables (max %d)", c.TableBase, numTables, 254-numTables)
 	}
 	if len(c.MAC) != 6 || c.MAC[0]&1 == 1 {
-		ch.add("mac", "%q is not a unicast Ethernet address", c.MAC)
+		add("mac", "%q is not a unicast Ethernet address", c.MAC)
 	}
 	if sh := c.Shared; sh != nil {
 		first, last := int(c.TableBase), int(c.TableBase)+numTables-1
 		if int(sh.EntryTable) >= first {
-			ch.add("entry_table", "%d must come before the DLB's tables (%d..%d): the hook uses goto_table", sh.EntryTable, first, last)
+			add("entry_table", "%d must come before the DLB's tables (%d..%d): the hook uses goto_table", sh.EntryTable, first, last)
 		}
 		if int(sh.ReturnTable) >= first && int(sh.ReturnTable) <= last {
-			ch.add("return_table", "%d is one of the DLB's tables (%d..%d)", sh.ReturnTable, first, last)
+			add("return_table", "%d is one of the DLB's tables (%d..%d)", sh.ReturnTable, first, last)
 		}
 	}
 	if c.Buckets != 0 && (c.Buckets < 16 || c.Buckets > 256 || c.Buckets&(c.Buckets-1) != 0) {
-		ch.add("buckets", "%d: want a power of two from 16 to 256", c.Buckets)
+		add("buckets", "%d: want a power of two from 16 to 256", c.Buckets)
 	}
-	return ch.err()
+	if len(probs) > 0 {
+		return &lb.ValidationError{Problems: probs}
+	}
+	return nil
 }
 
 // HostMAC derives a locally administered MAC for a host's DLB from its id,

@@ -1,4 +1,4 @@
-package lb
+package pipeline
 
 import (
 	"fmt"
@@ -7,8 +7,8 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
-	"strings"
 
+	"github.com/ovs-dlb/dlb/lb"
 	of "github.com/ovs-dlb/dlb/ofctrl"
 )
 
@@ -25,8 +25,8 @@ type LocalPort struct {
 // Input is everything the pipeline is computed from.
 type Input struct {
 	Config Config
-	// Groups must be valid (ValidateAll).
-	Groups []Group
+	// Groups must be valid (lb.ValidateAll).
+	Groups []lb.Group
 	Ports  []LocalPort
 	// MACs are members' MAC addresses the agent knows (resolved, or from
 	// its inventory); a member's own mac field wins.
@@ -34,7 +34,7 @@ type Input struct {
 	// Installed are the select groups on the switch now, so that member
 	// choices stay where they are (see Assign).
 	Installed map[uint32]*of.Group
-	// Validated says Groups passed ValidateAll already (a source that
+	// Validated says Groups passed lb.ValidateAll already (a source that
 	// validates what it delivers sets it, to spare a second pass over
 	// thousands of groups on every change).
 	Validated bool
@@ -127,7 +127,7 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 	k.gen++
 	// print computes a group's fingerprint, or returns the cached one for a
 	// group the caller says did not change.
-	print := func(g *Group) uint64 {
+	print := func(g *lb.Group) uint64 {
 		if in.Changed != nil && !in.Changed[g.Name] {
 			if e := k.groups[g.Name]; e != nil {
 				return e.print
@@ -146,7 +146,7 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 			e := k.groups[in.Groups[i].Name]
 			return e != nil && e.print == prints[i]
 		}
-		if err := validateGroups(in.Groups, known); err != nil {
+		if err := lb.ValidateAllKnown(in.Groups, known); err != nil {
 			return nil, err
 		}
 	}
@@ -352,29 +352,8 @@ func (c *compiler) pipeline() {
 		of.SetBytes(of.FieldEthSrc, c.cfg.MAC), of.OutInPort()))
 }
 
-func protoNumber(p string) uint8 {
-	switch strings.ToLower(p) {
-	case "udp":
-		return of.ProtoUDP
-	case "sctp":
-		return of.ProtoSCTP
-	}
-	return of.ProtoTCP
-}
-
-// targetPort is where a member listens for a VIP port.
-func targetPort(ps PortSpec, m Member) uint16 {
-	switch {
-	case m.Port != 0:
-		return uint16(m.Port)
-	case ps.TargetPort != 0:
-		return uint16(ps.TargetPort)
-	}
-	return uint16(ps.Port)
-}
-
 // service compiles one group's select groups and per-port flows.
-func (c *compiler) service(g Group, id uint32) *groupOut {
+func (c *compiler) service(g lb.Group, id uint32) *groupOut {
 	e := &groupOut{print: g.Fingerprint(), id: id}
 	vip := netip.MustParseAddr(g.VIP).Unmap()
 	zone := c.cfg.ZoneOf(g.Scope)
@@ -385,7 +364,7 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 	// New-connection choice: every port's group uses the same slots.
 	weights := make([]int, len(g.Members))
 	for i, m := range g.Members {
-		if m.StateOf() == StateActive {
+		if m.StateOf() == lb.StateActive {
 			weights[i] = m.WeightOf()
 		}
 	}
@@ -401,7 +380,7 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 		available = available || w > 0
 	}
 	var keys []uint32
-	if g.Affinity != nil || g.Mode == ModeDSR {
+	if g.Affinity != nil || g.Mode == lb.ModeDSR {
 		keys = MemberKeys(g.Members)
 	}
 	if g.Affinity != nil {
@@ -409,7 +388,7 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 	}
 	for k, ps := range g.Ports {
 		gid := GroupID(id, k)
-		proto := protoNumber(ps.Protocol)
+		proto := lb.ProtocolNumber(ps.Protocol)
 		prev := c.previous(gid, g, ps, keys)
 		b := c.cfg.Buckets
 		if b == 0 {
@@ -489,7 +468,7 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 				Actions(of.ToGroup(gid)).Done())
 		}
 	}
-	if g.Mode != ModeDSR && scope == nil { // a DSR member holds the VIP: its kernel answers itself
+	if g.Mode != lb.ModeDSR && scope == nil { // a DSR member holds the VIP: its kernel answers itself
 		e.flows = append(e.flows, c.hairpinFlows(g, id, vip)...)
 	}
 	e.shared = c.sharedFlows(g, id)
@@ -501,7 +480,7 @@ func (c *compiler) service(g Group, id uint32) *groupOut {
 // them (a packet from its own address is a martian) and answers through
 // the DLB. They match on the group's id bits of RegService and the
 // member's address as source and destination, after the DNAT.
-func (c *compiler) hairpinFlows(g Group, id uint32, vip netip.Addr) []*of.Flow {
+func (c *compiler) hairpinFlows(g lb.Group, id uint32, vip netip.Addr) []*of.Flow {
 	var out []*of.Flow
 	for _, mp := range c.localMemberPorts(g) {
 		ip, p := mp.ip, mp.port
@@ -524,7 +503,7 @@ type memberPort struct {
 
 // localMemberPorts lists the VM ports of this host that hold one of g's
 // member addresses (each address once), in member order.
-func (c *compiler) localMemberPorts(g Group) []memberPort {
+func (c *compiler) localMemberPorts(g lb.Group) []memberPort {
 	var out []memberPort
 	seen := map[netip.Addr]bool{}
 	for _, m := range g.Members {
@@ -545,8 +524,8 @@ func (c *compiler) localMemberPorts(g Group) []memberPort {
 // portsInScope lists the local VM ports a scope selects (by iface-id, or by
 // all of its labels in external_ids); nil for no scope, and an empty,
 // non-nil list when the scope selects none of this host's ports.
-func (c *compiler) portsInScope(s *Scope) []LocalPort {
-	if s.key() == "" {
+func (c *compiler) portsInScope(s *lb.Scope) []LocalPort {
+	if s.Key() == "" {
 		return nil
 	}
 	out := []LocalPort{}
@@ -574,16 +553,16 @@ func (c *compiler) portsInScope(s *Scope) []LocalPort {
 
 // sharedFlows lists the flows a group shares with others: the answer to
 // ARP or ND for its VIP, and the reply lookups of its members' ports.
-func (c *compiler) sharedFlows(g Group, id uint32) []sharedFlow {
+func (c *compiler) sharedFlows(g lb.Group, id uint32) []sharedFlow {
 	vip := netip.MustParseAddr(g.VIP).Unmap()
 	v6 := vip.Is6()
 	var out []sharedFlow
 	seen := map[string]bool{}
 	for _, ps := range g.Ports {
-		proto := protoNumber(ps.Protocol)
+		proto := lb.ProtocolNumber(ps.Protocol)
 		for _, m := range g.Members {
-			port := targetPort(ps, m)
-			if g.Scope.key() != "" {
+			port := lb.TargetPort(ps, m)
+			if g.Scope.Key() != "" {
 				// Replies to a scoped group's clients are looked up in its
 				// zone, told apart by the client port's MAC.
 				zone := c.cfg.ZoneOf(g.Scope)
@@ -614,7 +593,7 @@ func (c *compiler) sharedFlows(g Group, id uint32) []sharedFlow {
 		}
 	}
 	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)
-	if g.Mode != ModeDSR && g.Scope.key() == "" && len(c.localMemberPorts(g)) > 0 {
+	if g.Mode != lb.ModeDSR && g.Scope.Key() == "" && len(c.localMemberPorts(g)) > 0 {
 		// Answers of a local member to a hairpin connection come to the
 		// VIP (the source it got); only those VIPs get the hairpin zone's
 		// lookup, so other traffic to the DLB's MAC (a VIP port not
@@ -654,7 +633,7 @@ const RejectMaxLen = 128
 // learn when the group has affinity, and to tell DSR buckets apart). OVS
 // 3.1 does not run a learn action inside a select group's bucket, so the
 // learning is done by a flow.
-func (c *compiler) bucketActions(g Group, m int, keys []uint32, ps PortSpec, mac net.HardwareAddr) []of.Action {
+func (c *compiler) bucketActions(g lb.Group, m int, keys []uint32, ps lb.PortSpec, mac net.HardwareAddr) []of.Action {
 	commit := c.commitActions(g, g.Members[m], ps, mac)
 	if keys == nil {
 		return commit
@@ -668,8 +647,8 @@ func (c *compiler) bucketActions(g Group, m int, keys []uint32, ps PortSpec, mac
 // DLB_TO_MEMBER, which writes the MAC from the label. (A ct action with no
 // table, followed by output in the same bucket, is dropped from the
 // datapath actions by OVS 3.1: the recirculation is needed.)
-func (c *compiler) commitActions(g Group, m Member, ps PortSpec, mac net.HardwareAddr) []of.Action {
-	if g.Mode == ModeDSR {
+func (c *compiler) commitActions(g lb.Group, m lb.Member, ps lb.PortSpec, mac net.HardwareAddr) []of.Action {
+	if g.Mode == lb.ModeDSR {
 		ct := of.ConnTrack(c.cfg.ZoneOf(g.Scope))
 		ct.Commit, ct.Table = true, c.t(TableToMember)
 		if mac != nil {
@@ -678,7 +657,7 @@ func (c *compiler) commitActions(g Group, m Member, ps PortSpec, mac net.Hardwar
 		return []of.Action{ct}
 	}
 	a := of.CommitDNAT{Zone: c.cfg.ZoneOf(g.Scope), Table: c.t(TableToMember),
-		Dst: netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), targetPort(ps, m))}
+		Dst: netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), lb.TargetPort(ps, m))}
 	if mac != nil {
 		copy(a.MAC[:], mac)
 		a.HasMAC = true
@@ -693,7 +672,7 @@ const MaxLearnedIdle = 65535
 // learnAffinity records, in DLB_AFFINITY, that the packet's source address
 // goes to the member whose key is in RegMember, for every port of the
 // group (the learned flow matches the group's id bits of RegService).
-func (c *compiler) learnAffinity(g Group, id uint32) of.Learn {
+func (c *compiler) learnAffinity(g lb.Group, id uint32) of.Learn {
 	et, src := of.EthTypeIPv4, of.FieldIPv4Src
 	if netip.MustParseAddr(g.VIP).Unmap().Is6() {
 		et, src = of.EthTypeIPv6, of.FieldIPv6Src
@@ -715,7 +694,7 @@ func (c *compiler) learnAffinity(g Group, id uint32) of.Learn {
 // affinity entries record: a hash of its address and port, so that it stays
 // the same while other members come and go (a collision within the group,
 // all but impossible, moves the later member to the next free key).
-func MemberKeys(ms []Member) []uint32 {
+func MemberKeys(ms []lb.Member) []uint32 {
 	keys := make([]uint32, len(ms))
 	used := make(map[uint32]bool, len(ms))
 	for i, m := range ms {
@@ -773,7 +752,7 @@ func (c *compiler) arpReply(vip netip.Addr) []of.Action {
 
 // memberMAC finds a member's MAC: its own mac field, else the agent's
 // table, else a local VM port with its address; nil when unknown.
-func (c *compiler) memberMAC(ip netip.Addr, m Member) net.HardwareAddr {
+func (c *compiler) memberMAC(ip netip.Addr, m lb.Member) net.HardwareAddr {
 	if m.MAC != "" {
 		mac, _ := net.ParseMAC(m.MAC)
 		return mac
@@ -801,14 +780,14 @@ func containsAddr(as []netip.Addr, a netip.Addr) bool {
 // previous returns the member index of each bucket of the installed group
 // gid, by the address and port its bucket translates to, or by the member
 // key it sets (DSR), or nil.
-func (c *compiler) previous(gid uint32, g Group, ps PortSpec, keys []uint32) []int {
+func (c *compiler) previous(gid uint32, g lb.Group, ps lb.PortSpec, keys []uint32) []int {
 	inst := c.in.Installed[gid]
 	if inst == nil {
 		return nil
 	}
 	idx := map[netip.AddrPort]int{}
 	for i, m := range g.Members {
-		idx[netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), targetPort(ps, m))] = i
+		idx[netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), lb.TargetPort(ps, m))] = i
 	}
 	byKey := make(map[uint64]int, len(keys))
 	for i, k := range keys {
@@ -823,7 +802,7 @@ func (c *compiler) previous(gid uint32, g Group, ps PortSpec, keys []uint32) []i
 				if i, ok := idx[dst]; ok {
 					prev[s] = i
 				}
-			} else if k, ok := memberKeyOf(a); ok && g.Mode == ModeDSR {
+			} else if k, ok := memberKeyOf(a); ok && g.Mode == lb.ModeDSR {
 				if i, ok := byKey[k]; ok {
 					prev[s] = i
 				}

@@ -1,19 +1,21 @@
-package lb
+package pipeline
 
 import (
 	"fmt"
 	"testing"
+
+	"github.com/ovs-dlb/dlb/lb"
 )
 
 // bigGroups is 10,000 VIPs of 10 members each.
-func bigGroups(n, members int) []Group {
-	groups := make([]Group, n)
+func bigGroups(n, members int) []lb.Group {
+	groups := make([]lb.Group, n)
 	for i := range groups {
-		g := Group{Name: fmt.Sprintf("g%d", i), VIP: fmt.Sprintf("10.%d.%d.%d", 96+i/65536, i/256%256, i%256),
-			Ports: []PortSpec{{Protocol: "tcp", Port: 80, TargetPort: 8080}}}
+		g := lb.Group{Name: fmt.Sprintf("g%d", i), VIP: fmt.Sprintf("10.%d.%d.%d", 96+i/65536, i/256%256, i%256),
+			Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80, TargetPort: 8080}}}
 		for k := 0; k < members; k++ {
 			m := i*members + k
-			g.Members = append(g.Members, Member{IP: fmt.Sprintf("10.%d.%d.%d", 128+m/65536, m/256%256, m%256), MAC: fmt.Sprintf("02:00:00:00:%02x:01", k)})
+			g.Members = append(g.Members, lb.Member{IP: fmt.Sprintf("10.%d.%d.%d", 128+m/65536, m/256%256, m%256), MAC: fmt.Sprintf("02:00:00:00:%02x:01", k)})
 		}
 		groups[i] = g
 	}
