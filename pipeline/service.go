@@ -1,0 +1,339 @@
+package pipeline
+
+import (
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/netip"
+
+	"github.com/ovs-dlb/dlb/lb"
+	of "github.com/ovs-dlb/dlb/ofctrl"
+)
+
+// service compiles one group's select groups and per-port flows.
+func (c *compiler) service(g lb.Group, id uint32) *groupOut {
+	e := &groupOut{print: g.Fingerprint(), id: id}
+	vip := netip.MustParseAddr(g.VIP).Unmap()
+	zone := c.cfg.ZoneOf(g.Scope)
+	scope := c.portsInScope(g.Scope) // nil: every VM port
+	v6 := vip.Is6()
+	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)
+
+	// New-connection choice: every port's group uses the same slots.
+	weights := make([]int, len(g.Members))
+	for i, m := range g.Members {
+		if m.StateOf() == lb.StateActive {
+			weights[i] = m.WeightOf()
+		}
+	}
+	macs := make([]net.HardwareAddr, len(g.Members))
+	for i, m := range g.Members {
+		ip := netip.MustParseAddr(m.IP).Unmap()
+		if macs[i] = c.memberMAC(ip, m); macs[i] == nil {
+			e.unresolved = append(e.unresolved, ip)
+		}
+	}
+	available := false
+	for _, w := range weights {
+		available = available || w > 0
+	}
+	var keys []uint32
+	if g.Affinity != nil || g.Mode == lb.ModeDSR {
+		keys = MemberKeys(g.Members)
+	}
+	if g.Affinity != nil {
+		e.affinity = g.Affinity.ClientIPTimeoutS
+	}
+	for k, ps := range g.Ports {
+		gid := GroupID(id, k)
+		proto := lb.ProtocolNumber(ps.Protocol)
+		prev := c.previous(gid, g, ps, keys)
+		b := c.cfg.Buckets
+		if b == 0 {
+			b = BucketCount(weights, len(prev))
+		}
+		slots := Assign(b, weights, prev)
+		grp := of.NewGroup(gid, of.GroupSelect).WithSelection("dp_hash", 0)
+		if slots[0] >= 0 {
+			// Bucket i translates to member slots[i]: stored as slots over
+			// one action list per member.
+			grp.SlotActions = make([][]of.Action, len(g.Members))
+			grp.Slots = make([]uint16, len(slots))
+			for s, m := range slots {
+				if grp.SlotActions[m] == nil {
+					grp.SlotActions[m] = c.bucketActions(g, m, keys, ps, macs[m])
+				}
+				grp.Slots[s] = uint16(m)
+			}
+		}
+		e.groups = append(e.groups, grp)
+		isNew := of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk)
+		if scope == nil {
+			e.flows = append(e.flows,
+				c.flow(TableService, 100, Cookie(KindVIP, id, uint16(k+1))).
+					Match(fromVM, of.L4(v6, proto), of.IPDst(of.Host(vip)), of.DstPort(proto, uint16(ps.Port))).
+					Actions(of.Set(of.Reg(RegService), uint64(gid)), natLookup(zone, c.t(TableSelect))).Done())
+		}
+		// A scoped group serves only its ports, ahead of any unscoped
+		// group with the same VIP:port.
+		for _, p := range scope {
+			e.flows = append(e.flows,
+				c.flow(TableService, 110, Cookie(KindVIP, id, uint16(k+1))).
+					Match(of.InPort(p.OFPort), of.L4(v6, proto), of.IPDst(of.Host(vip)), of.DstPort(proto, uint16(ps.Port))).
+					Actions(of.Set(of.Reg(RegService), uint64(gid)), natLookup(zone, c.t(TableSelect))).Done())
+		}
+		switch {
+		case !available:
+			// Refused by the agent: a TCP reset or an ICMP port
+			// unreachable, built from the packet (OVS cannot make either).
+			e.flows = append(e.flows, c.flow(TableSelect, 100, Cookie(KindReject, id, uint16(k+1))).
+				Match(isNew, of.RegEq(RegService, gid)).
+				Actions(of.Controller{MaxLen: RejectMaxLen}).Done())
+		case g.Affinity != nil:
+			// A learned entry for the client (DLB_AFFINITY) loads its
+			// member's key; DLB_STICKY commits to that member while it is
+			// active, else hands the connection to the group, whose bucket
+			// learns the new choice. Copying the source port keeps each
+			// new connection its own datapath flow, so the second of two
+			// back-to-back connections is translated after the first one's
+			// learn, not by the first one's cached datapath flow.
+			// (The protocol in the matches is what the actions need.)
+			e.flows = append(e.flows, c.flow(TableSelect, 100, Cookie(KindVIP, id, uint16(k+1))).
+				Match(isNew, of.RegEq(RegService, gid), of.L4(v6, proto)).
+				Actions(of.Move{Src: of.All(of.L4PortField(proto, true)), Dst: of.Sub(of.Reg(RegSrcPort), 0, 15)},
+					of.ResubmitTable(c.t(TableAffinity))).
+				Goto(c.t(TableSticky)).Done())
+			for m, mem := range g.Members {
+				if weights[m] == 0 {
+					continue
+				}
+				e.flows = append(e.flows, c.flow(TableSticky, 100, Cookie(KindVIP, id, uint16(k+1))).
+					Match(of.RegEq(RegService, gid), of.RegEq(RegMember, keys[m]), of.L4(v6, proto)).
+					Actions(c.commitActions(g, mem, ps, macs[m])...).Done())
+			}
+			e.flows = append(e.flows, c.flow(TableSticky, 50, Cookie(KindVIP, id, uint16(k+1))).
+				Match(of.RegEq(RegService, gid)).Actions(of.ToGroup(gid)).Done())
+			if k == 0 {
+				// Committed, the connection's first packet records the
+				// choice (a bucket's or DLB_STICKY's: refreshing it).
+				e.flows = append(e.flows, c.flow(TableToMember, 100, Cookie(KindVIP, id, 0)).
+					Match(isNew, ofService(id), ipOf(v6)).
+					Actions(c.learnAffinity(g, id), toMemberMAC).Goto(c.t(TableOutput)).Done())
+			}
+		default:
+			e.flows = append(e.flows, c.flow(TableSelect, 100, Cookie(KindVIP, id, uint16(k+1))).
+				Match(isNew, of.RegEq(RegService, gid)).
+				Actions(of.ToGroup(gid)).Done())
+		}
+	}
+	if g.Mode != lb.ModeDSR && scope == nil { // a DSR member holds the VIP: its kernel answers itself
+		e.flows = append(e.flows, c.hairpinFlows(g, id, vip)...)
+	}
+	e.shared = c.sharedFlows(g, id)
+	return e
+}
+
+// sharedFlows lists the flows a group shares with others: the answer to
+// ARP or ND for its VIP, and the reply lookups of its members' ports.
+func (c *compiler) sharedFlows(g lb.Group, id uint32) []sharedFlow {
+	vip := netip.MustParseAddr(g.VIP).Unmap()
+	v6 := vip.Is6()
+	var out []sharedFlow
+	seen := map[string]bool{}
+	for _, ps := range g.Ports {
+		proto := lb.ProtocolNumber(ps.Protocol)
+		for _, m := range g.Members {
+			port := lb.TargetPort(ps, m)
+			if g.Scope.Key() != "" {
+				// Replies to a scoped group's clients are looked up in its
+				// zone, told apart by the client port's MAC.
+				zone := c.cfg.ZoneOf(g.Scope)
+				for _, p := range c.portsInScope(g.Scope) {
+					key := fmt.Sprintf("sreply/%d/%t/%d/%d", p.OFPort, v6, proto, port)
+					if seen[key] || p.MAC == nil {
+						continue
+					}
+					seen[key] = true
+					mac := p.MAC
+					out = append(out, sharedFlow{key, func() *of.Flow {
+						return c.flow(TableReply, 110, Cookie(KindReply, 0, port)).
+							Match(of.EthDst(mac), of.L4(v6, proto), of.SrcPort(proto, port)).
+							Actions(natLookup(zone, c.t(TableUnNAT))).Done()
+					}})
+				}
+				continue
+			}
+			key := fmt.Sprintf("reply/%t/%d/%d", v6, proto, port)
+			if !seen[key] {
+				seen[key] = true
+				out = append(out, sharedFlow{key, func() *of.Flow {
+					return c.flow(TableReply, 100, Cookie(KindReply, 0, port)).
+						Match(of.L4(v6, proto), of.SrcPort(proto, port)).
+						Actions(natLookup(c.cfg.Zone, c.t(TableUnNAT))).Done()
+				}})
+			}
+		}
+	}
+	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)
+	if g.Mode != lb.ModeDSR && g.Scope.Key() == "" && len(c.localMemberPorts(g)) > 0 {
+		// Answers of a local member to a hairpin connection come to the
+		// VIP (the source it got); only those VIPs get the hairpin zone's
+		// lookup, so other traffic to the DLB's MAC (a VIP port not
+		// configured, say) is dropped without touching conntrack.
+		out = append(out, sharedFlow{"hairpin-reply/" + vip.String(), func() *of.Flow {
+			return c.flow(TableService, 45, Cookie(KindHairpin, id, 0)).Match(fromVM, ipOf(v6), of.EthDst(c.cfg.MAC), of.IPDst(of.Host(vip))).
+				Actions(natLookup(c.cfg.HairpinZone(), c.t(TableHairpinReply))).Done()
+		}})
+	}
+	out = append(out, sharedFlow{"neigh/" + vip.String(), func() *of.Flow {
+		cookie := Cookie(KindVIP, id, 0)
+		if v6 {
+			// The agent answers neighbour solicitations (a packet-in).
+			return c.flow(TableService, 100, cookie).Match(fromVM, of.ICMPv6, of.ICMPv6Type(135), of.NDTarget(vip)).
+				Actions(of.Controller{MaxLen: 128}).Done()
+		}
+		return c.flow(TableService, 100, cookie).Match(fromVM, of.ARP, of.ARPTPA(vip), of.ARPOp(1)).Actions(c.arpReply(vip)...).Done()
+	}})
+	return out
+}
+
+// ofService matches RegService on a group's id bits, whichever of its VIP
+// ports the packet is for.
+func ofService(id uint32) of.MatchOption {
+	return of.RegMasked(RegService, GroupID(id, 0), GroupIDMask|(1<<serviceBits-1)<<8)
+}
+
+// toMemberMAC writes the member's MAC from the connection's label.
+var toMemberMAC = of.Move{Src: of.Sub(of.FieldCTLabel, 0, 47), Dst: of.All(of.FieldEthDst)}
+
+// RejectMaxLen is how much of a refused packet the agent gets: enough
+// for its headers and the 8 bytes of transport header an ICMP error quotes.
+const RejectMaxLen = 128
+
+// bucketActions is what a group's bucket does with a new connection: the
+// member's commit, after noting the member's key (for DLB_TO_MEMBER to
+// learn when the group has affinity, and to tell DSR buckets apart). OVS
+// 3.1 does not run a learn action inside a select group's bucket, so the
+// learning is done by a flow.
+func (c *compiler) bucketActions(g lb.Group, m int, keys []uint32, ps lb.PortSpec, mac net.HardwareAddr) []of.Action {
+	commit := c.commitActions(g, g.Members[m], ps, mac)
+	if keys == nil {
+		return commit
+	}
+	return append([]of.Action{of.Set(of.Reg(RegMember), uint64(keys[m]))}, commit...)
+}
+
+// commitActions send a new connection to a member: the commit, recording
+// the member's MAC in the connection's label, with DNAT to the member
+// (mode dnat) or none (mode dsr: the member holds the VIP), then on to
+// DLB_TO_MEMBER, which writes the MAC from the label. (A ct action with no
+// table, followed by output in the same bucket, is dropped from the
+// datapath actions by OVS 3.1: the recirculation is needed.)
+func (c *compiler) commitActions(g lb.Group, m lb.Member, ps lb.PortSpec, mac net.HardwareAddr) []of.Action {
+	if g.Mode == lb.ModeDSR {
+		ct := of.ConnTrack(c.cfg.ZoneOf(g.Scope))
+		ct.Commit, ct.Table = true, c.t(TableToMember)
+		if mac != nil {
+			ct.Exec = []of.Action{of.SetLabelMAC(mac)}
+		}
+		return []of.Action{ct}
+	}
+	a := of.CommitDNAT{Zone: c.cfg.ZoneOf(g.Scope), Table: c.t(TableToMember),
+		Dst: netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), lb.TargetPort(ps, m))}
+	if mac != nil {
+		copy(a.MAC[:], mac)
+		a.HasMAC = true
+	}
+	return []of.Action{a}
+}
+
+// MaxLearnedIdle is the longest idle timeout OpenFlow gives a flow; the
+// agent expires learned affinity entries with longer timeouts itself.
+const MaxLearnedIdle = 65535
+
+// learnAffinity records, in DLB_AFFINITY, that the packet's source address
+// goes to the member whose key is in RegMember, for every port of the
+// group (the learned flow matches the group's id bits of RegService).
+func (c *compiler) learnAffinity(g lb.Group, id uint32) of.Learn {
+	et, src := of.EthTypeIPv4, of.FieldIPv4Src
+	if netip.MustParseAddr(g.VIP).Unmap().Is6() {
+		et, src = of.EthTypeIPv6, of.FieldIPv6Src
+	}
+	idle := 0 // kept by the switch until the agent expires it
+	if t := g.Affinity.ClientIPTimeoutS; t <= MaxLearnedIdle {
+		idle = t
+	}
+	return of.Learn{Table: c.t(TableAffinity), IdleTimeout: uint16(idle), Priority: 100, Cookie: Cookie(KindAffinity, id, 0),
+		Specs: []of.LearnSpec{
+			of.LearnMatchValue(of.All(of.FieldEthType), uint64(et)),
+			of.LearnMatchField(of.Sub(of.Reg(RegService), 8, 8+serviceBits-1)),
+			of.LearnMatchField(of.All(src)),
+			of.LearnLoadField(of.All(of.Reg(RegMember)), of.All(of.Reg(RegMember))),
+		}}
+}
+
+// MemberKeys gives each member of a group the non-zero 32-bit key that
+// affinity entries record: a hash of its address and port, so that it stays
+// the same while other members come and go (a collision within the group,
+// all but impossible, moves the later member to the next free key).
+func MemberKeys(ms []lb.Member) []uint32 {
+	keys := make([]uint32, len(ms))
+	used := make(map[uint32]bool, len(ms))
+	for i, m := range ms {
+		h := fnv.New32a()
+		fmt.Fprintf(h, "%s/%d", netip.MustParseAddr(m.IP).Unmap(), m.Port)
+		k := h.Sum32()
+		for k == 0 || used[k] {
+			k++
+		}
+		used[k] = true
+		keys[i] = k
+	}
+	return keys
+}
+
+// arpReply turns an ARP request for vip into the reply, sent back out of
+// the port it came from. The actions but the last two are shared.
+func (c *compiler) arpReply(vip netip.Addr) []of.Action {
+	if c.arpHead == nil {
+		mac := c.cfg.MAC
+		c.arpHead = []of.Action{
+			of.Move{Src: of.All(of.FieldEthSrc), Dst: of.All(of.FieldEthDst)},
+			of.SetBytes(of.FieldEthSrc, mac),
+			of.Set(of.FieldARPOp, 2),
+			of.Move{Src: of.All(of.FieldARPSHA), Dst: of.All(of.FieldARPTHA)},
+			of.SetBytes(of.FieldARPSHA, mac),
+			of.Move{Src: of.All(of.FieldARPSPA), Dst: of.All(of.FieldARPTPA)},
+		}
+	}
+	out := make([]of.Action, 0, len(c.arpHead)+2)
+	out = append(out, c.arpHead...)
+	return append(out, of.SetBytes(of.FieldARPSPA, vip.AsSlice()), of.OutInPort())
+}
+
+// memberMAC finds a member's MAC: its own mac field, else the agent's
+// table, else a local VM port with its address; nil when unknown.
+func (c *compiler) memberMAC(ip netip.Addr, m lb.Member) net.HardwareAddr {
+	if m.MAC != "" {
+		mac, _ := net.ParseMAC(m.MAC)
+		return mac
+	}
+	if mac, ok := c.in.MACs[ip]; ok {
+		return mac
+	}
+	for _, p := range c.in.Ports {
+		if p.MAC != nil && containsAddr(p.IPs, ip) {
+			return p.MAC
+		}
+	}
+	return nil
+}
+
+func containsAddr(as []netip.Addr, a netip.Addr) bool {
+	for _, x := range as {
+		if x.Unmap() == a {
+			return true
+		}
+	}
+	return false
+}
