@@ -54,9 +54,13 @@ func Start(t testing.TB, topo *Topology) *Testbed {
 }
 
 // Require skips the test when the testbed cannot run here (not root, or
-// Open vSwitch missing), or fails it under CI=true.
+// Open vSwitch missing), or fails it under CI=true. With -short (make unit)
+// it always skips: unit tests only, no root, no OVS, no processes.
 func Require(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short (make unit)")
+	}
 	if err := checkTools(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("end-to-end test cannot run under CI=true: %v", err)
