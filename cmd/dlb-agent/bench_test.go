@@ -110,7 +110,7 @@ func BenchmarkInstall10kVIPs(b *testing.B) {
 		require.NoError(b, err)
 		_, err = h.OFCtl(context.Background(), "del-groups")
 		require.NoError(b, err)
-		a := &agent{t: b, host: h, file: file, metrics: testbed.FreeAddr(b), logPath: filepath.Join(dir, "agent.log")}
+		a := &agentProc{t: b, host: h, file: file, metrics: testbed.FreeAddr(b), logPath: filepath.Join(dir, "agent.log")}
 		start := time.Now()
 		a.launch()
 		for a.metric("dlb_agent_reconciles_total") < 1 {
@@ -319,7 +319,7 @@ func floorRuns(b *testing.B, f *fleet, first, runs int, race func(int, []string,
 // flush waits for a revalidation round and walks the conntrack table, and
 // must not run into the next measurement.
 func deleteGroup(b *testing.B, f *fleet, name string, n int) {
-	flushes := func(a *agent) float64 {
+	flushes := func(a *agentProc) float64 {
 		return a.metric(`dlb_agent_conntrack_flushes_total{result="ok"}`) + a.metric(`dlb_agent_conntrack_flushes_total{result="error"}`)
 	}
 	before := map[string]float64{}

@@ -24,7 +24,7 @@ import (
 type fleet struct {
 	tb     *testbed.Testbed
 	ctl    *testbed.Controller
-	agents map[string]*agent
+	agents map[string]*agentProc
 	state  map[string]string // each agent's state_dir
 	ctx    context.Context
 }
@@ -39,7 +39,7 @@ func newFleet(t testing.TB) *fleet {
 	// test times a build.
 	_, err = testbed.Binary("dlbctl")
 	require.NoError(t, err)
-	f := &fleet{tb: tb, ctl: testbed.StartController(t), agents: map[string]*agent{}, state: map[string]string{}, ctx: ctx}
+	f := &fleet{tb: tb, ctl: testbed.StartController(t), agents: map[string]*agentProc{}, state: map[string]string{}, ctx: ctx}
 	for _, h := range tb.Hosts() {
 		f.state[h.Name] = t.TempDir()
 		f.agents[h.Name] = startAgent(t, h, "", "--own-bridge", "--controller", f.ctl.URL(), "--state-dir", f.state[h.Name], "--host-id", h.Name)

@@ -25,8 +25,8 @@ import (
 	"github.com/ovs-dlb/dlb/testbed"
 )
 
-// agent is a dlb-agent process on one host of a testbed.
-type agent struct {
+// agentProc is a dlb-agent process on one host of a testbed.
+type agentProc struct {
 	t       testing.TB
 	host    *testbed.Host
 	file    string
@@ -37,21 +37,21 @@ type agent struct {
 	args []string
 }
 
-func startAgent(t testing.TB, h *testbed.Host, groupsFile string, args ...string) *agent {
-	a := &agent{t: t, host: h, file: groupsFile, metrics: testbed.FreeAddr(t), logPath: filepath.Join(t.TempDir(), h.Name+".log"), args: args}
+func startAgent(t testing.TB, h *testbed.Host, groupsFile string, args ...string) *agentProc {
+	a := &agentProc{t: t, host: h, file: groupsFile, metrics: testbed.FreeAddr(t), logPath: filepath.Join(t.TempDir(), h.Name+".log"), args: args}
 	a.start()
 	t.Cleanup(a.stop)
 	return a
 }
 
-func (a *agent) start() {
+func (a *agentProc) start() {
 	a.launch()
 	require.Eventually(a.t, func() bool { return a.metric("dlb_agent_reconciles_total") >= 1 }, 10*time.Second, 20*time.Millisecond,
 		"agent on %s did not reconcile; its log:\n%s", a.host.Name, a.logTail())
 }
 
 // launch starts the agent process without waiting for it.
-func (a *agent) launch() {
+func (a *agentProc) launch() {
 	bin, err := testbed.Binary("dlb-agent")
 	require.NoError(a.t, err)
 	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -70,7 +70,7 @@ func (a *agent) launch() {
 	go func() { _ = a.cmd.Wait(); logf.Close() }()
 }
 
-func (a *agent) stop() {
+func (a *agentProc) stop() {
 	if a.cmd != nil && a.cmd.ProcessState == nil {
 		_ = a.cmd.Process.Signal(syscall.SIGTERM)
 		for i := 0; i < 100 && a.cmd.ProcessState == nil; i++ {
@@ -83,14 +83,14 @@ func (a *agent) stop() {
 	}
 }
 
-func (a *agent) kill9() {
+func (a *agentProc) kill9() {
 	require.NoError(a.t, a.cmd.Process.Kill())
 	for i := 0; i < 200 && a.cmd.ProcessState == nil; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-func (a *agent) logTail() string {
+func (a *agentProc) logTail() string {
 	data, _ := os.ReadFile(a.logPath)
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 	if len(lines) > 20 {
@@ -101,7 +101,7 @@ func (a *agent) logTail() string {
 
 // metric reads one sample (name, or name{labels}) from /metrics; -1 when
 // the agent does not answer.
-func (a *agent) metric(series string) float64 {
+func (a *agentProc) metric(series string) float64 {
 	resp, err := http.Get("http://" + a.metrics + "/metrics")
 	if err != nil {
 		return -1
@@ -118,14 +118,14 @@ func (a *agent) metric(series string) float64 {
 	return 0
 }
 
-func (a *agent) mods(object, op string) float64 {
+func (a *agentProc) mods(object, op string) float64 {
 	return a.metric(fmt.Sprintf(`dlb_agent_mods_total{object=%q,op=%q}`, object, op))
 }
 
 type cluster struct {
 	tb     *testbed.Testbed
 	file   string
-	agents map[string]*agent
+	agents map[string]*agentProc
 	ctx    context.Context
 }
 
@@ -286,7 +286,7 @@ func newClusterOn(t testing.TB, topo *testbed.Topology, groups func(*testbed.Tes
 	tb := testbed.Start(t, topo)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
-	c := &cluster{tb: tb, file: filepath.Join(t.TempDir(), "groups.yaml"), agents: map[string]*agent{}, ctx: ctx}
+	c := &cluster{tb: tb, file: filepath.Join(t.TempDir(), "groups.yaml"), agents: map[string]*agentProc{}, ctx: ctx}
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ovs-dlb/dlb/agent"
 	"github.com/ovs-dlb/dlb/lb"
 	"github.com/ovs-dlb/dlb/ofctrl"
 	"github.com/ovs-dlb/dlb/pipeline"
@@ -149,11 +150,11 @@ func TestDayLongAffinity(t *testing.T) {
 	defer conn.Close()
 	table := pipeline.Config{}.Table(pipeline.TableAffinity)
 	svc := pipeline.ServiceIDs([]string{"web"})["web"]
-	n, err := expireLearned(c.ctx, conn, table, map[uint32]time.Duration{svc: time.Hour})
+	n, err := agent.ExpireLearned(c.ctx, conn, table, map[uint32]time.Duration{svc: time.Hour})
 	require.NoError(t, err)
 	assert.Zero(t, n, "an entry idle for less than its timeout stays")
 	time.Sleep(1100 * time.Millisecond)
-	n, err = expireLearned(c.ctx, conn, table, map[uint32]time.Duration{svc: time.Second})
+	n, err = agent.ExpireLearned(c.ctx, conn, table, map[uint32]time.Duration{svc: time.Second})
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	assert.Empty(t, affinityEntries(t, c, "h1"), "expired by the agent")
@@ -339,7 +340,7 @@ func TestSharedBridge(t *testing.T) {
 	tb := testbed.Start(t, topo)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
-	c := &cluster{tb: tb, file: filepath.Join(t.TempDir(), "groups.yaml"), agents: map[string]*agent{}, ctx: ctx}
+	c := &cluster{tb: tb, file: filepath.Join(t.TempDir(), "groups.yaml"), agents: map[string]*agentProc{}, ctx: ctx}
 	foreign := []string{
 		"table=0,priority=0,cookie=0x1234,actions=goto_table:1",
 		"table=0,priority=50,cookie=0x1234,arp,actions=goto_table:1",

@@ -1,31 +1,27 @@
 // Command dlb-agent runs on each hypervisor: it installs and reconciles the
-// DLB pipeline on the local Open vSwitch bridge, from groups it gets from a
-// file (and, later, from the controller). See docs/pipeline.md.
+// DLB pipeline on the local Open vSwitch bridge, from the groups it follows
+// from dlb-controller (or reads from a file). This file reads the flags,
+// DLB_ environment variables and the config file; package agent does the
+// work. See docs/architecture.md and docs/pipeline.md.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/ovs-dlb/dlb/agent"
 	"github.com/ovs-dlb/dlb/lb"
-	"github.com/ovs-dlb/dlb/ofctrl"
-	"github.com/ovs-dlb/dlb/ovsdb"
-	"github.com/ovs-dlb/dlb/pipeline"
 )
 
 func main() {
@@ -35,32 +31,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "dlb-agent:", err)
 		os.Exit(1)
 	}
-}
-
-// config is the agent's configuration: flags, DLB_ environment variables
-// (DLB_OVSDB, DLB_BRIDGE, ...) and an optional YAML file (--config).
-type config struct {
-	OVSDB        string `mapstructure:"ovsdb"`
-	Bridge       string `mapstructure:"bridge"`
-	OpenFlow     string `mapstructure:"openflow"`
-	VSwitchdCtl  string `mapstructure:"vswitchd_ctl"`
-	CreateBridge bool   `mapstructure:"create_bridge"`
-	DatapathType string `mapstructure:"datapath_type"`
-	OwnBridge    bool   `mapstructure:"own_bridge"`
-	TableBase    int    `mapstructure:"table_base"`
-	EntryTable   int    `mapstructure:"entry_table"`
-	EntryPrio    int    `mapstructure:"entry_priority"`
-	ReturnTable  int    `mapstructure:"return_table"`
-	Zone         int    `mapstructure:"zone"`
-	MAC          string `mapstructure:"mac"`
-	Buckets      int    `mapstructure:"buckets"`
-	HostID       string `mapstructure:"host_id"`
-	GroupsFile   string `mapstructure:"groups_file"`
-	Controller   string `mapstructure:"controller"`
-	StateDir     string `mapstructure:"state_dir"`
-	MetricsAddr  string `mapstructure:"metrics_addr"`
-	MemoryLimit  string `mapstructure:"memory_limit"`
-	LogLevel     string `mapstructure:"log_level"`
 }
 
 func newRoot() *cobra.Command {
@@ -80,12 +50,12 @@ func newRoot() *cobra.Command {
 					return fmt.Errorf("config file: %w", err)
 				}
 			}
-			var cfg config
+			var cfg agent.Config
 			if err := v.Unmarshal(&cfg); err != nil {
 				return fmt.Errorf("config: %w", err)
 			}
 			if printFlows {
-				return printPipeline(cfg)
+				return agent.PrintFlows(os.Stdout, cfg)
 			}
 			return run(cmd.Context(), cfg)
 		},
@@ -131,201 +101,16 @@ func newLogger(level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
-// pipelineConfig turns the agent's settings into the pipeline's.
-func pipelineConfig(cfg config, hostID string) (pipeline.Config, error) {
-	pc := pipeline.Config{TableBase: uint8(cfg.TableBase), Zone: uint16(cfg.Zone), Buckets: cfg.Buckets, MAC: pipeline.HostMAC(hostID)}
-	if cfg.TableBase < 0 || cfg.TableBase > 255 {
-		return pc, fmt.Errorf("table_base: %d is not a table", cfg.TableBase)
-	}
-	switch {
-	case cfg.EntryTable == -1 && cfg.ReturnTable == -1:
-	case cfg.EntryTable < 0 || cfg.EntryTable > 254:
-		return pc, fmt.Errorf("entry_table: %d is not a table (0..254), or -1 with return_table -1 for an owned bridge", cfg.EntryTable)
-	case cfg.ReturnTable < 0 || cfg.ReturnTable > 254:
-		return pc, fmt.Errorf("return_table: %d is not a table (0..254); a shared bridge needs entry_table and return_table", cfg.ReturnTable)
-	case cfg.EntryPrio < 0 || cfg.EntryPrio > 65535:
-		return pc, fmt.Errorf("entry_priority: %d is not a priority (0..65535)", cfg.EntryPrio)
-	case cfg.OwnBridge || cfg.CreateBridge:
-		return pc, errors.New("entry_table: a shared bridge cannot also be owned (own_bridge, create_bridge)")
-	default:
-		pc.Shared = &pipeline.Shared{EntryTable: uint8(cfg.EntryTable), EntryPriority: uint16(cfg.EntryPrio), ReturnTable: uint8(cfg.ReturnTable)}
-	}
-	if cfg.Zone < 0 || cfg.Zone > 65535 {
-		return pc, fmt.Errorf("zone: %d is not a conntrack zone (0..65535)", cfg.Zone)
-	}
-	if cfg.MAC != "" {
-		mac, err := net.ParseMAC(cfg.MAC)
-		if err != nil {
-			return pc, fmt.Errorf("mac: %w", err)
-		}
-		pc.MAC = mac
-	}
-	return pc, pc.Validate()
-}
-
-func printPipeline(cfg config) error {
-	if cfg.GroupsFile == "" {
-		return errors.New("--print-flows needs --groups-file")
-	}
-	src := &fileSource{path: cfg.GroupsFile}
-	groups, err := src.load()
-	if err != nil {
-		return err
-	}
-	pc, err := pipelineConfig(cfg, cfg.HostID)
-	if err != nil {
-		return err
-	}
-	out, err := pipeline.Compile(pipeline.Input{Config: pc, Groups: groups})
-	if err != nil {
-		return err
-	}
-	fmt.Printf("# %d groups, %d flows (VM port classification flows are added per port on a host)\n", len(out.Groups), len(out.Flows))
-	for _, g := range out.Groups {
-		fmt.Println(g.String())
-	}
-	for _, f := range out.Flows {
-		fmt.Println(f.String())
-	}
-	for _, u := range out.Unresolved {
-		fmt.Printf("# member %s: MAC not given; the agent takes it from the VM port with that address, if local\n", u)
-	}
-	return nil
-}
-
-func run(ctx context.Context, cfg config) error {
+func run(ctx context.Context, cfg agent.Config) error {
 	log := newLogger(cfg.LogLevel)
 	if err := setMemoryLimit(cfg.MemoryLimit); err != nil {
 		return err
 	}
-	switch {
-	case cfg.GroupsFile == "" && cfg.Controller == "":
-		return errors.New("controller or groups_file: one is required (the dlb-controller to follow, or a YAML or JSON file with a top-level groups: list)")
-	case cfg.GroupsFile != "" && cfg.Controller != "":
-		return errors.New("controller and groups_file: give one, not both")
-	}
-	if cfg.OpenFlow == "" {
-		sock, ok := strings.CutPrefix(cfg.OVSDB, "unix:")
-		if !ok {
-			return errors.New("openflow: required when ovsdb is not a unix socket")
-		}
-		cfg.OpenFlow = "unix:" + filepath.Join(filepath.Dir(sock), cfg.Bridge+".mgmt")
-	}
-	var ctl func() (string, error)
-	switch sock, ok := strings.CutPrefix(cfg.OVSDB, "unix:"); {
-	case cfg.VSwitchdCtl != "":
-		ctl = func() (string, error) { return cfg.VSwitchdCtl, nil }
-	case ok:
-		ctl = func() (string, error) { return vswitchdCtl(filepath.Dir(sock)) }
-	default:
-		ctl = func() (string, error) {
-			return "", errors.New("vswitchd_ctl: required when ovsdb is not a unix socket")
-		}
-	}
-	db := ovsdb.New(ovsdb.Options{Endpoint: cfg.OVSDB, Logger: log})
-	inv := ovsdb.NewInventory(ctx, db, cfg.Bridge)
-	go func() { _ = db.Run(ctx) }()
-	log.Info("waiting for OVSDB", "endpoint", cfg.OVSDB)
-	if err := db.WaitConnected(ctx); err != nil {
-		return err
-	}
-	// The first reconcile must see the bridge's ports: one that ran on an
-	// empty inventory would delete the installed port flows of a
-	// restarted agent (seen in CI under load) instead of adopting them.
-	if err := inv.WaitSynced(ctx); err != nil {
-		return err
-	}
-	hostID := cfg.HostID
-	if hostID == "" {
-		hostID, _ = db.SystemID(ctx)
-	}
-	if hostID == "" {
-		hostID, _ = os.Hostname()
-	}
-	pc, err := pipelineConfig(cfg, hostID)
+	a, err := agent.New(cfg, log)
 	if err != nil {
 		return err
 	}
-	for {
-		rep, err := db.PrepareBridge(ctx, ovsdb.BridgeConfig{Name: cfg.Bridge, Create: cfg.CreateBridge,
-			DatapathType: cfg.DatapathType, Own: cfg.OwnBridge || cfg.CreateBridge, Tables: pc.TableNameMap()})
-		if err == nil {
-			for _, c := range rep.Changed {
-				log.Info("prepared bridge", "bridge", cfg.Bridge, "change", c)
-			}
-			for _, n := range rep.Notes {
-				log.Warn("bridge", "bridge", cfg.Bridge, "note", n)
-			}
-			break
-		}
-		log.Error("cannot prepare the bridge; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(2 * time.Second):
-		}
-	}
-	log.Info("dlb-agent starting", "host", hostID, "bridge", cfg.Bridge, "openflow", cfg.OpenFlow, "zone", pc.Zone, "mac", pc.MAC.String())
-
-	m := newMetrics()
-	r := newReconciler(pc, inv, log, m)
-	r.flusher = &conntrackFlusher{ctl: ctl, zone: pc.Zone}
-	nd := &responder{mac: pc.MAC, log: log, refusals: m.refusals, limit: &limiter{perSec: refusalsPerSecond}}
-	sw := ofctrl.NewSwitch(cfg.OpenFlow, ofctrl.SwitchOptions{
-		ConnOptions: ofctrl.ConnOptions{Logger: log, PacketIn: nd.packetIn},
-		OnConnect:   r.onConnect,
-		MinBackoff:  50 * time.Millisecond,
-		MaxBackoff:  time.Second,
-	})
-	nd.sw = sw
-	nd.res = newResolver(sw, pc.MAC, log, r.learnMAC)
-	r.resolve = nd.res.want
-	go nd.res.run(ctx)
-	var src Source = &fileSource{path: cfg.GroupsFile, log: log, refused: m.sourceErrs.Inc}
-	var follow *controllerSource
-	if cfg.Controller != "" {
-		follow, err = newControllerSource(cfg.Controller, hostID, cfg.StateDir, inv, log, m.reg)
-		if err != nil {
-			return err
-		}
-		r.onApplied = follow.setApplied
-		src = follow
-	}
-	go func() {
-		if err := src.Run(ctx, r.setGroups); err != nil {
-			log.Error("groups source stopped", "err", err)
-		}
-	}()
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev := <-inv.Events():
-				if ev.Port.IsVM() || (ev.Old != nil && ev.Old.IsVM()) {
-					r.trigger()
-					if follow != nil {
-						follow.portsChanged()
-					}
-				}
-			}
-		}
-	}()
-	if cfg.MetricsAddr != "" {
-		go func() {
-			if err := m.serve(ctx, cfg.MetricsAddr, log); err != nil {
-				log.Error("metrics server", "err", err)
-			}
-		}()
-	}
-	go r.run(ctx, sw)
-	go r.runAffinityExpiry(ctx)
-	err = sw.Run(ctx)
-	if errors.Is(err, context.Canceled) {
-		log.Info("dlb-agent stopping; what is installed stays")
-		return nil
-	}
-	return err
+	return a.Run(ctx)
 }
 
 // setMemoryLimit applies memory_limit unless GOMEMLIMIT is set: it makes

@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"context"
@@ -16,6 +16,43 @@ import (
 	"github.com/ovs-dlb/dlb/pipeline"
 )
 
+// switchConn is what the reconciler needs of an OpenFlow connection to
+// the bridge (an *ofctrl.Conn): read back what is installed, and apply a
+// change as one bundle.
+type switchConn interface {
+	DumpFlows(ctx context.Context, table uint8, cookie, mask uint64) ([]ofctrl.FlowStats, error)
+	DumpGroups(ctx context.Context) ([]*ofctrl.Group, error)
+	Apply(ctx context.Context, mods ...ofctrl.Mod) error
+}
+
+// bridgeSwitch hands out the bridge's current connection, or an error
+// while there is none (an *ofctrl.Switch, through switchOf).
+type bridgeSwitch interface {
+	TryConn() (switchConn, error)
+}
+
+// switchOf is an *ofctrl.Switch as a bridgeSwitch.
+type switchOf struct{ *ofctrl.Switch }
+
+func (s switchOf) TryConn() (switchConn, error) {
+	c, err := s.Switch.TryConn()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// portInventory is the bridge's ports (an *ovsdb.Inventory).
+type portInventory interface {
+	Ports() []ovsdb.Port
+}
+
+// flusher removes the conntrack entries of departed members (a
+// *conntrackFlusher) and returns what failed.
+type flusher interface {
+	flush(ctx context.Context, gone []lb.Departure) []error
+}
+
 // reconciler keeps the bridge's DLB flows and groups equal to what the
 // pipeline computes from the groups and the VM ports. It never flushes:
 // it diffs desired against installed and applies the difference in one
@@ -24,7 +61,7 @@ import (
 type reconciler struct {
 	cfg     pipeline.Config
 	comp    *pipeline.Compiler
-	inv     *ovsdb.Inventory
+	inv     portInventory
 	log     *slog.Logger
 	metrics *metrics
 
@@ -44,7 +81,7 @@ type reconciler struct {
 	changed map[string]bool
 	// flows and ofGroups are what is installed, as last read or applied;
 	// valid only for conn.
-	conn     *ofctrl.Conn
+	conn     switchConn
 	flows    map[string]*installed
 	ofGroups map[uint32]*ofctrl.Group
 	gen      uint64 // reconcile generation, for sweeping flows no longer wanted
@@ -54,11 +91,14 @@ type reconciler struct {
 	learned  map[uint32]bool
 	affinity map[uint32]int
 	// departed are members that left their groups, whose conntrack
-	// entries go once the switch no longer sends new connections to them.
+	// entries go once the switch no longer sends new connections to them
+	// (handed to flushes after the bundle that stopped those).
 	departed []lb.Departure
-	flusher  *conntrackFlusher
-	flushMu  sync.Mutex     // one flush at a time
-	flushes  sync.WaitGroup // flushes running
+	flusher  flusher
+	flushes  *flushQueue
+	// grace is how long a new version may wait for members' MACs before
+	// it is reported applied anyway (unresolvedGrace).
+	grace time.Duration
 
 	macMu sync.Mutex                      // guards macs
 	macs  map[netip.Addr]net.HardwareAddr // members' MACs the resolver learned
@@ -98,8 +138,9 @@ type installed struct {
 	gen  uint64
 }
 
-func newReconciler(cfg pipeline.Config, inv *ovsdb.Inventory, log *slog.Logger, m *metrics) *reconciler {
-	return &reconciler{cfg: cfg, comp: pipeline.NewCompiler(), inv: inv, log: log, metrics: m, kick: make(chan struct{}, 1), macs: map[netip.Addr]net.HardwareAddr{}}
+func newReconciler(cfg pipeline.Config, inv portInventory, log *slog.Logger, m *metrics) *reconciler {
+	return &reconciler{cfg: cfg, comp: pipeline.NewCompiler(), inv: inv, log: log, metrics: m, kick: make(chan struct{}, 1),
+		macs: map[netip.Addr]net.HardwareAddr{}, flushes: newFlushQueue(), grace: unresolvedGrace}
 }
 
 // trigger asks for a reconcile soon.
@@ -113,6 +154,12 @@ func (r *reconciler) trigger() {
 // setGroups installs a new desired group set, noting which groups changed
 // so that the compiler looks at those only.
 func (r *reconciler) setGroups(groups []lb.Group, version uint64) {
+	if groups == nil {
+		// A delivered set is a set, if empty (a groups file emptied to ""
+		// or "{}"): nil would read as "no source has spoken yet" and leave
+		// the old groups installed.
+		groups = []lb.Group{}
+	}
 	prints := make(map[string]uint64, len(groups))
 	for i := range groups {
 		prints[groups[i].Name] = groups[i].Fingerprint()
@@ -147,7 +194,7 @@ func (r *reconciler) setGroups(groups []lb.Group, version uint64) {
 }
 
 // run reconciles whenever something changed, and retries failures.
-func (r *reconciler) run(ctx context.Context, sw *ofctrl.Switch) {
+func (r *reconciler) run(ctx context.Context, sw bridgeSwitch) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	backoff := 100 * time.Millisecond
@@ -178,7 +225,7 @@ func (r *reconciler) run(ctx context.Context, sw *ofctrl.Switch) {
 
 // onConnect is the Switch's OnConnect: it reconciles on the new
 // connection before anyone else uses it.
-func (r *reconciler) onConnect(ctx context.Context, c *ofctrl.Conn) error {
+func (r *reconciler) onConnect(ctx context.Context, c switchConn) error {
 	r.metrics.connects.Inc()
 	return r.reconcile(ctx, c)
 }
@@ -195,7 +242,7 @@ func (r *reconciler) localPorts() []pipeline.LocalPort {
 }
 
 // readInstalled loads what the DLB has on the switch.
-func (r *reconciler) readInstalled(ctx context.Context, c *ofctrl.Conn) error {
+func (r *reconciler) readInstalled(ctx context.Context, c switchConn) error {
 	fs, err := c.DumpFlows(ctx, ofctrl.TableAll, pipeline.CookieMagic, pipeline.CookieMagicMask)
 	if err != nil {
 		return err
@@ -225,7 +272,7 @@ func (r *reconciler) readInstalled(ctx context.Context, c *ofctrl.Conn) error {
 }
 
 // reconcile makes the switch match the desired state, in one bundle.
-func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
+func (r *reconciler) reconcile(ctx context.Context, c switchConn) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.groups == nil {
@@ -257,7 +304,7 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 			return err
 		}
 	}
-	r.flushDeparted(ctx)
+	r.flushDeparted()
 	took := time.Since(start)
 	r.metrics.observe(st, took, len(r.flows), len(r.ofGroups))
 	if len(mods) > 0 {
@@ -270,13 +317,13 @@ func (r *reconciler) reconcile(ctx context.Context, c *ofctrl.Conn) error {
 	// (until then a new member gets no connection), or, for members that
 	// do not answer, once the resolver had its time.
 	if r.version != r.applied {
-		if len(out.Unresolved) == 0 || time.Since(r.versionAt) >= unresolvedGrace {
+		if len(out.Unresolved) == 0 || time.Since(r.versionAt) >= r.grace {
 			r.applied = r.version
 			if r.onApplied != nil {
 				r.onApplied(r.version)
 			}
 		} else {
-			time.AfterFunc(unresolvedGrace, r.trigger)
+			time.AfterFunc(r.grace-time.Since(r.versionAt), r.trigger)
 		}
 	}
 	return nil
@@ -303,35 +350,81 @@ func (r *reconciler) forgetAffinity(want map[uint32]int) []ofctrl.Mod {
 	return mods
 }
 
-// flushDeparted removes the conntrack entries of members that left their
-// groups, now that no new connection goes to them; a failure is counted and
-// logged, not retried (the entries then expire on their own).
-func (r *reconciler) flushDeparted(ctx context.Context) {
-	if len(r.departed) == 0 || r.flusher == nil {
-		r.departed = nil
-		return
+// flushDeparted hands the members that left their groups to the flushes,
+// now that no new connection goes to them.
+func (r *reconciler) flushDeparted() {
+	if len(r.departed) > 0 && r.flusher != nil {
+		r.flushes.push(r.departed)
 	}
-	gone := r.departed
 	r.departed = nil
-	// The flush waits for a revalidation round of ovs-vswitchd (up to half
-	// a second): it runs apart, so that the next change is not held up.
-	r.flushes.Add(1)
-	go func() {
-		defer r.flushes.Done()
-		r.flushMu.Lock() // one flush at a time, in order
-		defer r.flushMu.Unlock()
-		gone := r.stillGone(gone)
-		if len(gone) == 0 {
+}
+
+// runFlushes removes the conntrack entries of departed members, one batch
+// at a time and in order, apart from the reconciles (a flush waits for a
+// revalidation round of ovs-vswitchd, up to half a second, which must not
+// hold up the next change). A failure is counted and logged, not retried
+// (the entries then expire on their own). When ctx ends it still does
+// the flushes handed over, each within flushTimeout, then returns.
+func (r *reconciler) runFlushes(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+		case <-r.flushes.ready:
+		}
+		for _, gone := range r.flushes.take() {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+			r.flushOnce(fctx, gone)
+			cancel()
+		}
+		if ctx.Err() != nil {
 			return
 		}
-		failed := r.flusher.flush(ctx, gone)
-		r.metrics.flushes.WithLabelValues("ok").Add(float64(len(gone) - len(failed)))
-		for _, err := range failed {
-			r.metrics.flushes.WithLabelValues("error").Inc()
-			r.log.Error("flushing a departed member's connections", "err", err)
-		}
-		r.log.Info("flushed departed members' connections", "members", len(gone)-len(failed))
-	}()
+	}
+}
+
+// flushTimeout bounds one batch of flushes (a revalidation round and a
+// unixctl call per departed member's port).
+const flushTimeout = 10 * time.Second
+
+func (r *reconciler) flushOnce(ctx context.Context, gone []lb.Departure) {
+	gone = r.stillGone(gone)
+	if len(gone) == 0 {
+		return
+	}
+	failed := r.flusher.flush(ctx, gone)
+	r.metrics.flushes.WithLabelValues("ok").Add(float64(len(gone) - len(failed)))
+	for _, err := range failed {
+		r.metrics.flushes.WithLabelValues("error").Inc()
+		r.log.Error("flushing a departed member's connections", "err", err)
+	}
+	r.log.Info("flushed departed members' connections", "members", len(gone)-len(failed))
+}
+
+// flushQueue holds the batches of departures not flushed yet.
+type flushQueue struct {
+	mu      sync.Mutex // guards batches
+	batches [][]lb.Departure
+	ready   chan struct{} // a batch was pushed
+}
+
+func newFlushQueue() *flushQueue { return &flushQueue{ready: make(chan struct{}, 1)} }
+
+func (q *flushQueue) push(gone []lb.Departure) {
+	q.mu.Lock()
+	q.batches = append(q.batches, gone)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *flushQueue) take() [][]lb.Departure {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	b := q.batches
+	q.batches = nil
+	return b
 }
 
 // stillGone drops the departures whose member is back in its group's VIP

@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"context"
@@ -50,12 +50,14 @@ func (r *reconciler) expireAffinity(ctx context.Context) (int, error) {
 	if c == nil || len(long) == 0 {
 		return 0, nil
 	}
-	return expireLearned(ctx, c, r.cfg.Table(pipeline.TableAffinity), long)
+	return ExpireLearned(ctx, c, r.cfg.Table(pipeline.TableAffinity), long)
 }
 
-// expireLearned deletes the learned affinity flows of table idle for at
-// least their service's timeout.
-func expireLearned(ctx context.Context, c *ofctrl.Conn, table uint8, timeouts map[uint32]time.Duration) (int, error) {
+// ExpireLearned deletes the learned affinity flows of table idle for at
+// least their service's timeout (c is an *ofctrl.Conn). The agent runs it
+// every affinityExpiryEvery; it is exported for the end-to-end test that
+// checks it against real OVS.
+func ExpireLearned(ctx context.Context, c switchConn, table uint8, timeouts map[uint32]time.Duration) (int, error) {
 	fs, err := c.DumpFlows(ctx, table, pipeline.Cookie(pipeline.KindAffinity, 0, 0), pipeline.CookieKindMask)
 	if err != nil {
 		return 0, fmt.Errorf("dump affinity entries: %w", err)
