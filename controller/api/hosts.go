@@ -9,7 +9,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/hashicorp/go-memdb"
 
-	"github.com/ovs-dlb/dlb/controller/state"
+	"github.com/ovs-dlb/dlb/controller/view"
 	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 )
@@ -126,7 +126,7 @@ type heartbeatInput struct {
 func (s *Server) hostRoutes() {
 	huma.Register(s.api, s.op("list-hosts", http.MethodGet, "/v1/hosts", "List hosts (a blocking read with index and wait)", http.StatusOK),
 		func(ctx context.Context, in *listHostsInput) (*listHostsOutput, error) {
-			var list []*state.HostEntry
+			var list []*view.HostEntry
 			idx, err := s.block(ctx, in.Blocking, func(ws memdb.WatchSet) (uint64, error) {
 				var idx uint64
 				var err error
@@ -184,7 +184,7 @@ func (s *Server) hostRoutes() {
 		})
 }
 
-func (s *Server) hostDoc(h *state.HostEntry) Host {
+func (s *Server) hostDoc(h *view.HostEntry) Host {
 	ports := h.Ports
 	if ports == nil {
 		ports = []wire.HostPort{}
@@ -209,7 +209,7 @@ func concerns(g *lb.Group, host string) bool {
 
 // applied counts the hosts a group concerns and those that installed its
 // latest version.
-func (s *Server) applied(e *state.GroupEntry) *wire.Applied {
+func (s *Server) applied(e *view.GroupEntry) *wire.Applied {
 	_, hosts, err := s.st.View().Hosts(nil)
 	if err != nil {
 		return nil

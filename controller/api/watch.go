@@ -9,7 +9,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/hashicorp/go-memdb"
 
-	"github.com/ovs-dlb/dlb/controller/state"
+	"github.com/ovs-dlb/dlb/controller/view"
 	"github.com/ovs-dlb/dlb/controller/wire"
 )
 
@@ -109,7 +109,7 @@ func (s *Server) watching(host string) func() {
 // b.Index, once there are any or at the end of b.Wait.
 func (s *Server) changes(ctx context.Context, host string, b Blocking) (*wire.GroupChanges, error) {
 	var (
-		changed []*state.GroupEntry
+		changed []*view.GroupEntry
 		deleted []string
 		full    bool
 	)

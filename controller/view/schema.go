@@ -1,4 +1,4 @@
-// Package state is the controller's in-process, indexed and watchable view
+// Package view is the controller's in-process, indexed and watchable view
 // of its store (go-memdb), in the manner of Consul's and Nomad's state
 // stores: one schema declaring the tables and their indexes; every write a
 // transaction at a raft-like index that it records in the "index" table;
@@ -9,7 +9,7 @@
 //
 // It owns: the view and its indexes. It must not touch: ovsdb-server (the
 // store feeds it what ovsdb-server committed) or HTTP.
-package state
+package view
 
 import "github.com/hashicorp/go-memdb"
 

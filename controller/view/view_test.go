@@ -1,4 +1,4 @@
-package state
+package view
 
 import (
 	"context"
@@ -18,43 +18,43 @@ func group(name, vip string) lb.Group {
 
 // upsert applies one group as the store's feed does: at index idx, the row
 // created at created.
-func upsert(s *Store, idx, created uint64, g lb.Group) error {
-	return s.Apply(idx, Batch{Groups: []*GroupEntry{{Name: g.Name, VIP: g.VIP, Group: g, CreateIndex: created, ModifyIndex: idx}}})
+func upsert(v *View, idx, created uint64, g lb.Group) error {
+	return v.Apply(idx, Batch{Groups: []*GroupEntry{{Name: g.Name, VIP: g.VIP, Group: g, CreateIndex: created, ModifyIndex: idx}}})
 }
 
 // remove applies one group's deletion at index idx.
-func remove(s *Store, idx uint64, name string) error {
-	return s.Apply(idx, Batch{DeletedGroups: []string{name}})
+func remove(v *View, idx uint64, name string) error {
+	return v.Apply(idx, Batch{DeletedGroups: []string{name}})
 }
 
 // TestIndexesAndTombstones: rows remember their creation and last change,
 // the table its last change; deletions leave tombstones a resuming reader
 // sees until they are reaped; an index never goes back.
 func TestIndexesAndTombstones(t *testing.T) {
-	s, err := New()
+	v, err := New()
 	require.NoError(t, err)
 	ws := memdb.NewWatchSet()
-	idx, list, err := s.Groups(ws)
+	idx, list, err := v.Groups(ws)
 	require.NoError(t, err)
 	assert.Zero(t, idx)
 	assert.Empty(t, list)
 
-	require.NoError(t, upsert(s, 10, 10, group("web", "10.96.0.10")))
-	require.NoError(t, upsert(s, 11, 11, group("db", "10.96.0.20")))
+	require.NoError(t, upsert(v, 10, 10, group("web", "10.96.0.10")))
+	require.NoError(t, upsert(v, 11, 11, group("db", "10.96.0.20")))
 	g := group("web", "10.96.0.10")
 	g.Members[0].State = lb.StateDraining
-	require.NoError(t, upsert(s, 12, 10, g))
-	idx, e, err := s.Group(ws, "web")
+	require.NoError(t, upsert(v, 12, 10, g))
+	idx, e, err := v.Group(ws, "web")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(12), idx)
 	assert.Equal(t, uint64(10), e.CreateIndex)
 	assert.Equal(t, uint64(12), e.ModifyIndex)
 	assert.Equal(t, lb.StateDraining, e.Group.Members[0].State)
 
-	require.NoError(t, remove(s, 13, "db"))
-	require.NoError(t, remove(s, 14, "nothing"), "deleting what is not there changes nothing")
+	require.NoError(t, remove(v, 13, "db"))
+	require.NoError(t, remove(v, 14, "nothing"), "deleting what is not there changes nothing")
 	resync := &GroupEntry{Name: g.Name, VIP: g.VIP, Group: g, CreateIndex: 10, ModifyIndex: 12}
-	require.NoError(t, s.Apply(14, Batch{Groups: []*GroupEntry{resync}}), "a resync of a row the view holds at its modify index changes nothing")
+	require.NoError(t, v.Apply(14, Batch{Groups: []*GroupEntry{resync}}), "a resync of a row the view holds at its modify index changes nothing")
 	tests := []struct {
 		since   uint64
 		changed []string
@@ -69,7 +69,7 @@ func TestIndexesAndTombstones(t *testing.T) {
 	}
 	check := func(since uint64, wantChanged, wantDeleted []string, wantFull bool) {
 		t.Helper()
-		idx, changed, deleted, full, err := s.GroupChanges(ws, since)
+		idx, changed, deleted, full, err := v.GroupChanges(ws, since)
 		require.NoError(t, err)
 		assert.Equal(t, uint64(13), idx)
 		var names []string
@@ -83,36 +83,36 @@ func TestIndexesAndTombstones(t *testing.T) {
 	for _, tt := range tests {
 		check(tt.since, tt.changed, tt.deleted, tt.full)
 	}
-	n, err := s.ReapTombstones(13)
+	n, err := v.ReapTombstones(13)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	check(12, []string{"web"}, nil, true) // the deletion at 13 is forgotten: a watcher at 12 starts over
 	check(13, nil, nil, false)
-	require.NoError(t, s.SetFloor(12), "the floor never goes down")
+	require.NoError(t, v.SetFloor(12), "the floor never goes down")
 	check(13, nil, nil, false)
 
-	assert.ErrorContains(t, upsert(s, 5, 5, group("late", "10.96.0.30")), "behind")
-	_, e, _ = s.Group(ws, "late")
+	assert.ErrorContains(t, upsert(v, 5, 5, group("late", "10.96.0.30")), "behind")
+	_, e, _ = v.Group(ws, "late")
 	assert.Nil(t, e, "a refused write stores nothing")
 }
 
 // TestBlockWakesOnChange: a blocking read past the current index returns
 // within 50 ms of a write, and at its deadline when nothing changes.
 func TestBlockWakesOnChange(t *testing.T) {
-	s, err := New()
+	v, err := New()
 	require.NoError(t, err)
-	require.NoError(t, upsert(s, 1, 1, group("web", "10.96.0.10")))
-	query := func(ws memdb.WatchSet) (uint64, error) { idx, _, err := s.Groups(ws); return idx, err }
+	require.NoError(t, upsert(v, 1, 1, group("web", "10.96.0.10")))
+	query := func(ws memdb.WatchSet) (uint64, error) { idx, _, err := v.Groups(ws); return idx, err }
 
 	var wrote time.Time
 	go func() {
 		time.Sleep(100 * time.Millisecond)
 		wrote = time.Now()
-		_ = upsert(s, 2, 2, group("db", "10.96.0.20"))
+		_ = upsert(v, 2, 2, group("db", "10.96.0.20"))
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	idx, err := s.Block(ctx, 1, query)
+	idx, err := v.Block(ctx, 1, query)
 	woke := time.Since(wrote)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), idx)
@@ -121,7 +121,7 @@ func TestBlockWakesOnChange(t *testing.T) {
 	start := time.Now()
 	short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel2()
-	idx, err = s.Block(short, 2, query)
+	idx, err = v.Block(short, 2, query)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), idx, "nothing changed: the same index at the deadline")
 	assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)

@@ -1,4 +1,4 @@
-package state
+package view
 
 import (
 	"context"
@@ -47,16 +47,17 @@ type Tombstone struct {
 	At    time.Time // when the view learnt of the deletion
 }
 
-// Store is the view.
-type Store struct{ db *memdb.MemDB }
+// View is the controller's indexed, watchable view of the store of record
+// (store.Store): every read and watch is served from it.
+type View struct{ db *memdb.MemDB }
 
-// New returns an empty store.
-func New() (*Store, error) {
+// New returns an empty view.
+func New() (*View, error) {
 	db, err := memdb.NewMemDB(schema())
 	if err != nil {
-		return nil, fmt.Errorf("state schema: %w", err)
+		return nil, fmt.Errorf("view schema: %w", err)
 	}
-	return &Store{db: db}, nil
+	return &View{db: db}, nil
 }
 
 // bump records idx as the latest change of table, refusing to go back.
@@ -84,8 +85,8 @@ func tableIndex(txn *memdb.Txn, tables ...string) uint64 {
 
 // Group reads one group (nil when absent) and the groups table's index,
 // adding what to watch to ws.
-func (s *Store) Group(ws memdb.WatchSet, name string) (uint64, *GroupEntry, error) {
-	txn := s.db.Txn(false)
+func (v *View) Group(ws memdb.WatchSet, name string) (uint64, *GroupEntry, error) {
+	txn := v.db.Txn(false)
 	ch, raw, err := txn.FirstWatch(TableGroups, "id", name)
 	if err != nil {
 		return 0, nil, err
@@ -99,8 +100,8 @@ func (s *Store) Group(ws memdb.WatchSet, name string) (uint64, *GroupEntry, erro
 }
 
 // Groups lists every group, by name, and the table's index.
-func (s *Store) Groups(ws memdb.WatchSet) (uint64, []*GroupEntry, error) {
-	return groups(s.db.Txn(false), ws)
+func (v *View) Groups(ws memdb.WatchSet) (uint64, []*GroupEntry, error) {
+	return groups(v.db.Txn(false), ws)
 }
 
 func groups(txn *memdb.Txn, ws memdb.WatchSet) (uint64, []*GroupEntry, error) {
@@ -123,11 +124,11 @@ const keyFloor = "tombstone-floor"
 // GroupChanges lists, from one snapshot, the groups changed after index
 // since, and the names of those deleted after it: what a watcher that saw
 // since needs. When the view cannot say what was deleted after since
-// (since is 0, below the tombstone floor, or past this store's index) it
+// (since is 0, below the tombstone floor, or past this view's index) it
 // lists every group and
 // full is true: the watcher must drop what it has that is not listed.
-func (s *Store) GroupChanges(ws memdb.WatchSet, since uint64) (idx uint64, changed []*GroupEntry, deleted []string, full bool, err error) {
-	txn := s.db.Txn(false)
+func (v *View) GroupChanges(ws memdb.WatchSet, since uint64) (idx uint64, changed []*GroupEntry, deleted []string, full bool, err error) {
+	txn := v.db.Txn(false)
 	idx, all, err := groups(txn, ws)
 	if err != nil {
 		return 0, nil, nil, false, err
@@ -161,8 +162,8 @@ func (s *Store) GroupChanges(ws memdb.WatchSet, since uint64) (idx uint64, chang
 
 // SetFloor raises the tombstone floor to index: the view was built at
 // index from a store whose earlier deletions it never saw.
-func (s *Store) SetFloor(index uint64) error {
-	txn := s.db.Txn(true)
+func (v *View) SetFloor(index uint64) error {
+	txn := v.db.Txn(true)
 	defer txn.Abort()
 	if tableIndex(txn, keyFloor) >= index {
 		return nil
@@ -175,8 +176,8 @@ func (s *Store) SetFloor(index uint64) error {
 }
 
 // ReapTombstonesBefore reaps the tombstones the view learnt of before t.
-func (s *Store) ReapTombstonesBefore(t time.Time) (int, error) {
-	it, err := s.db.Txn(false).Get(TableTombstones, "id")
+func (v *View) ReapTombstonesBefore(t time.Time) (int, error) {
+	it, err := v.db.Txn(false).Get(TableTombstones, "id")
 	if err != nil {
 		return 0, err
 	}
@@ -189,13 +190,13 @@ func (s *Store) ReapTombstonesBefore(t time.Time) (int, error) {
 	if upTo == 0 {
 		return 0, nil
 	}
-	return s.ReapTombstones(upTo)
+	return v.ReapTombstones(upTo)
 }
 
 // ReapTombstones removes tombstones at or below index and raises the
 // floor to it: a watcher that saw less then gets everything again.
-func (s *Store) ReapTombstones(index uint64) (int, error) {
-	txn := s.db.Txn(true)
+func (v *View) ReapTombstones(index uint64) (int, error) {
+	txn := v.db.Txn(true)
 	defer txn.Abort()
 	it, err := txn.Get(TableTombstones, "id")
 	if err != nil {
@@ -230,7 +231,7 @@ type Query func(ws memdb.WatchSet) (uint64, error)
 // Block runs query until its index passes minIndex, waking when something
 // it read changes, or until ctx ends (then it returns the last result's
 // index, as Consul's blocking queries do at their wait time).
-func (s *Store) Block(ctx context.Context, minIndex uint64, query Query) (uint64, error) {
+func (v *View) Block(ctx context.Context, minIndex uint64, query Query) (uint64, error) {
 	for {
 		ws := memdb.NewWatchSet()
 		idx, err := query(ws)
@@ -258,8 +259,8 @@ type Batch struct {
 // their own indexes (an entry whose ModifyIndex the view has already is
 // left alone, so a resync wakes nobody), deletions leave tombstones at
 // idx. A table's index moves only when one of its rows changed.
-func (s *Store) Apply(idx uint64, b Batch) error {
-	txn := s.db.Txn(true)
+func (v *View) Apply(idx uint64, b Batch) error {
+	txn := v.db.Txn(true)
 	defer txn.Abort()
 	changed := map[string]bool{}
 	for _, e := range b.Groups {
@@ -326,14 +327,14 @@ func (s *Store) Apply(idx uint64, b Batch) error {
 
 // Index is the index of the last batch applied: the store's index the view
 // has caught up with.
-func (s *Store) Index() uint64 {
-	return tableIndex(s.db.Txn(false), TableIndex)
+func (v *View) Index() uint64 {
+	return tableIndex(v.db.Txn(false), TableIndex)
 }
 
 // WaitIndex blocks until the view has caught up with idx or ctx ends.
-func (s *Store) WaitIndex(ctx context.Context, idx uint64) error {
+func (v *View) WaitIndex(ctx context.Context, idx uint64) error {
 	for {
-		txn := s.db.Txn(false)
+		txn := v.db.Txn(false)
 		ch, raw, err := txn.FirstWatch(TableIndex, "id", TableIndex)
 		if err != nil {
 			return err
@@ -350,8 +351,8 @@ func (s *Store) WaitIndex(ctx context.Context, idx uint64) error {
 }
 
 // Hosts lists every host, by name, and the table's index.
-func (s *Store) Hosts(ws memdb.WatchSet) (uint64, []*HostEntry, error) {
-	txn := s.db.Txn(false)
+func (v *View) Hosts(ws memdb.WatchSet) (uint64, []*HostEntry, error) {
+	txn := v.db.Txn(false)
 	it, err := txn.Get(TableHosts, "id")
 	if err != nil {
 		return 0, nil, err
@@ -365,8 +366,8 @@ func (s *Store) Hosts(ws memdb.WatchSet) (uint64, []*HostEntry, error) {
 }
 
 // Host reads one host (nil when absent).
-func (s *Store) Host(name string) (*HostEntry, error) {
-	raw, err := s.db.Txn(false).First(TableHosts, "id", name)
+func (v *View) Host(name string) (*HostEntry, error) {
+	raw, err := v.db.Txn(false).First(TableHosts, "id", name)
 	if err != nil || raw == nil {
 		return nil, err
 	}
@@ -374,8 +375,8 @@ func (s *Store) Host(name string) (*HostEntry, error) {
 }
 
 // GroupsByVIP lists the groups on one VIP.
-func (s *Store) GroupsByVIP(vip string) ([]*GroupEntry, error) {
-	it, err := s.db.Txn(false).Get(TableGroups, "vip", vip)
+func (v *View) GroupsByVIP(vip string) ([]*GroupEntry, error) {
+	it, err := v.db.Txn(false).Get(TableGroups, "vip", vip)
 	if err != nil {
 		return nil, err
 	}
