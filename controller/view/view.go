@@ -49,7 +49,18 @@ type Tombstone struct {
 
 // View is the controller's indexed, watchable view of the store of record
 // (store.Store): every read and watch is served from it.
-type View struct{ db *memdb.MemDB }
+type View struct{ db viewDB }
+
+// viewDB is the view's go-memdb, opened only through ReadTxn and WriteTxn
+// (as Consul's changeTrackerDB is).
+type viewDB struct{ db *memdb.MemDB }
+
+// ReadTxn opens a read transaction: a snapshot.
+func (d viewDB) ReadTxn() *memdb.Txn { return d.db.Txn(false) }
+
+// WriteTxn opens the write transaction (one at a time); the caller defers
+// its Abort and commits when its xxxTxn helper succeeded.
+func (d viewDB) WriteTxn() *memdb.Txn { return d.db.Txn(true) }
 
 // New returns an empty view.
 func New() (*View, error) {
@@ -57,12 +68,12 @@ func New() (*View, error) {
 	if err != nil {
 		return nil, fmt.Errorf("view schema: %w", err)
 	}
-	return &View{db: db}, nil
+	return &View{db: viewDB{db: db}}, nil
 }
 
 // bump records idx as the latest change of table, refusing to go back.
 func bump(txn *memdb.Txn, table string, idx uint64) error {
-	raw, err := txn.First(TableIndex, "id", table)
+	raw, err := txn.First(TableIndex, indexID, table)
 	if err != nil {
 		return err
 	}
@@ -76,7 +87,7 @@ func bump(txn *memdb.Txn, table string, idx uint64) error {
 func tableIndex(txn *memdb.Txn, tables ...string) uint64 {
 	var max uint64
 	for _, t := range tables {
-		if raw, _ := txn.First(TableIndex, "id", t); raw != nil && raw.(*IndexEntry).Value > max {
+		if raw, _ := txn.First(TableIndex, indexID, t); raw != nil && raw.(*IndexEntry).Value > max {
 			max = raw.(*IndexEntry).Value
 		}
 	}
@@ -86,8 +97,8 @@ func tableIndex(txn *memdb.Txn, tables ...string) uint64 {
 // Group reads one group (nil when absent) and the groups table's index,
 // adding what to watch to ws.
 func (v *View) Group(ws memdb.WatchSet, name string) (uint64, *GroupEntry, error) {
-	txn := v.db.Txn(false)
-	ch, raw, err := txn.FirstWatch(TableGroups, "id", name)
+	txn := v.db.ReadTxn()
+	ch, raw, err := txn.FirstWatch(TableGroups, indexID, name)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -101,11 +112,11 @@ func (v *View) Group(ws memdb.WatchSet, name string) (uint64, *GroupEntry, error
 
 // Groups lists every group, by name, and the table's index.
 func (v *View) Groups(ws memdb.WatchSet) (uint64, []*GroupEntry, error) {
-	return groups(v.db.Txn(false), ws)
+	return groups(v.db.ReadTxn(), ws)
 }
 
 func groups(txn *memdb.Txn, ws memdb.WatchSet) (uint64, []*GroupEntry, error) {
-	it, err := txn.Get(TableGroups, "id")
+	it, err := txn.Get(TableGroups, indexID)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -128,7 +139,7 @@ const keyFloor = "tombstone-floor"
 // lists every group and
 // full is true: the watcher must drop what it has that is not listed.
 func (v *View) GroupChanges(ws memdb.WatchSet, since uint64) (idx uint64, changed []*GroupEntry, deleted []string, full bool, err error) {
-	txn := v.db.Txn(false)
+	txn := v.db.ReadTxn()
 	idx, all, err := groups(txn, ws)
 	if err != nil {
 		return 0, nil, nil, false, err
@@ -147,7 +158,7 @@ func (v *View) GroupChanges(ws memdb.WatchSet, since uint64) (idx uint64, change
 			changed = append(changed, e)
 		}
 	}
-	it, err := txn.Get(TableTombstones, "id")
+	it, err := txn.Get(TableTombstones, indexID)
 	if err != nil {
 		return 0, nil, nil, false, err
 	}
@@ -163,21 +174,40 @@ func (v *View) GroupChanges(ws memdb.WatchSet, since uint64) (idx uint64, change
 // SetFloor raises the tombstone floor to index: the view was built at
 // index from a store whose earlier deletions it never saw.
 func (v *View) SetFloor(index uint64) error {
-	txn := v.db.Txn(true)
+	txn := v.db.WriteTxn()
 	defer txn.Abort()
-	if tableIndex(txn, keyFloor) >= index {
-		return nil
-	}
-	if err := txn.Insert(TableIndex, &IndexEntry{Key: keyFloor, Value: index}); err != nil {
+	if err := setFloorTxn(txn, index); err != nil {
 		return err
 	}
 	txn.Commit()
 	return nil
 }
 
+// setFloorTxn raises the tombstone floor to index, never lowering it.
+func setFloorTxn(txn *memdb.Txn, index uint64) error {
+	if tableIndex(txn, keyFloor) >= index {
+		return nil
+	}
+	return txn.Insert(TableIndex, &IndexEntry{Key: keyFloor, Value: index})
+}
+
 // ReapTombstonesBefore reaps the tombstones the view learnt of before t.
+// It reads and reaps in one transaction.
 func (v *View) ReapTombstonesBefore(t time.Time) (int, error) {
-	it, err := v.db.Txn(false).Get(TableTombstones, "id")
+	txn := v.db.WriteTxn()
+	defer txn.Abort()
+	n, err := reapTombstonesBeforeTxn(txn, t)
+	if err != nil {
+		return 0, err
+	}
+	txn.Commit()
+	return n, nil
+}
+
+// reapTombstonesBeforeTxn reaps up to the highest index of the tombstones
+// learnt of before t (nothing when there are none).
+func reapTombstonesBeforeTxn(txn *memdb.Txn, t time.Time) (int, error) {
+	it, err := txn.Get(TableTombstones, indexID)
 	if err != nil {
 		return 0, err
 	}
@@ -190,15 +220,26 @@ func (v *View) ReapTombstonesBefore(t time.Time) (int, error) {
 	if upTo == 0 {
 		return 0, nil
 	}
-	return v.ReapTombstones(upTo)
+	return reapTombstonesTxn(txn, upTo)
 }
 
 // ReapTombstones removes tombstones at or below index and raises the
 // floor to it: a watcher that saw less then gets everything again.
 func (v *View) ReapTombstones(index uint64) (int, error) {
-	txn := v.db.Txn(true)
+	txn := v.db.WriteTxn()
 	defer txn.Abort()
-	it, err := txn.Get(TableTombstones, "id")
+	n, err := reapTombstonesTxn(txn, index)
+	if err != nil {
+		return 0, err
+	}
+	txn.Commit()
+	return n, nil
+}
+
+// reapTombstonesTxn removes the tombstones at or below index, records the
+// change at the groups table's index and raises the floor to index.
+func reapTombstonesTxn(txn *memdb.Txn, index uint64) (int, error) {
+	it, err := txn.Get(TableTombstones, indexID)
 	if err != nil {
 		return 0, err
 	}
@@ -216,12 +257,9 @@ func (v *View) ReapTombstones(index uint64) (int, error) {
 	if err := bump(txn, TableTombstones, tableIndex(txn, TableGroups)); err != nil {
 		return 0, err
 	}
-	if tableIndex(txn, keyFloor) < index {
-		if err := txn.Insert(TableIndex, &IndexEntry{Key: keyFloor, Value: index}); err != nil {
-			return 0, err
-		}
+	if err := setFloorTxn(txn, index); err != nil {
+		return 0, err
 	}
-	txn.Commit()
 	return len(gone), nil
 }
 
@@ -260,11 +298,21 @@ type Batch struct {
 // left alone, so a resync wakes nobody), deletions leave tombstones at
 // idx. A table's index moves only when one of its rows changed.
 func (v *View) Apply(idx uint64, b Batch) error {
-	txn := v.db.Txn(true)
+	txn := v.db.WriteTxn()
 	defer txn.Abort()
+	if err := applyTxn(txn, idx, b); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// applyTxn brings b in at idx: rows, tombstones, then the changed tables'
+// indexes and the view's.
+func applyTxn(txn *memdb.Txn, idx uint64, b Batch) error {
 	changed := map[string]bool{}
 	for _, e := range b.Groups {
-		raw, err := txn.First(TableGroups, "id", e.Name)
+		raw, err := txn.First(TableGroups, indexID, e.Name)
 		if err != nil {
 			return err
 		}
@@ -274,13 +322,13 @@ func (v *View) Apply(idx uint64, b Batch) error {
 		if err := txn.Insert(TableGroups, e); err != nil {
 			return err
 		}
-		if _, err := txn.DeleteAll(TableTombstones, "id", TableGroups+"/"+e.Name); err != nil {
+		if _, err := txn.DeleteAll(TableTombstones, indexID, TableGroups+"/"+e.Name); err != nil {
 			return err
 		}
 		changed[TableGroups] = true
 	}
 	for _, e := range b.Hosts {
-		raw, err := txn.First(TableHosts, "id", e.Name)
+		raw, err := txn.First(TableHosts, indexID, e.Name)
 		if err != nil {
 			return err
 		}
@@ -290,14 +338,14 @@ func (v *View) Apply(idx uint64, b Batch) error {
 		if err := txn.Insert(TableHosts, e); err != nil {
 			return err
 		}
-		if _, err := txn.DeleteAll(TableTombstones, "id", TableHosts+"/"+e.Name); err != nil {
+		if _, err := txn.DeleteAll(TableTombstones, indexID, TableHosts+"/"+e.Name); err != nil {
 			return err
 		}
 		changed[TableHosts] = true
 	}
 	for table, names := range map[string][]string{TableGroups: b.DeletedGroups, TableHosts: b.DeletedHosts} {
 		for _, name := range names {
-			raw, err := txn.First(table, "id", name)
+			raw, err := txn.First(table, indexID, name)
 			if err != nil {
 				return err
 			}
@@ -318,24 +366,20 @@ func (v *View) Apply(idx uint64, b Batch) error {
 			return err
 		}
 	}
-	if err := bump(txn, TableIndex, idx); err != nil {
-		return err
-	}
-	txn.Commit()
-	return nil
+	return bump(txn, TableIndex, idx)
 }
 
 // Index is the index of the last batch applied: the store's index the view
 // has caught up with.
 func (v *View) Index() uint64 {
-	return tableIndex(v.db.Txn(false), TableIndex)
+	return tableIndex(v.db.ReadTxn(), TableIndex)
 }
 
 // WaitIndex blocks until the view has caught up with idx or ctx ends.
 func (v *View) WaitIndex(ctx context.Context, idx uint64) error {
 	for {
-		txn := v.db.Txn(false)
-		ch, raw, err := txn.FirstWatch(TableIndex, "id", TableIndex)
+		txn := v.db.ReadTxn()
+		ch, raw, err := txn.FirstWatch(TableIndex, indexID, TableIndex)
 		if err != nil {
 			return err
 		}
@@ -352,8 +396,8 @@ func (v *View) WaitIndex(ctx context.Context, idx uint64) error {
 
 // Hosts lists every host, by name, and the table's index.
 func (v *View) Hosts(ws memdb.WatchSet) (uint64, []*HostEntry, error) {
-	txn := v.db.Txn(false)
-	it, err := txn.Get(TableHosts, "id")
+	txn := v.db.ReadTxn()
+	it, err := txn.Get(TableHosts, indexID)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -367,7 +411,7 @@ func (v *View) Hosts(ws memdb.WatchSet) (uint64, []*HostEntry, error) {
 
 // Host reads one host (nil when absent).
 func (v *View) Host(name string) (*HostEntry, error) {
-	raw, err := v.db.Txn(false).First(TableHosts, "id", name)
+	raw, err := v.db.ReadTxn().First(TableHosts, indexID, name)
 	if err != nil || raw == nil {
 		return nil, err
 	}
@@ -376,7 +420,7 @@ func (v *View) Host(name string) (*HostEntry, error) {
 
 // GroupsByVIP lists the groups on one VIP.
 func (v *View) GroupsByVIP(vip string) ([]*GroupEntry, error) {
-	it, err := v.db.Txn(false).Get(TableGroups, "vip", vip)
+	it, err := v.db.ReadTxn().Get(TableGroups, indexVIP, vip)
 	if err != nil {
 		return nil, err
 	}

@@ -96,6 +96,38 @@ func TestIndexesAndTombstones(t *testing.T) {
 	assert.Nil(t, e, "a refused write stores nothing")
 }
 
+// TestReapTombstonesBefore: the tombstones learnt of before t are reaped,
+// with every tombstone at or below the highest of their indexes, and the
+// floor rises to it; later ones stay.
+func TestReapTombstonesBefore(t *testing.T) {
+	v, err := New()
+	require.NoError(t, err)
+	ws := memdb.NewWatchSet()
+	n, err := v.ReapTombstonesBefore(time.Now())
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing to reap")
+
+	require.NoError(t, upsert(v, 1, 1, group("web", "10.96.0.10")))
+	require.NoError(t, upsert(v, 2, 2, group("db", "10.96.0.20")))
+	require.NoError(t, remove(v, 3, "web"))
+	time.Sleep(time.Millisecond)
+	mark := time.Now()
+	time.Sleep(time.Millisecond)
+	require.NoError(t, remove(v, 4, "db"))
+
+	n, err = v.ReapTombstonesBefore(mark)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	_, _, deleted, full, err := v.GroupChanges(ws, 2)
+	require.NoError(t, err)
+	assert.True(t, full, "the deletion at 3 is forgotten: a watcher at 2 starts over")
+	assert.Empty(t, deleted)
+	_, _, deleted, full, err = v.GroupChanges(ws, 3)
+	require.NoError(t, err)
+	assert.False(t, full)
+	assert.Equal(t, []string{"db"}, deleted, "the tombstone learnt of after the mark stays")
+}
+
 // TestBlockWakesOnChange: a blocking read past the current index returns
 // within 50 ms of a write, and at its deadline when nothing changes.
 func TestBlockWakesOnChange(t *testing.T) {
