@@ -144,7 +144,7 @@ func (s *Server) hostRoutes() {
 		})
 	huma.Register(s.api, s.op("get-host", http.MethodGet, "/v1/hosts/{name}", "Get a host: its registration and how its agent is doing", http.StatusOK),
 		func(ctx context.Context, in *getHostInput) (*hostOutput, error) {
-			h, err := s.st.View().Host(in.Name)
+			h, err := s.st.View().Host(nil, in.Name)
 			if err != nil {
 				return nil, fromStore(err)
 			}
@@ -172,7 +172,7 @@ func (s *Server) hostRoutes() {
 		})
 	huma.Register(s.api, s.op("host-heartbeat", http.MethodPost, "/v1/hosts/{name}/heartbeat", "An agent's report: alive, and the groups index it has installed", http.StatusNoContent),
 		func(ctx context.Context, in *heartbeatInput) (*struct{}, error) {
-			h, err := s.st.View().Host(in.Name)
+			h, err := s.st.View().Host(nil, in.Name)
 			if err != nil {
 				return nil, fromStore(err)
 			}

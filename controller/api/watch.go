@@ -99,7 +99,7 @@ func (s *Server) watchRoutes() {
 // function is called. Only registered hosts are tracked: any name may
 // watch, and the status map must not grow with every name asked for.
 func (s *Server) watching(host string) func() {
-	if h, _ := s.st.View().Host(host); h != nil {
+	if h, _ := s.st.View().Host(nil, host); h != nil {
 		return s.hosts.watching(host)
 	}
 	return func() {}

@@ -93,7 +93,7 @@ func (s *Store) WriteHost(ctx context.Context, name string, reg *wire.HostRegist
 	}
 	var unchanged *view.HostEntry
 	idx, err := s.write(ctx, dlbdb.HostTable, name, 0, func() (*rowState, error) {
-		cur, err := s.view.Host(name)
+		cur, err := s.view.Host(nil, name)
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +121,7 @@ func (s *Store) WriteHost(ctx context.Context, name string, reg *wire.HostRegist
 	if err != nil || reg == nil {
 		return nil, idx, err
 	}
-	e, err := s.view.Host(name)
+	e, err := s.view.Host(nil, name)
 	return e, idx, err
 }
 
@@ -248,7 +248,7 @@ func (s *Store) validate(g *lb.Group) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
-	others, err := s.view.GroupsByVIP(canonicalIP(g.VIP))
+	others, err := s.view.GroupsByVIP(nil, canonicalIP(g.VIP))
 	if err != nil {
 		return err
 	}

@@ -409,21 +409,26 @@ func (v *View) Hosts(ws memdb.WatchSet) (uint64, []*HostEntry, error) {
 	return tableIndex(txn, TableHosts), out, nil
 }
 
-// Host reads one host (nil when absent).
-func (v *View) Host(name string) (*HostEntry, error) {
-	raw, err := v.db.ReadTxn().First(TableHosts, indexID, name)
-	if err != nil || raw == nil {
+// Host reads one host (nil when absent), adding what to watch to ws.
+func (v *View) Host(ws memdb.WatchSet, name string) (*HostEntry, error) {
+	ch, raw, err := v.db.ReadTxn().FirstWatch(TableHosts, indexID, name)
+	if err != nil {
 		return nil, err
+	}
+	ws.Add(ch)
+	if raw == nil {
+		return nil, nil
 	}
 	return raw.(*HostEntry), nil
 }
 
-// GroupsByVIP lists the groups on one VIP.
-func (v *View) GroupsByVIP(vip string) ([]*GroupEntry, error) {
+// GroupsByVIP lists the groups on one VIP, adding what to watch to ws.
+func (v *View) GroupsByVIP(ws memdb.WatchSet, vip string) ([]*GroupEntry, error) {
 	it, err := v.db.ReadTxn().Get(TableGroups, indexVIP, vip)
 	if err != nil {
 		return nil, err
 	}
+	ws.Add(it.WatchCh())
 	var out []*GroupEntry
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		out = append(out, raw.(*GroupEntry))

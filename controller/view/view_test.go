@@ -158,3 +158,32 @@ func TestBlockWakesOnChange(t *testing.T) {
 	assert.Equal(t, uint64(2), idx, "nothing changed: the same index at the deadline")
 	assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
 }
+
+// TestReadsWatch: every read adds what it read to the WatchSet, so a
+// write to it wakes the reader.
+func TestReadsWatch(t *testing.T) {
+	tests := []struct {
+		name  string
+		read  func(v *View, ws memdb.WatchSet) error
+		write Batch
+	}{
+		{"host", func(v *View, ws memdb.WatchSet) error { _, err := v.Host(ws, "h1"); return err },
+			Batch{Hosts: []*HostEntry{{Name: "h1", ModifyIndex: 2}}}},
+		{"groups by VIP", func(v *View, ws memdb.WatchSet) error { _, err := v.GroupsByVIP(ws, "10.96.0.10"); return err },
+			Batch{Groups: []*GroupEntry{{Name: "web", VIP: "10.96.0.10", Group: group("web", "10.96.0.10"), CreateIndex: 2, ModifyIndex: 2}}}},
+		{"group", func(v *View, ws memdb.WatchSet) error { _, _, err := v.Group(ws, "web"); return err },
+			Batch{Groups: []*GroupEntry{{Name: "web", VIP: "10.96.0.10", Group: group("web", "10.96.0.10"), CreateIndex: 2, ModifyIndex: 2}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := New()
+			require.NoError(t, err)
+			ws := memdb.NewWatchSet()
+			require.NoError(t, tt.read(v, ws))
+			require.NotEmpty(t, ws)
+			assert.True(t, ws.Watch(time.After(10*time.Millisecond)), "nothing written: no wake-up")
+			require.NoError(t, v.Apply(2, tt.write))
+			assert.False(t, ws.Watch(time.After(time.Second)), "the write wakes the reader")
+		})
+	}
+}
