@@ -38,7 +38,8 @@ type Options struct {
 
 // Store is the controller's store of record: the DLB database of an
 // ovsdb-server, written one transaction per change, and the view
-// (controller/view) that its monitor keeps, which serves every read.
+// (view.View, controller/view) that its monitor keeps, which serves every
+// read.
 //
 // Every transaction moves DLB_Global's index up by one, on the condition
 // (an OVSDB "wait") that nobody moved it meanwhile, and stamps the rows it
