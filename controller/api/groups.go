@@ -15,8 +15,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/hashicorp/go-memdb"
 
-	"github.com/ovs-dlb/dlb/controller/state"
 	"github.com/ovs-dlb/dlb/controller/store"
+	"github.com/ovs-dlb/dlb/controller/view"
 	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 )
@@ -86,7 +86,7 @@ type deleteGroupInput struct {
 func (s *Server) groupRoutes() {
 	huma.Register(s.api, s.op("list-groups", http.MethodGet, "/v1/groups", "List groups (a Blocking read with index and wait)", http.StatusOK),
 		func(ctx context.Context, in *listGroupsInput) (*listGroupsOutput, error) {
-			var list []*state.GroupEntry
+			var list []*view.GroupEntry
 			idx, err := s.block(ctx, in.Blocking, func(ws memdb.WatchSet) (uint64, error) {
 				var idx uint64
 				var err error
@@ -104,7 +104,7 @@ func (s *Server) groupRoutes() {
 		})
 	huma.Register(s.api, s.op("get-group", http.MethodGet, "/v1/groups/{name}", "Get a group (a Blocking read with index and wait)", http.StatusOK),
 		func(ctx context.Context, in *getGroupInput) (*groupOutput, error) {
-			var e *state.GroupEntry
+			var e *view.GroupEntry
 			idx, err := s.block(ctx, in.Blocking, func(ws memdb.WatchSet) (uint64, error) {
 				var idx uint64
 				var err error
@@ -206,7 +206,7 @@ func (s *Server) write(ctx context.Context, w store.GroupWrite) (*groupOutput, e
 }
 
 // block runs a read, Blocking it when the request carries an index.
-func (s *Server) block(ctx context.Context, b Blocking, query state.Query) (uint64, error) {
+func (s *Server) block(ctx context.Context, b Blocking, query view.Query) (uint64, error) {
 	if b.Index == 0 && b.Wait == "" {
 		return query(nil)
 	}
@@ -225,11 +225,11 @@ func (s *Server) block(ctx context.Context, b Blocking, query state.Query) (uint
 	return s.st.View().Block(ctx, b.Index, query)
 }
 
-func doc(e *state.GroupEntry) Group {
+func doc(e *view.GroupEntry) Group {
 	return Group{Group: e.Group.Clone(), CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex}
 }
 
-func groupOut(e *state.GroupEntry, idx uint64) *groupOutput {
+func groupOut(e *view.GroupEntry, idx uint64) *groupOutput {
 	return &groupOutput{ETag: strconv.Quote(strconv.FormatUint(e.ModifyIndex, 10)), Index: idx, Body: doc(e)}
 }
 

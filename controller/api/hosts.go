@@ -9,7 +9,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/hashicorp/go-memdb"
 
-	"github.com/ovs-dlb/dlb/controller/state"
+	"github.com/ovs-dlb/dlb/controller/view"
 	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 )
@@ -126,7 +126,7 @@ type heartbeatInput struct {
 func (s *Server) hostRoutes() {
 	huma.Register(s.api, s.op("list-hosts", http.MethodGet, "/v1/hosts", "List hosts (a blocking read with index and wait)", http.StatusOK),
 		func(ctx context.Context, in *listHostsInput) (*listHostsOutput, error) {
-			var list []*state.HostEntry
+			var list []*view.HostEntry
 			idx, err := s.block(ctx, in.Blocking, func(ws memdb.WatchSet) (uint64, error) {
 				var idx uint64
 				var err error
@@ -144,7 +144,7 @@ func (s *Server) hostRoutes() {
 		})
 	huma.Register(s.api, s.op("get-host", http.MethodGet, "/v1/hosts/{name}", "Get a host: its registration and how its agent is doing", http.StatusOK),
 		func(ctx context.Context, in *getHostInput) (*hostOutput, error) {
-			h, err := s.st.View().Host(in.Name)
+			h, err := s.st.View().Host(nil, in.Name)
 			if err != nil {
 				return nil, fromStore(err)
 			}
@@ -172,7 +172,7 @@ func (s *Server) hostRoutes() {
 		})
 	huma.Register(s.api, s.op("host-heartbeat", http.MethodPost, "/v1/hosts/{name}/heartbeat", "An agent's report: alive, and the groups index it has installed", http.StatusNoContent),
 		func(ctx context.Context, in *heartbeatInput) (*struct{}, error) {
-			h, err := s.st.View().Host(in.Name)
+			h, err := s.st.View().Host(nil, in.Name)
 			if err != nil {
 				return nil, fromStore(err)
 			}
@@ -184,7 +184,7 @@ func (s *Server) hostRoutes() {
 		})
 }
 
-func (s *Server) hostDoc(h *state.HostEntry) Host {
+func (s *Server) hostDoc(h *view.HostEntry) Host {
 	ports := h.Ports
 	if ports == nil {
 		ports = []wire.HostPort{}
@@ -209,7 +209,7 @@ func concerns(g *lb.Group, host string) bool {
 
 // applied counts the hosts a group concerns and those that installed its
 // latest version.
-func (s *Server) applied(e *state.GroupEntry) *wire.Applied {
+func (s *Server) applied(e *view.GroupEntry) *wire.Applied {
 	_, hosts, err := s.st.View().Hosts(nil)
 	if err != nil {
 		return nil

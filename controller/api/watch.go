@@ -9,7 +9,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/hashicorp/go-memdb"
 
-	"github.com/ovs-dlb/dlb/controller/state"
+	"github.com/ovs-dlb/dlb/controller/view"
 	"github.com/ovs-dlb/dlb/controller/wire"
 )
 
@@ -99,7 +99,7 @@ func (s *Server) watchRoutes() {
 // function is called. Only registered hosts are tracked: any name may
 // watch, and the status map must not grow with every name asked for.
 func (s *Server) watching(host string) func() {
-	if h, _ := s.st.View().Host(host); h != nil {
+	if h, _ := s.st.View().Host(nil, host); h != nil {
 		return s.hosts.watching(host)
 	}
 	return func() {}
@@ -109,7 +109,7 @@ func (s *Server) watching(host string) func() {
 // b.Index, once there are any or at the end of b.Wait.
 func (s *Server) changes(ctx context.Context, host string, b Blocking) (*wire.GroupChanges, error) {
 	var (
-		changed []*state.GroupEntry
+		changed []*view.GroupEntry
 		deleted []string
 		full    bool
 	)

@@ -1,6 +1,6 @@
 // Package store keeps the controller's groups in the DLB database of an
 // ovsdb-server (controller/dlbdb) and feeds the in-process view
-// (controller/state). This file maps the lb model to rows and back.
+// (controller/view). This file maps the lb model to rows and back.
 //
 // It owns: the mapping between documents and rows, and the transactions.
 // It must not touch: HTTP, or any switch.

@@ -18,7 +18,7 @@ import (
 	"github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovs-dlb/dlb/controller/dlbdb"
-	"github.com/ovs-dlb/dlb/controller/state"
+	"github.com/ovs-dlb/dlb/controller/view"
 )
 
 // Options configure a Store.
@@ -38,7 +38,8 @@ type Options struct {
 
 // Store is the controller's store of record: the DLB database of an
 // ovsdb-server, written one transaction per change, and the view
-// (controller/state) that its monitor keeps, which serves every read.
+// (view.View, controller/view) that its monitor keeps, which serves every
+// read.
 //
 // Every transaction moves DLB_Global's index up by one, on the condition
 // (an OVSDB "wait") that nobody moved it meanwhile, and stamps the rows it
@@ -49,7 +50,7 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 	cl   client.Client
-	view *state.Store
+	view *view.View
 
 	writeMu sync.Mutex // one writer at a time in this process
 
@@ -84,7 +85,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	view, err := state.New()
+	v, err := view.New()
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +109,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ovsdb client: %w", err)
 	}
-	s := &Store{opts: opts, log: opts.Log, cl: cl, view: view, poke: make(chan struct{}, 1), done: make(chan struct{}),
+	s := &Store{opts: opts, log: opts.Log, cl: cl, view: v, poke: make(chan struct{}, 1), done: make(chan struct{}),
 		changed: map[change]struct{}{}, full: true, appliedHosts: map[string]uint64{}}
 	// Open's own steps have a deadline; the store lives until ctx ends.
 	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
@@ -133,14 +134,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	go s.feed(ctx)
 	go func() { <-s.done; cl.Close() }() // after the feed's last read
 	s.kick()
-	if err := view.WaitIndex(octx, s.cachedIndex()); err != nil {
+	if err := v.WaitIndex(octx, s.cachedIndex()); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
 // View is the indexed, watchable view every read is served from.
-func (s *Store) View() *state.Store { return s.view }
+func (s *Store) View() *view.View { return s.view }
 
 // Connected says whether the store's connection to ovsdb-server is up.
 func (s *Store) Connected() bool { return s.cl.Connected() }
@@ -156,7 +157,7 @@ func (s *Store) ensureGlobal(ctx context.Context) error {
 		return nil
 	}
 	// Index 1: the first write is 2, and 1 is what the view serves for a
-	// store without groups (state.GroupChanges).
+	// store without groups (view.GroupChanges).
 	ops := []ovsdb.Operation{{Op: ovsdb.OperationInsert, Table: dlbdb.DLBGlobalTable, Row: ovsdb.Row{"index": 1}}}
 	res, err := s.cl.Transact(ctx, ops...)
 	if err == nil {
@@ -300,7 +301,7 @@ func (s *Store) sync() error {
 func (s *Store) syncChanged(changed map[change]struct{}, logged uint64) error {
 	c := s.cl.Cache()
 	ports, members := c.Table(dlbdb.VIPPortTable), c.Table(dlbdb.MemberTable)
-	var b state.Batch
+	var b view.Batch
 	groups, hosts := map[string]uint64{}, map[string]uint64{}
 	deletedGroups, deletedHosts := map[string]bool{}, map[string]bool{}
 	for ch := range changed {
@@ -354,7 +355,7 @@ func (s *Store) syncAll() error {
 	before := s.cachedIndex()
 	c := s.cl.Cache()
 	ports, members := c.Table(dlbdb.VIPPortTable), c.Table(dlbdb.MemberTable)
-	var b state.Batch
+	var b view.Batch
 	seenGroups := map[string]uint64{}
 	for _, m := range c.Table(dlbdb.GroupTable).RowsShallow() {
 		g := m.(*dlbdb.Group)
@@ -410,8 +411,8 @@ func (s *Store) syncAll() error {
 	return nil
 }
 
-func hostEntry(h *dlbdb.Host) *state.HostEntry {
-	e := &state.HostEntry{Name: h.Name, Version: h.Version, Ports: hostPorts(h.Ports), ExternalIDs: h.ExternalIDs,
+func hostEntry(h *dlbdb.Host) *view.HostEntry {
+	e := &view.HostEntry{Name: h.Name, Version: h.Version, Ports: hostPorts(h.Ports), ExternalIDs: h.ExternalIDs,
 		CreateIndex: uint64(h.CreateIndex), ModifyIndex: uint64(h.ModifyIndex)}
 	if h.Address != nil {
 		e.Address = *h.Address
@@ -420,7 +421,7 @@ func hostEntry(h *dlbdb.Host) *state.HostEntry {
 }
 
 // groupEntry reads a Group row's ports and members from the cache.
-func groupEntry(g *dlbdb.Group, ports, members *cache.RowCache) (*state.GroupEntry, error) {
+func groupEntry(g *dlbdb.Group, ports, members *cache.RowCache) (*view.GroupEntry, error) {
 	r := Rows{Group: *g}
 	for _, id := range g.Ports {
 		m := ports.Row(id)
@@ -437,7 +438,7 @@ func groupEntry(g *dlbdb.Group, ports, members *cache.RowCache) (*state.GroupEnt
 		r.Members = append(r.Members, *m.(*dlbdb.Member))
 	}
 	doc := FromRows(r)
-	return &state.GroupEntry{Name: g.Name, VIP: canonicalIP(g.Vip), Group: doc,
+	return &view.GroupEntry{Name: g.Name, VIP: canonicalIP(g.Vip), Group: doc,
 		CreateIndex: uint64(g.CreateIndex), ModifyIndex: uint64(g.ModifyIndex)}, nil
 }
 

@@ -13,7 +13,7 @@ import (
 	"github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovs-dlb/dlb/controller/dlbdb"
-	"github.com/ovs-dlb/dlb/controller/state"
+	"github.com/ovs-dlb/dlb/controller/view"
 	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 )
@@ -37,7 +37,7 @@ const maxAttempts = 100
 // returns once the view holds it: the group as stored (nil when deleted)
 // and the index of the change. Errors: ErrNotFound, ErrExists, ErrConflict
 // (wrapped), *lb.ValidationError, or the store's.
-func (s *Store) WriteGroup(ctx context.Context, w GroupWrite) (*state.GroupEntry, uint64, error) {
+func (s *Store) WriteGroup(ctx context.Context, w GroupWrite) (*view.GroupEntry, uint64, error) {
 	idx, err := s.write(ctx, dlbdb.GroupTable, w.Name, w.IfMatch, func() (*rowState, error) {
 		_, cur, err := s.view.Group(nil, w.Name)
 		if err != nil || cur == nil && w.IfMatch != 0 {
@@ -85,15 +85,15 @@ func (s *Store) WriteGroup(ctx context.Context, w GroupWrite) (*state.GroupEntry
 
 // WriteHost registers a host, or changes its registration; a registration
 // equal to the stored one writes nothing. reg nil deletes the host.
-func (s *Store) WriteHost(ctx context.Context, name string, reg *wire.HostRegistration) (*state.HostEntry, uint64, error) {
+func (s *Store) WriteHost(ctx context.Context, name string, reg *wire.HostRegistration) (*view.HostEntry, uint64, error) {
 	if reg != nil {
 		if err := validHost(name, reg); err != nil {
 			return nil, 0, err
 		}
 	}
-	var unchanged *state.HostEntry
+	var unchanged *view.HostEntry
 	idx, err := s.write(ctx, dlbdb.HostTable, name, 0, func() (*rowState, error) {
-		cur, err := s.view.Host(name)
+		cur, err := s.view.Host(nil, name)
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +121,7 @@ func (s *Store) WriteHost(ctx context.Context, name string, reg *wire.HostRegist
 	if err != nil || reg == nil {
 		return nil, idx, err
 	}
-	e, err := s.view.Host(name)
+	e, err := s.view.Host(nil, name)
 	return e, idx, err
 }
 
@@ -248,7 +248,7 @@ func (s *Store) validate(g *lb.Group) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
-	others, err := s.view.GroupsByVIP(canonicalIP(g.VIP))
+	others, err := s.view.GroupsByVIP(nil, canonicalIP(g.VIP))
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package state
+package view
 
 import (
 	"context"
@@ -47,21 +47,33 @@ type Tombstone struct {
 	At    time.Time // when the view learnt of the deletion
 }
 
-// Store is the view.
-type Store struct{ db *memdb.MemDB }
+// View is the controller's indexed, watchable view of the store of record
+// (store.Store): every read and watch is served from it.
+type View struct{ db viewDB }
 
-// New returns an empty store.
-func New() (*Store, error) {
+// viewDB is the view's go-memdb, opened only through ReadTxn and WriteTxn
+// (as Consul's changeTrackerDB is).
+type viewDB struct{ db *memdb.MemDB }
+
+// ReadTxn opens a read transaction: a snapshot.
+func (d viewDB) ReadTxn() *memdb.Txn { return d.db.Txn(false) }
+
+// WriteTxn opens the write transaction (one at a time); the caller defers
+// its Abort and commits when its xxxTxn helper succeeded.
+func (d viewDB) WriteTxn() *memdb.Txn { return d.db.Txn(true) }
+
+// New returns an empty view.
+func New() (*View, error) {
 	db, err := memdb.NewMemDB(schema())
 	if err != nil {
-		return nil, fmt.Errorf("state schema: %w", err)
+		return nil, fmt.Errorf("view schema: %w", err)
 	}
-	return &Store{db: db}, nil
+	return &View{db: viewDB{db: db}}, nil
 }
 
 // bump records idx as the latest change of table, refusing to go back.
 func bump(txn *memdb.Txn, table string, idx uint64) error {
-	raw, err := txn.First(TableIndex, "id", table)
+	raw, err := txn.First(TableIndex, indexID, table)
 	if err != nil {
 		return err
 	}
@@ -75,7 +87,7 @@ func bump(txn *memdb.Txn, table string, idx uint64) error {
 func tableIndex(txn *memdb.Txn, tables ...string) uint64 {
 	var max uint64
 	for _, t := range tables {
-		if raw, _ := txn.First(TableIndex, "id", t); raw != nil && raw.(*IndexEntry).Value > max {
+		if raw, _ := txn.First(TableIndex, indexID, t); raw != nil && raw.(*IndexEntry).Value > max {
 			max = raw.(*IndexEntry).Value
 		}
 	}
@@ -84,9 +96,9 @@ func tableIndex(txn *memdb.Txn, tables ...string) uint64 {
 
 // Group reads one group (nil when absent) and the groups table's index,
 // adding what to watch to ws.
-func (s *Store) Group(ws memdb.WatchSet, name string) (uint64, *GroupEntry, error) {
-	txn := s.db.Txn(false)
-	ch, raw, err := txn.FirstWatch(TableGroups, "id", name)
+func (v *View) Group(ws memdb.WatchSet, name string) (uint64, *GroupEntry, error) {
+	txn := v.db.ReadTxn()
+	ch, raw, err := txn.FirstWatch(TableGroups, indexID, name)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -99,12 +111,12 @@ func (s *Store) Group(ws memdb.WatchSet, name string) (uint64, *GroupEntry, erro
 }
 
 // Groups lists every group, by name, and the table's index.
-func (s *Store) Groups(ws memdb.WatchSet) (uint64, []*GroupEntry, error) {
-	return groups(s.db.Txn(false), ws)
+func (v *View) Groups(ws memdb.WatchSet) (uint64, []*GroupEntry, error) {
+	return groups(v.db.ReadTxn(), ws)
 }
 
 func groups(txn *memdb.Txn, ws memdb.WatchSet) (uint64, []*GroupEntry, error) {
-	it, err := txn.Get(TableGroups, "id")
+	it, err := txn.Get(TableGroups, indexID)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -123,11 +135,11 @@ const keyFloor = "tombstone-floor"
 // GroupChanges lists, from one snapshot, the groups changed after index
 // since, and the names of those deleted after it: what a watcher that saw
 // since needs. When the view cannot say what was deleted after since
-// (since is 0, below the tombstone floor, or past this store's index) it
+// (since is 0, below the tombstone floor, or past this view's index) it
 // lists every group and
 // full is true: the watcher must drop what it has that is not listed.
-func (s *Store) GroupChanges(ws memdb.WatchSet, since uint64) (idx uint64, changed []*GroupEntry, deleted []string, full bool, err error) {
-	txn := s.db.Txn(false)
+func (v *View) GroupChanges(ws memdb.WatchSet, since uint64) (idx uint64, changed []*GroupEntry, deleted []string, full bool, err error) {
+	txn := v.db.ReadTxn()
 	idx, all, err := groups(txn, ws)
 	if err != nil {
 		return 0, nil, nil, false, err
@@ -146,7 +158,7 @@ func (s *Store) GroupChanges(ws memdb.WatchSet, since uint64) (idx uint64, chang
 			changed = append(changed, e)
 		}
 	}
-	it, err := txn.Get(TableTombstones, "id")
+	it, err := txn.Get(TableTombstones, indexID)
 	if err != nil {
 		return 0, nil, nil, false, err
 	}
@@ -161,22 +173,41 @@ func (s *Store) GroupChanges(ws memdb.WatchSet, since uint64) (idx uint64, chang
 
 // SetFloor raises the tombstone floor to index: the view was built at
 // index from a store whose earlier deletions it never saw.
-func (s *Store) SetFloor(index uint64) error {
-	txn := s.db.Txn(true)
+func (v *View) SetFloor(index uint64) error {
+	txn := v.db.WriteTxn()
 	defer txn.Abort()
-	if tableIndex(txn, keyFloor) >= index {
-		return nil
-	}
-	if err := txn.Insert(TableIndex, &IndexEntry{Key: keyFloor, Value: index}); err != nil {
+	if err := setFloorTxn(txn, index); err != nil {
 		return err
 	}
 	txn.Commit()
 	return nil
 }
 
+// setFloorTxn raises the tombstone floor to index, never lowering it.
+func setFloorTxn(txn *memdb.Txn, index uint64) error {
+	if tableIndex(txn, keyFloor) >= index {
+		return nil
+	}
+	return txn.Insert(TableIndex, &IndexEntry{Key: keyFloor, Value: index})
+}
+
 // ReapTombstonesBefore reaps the tombstones the view learnt of before t.
-func (s *Store) ReapTombstonesBefore(t time.Time) (int, error) {
-	it, err := s.db.Txn(false).Get(TableTombstones, "id")
+// It reads and reaps in one transaction.
+func (v *View) ReapTombstonesBefore(t time.Time) (int, error) {
+	txn := v.db.WriteTxn()
+	defer txn.Abort()
+	n, err := reapTombstonesBeforeTxn(txn, t)
+	if err != nil {
+		return 0, err
+	}
+	txn.Commit()
+	return n, nil
+}
+
+// reapTombstonesBeforeTxn reaps up to the highest index of the tombstones
+// learnt of before t (nothing when there are none).
+func reapTombstonesBeforeTxn(txn *memdb.Txn, t time.Time) (int, error) {
+	it, err := txn.Get(TableTombstones, indexID)
 	if err != nil {
 		return 0, err
 	}
@@ -189,15 +220,26 @@ func (s *Store) ReapTombstonesBefore(t time.Time) (int, error) {
 	if upTo == 0 {
 		return 0, nil
 	}
-	return s.ReapTombstones(upTo)
+	return reapTombstonesTxn(txn, upTo)
 }
 
 // ReapTombstones removes tombstones at or below index and raises the
 // floor to it: a watcher that saw less then gets everything again.
-func (s *Store) ReapTombstones(index uint64) (int, error) {
-	txn := s.db.Txn(true)
+func (v *View) ReapTombstones(index uint64) (int, error) {
+	txn := v.db.WriteTxn()
 	defer txn.Abort()
-	it, err := txn.Get(TableTombstones, "id")
+	n, err := reapTombstonesTxn(txn, index)
+	if err != nil {
+		return 0, err
+	}
+	txn.Commit()
+	return n, nil
+}
+
+// reapTombstonesTxn removes the tombstones at or below index, records the
+// change at the groups table's index and raises the floor to index.
+func reapTombstonesTxn(txn *memdb.Txn, index uint64) (int, error) {
+	it, err := txn.Get(TableTombstones, indexID)
 	if err != nil {
 		return 0, err
 	}
@@ -215,12 +257,9 @@ func (s *Store) ReapTombstones(index uint64) (int, error) {
 	if err := bump(txn, TableTombstones, tableIndex(txn, TableGroups)); err != nil {
 		return 0, err
 	}
-	if tableIndex(txn, keyFloor) < index {
-		if err := txn.Insert(TableIndex, &IndexEntry{Key: keyFloor, Value: index}); err != nil {
-			return 0, err
-		}
+	if err := setFloorTxn(txn, index); err != nil {
+		return 0, err
 	}
-	txn.Commit()
 	return len(gone), nil
 }
 
@@ -230,7 +269,7 @@ type Query func(ws memdb.WatchSet) (uint64, error)
 // Block runs query until its index passes minIndex, waking when something
 // it read changes, or until ctx ends (then it returns the last result's
 // index, as Consul's blocking queries do at their wait time).
-func (s *Store) Block(ctx context.Context, minIndex uint64, query Query) (uint64, error) {
+func (v *View) Block(ctx context.Context, minIndex uint64, query Query) (uint64, error) {
 	for {
 		ws := memdb.NewWatchSet()
 		idx, err := query(ws)
@@ -258,12 +297,22 @@ type Batch struct {
 // their own indexes (an entry whose ModifyIndex the view has already is
 // left alone, so a resync wakes nobody), deletions leave tombstones at
 // idx. A table's index moves only when one of its rows changed.
-func (s *Store) Apply(idx uint64, b Batch) error {
-	txn := s.db.Txn(true)
+func (v *View) Apply(idx uint64, b Batch) error {
+	txn := v.db.WriteTxn()
 	defer txn.Abort()
+	if err := applyTxn(txn, idx, b); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// applyTxn brings b in at idx: rows, tombstones, then the changed tables'
+// indexes and the view's.
+func applyTxn(txn *memdb.Txn, idx uint64, b Batch) error {
 	changed := map[string]bool{}
 	for _, e := range b.Groups {
-		raw, err := txn.First(TableGroups, "id", e.Name)
+		raw, err := txn.First(TableGroups, indexID, e.Name)
 		if err != nil {
 			return err
 		}
@@ -273,13 +322,13 @@ func (s *Store) Apply(idx uint64, b Batch) error {
 		if err := txn.Insert(TableGroups, e); err != nil {
 			return err
 		}
-		if _, err := txn.DeleteAll(TableTombstones, "id", TableGroups+"/"+e.Name); err != nil {
+		if _, err := txn.DeleteAll(TableTombstones, indexID, TableGroups+"/"+e.Name); err != nil {
 			return err
 		}
 		changed[TableGroups] = true
 	}
 	for _, e := range b.Hosts {
-		raw, err := txn.First(TableHosts, "id", e.Name)
+		raw, err := txn.First(TableHosts, indexID, e.Name)
 		if err != nil {
 			return err
 		}
@@ -289,14 +338,14 @@ func (s *Store) Apply(idx uint64, b Batch) error {
 		if err := txn.Insert(TableHosts, e); err != nil {
 			return err
 		}
-		if _, err := txn.DeleteAll(TableTombstones, "id", TableHosts+"/"+e.Name); err != nil {
+		if _, err := txn.DeleteAll(TableTombstones, indexID, TableHosts+"/"+e.Name); err != nil {
 			return err
 		}
 		changed[TableHosts] = true
 	}
 	for table, names := range map[string][]string{TableGroups: b.DeletedGroups, TableHosts: b.DeletedHosts} {
 		for _, name := range names {
-			raw, err := txn.First(table, "id", name)
+			raw, err := txn.First(table, indexID, name)
 			if err != nil {
 				return err
 			}
@@ -317,24 +366,20 @@ func (s *Store) Apply(idx uint64, b Batch) error {
 			return err
 		}
 	}
-	if err := bump(txn, TableIndex, idx); err != nil {
-		return err
-	}
-	txn.Commit()
-	return nil
+	return bump(txn, TableIndex, idx)
 }
 
 // Index is the index of the last batch applied: the store's index the view
 // has caught up with.
-func (s *Store) Index() uint64 {
-	return tableIndex(s.db.Txn(false), TableIndex)
+func (v *View) Index() uint64 {
+	return tableIndex(v.db.ReadTxn(), TableIndex)
 }
 
 // WaitIndex blocks until the view has caught up with idx or ctx ends.
-func (s *Store) WaitIndex(ctx context.Context, idx uint64) error {
+func (v *View) WaitIndex(ctx context.Context, idx uint64) error {
 	for {
-		txn := s.db.Txn(false)
-		ch, raw, err := txn.FirstWatch(TableIndex, "id", TableIndex)
+		txn := v.db.ReadTxn()
+		ch, raw, err := txn.FirstWatch(TableIndex, indexID, TableIndex)
 		if err != nil {
 			return err
 		}
@@ -350,9 +395,9 @@ func (s *Store) WaitIndex(ctx context.Context, idx uint64) error {
 }
 
 // Hosts lists every host, by name, and the table's index.
-func (s *Store) Hosts(ws memdb.WatchSet) (uint64, []*HostEntry, error) {
-	txn := s.db.Txn(false)
-	it, err := txn.Get(TableHosts, "id")
+func (v *View) Hosts(ws memdb.WatchSet) (uint64, []*HostEntry, error) {
+	txn := v.db.ReadTxn()
+	it, err := txn.Get(TableHosts, indexID)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -364,21 +409,26 @@ func (s *Store) Hosts(ws memdb.WatchSet) (uint64, []*HostEntry, error) {
 	return tableIndex(txn, TableHosts), out, nil
 }
 
-// Host reads one host (nil when absent).
-func (s *Store) Host(name string) (*HostEntry, error) {
-	raw, err := s.db.Txn(false).First(TableHosts, "id", name)
-	if err != nil || raw == nil {
+// Host reads one host (nil when absent), adding what to watch to ws.
+func (v *View) Host(ws memdb.WatchSet, name string) (*HostEntry, error) {
+	ch, raw, err := v.db.ReadTxn().FirstWatch(TableHosts, indexID, name)
+	if err != nil {
 		return nil, err
+	}
+	ws.Add(ch)
+	if raw == nil {
+		return nil, nil
 	}
 	return raw.(*HostEntry), nil
 }
 
-// GroupsByVIP lists the groups on one VIP.
-func (s *Store) GroupsByVIP(vip string) ([]*GroupEntry, error) {
-	it, err := s.db.Txn(false).Get(TableGroups, "vip", vip)
+// GroupsByVIP lists the groups on one VIP, adding what to watch to ws.
+func (v *View) GroupsByVIP(ws memdb.WatchSet, vip string) ([]*GroupEntry, error) {
+	it, err := v.db.ReadTxn().Get(TableGroups, indexVIP, vip)
 	if err != nil {
 		return nil, err
 	}
+	ws.Add(it.WatchCh())
 	var out []*GroupEntry
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		out = append(out, raw.(*GroupEntry))
