@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -17,10 +16,10 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
 	"github.com/ovs-dlb/dlb/agent"
+	"github.com/ovs-dlb/dlb/cmd/internal/cli"
 	"github.com/ovs-dlb/dlb/lb"
 )
 
@@ -44,15 +43,9 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if configFile != "" {
-				v.SetConfigFile(configFile)
-				if err := v.ReadInConfig(); err != nil {
-					return fmt.Errorf("config file: %w", err)
-				}
-			}
 			var cfg agent.Config
-			if err := v.Unmarshal(&cfg); err != nil {
-				return fmt.Errorf("config: %w", err)
+			if err := cli.Load(v, configFile, &cfg); err != nil {
+				return err
 			}
 			if printFlows {
 				return agent.PrintFlows(os.Stdout, cfg)
@@ -84,25 +77,15 @@ func newRoot() *cobra.Command {
 	f.String("metrics-addr", "127.0.0.1:9476", `address of /metrics ("" to disable)`)
 	f.String("memory-limit", "82MiB", `soft limit of the Go heap, e.g. 82MiB (raise it above ~15,000 VIPs; "off" for none); GOMEMLIMIT wins`)
 	f.String("log-level", "info", "debug, info, warn or error")
-	v.SetEnvPrefix("DLB")
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
-	v.AutomaticEnv()
-	f.VisitAll(func(fl *pflag.Flag) {
-		if fl.Name != "config" && fl.Name != "print-flows" {
-			_ = v.BindPFlag(strings.ReplaceAll(fl.Name, "-", "_"), fl)
-		}
-	})
+	cli.Bind(v, f, "config", "print-flows")
 	return cmd
 }
 
-func newLogger(level string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
-}
-
 func run(ctx context.Context, cfg agent.Config) error {
-	log := newLogger(cfg.LogLevel)
+	log, err := cli.Logger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
 	if err := setMemoryLimit(cfg.MemoryLimit); err != nil {
 		return err
 	}

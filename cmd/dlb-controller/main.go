@@ -23,9 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/ovs-dlb/dlb/cmd/internal/cli"
 	"github.com/ovs-dlb/dlb/controller/api"
 	"github.com/ovs-dlb/dlb/controller/dlbdb"
 	"github.com/ovs-dlb/dlb/controller/store"
@@ -62,15 +62,9 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if configFile != "" {
-				v.SetConfigFile(configFile)
-				if err := v.ReadInConfig(); err != nil {
-					return fmt.Errorf("config file: %w", err)
-				}
-			}
 			var cfg config
-			if err := v.Unmarshal(&cfg); err != nil {
-				return fmt.Errorf("config: %w", err)
+			if err := cli.Load(v, configFile, &cfg); err != nil {
+				return err
 			}
 			return run(cmd.Context(), cfg)
 		},
@@ -85,23 +79,15 @@ func newRoot() *cobra.Command {
 	f.String("pprof-addr", "", "serve Go's profiles (/debug/pprof/) on this address, apart from the API; empty: not at all")
 	f.String("tombstone-retention", "1h", "how long deletions are remembered for agents' watches; an agent away longer gets a full resync")
 	f.String("log-level", "info", "debug, info, warn or error")
-	v.SetEnvPrefix("DLB")
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
-	v.AutomaticEnv()
-	f.VisitAll(func(fl *pflag.Flag) {
-		if fl.Name != "config" {
-			_ = v.BindPFlag(strings.ReplaceAll(fl.Name, "-", "_"), fl)
-		}
-	})
+	cli.Bind(v, f, "config")
 	return cmd
 }
 
 func run(ctx context.Context, cfg config) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return fmt.Errorf("log_level: %q: want debug, info, warn or error", cfg.LogLevel)
+	log, err := cli.Logger(cfg.LogLevel)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	retention, err := time.ParseDuration(cfg.Retention)
 	if err != nil || retention <= 0 {
 		return fmt.Errorf("tombstone_retention: %q: want a duration, e.g. 1h", cfg.Retention)
