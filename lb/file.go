@@ -7,10 +7,80 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"reflect"
 	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
+
+// A groups file holds DCN groups, in YAML or in JSON. It is the agent's
+// groups_file and what 'dlbctl group create -f' and 'dlbctl group edit -f'
+// take; it may hold:
+//
+//   - a document {groups: [...]}, a list of groups;
+//   - a single group's document (as 'dlbctl group get NAME -o yaml'
+//     writes it);
+//   - in JSON, a bare list [...] of groups;
+//   - in YAML, several documents (--- between them), each one of the
+//     above.
+//
+// A file whose first character that is not white space is '{' or '[' is
+// JSON, any other YAML. An empty file, and empty documents, hold no
+// group. Unknown keys are refused (YAML's errors give the line). Every
+// group is validated on its own and, in a list, with the others (names,
+// VIP:ports): the field paths of a single group's problems are relative
+// to it ("vip"), those of a list start with "groups[i]", i counting the
+// groups across the file.
+
+// File is the {groups: [...]} document of a groups file.
+type File struct {
+	Groups []Group `json:"groups" yaml:"groups"`
+}
+
+// ParseFile decodes and validates a groups file of plain Groups (as the
+// agent reads it). Decoding errors start with "groups file: "; validation
+// errors are *ValidationError.
+func ParseFile(data []byte) ([]Group, error) {
+	var r FileReader
+	return r.Parse(data)
+}
+
+// ParseFileOf decodes and validates a groups file whose group documents
+// are of type D: Group, or a struct that embeds it (inline in YAML too)
+// beside fields of its own, such as controller/wire.Group and its indexes
+// (dlbctl reads files written from the API's answers). group returns a
+// document's Group. list tells a file that held a list (a groups list, a
+// JSON list, or several YAML documents) from one that held a single group.
+// Decoding errors are returned as they are, validation errors as
+// *ValidationError.
+func ParseFileOf[D any](data []byte, group func(*D) *Group) (docs []D, list bool, err error) {
+	docs, list, err = decodeFile(data, 0, func(raw []byte) (D, error) { return decodeGroupJSON(raw, group) })
+	if err != nil {
+		return nil, false, err
+	}
+	groups := make([]Group, len(docs))
+	for i := range docs {
+		groups[i] = *group(&docs[i])
+	}
+	if err := validateFile(groups, list, nil); err != nil {
+		return nil, false, err
+	}
+	return docs, list, nil
+}
+
+// validateFile checks a file's groups: a single group on its own, a list
+// with ValidateAll's paths. known(i), when not nil, says which groups are
+// known to be valid on their own already.
+func validateFile(groups []Group, list bool, known func(i int) bool) error {
+	if !list && len(groups) == 1 {
+		if known != nil && known(0) {
+			return nil
+		}
+		return groups[0].Validate()
+	}
+	return validateGroups(groups, known)
+}
 
 // FileReader parses successive versions of a groups file. For JSON files
 // it decodes and checks again only the groups whose text changed since the
@@ -34,23 +104,37 @@ type textKey struct {
 	length int
 }
 
-// Parse decodes and validates one version of the file. An error leaves the
-// reader's memory of the last accepted version as it was.
+// Parse decodes and validates one version of the file, as ParseFile. An
+// error leaves the reader's memory of the last accepted version as it was.
 func (r *FileReader) Parse(data []byte) ([]Group, error) {
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return parseYAML(data)
-	}
 	if r.prev == nil {
 		r.seed = maphash.MakeSeed()
 	}
-	groups, keys, err := r.decodeJSON(trimmed)
+	// keys are the hashes of the groups' JSON texts, in order (none for
+	// YAML).
+	var keys []textKey
+	groups, list, err := decodeFile(data, len(r.prev), func(raw []byte) (Group, error) {
+		k := textKey{maphash.Bytes(r.seed, raw), len(raw)}
+		keys = append(keys, k)
+		if g, ok := r.prev[k]; ok {
+			return g, nil // checked when it was first seen
+		}
+		return decodeGroupJSON(raw, func(g *Group) *Group { return g })
+	})
 	if err != nil {
 		return nil, fmt.Errorf("groups file: %w", err)
 	}
-	known := func(i int) bool { _, ok := r.prev[keys[i]]; return ok }
-	if err := validateGroups(groups, known); err != nil {
+	fromJSON := len(keys) == len(groups) && len(keys) > 0
+	var known func(int) bool
+	if fromJSON {
+		known = func(i int) bool { _, ok := r.prev[keys[i]]; return ok }
+	}
+	if err := validateFile(groups, list, known); err != nil {
 		return nil, err
+	}
+	if !fromJSON {
+		r.prev = nil
+		return groups, nil
 	}
 	next := make(map[textKey]Group, len(groups))
 	for i, k := range keys {
@@ -60,17 +144,54 @@ func (r *FileReader) Parse(data []byte) ([]Group, error) {
 	return groups, nil
 }
 
-// decodeJSON reads {"groups": [...]}, taking unchanged groups from the
-// last accepted version. It finds each group's text with a quick scan and
-// hands only new texts to encoding/json, which checks them fully; a text
-// seen before was checked then.
-func (r *FileReader) decodeJSON(data []byte) ([]Group, []textKey, error) {
-	sc := scanner{data: data}
-	if err := sc.expect('{'); err != nil {
-		return nil, nil, err
+// decodeFile decodes a groups file into its group documents, and tells
+// whether it held a list. Each group's JSON text goes through text (which
+// decodes it, or takes it from a cache), in order; hint is how many groups
+// to expect. YAML is decoded whole.
+func decodeFile[D any](data []byte, hint int, text func(raw []byte) (D, error)) ([]D, bool, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
+		return decodeJSON(trimmed, hint, text)
 	}
-	var groups []Group
-	var keys []textKey
+	return decodeYAML[D](data)
+}
+
+// decodeGroupJSON decodes one group's JSON text, refusing unknown fields.
+func decodeGroupJSON[D any](raw []byte, group func(*D) *Group) (D, error) {
+	var d D
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return d, err
+	}
+	group(&d).trim()
+	return d, nil
+}
+
+// decodeJSON reads a JSON groups file: {"groups": [...]}, a group's
+// object, or [...]. It finds each group's text with a quick scan and hands
+// it to text, which decodes it with encoding/json (checking it fully) or
+// knows it from before.
+func decodeJSON[D any](data []byte, hint int, text func(raw []byte) (D, error)) ([]D, bool, error) {
+	sc := scanner{data: data}
+	if sc.peek() == '[' {
+		sc.pos++
+		docs, err := scanItems(&sc, hint, text)
+		if err != nil {
+			return nil, false, err
+		}
+		if sc.skipSpace() != len(data) {
+			return nil, false, fmt.Errorf("json: data after the top-level list, at offset %d", sc.pos)
+		}
+		return docs, true, nil
+	}
+	if err := sc.expect('{'); err != nil {
+		return nil, false, err
+	}
+	var docs []D
+	list := false // a "groups" field was read
+	// others are the fields beside "groups": a group's.
+	var others [][2][]byte
 	for first := true; ; first = false {
 		if sc.peek() == '}' && first {
 			break
@@ -79,64 +200,156 @@ func (r *FileReader) decodeJSON(data []byte) ([]Group, []textKey, error) {
 			if c := sc.peek(); c == '}' {
 				break
 			} else if err := sc.expect(','); err != nil {
-				return nil, nil, err
+				return nil, false, err
 			}
 		}
 		keyText, err := sc.value()
 		if err != nil {
-			return nil, nil, err
+			return nil, false, err
 		}
 		var key string
 		if err := json.Unmarshal(keyText, &key); err != nil {
-			return nil, nil, fmt.Errorf("offset %d: want a field name: %w", sc.pos, err)
-		}
-		if key != "groups" {
-			return nil, nil, fmt.Errorf("json: unknown field %q", key)
-		}
-		if groups != nil {
-			return nil, nil, errors.New(`json: field "groups" given twice`)
+			return nil, false, fmt.Errorf("offset %d: want a field name: %w", sc.pos, err)
 		}
 		if err := sc.expect(':'); err != nil {
-			return nil, nil, err
+			return nil, false, err
 		}
-		// Most versions have as many groups as the one before.
-		groups, keys = make([]Group, 0, len(r.prev)), make([]textKey, 0, len(r.prev))
+		if key != "groups" {
+			val, err := sc.value()
+			if err != nil {
+				return nil, false, fmt.Errorf("%s: %w", key, err)
+			}
+			others = append(others, [2][]byte{keyText, val})
+			continue
+		}
+		if list {
+			return nil, false, errors.New(`json: field "groups" given twice`)
+		}
+		list = true
 		if bytes.HasPrefix(data[sc.skipSpace():], []byte("null")) {
 			sc.pos += len("null")
 			continue // "groups": null is an empty list, as for encoding/json
 		}
 		if err := sc.expect('['); err != nil {
-			return nil, nil, fmt.Errorf("groups: want a list: %w", err)
+			return nil, false, fmt.Errorf("groups: want a list: %w", err)
 		}
-		for i := 0; sc.peek() != ']'; i++ {
-			if i > 0 {
-				if err := sc.expect(','); err != nil {
-					return nil, nil, fmt.Errorf("groups[%d]: %w", i, err)
-				}
-			}
-			raw, err := sc.value()
-			if err != nil {
-				return nil, nil, fmt.Errorf("groups[%d]: %w", i, err)
-			}
-			k := textKey{maphash.Bytes(r.seed, raw), len(raw)}
-			g, ok := r.prev[k]
-			if !ok {
-				dec := json.NewDecoder(bytes.NewReader(raw))
-				dec.DisallowUnknownFields()
-				if err := dec.Decode(&g); err != nil {
-					return nil, nil, fmt.Errorf("groups[%d]: %w", i, err)
-				}
-				g.trim()
-			}
-			groups, keys = append(groups, g), append(keys, k)
+		if docs, err = scanItems(&sc, hint, text); err != nil {
+			return nil, false, err
 		}
-		sc.pos++ // ']'
 	}
 	sc.pos++ // '}'
 	if sc.skipSpace() != len(data) {
-		return nil, nil, fmt.Errorf("json: data after the top-level object, at offset %d", sc.pos)
+		return nil, false, fmt.Errorf("json: data after the top-level object, at offset %d", sc.pos)
 	}
-	return groups, keys, nil
+	switch {
+	case list && len(others) > 0:
+		return nil, false, bothError[D](others)
+	case list:
+		return docs, true, nil
+	case len(others) == 0:
+		return nil, false, nil // {}: no group
+	}
+	d, err := text(data)
+	if err != nil {
+		return nil, false, err
+	}
+	return []D{d}, false, nil
+}
+
+// bothError explains an object with a "groups" list and other fields:
+// the first unknown one, or that a group's fields are there too.
+func bothError[D any](others [][2][]byte) error {
+	obj := []byte{'{'}
+	for i, kv := range others {
+		if i > 0 {
+			obj = append(obj, ',')
+		}
+		obj = append(append(append(obj, kv[0]...), ':'), kv[1]...)
+	}
+	obj = append(obj, '}')
+	var d D
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return err
+	}
+	return errors.New("json: the object has both a groups list and the fields of a group")
+}
+
+// scanItems reads the groups of a list whose '[' was read, and its ']'.
+func scanItems[D any](sc *scanner, hint int, text func(raw []byte) (D, error)) ([]D, error) {
+	// Most versions have as many groups as the one before.
+	docs := make([]D, 0, hint)
+	for i := 0; sc.peek() != ']'; i++ {
+		if i > 0 {
+			if err := sc.expect(','); err != nil {
+				return nil, fmt.Errorf("groups[%d]: %w", i, err)
+			}
+		}
+		raw, err := sc.value()
+		if err != nil {
+			return nil, fmt.Errorf("groups[%d]: %w", i, err)
+		}
+		d, err := text(raw)
+		if err != nil {
+			return nil, fmt.Errorf("groups[%d]: %w", i, err)
+		}
+		docs = append(docs, d)
+	}
+	sc.pos++ // ']'
+	return docs, nil
+}
+
+// yamlDoc is one YAML document of a groups file: a group, or a groups
+// list.
+type yamlDoc[D any] struct {
+	Group  D   `yaml:",inline"`
+	Groups []D `yaml:"groups"`
+}
+
+// decodeYAML reads a YAML groups file, every document of it.
+func decodeYAML[D any](data []byte) ([]D, bool, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var docs []D
+	list, n := false, 0
+	for i := 1; ; i++ {
+		var d yamlDoc[D]
+		err := dec.Decode(&d)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, false, yamlError(err)
+		}
+		hasGroup := !reflect.ValueOf(d.Group).IsZero()
+		switch {
+		case d.Groups != nil && hasGroup:
+			return nil, false, fmt.Errorf("document %d has both a groups: list and the fields of a group", i)
+		case d.Groups != nil:
+			docs = append(docs, d.Groups...)
+			list = true
+			n++
+		case hasGroup:
+			docs = append(docs, d.Group)
+			n++
+		}
+	}
+	return docs, list || n > 1, nil
+}
+
+// yamlError drops the Go type from yaml's "field x not found in type T":
+// the line and the field say it all.
+func yamlError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		for i, s := range te.Errors {
+			if j := strings.Index(s, " in type "); j >= 0 {
+				te.Errors[i] = s[:j]
+			}
+		}
+	}
+	return err
 }
 
 // scanner finds the extent of JSON values without decoding them: strings
@@ -239,17 +452,4 @@ func (g *Group) trim() {
 	if cap(g.Ports) > len(g.Ports) {
 		g.Ports = slices.Clone(g.Ports)
 	}
-}
-
-func parseYAML(data []byte) ([]Group, error) {
-	var f File
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("groups file: %w", err)
-	}
-	if err := ValidateAll(f.Groups); err != nil {
-		return nil, err
-	}
-	return f.Groups, nil
 }

@@ -341,18 +341,6 @@ func validName(s string) bool {
 	return true
 }
 
-// File is the document a groups file holds.
-type File struct {
-	Groups []Group `json:"groups" yaml:"groups"`
-}
-
-// ParseFile decodes a groups file (YAML or JSON, which YAML reads too),
-// refusing unknown keys, and validates it.
-func ParseFile(data []byte) ([]Group, error) {
-	var r FileReader
-	return r.Parse(data)
-}
-
 // Clone returns a deep copy of the group.
 func (g Group) Clone() Group {
 	c := g

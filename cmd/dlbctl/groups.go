@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -410,18 +409,13 @@ func groupDeleteCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// groupFile is what a group file holds.
+// groupFile is what a group file holds (lb.ParseFileOf reads the format,
+// with the API's group documents: a file may carry their indexes).
 type groupFile struct {
 	groups []Group
-	// list is true when the file had a groups: list (or several
-	// documents) rather than one group.
+	// list is true when the file had a list (a groups: list, a JSON list
+	// or several documents) rather than one group.
 	list bool
-}
-
-// fileDoc is one document of a group file: a group, or a groups: list.
-type fileDoc struct {
-	Group  `yaml:",inline"`
-	Groups []Group `json:"groups" yaml:"groups"`
 }
 
 // readGroupFile reads and checks a group file; "-" is in.
@@ -446,91 +440,24 @@ func displayName(file string) string {
 	return file
 }
 
-// parseGroupFile decodes a group file (YAML, or JSON), refusing unknown
-// keys, and checks its groups as the controller would.
+// parseGroupFile decodes a group file and checks its groups with the
+// rules the controller applies, so that a mistake in the third group does
+// not leave the first two created.
 func parseGroupFile(data []byte, file string) (*groupFile, error) {
 	name := displayName(file)
-	var docs []fileDoc
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		dec.DisallowUnknownFields()
-		if trimmed[0] == '[' {
-			var list []Group
-			if err := dec.Decode(&list); err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			docs = append(docs, fileDoc{Groups: list})
-		} else {
-			var d fileDoc
-			if err := dec.Decode(&d); err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			docs = append(docs, d)
-		}
-		if dec.More() {
-			return nil, fmt.Errorf("%s: more than one JSON value", name)
-		}
-	} else {
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		for {
-			var d fileDoc
-			err := dec.Decode(&d)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			if !reflect.DeepEqual(d, fileDoc{}) {
-				docs = append(docs, d)
-			}
-		}
-	}
-	out := &groupFile{list: len(docs) > 1}
-	for i, d := range docs {
-		hasGroup := !reflect.DeepEqual(d.Group, Group{})
-		switch {
-		case d.Groups != nil && hasGroup:
-			return nil, fmt.Errorf("%s: document %d has both a groups: list and the fields of a group", name, i+1)
-		case d.Groups != nil:
-			out.groups = append(out.groups, d.Groups...)
-			out.list = true
-		default:
-			out.groups = append(out.groups, d.Group)
-		}
-	}
-	if len(out.groups) == 0 {
-		return nil, fmt.Errorf("%s holds no group", name)
-	}
-	if err := validateGroups(out); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return out, nil
-}
-
-// validateGroups checks the file's groups with the rules the controller
-// applies, so that a mistake in the third group does not leave the first
-// two created.
-func validateGroups(f *groupFile) error {
-	groups := make([]lb.Group, len(f.groups))
-	for i, g := range f.groups {
-		groups[i] = g.Group
-	}
-	var err error
-	if f.list {
-		err = lb.ValidateAll(groups)
-	} else {
-		err = groups[0].Validate()
-	}
+	groups, list, err := lb.ParseFileOf(data, func(g *Group) *lb.Group { return &g.Group })
 	var ve *lb.ValidationError
-	if errors.As(err, &ve) {
+	switch {
+	case errors.As(err, &ve):
 		e := &APIError{Message: "invalid"}
 		for _, p := range ve.Problems {
 			e.Fields = append(e.Fields, FieldError{Path: p.Path, Message: p.Msg})
 		}
-		return e
+		return nil, fmt.Errorf("%s: %w", name, e)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", name, err)
+	case len(groups) == 0:
+		return nil, fmt.Errorf("%s holds no group", name)
 	}
-	return err
+	return &groupFile{groups: groups, list: list}, nil
 }
