@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -30,7 +29,7 @@ import (
 // the controller is unreachable nothing is delivered: what is installed
 // stays and keeps forwarding.
 type controllerSource struct {
-	c          *client.Client
+	c          *client.HostClient
 	inv        *ovsdb.Inventory
 	checkpoint string // file; "" for none
 	log        *slog.Logger
@@ -68,7 +67,11 @@ func newFollowMetrics(reg *prometheus.Registry) *followMetrics {
 func newControllerSource(server, host, stateDir string, inv *ovsdb.Inventory, log *slog.Logger, reg *prometheus.Registry) (*controllerSource, error) {
 	// No overall timeout: the watch is a stream; each request has its own
 	// deadline (registration and heartbeats 10 s).
-	c, err := client.New(server, host, &http.Client{})
+	cl, err := client.New(server, client.Options{Program: "dlb-agent", AddressFrom: "--controller"})
+	if err != nil {
+		return nil, err
+	}
+	c, err := cl.ForHost(host)
 	if err != nil {
 		return nil, err
 	}

@@ -5,15 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -578,50 +575,6 @@ func TestConnectionRefused(t *testing.T) {
 	assert.Empty(t, res.stdout)
 	assert.Equal(t, "Error: cannot reach the controller at http://"+addr+" (connection refused): start it with 'dlb-controller --listen "+addr+
 		" --data-dir /var/lib/dlb-controller', or point dlbctl at it with --server or DLB_SERVER\n", res.stderr)
-}
-
-func TestTransportErrors(t *testing.T) {
-	c, err := NewClient("https://controller.example", time.Second, nil)
-	require.NoError(t, err)
-	req := request{method: "GET", url: "https://controller.example/v1/groups"}
-	for _, tc := range []struct {
-		name string
-		err  error
-		want string
-	}{
-		{
-			name: "DNS failure",
-			err:  &url.Error{Op: "Get", URL: req.url, Err: &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "controller.example", IsNotFound: true}}},
-			want: `cannot reach the controller at https://controller.example: cannot resolve host "controller.example": no such host; check --server or DLB_SERVER`,
-		},
-		{
-			name: "refused, default https port",
-			err:  &url.Error{Op: "Get", URL: req.url, Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}},
-			want: "cannot reach the controller at https://controller.example (connection refused): start it with 'dlb-controller --listen controller.example:443",
-		},
-		{
-			name: "deadline",
-			err:  &url.Error{Op: "Get", URL: req.url, Err: context.DeadlineExceeded},
-			want: "the controller at https://controller.example did not answer GET within 1s",
-		},
-		{
-			name: "closed",
-			err:  &url.Error{Op: "Get", URL: req.url, Err: io.EOF},
-			want: "the controller at https://controller.example closed the connection without answering GET",
-		},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			assert.Contains(t, c.transportError(req, tc.err).Error(), tc.want)
-		})
-	}
-}
-
-func TestClientURL(t *testing.T) {
-	c, err := NewClient("10.1.0.5:8470/prefix/", 0, nil)
-	require.NoError(t, err)
-	assert.Equal(t, "http://10.1.0.5:8470/prefix", c.Server())
-	assert.Equal(t, "http://10.1.0.5:8470/prefix/v1/groups/web/members/%5Bfd00::1%5D:80", c.url("v1", "groups", "web", "members", "[fd00::1]:80"))
-	assert.Equal(t, "http://10.1.0.5:8470/prefix/v1/groups/a%2Fb%3Fc", c.url("v1", "groups", "a/b?c"))
 }
 
 func ptr[T any](v T) *T { return &v }

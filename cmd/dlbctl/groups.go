@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ovs-dlb/dlb/controller/client"
 	"github.com/ovs-dlb/dlb/lb"
 )
 
@@ -56,13 +57,13 @@ file is checked before any group is created; a name already in use is refused.`,
 			var raws [][]byte
 			var errs []error
 			for _, d := range docs.groups {
-				g, raw, err := c.CreateGroup(cmd.Context(), d.Group)
+				ans, err := c.CreateGroup(cmd.Context(), d.Group)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("create group %q: %w", d.Name, err))
 					continue
 				}
-				created = append(created, *g)
-				raws = append(raws, raw)
+				created = append(created, ans.Doc)
+				raws = append(raws, ans.Raw)
 			}
 			if len(created) > 0 {
 				raw := raws[0]
@@ -98,21 +99,21 @@ func groupGetCmd(a *app) *cobra.Command {
 				return err
 			}
 			if len(args) == 1 {
-				g, raw, err := c.GetGroup(cmd.Context(), args[0])
+				g, err := c.GetGroup(cmd.Context(), args[0], client.Blocking{})
 				if err != nil {
 					return err
 				}
-				return p.print(raw, func(w io.Writer) { writeGroupDetail(w, *g) })
+				return p.print(g.Raw, func(w io.Writer) { writeGroupDetail(w, g.Doc) })
 			}
-			list, raw, err := c.ListGroups(cmd.Context())
+			list, err := c.ListGroups(cmd.Context(), client.Blocking{})
 			if err != nil {
 				return err
 			}
-			if p.format == formatTable && len(list.Groups) == 0 {
+			if p.format == formatTable && len(list.Doc.Groups) == 0 {
 				fmt.Fprintln(a.stderr, "No groups.")
 				return nil
 			}
-			return p.print(raw, func(w io.Writer) { writeGroupsTable(w, list.Groups) })
+			return p.print(list.Raw, func(w io.Writer) { writeGroupsTable(w, list.Doc.Groups) })
 		},
 	}
 }
@@ -177,23 +178,24 @@ func (e *editor) fromFile(file string) error {
 	if len(docs.groups) != 1 {
 		return fmt.Errorf("%s holds %d groups: edit takes one", displayName(file), len(docs.groups))
 	}
-	cur, _, err := e.c.GetGroup(e.ctx(), e.name)
+	cur, err := e.c.GetGroup(e.ctx(), e.name, client.Blocking{})
 	if err != nil {
 		return err
 	}
-	index := cur.ModifyIndex
+	index := cur.Doc.ModifyIndex
 	if docs.groups[0].ModifyIndex != 0 {
 		index = docs.groups[0].ModifyIndex
 	}
-	return e.replace(cur, docs.groups[0].Group, index)
+	return e.replace(&cur.Doc, docs.groups[0].Group, index)
 }
 
 // interactive edits the group in $EDITOR.
 func (e *editor) interactive() error {
-	cur, _, err := e.c.GetGroup(e.ctx(), e.name)
+	got, err := e.c.GetGroup(e.ctx(), e.name, client.Blocking{})
 	if err != nil {
 		return err
 	}
+	cur := &got.Doc
 	text, err := editText(cur)
 	if err != nil {
 		return err
@@ -235,7 +237,7 @@ func (e *editor) interactive() error {
 		return keep(fmt.Errorf("the edited file holds %d groups: want one", len(docs.groups)))
 	}
 	if err := e.replace(cur, docs.groups[0].Group, cur.ModifyIndex); err != nil {
-		if IsStatus(err, http.StatusConflict) {
+		if client.IsStatus(err, http.StatusConflict) {
 			// The edit is of an old version: a retry must start from the new one.
 			os.Remove(path)
 			return err
@@ -264,7 +266,7 @@ func (e *editor) replace(cur *Group, g lb.Group, index uint64) error {
 		fmt.Fprintf(e.a.stderr, "group %q: no change\n", e.name)
 		return nil
 	}
-	updated, raw, err := e.c.PutGroup(e.ctx(), g, &index)
+	updated, err := e.c.PutGroup(e.ctx(), g, &index)
 	if err != nil {
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Status == http.StatusConflict {
@@ -277,7 +279,7 @@ func (e *editor) replace(cur *Group, g lb.Group, index uint64) error {
 		}
 		return err
 	}
-	return e.p.print(raw, func(w io.Writer) { writeGroupDetail(w, *updated) })
+	return e.p.print(updated.Raw, func(w io.Writer) { writeGroupDetail(w, updated.Doc) })
 }
 
 // runEditor opens path in $EDITOR (which may carry arguments).

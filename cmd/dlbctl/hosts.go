@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ovs-dlb/dlb/controller/client"
 )
 
 func hostCmd(a *app) *cobra.Command {
@@ -23,15 +25,15 @@ func hostCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			list, raw, err := c.ListHosts(cmd.Context())
+			list, err := c.ListHosts(cmd.Context(), client.Blocking{})
 			if err != nil {
 				return err
 			}
-			if p.format == formatTable && len(list.Hosts) == 0 {
+			if p.format == formatTable && len(list.Doc.Hosts) == 0 {
 				fmt.Fprintln(a.stderr, "No hosts.")
 				return nil
 			}
-			return p.print(raw, func(w io.Writer) { writeHostsTable(w, list.Hosts) })
+			return p.print(list.Raw, func(w io.Writer) { writeHostsTable(w, list.Doc.Hosts) })
 		},
 	})
 	cmd.AddCommand(&cobra.Command{

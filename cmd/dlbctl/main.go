@@ -19,6 +19,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+
+	"github.com/ovs-dlb/dlb/controller/client"
+	"github.com/ovs-dlb/dlb/controller/wire"
 )
 
 func main() {
@@ -48,13 +51,30 @@ type app struct {
 	stderr io.Writer
 }
 
+// DefaultServer is the controller's address when neither --server nor
+// DLB_SERVER says otherwise.
+const DefaultServer = "http://127.0.0.1:8470"
+
+// The API's documents (controller/wire) and its client (controller/client).
+type (
+	Group       = wire.Group
+	GroupList   = wire.GroupList
+	Host        = wire.Host
+	HostList    = wire.HostList
+	MemberPatch = wire.MemberChange
+	FieldError  = wire.FieldError
+	Client      = client.Client
+	APIError    = client.APIError
+)
+
 // client returns a client of the configured controller.
 func (a *app) client() (*Client, error) {
 	log := slog.New(slog.DiscardHandler)
 	if a.v.GetBool("debug") {
 		log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return NewClient(a.v.GetString("server"), a.v.GetDuration("timeout"), log)
+	return client.New(a.v.GetString("server"), client.Options{Timeout: a.v.GetDuration("timeout"), Log: log,
+		Program: "dlbctl", AddressFrom: "--server or DLB_SERVER", TimeoutFrom: "--timeout"})
 }
 
 // printer returns a printer in the configured format.
@@ -102,7 +122,7 @@ The controller's address is --server, else $DLB_SERVER, else ` + DefaultServer +
 			if _, err := parseFormat(v.GetString("output")); err != nil {
 				return err
 			}
-			if _, err := ParseServer(v.GetString("server")); err != nil {
+			if _, err := client.ParseServer(v.GetString("server")); err != nil {
 				return fmt.Errorf("controller address %q (--server or DLB_SERVER): %w", v.GetString("server"), err)
 			}
 			if v.GetDuration("timeout") < 0 {

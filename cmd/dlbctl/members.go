@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovs-dlb/dlb/controller/client"
 	"github.com/ovs-dlb/dlb/lb"
 )
 
@@ -106,7 +107,7 @@ connections), draining (keeps its connections, takes no new one), disabled
 // memberRun runs a member command: it parses GROUP and MEMBER, calls the
 // API and prints the group after the change.
 func memberRun(a *app, cmd *cobra.Command, args []string, verb string,
-	call func(c *Client, group string, m memberSpec) (*Group, []byte, error)) error {
+	call func(c *Client, group string, m memberSpec) (*client.Answer[Group], error)) error {
 	p, err := a.printer()
 	if err != nil {
 		return err
@@ -119,14 +120,14 @@ func memberRun(a *app, cmd *cobra.Command, args []string, verb string,
 	if err != nil {
 		return err
 	}
-	g, raw, err := call(c, args[0], m)
+	g, err := call(c, args[0], m)
 	if err != nil {
 		return err
 	}
 	if p.format == formatTable {
-		fmt.Fprintf(a.stdout, "member %s %s group %q\n\n", m, verb, g.Name)
+		fmt.Fprintf(a.stdout, "member %s %s group %q\n\n", m, verb, g.Doc.Name)
 	}
-	return p.print(raw, func(w io.Writer) { writeGroupDetail(w, *g) })
+	return p.print(g.Raw, func(w io.Writer) { writeGroupDetail(w, g.Doc) })
 }
 
 func memberAddCmd(a *app) *cobra.Command {
@@ -138,7 +139,7 @@ func memberAddCmd(a *app) *cobra.Command {
 		Example: "  dlbctl member add web 10.0.0.13 --weight 50\n  dlbctl member add web6 [fd00::13]:8080",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return memberRun(a, cmd, args, "added to", func(c *Client, group string, m memberSpec) (*Group, []byte, error) {
+			return memberRun(a, cmd, args, "added to", func(c *Client, group string, m memberSpec) (*client.Answer[Group], error) {
 				doc := lb.Member{IP: m.IP.String(), Port: m.Port, State: state, MAC: mac}
 				if cmd.Flags().Changed("weight") {
 					doc.Weight = &weight
@@ -172,7 +173,7 @@ func memberSetCmd(a *app) *cobra.Command {
 			if patch.Weight == nil && patch.State == nil {
 				return errors.New("member set: give --weight, --state or both")
 			}
-			return memberRun(a, cmd, args, "changed in", func(c *Client, group string, m memberSpec) (*Group, []byte, error) {
+			return memberRun(a, cmd, args, "changed in", func(c *Client, group string, m memberSpec) (*client.Answer[Group], error) {
 				return c.PatchMember(cmd.Context(), group, m.String(), patch)
 			})
 		},
@@ -189,7 +190,7 @@ func memberStateCmd(a *app, verb, state, short string) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return memberRun(a, cmd, args, done, func(c *Client, group string, m memberSpec) (*Group, []byte, error) {
+			return memberRun(a, cmd, args, done, func(c *Client, group string, m memberSpec) (*client.Answer[Group], error) {
 				return c.PatchMember(cmd.Context(), group, m.String(), MemberPatch{State: &state})
 			})
 		},
@@ -203,7 +204,7 @@ func memberRemoveCmd(a *app) *cobra.Command {
 		Short:   "Take a member out of a group",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return memberRun(a, cmd, args, "removed from", func(c *Client, group string, m memberSpec) (*Group, []byte, error) {
+			return memberRun(a, cmd, args, "removed from", func(c *Client, group string, m memberSpec) (*client.Answer[Group], error) {
 				return c.RemoveMember(cmd.Context(), group, m.String())
 			})
 		},

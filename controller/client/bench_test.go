@@ -42,7 +42,9 @@ func BenchmarkFanOut(b *testing.B) {
 	var wg sync.WaitGroup
 	for i := 0; i < agents; i++ {
 		got[i] = map[uint64]time.Time{}
-		c, err := New(ctl.URL(), fmt.Sprintf("h%d", i), hc)
+		cl, err := New(ctl.URL(), Options{HTTP: hc})
+		require.NoError(b, err)
+		c, err := cl.ForHost(fmt.Sprintf("h%d", i))
 		require.NoError(b, err)
 		f := &Follower{Client: c, Wait: time.Minute, Deliver: func(_ []lb.Group, index uint64) {
 			now := time.Now()

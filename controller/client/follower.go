@@ -17,7 +17,8 @@ import (
 // later ones change single groups. It resumes from the index it last
 // applied, across reconnections and, through Resume, restarts.
 type Follower struct {
-	Client *Client
+	// Client is the controller's client for the host the set is for.
+	Client *HostClient
 	// Wait is how long one long poll waits for a change (default 30 s),
 	// with a controller that has no watch stream.
 	Wait time.Duration

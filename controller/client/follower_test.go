@@ -106,7 +106,9 @@ type followed struct {
 
 func follow(t *testing.T, url string, idle time.Duration) *followed {
 	t.Helper()
-	c, err := New(url, "h1", nil)
+	cl, err := New(url, Options{})
+	require.NoError(t, err)
+	c, err := cl.ForHost("h1")
 	require.NoError(t, err)
 	fl := &followed{stopped: make(chan struct{})}
 	f := &Follower{Client: c, Idle: idle, Wait: time.Second,

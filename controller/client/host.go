@@ -1,15 +1,6 @@
-// Package client is an agent's side of the controller's API: it registers
-// the host, reports heartbeats, and follows the groups for the host with
-// the watch (GET /v1/watch/groups/stream, a line per change; or, from a
-// controller without it, GET /v1/watch/groups, a long poll), keeping the
-// whole set from the changes the watch sends.
-//
-// It owns: HTTP to the controller. It must not touch: any switch (the
-// agent applies what it delivers).
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,63 +19,32 @@ import (
 // (it lost it, or an admin deleted it): register again.
 var ErrNotRegistered = errors.New("host not registered")
 
-// Client talks to one controller for one host.
-type Client struct {
-	base *url.URL
-	host string
-	http *http.Client
+// RegisterHost registers a host, or updates its registration
+// (PUT /v1/hosts/{name}): what an agent does for its host.
+func (c *Client) RegisterHost(ctx context.Context, host string, reg wire.HostRegistration) (*Answer[wire.Host], error) {
+	return call[wire.Host](ctx, c, request{method: http.MethodPut, url: c.url("v1", "hosts", host), body: reg})
 }
 
-// New makes a client of the controller at server ("http://h:8470", or
-// "h:8470") for host.
-func New(server, host string, hc *http.Client) (*Client, error) {
-	if !strings.Contains(server, "://") {
-		server = "http://" + server
-	}
-	u, err := url.Parse(server)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("controller: %q is not an http(s) URL or host:port", server)
-	}
-	if host == "" {
-		return nil, errors.New("host_id: required")
-	}
-	if hc == nil {
-		hc = &http.Client{}
-	}
-	return &Client{base: u, host: host, http: hc}, nil
-}
-
-// Host is the host this client speaks for.
-func (c *Client) Host() string { return c.host }
-
-// Server is the controller's base URL.
-func (c *Client) Server() string { return c.base.String() }
-
-// Register registers the host, or updates its registration.
-func (c *Client) Register(ctx context.Context, reg wire.HostRegistration) error {
-	return c.do(ctx, http.MethodPut, "/v1/hosts/"+url.PathEscape(c.host), reg, nil)
-}
-
-// Heartbeat reports that the agent runs and which groups index it has
-// installed.
-func (c *Client) Heartbeat(ctx context.Context, applied uint64) error {
-	err := c.do(ctx, http.MethodPost, "/v1/hosts/"+url.PathEscape(c.host)+"/heartbeat", wire.Heartbeat{AppliedIndex: applied}, nil)
-	var se *StatusError
-	if errors.As(err, &se) && se.Status == http.StatusNotFound {
+// Heartbeat reports that the host's agent runs and which groups index it
+// has installed (POST /v1/hosts/{name}/heartbeat). A host the controller
+// does not know is ErrNotRegistered.
+func (c *Client) Heartbeat(ctx context.Context, host string, applied uint64) error {
+	_, _, err := c.do(ctx, request{method: http.MethodPost, url: c.url("v1", "hosts", host, "heartbeat"), body: wire.Heartbeat{AppliedIndex: applied}}, nil)
+	if IsStatus(err, http.StatusNotFound) {
 		return fmt.Errorf("%w: %v", ErrNotRegistered, err)
 	}
 	return err
 }
 
 // Watch asks for the host's groups that changed after index, waiting up to
-// wait for a change.
-func (c *Client) Watch(ctx context.Context, index uint64, wait time.Duration) (*wire.GroupChanges, error) {
-	q := url.Values{"host": {c.host}, "index": {strconv.FormatUint(index, 10)}, "wait": {wait.String()}}
-	var out wire.GroupChanges
-	if err := c.do(ctx, http.MethodGet, "/v1/watch/groups?"+q.Encode(), nil, &out); err != nil {
+// wait for a change (GET /v1/watch/groups, a long poll).
+func (c *Client) Watch(ctx context.Context, host string, index uint64, wait time.Duration) (*wire.GroupChanges, error) {
+	q := url.Values{"host": {host}, "index": {strconv.FormatUint(index, 10)}, "wait": {wait.String()}}
+	a, err := call[wire.GroupChanges](ctx, c, request{method: http.MethodGet, url: c.url("v1", "watch", "groups"), query: q, wait: wait})
+	if err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return &a.Doc, nil
 }
 
 // ErrNoStream is a controller without the watch stream (an older one),
@@ -101,32 +61,31 @@ const firstLine = 10 * time.Second
 // until ctx ends, the stream ends or breaks (no line for idle: the
 // controller sends one every wire.StreamKeepAlive), or each fails; it
 // returns why (each's error as it is). A stream without a first line
-// within 10 s (or idle, when shorter) is ErrNoStream.
-func (c *Client) Stream(ctx context.Context, index uint64, idle time.Duration, each func(*wire.GroupChanges) error) error {
+// within 10 s (or idle, when shorter) is ErrNoStream. Options.Timeout
+// does not bound it.
+func (c *Client) Stream(ctx context.Context, host string, index uint64, idle time.Duration, each func(*wire.GroupChanges) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	q := url.Values{"host": {c.host}, "index": {strconv.FormatUint(index, 10)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+"/v1/watch/groups/stream?"+q.Encode(), nil)
+	q := url.Values{"host": {host}, "index": {strconv.FormatUint(index, 10)}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("v1", "watch", "groups", "stream")+"?"+q.Encode(), nil)
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Accept", "application/x-ndjson")
+	req.Header.Set("User-Agent", c.opts.Program)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("controller at %s: %w", c.base.Host, err)
+		return c.transportError(http.MethodGet, err)
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
-		return fmt.Errorf("controller at %s: %w", c.base.Host, ErrNoStream)
+		return fmt.Errorf("controller at %s: %w", c.Server(), ErrNoStream)
 	case resp.StatusCode >= 300:
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		se := &StatusError{Status: resp.StatusCode}
-		if json.Unmarshal(data, &se.Body) != nil || se.Body.Message == "" {
-			se.Body.Message = strings.TrimSpace(string(data))
-		}
-		return se
+		return c.statusError(resp, data)
 	case !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/x-ndjson"):
-		return fmt.Errorf("controller at %s: the watch stream is %q, not application/x-ndjson", c.base.Host, resp.Header.Get("Content-Type"))
+		return fmt.Errorf("controller at %s: the watch stream is %q, not application/x-ndjson", c.Server(), resp.Header.Get("Content-Type"))
 	}
 	silent := errors.New("silent")
 	timer := time.AfterFunc(min(idle, firstLine), func() { cancel(silent) })
@@ -137,13 +96,13 @@ func (c *Client) Stream(ctx context.Context, index uint64, idle time.Duration, e
 		if err := dec.Decode(&ch); err != nil {
 			switch {
 			case lines == 0 && errors.Is(context.Cause(ctx), silent):
-				return fmt.Errorf("controller at %s: no line on the watch stream in %v (a proxy holding it?): %w", c.base.Host, min(idle, firstLine), ErrNoStream)
+				return fmt.Errorf("controller at %s: no line on the watch stream in %v (a proxy holding it?): %w", c.Server(), min(idle, firstLine), ErrNoStream)
 			case errors.Is(context.Cause(ctx), silent):
-				return fmt.Errorf("controller at %s: the watch stream was silent for %v", c.base.Host, idle)
+				return fmt.Errorf("controller at %s: the watch stream was silent for %v", c.Server(), idle)
 			case errors.Is(err, io.EOF):
-				return fmt.Errorf("controller at %s: the watch stream ended", c.base.Host)
+				return fmt.Errorf("controller at %s: the watch stream ended", c.Server())
 			}
-			return fmt.Errorf("controller at %s: watch stream: %w", c.base.Host, err)
+			return fmt.Errorf("controller at %s: watch stream: %w", c.Server(), err)
 		}
 		timer.Reset(idle)
 		if err := each(&ch); err != nil {
@@ -152,56 +111,48 @@ func (c *Client) Stream(ctx context.Context, index uint64, idle time.Duration, e
 	}
 }
 
-// StatusError is an error answer of the controller.
-type StatusError struct {
-	Status int
-	Body   wire.Error
+// HostClient is the view of a Client for one host: the calls an agent
+// makes for its host, the host given once. Follower uses it.
+type HostClient struct {
+	c    *Client
+	host string
 }
 
-func (e *StatusError) Error() string {
-	msg := fmt.Sprintf("controller answered %d: %s", e.Status, e.Body.Message)
-	for _, f := range e.Body.Fields {
-		msg += fmt.Sprintf("; %s: %s", f.Path, f.Message)
+// ForHost returns the view of c for host.
+func (c *Client) ForHost(host string) (*HostClient, error) {
+	if host == "" {
+		return nil, errors.New("host id: required")
 	}
-	return msg
+	return &HostClient{c: c, host: host}, nil
 }
 
-func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		data, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("controller at %s: %w", c.base.Host, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
-	if err != nil {
-		return fmt.Errorf("controller at %s: %s %s: %w", c.base.Host, method, path, err)
-	}
-	if resp.StatusCode >= 300 {
-		se := &StatusError{Status: resp.StatusCode}
-		if json.Unmarshal(data, &se.Body) != nil || se.Body.Message == "" {
-			se.Body.Message = strings.TrimSpace(string(data))
-		}
-		return se
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("controller at %s: %s %s: %w", c.base.Host, method, path, err)
-		}
-	}
-	return nil
+// Host is the host this client speaks for.
+func (h *HostClient) Host() string { return h.host }
+
+// Server is the controller's base URL.
+func (h *HostClient) Server() string { return h.c.Server() }
+
+// Client is the whole API's client the view is of.
+func (h *HostClient) Client() *Client { return h.c }
+
+// Register registers the host, or updates its registration.
+func (h *HostClient) Register(ctx context.Context, reg wire.HostRegistration) error {
+	_, err := h.c.RegisterHost(ctx, h.host, reg)
+	return err
+}
+
+// Heartbeat reports that the agent runs and which groups index it has
+// installed; ErrNotRegistered when the controller does not know the host.
+func (h *HostClient) Heartbeat(ctx context.Context, applied uint64) error {
+	return h.c.Heartbeat(ctx, h.host, applied)
+}
+
+// Watch is Client.Watch for the host.
+func (h *HostClient) Watch(ctx context.Context, index uint64, wait time.Duration) (*wire.GroupChanges, error) {
+	return h.c.Watch(ctx, h.host, index, wait)
+}
+
+// Stream is Client.Stream for the host.
+func (h *HostClient) Stream(ctx context.Context, index uint64, idle time.Duration, each func(*wire.GroupChanges) error) error {
+	return h.c.Stream(ctx, h.host, index, idle, each)
 }
