@@ -26,8 +26,9 @@ import (
 //     above.
 //
 // A file whose first character that is not white space is '{' or '[' is
-// JSON, any other YAML. An empty file, and empty documents, hold no
-// group. Unknown keys are refused (YAML's errors give the line). Every
+// JSON, any other YAML. Empty documents hold no group: a file of nothing
+// else (or {}) yields nil groups, a file with an empty list an empty set,
+// not nil. Unknown keys are refused (YAML's errors give the line). Every
 // group is validated on its own and, in a list, with the others (names,
 // VIP:ports): the field paths of a single group's problems are relative
 // to it ("vip"), those of a list start with "groups[i]", i counting the
@@ -149,11 +150,19 @@ func (r *FileReader) Parse(data []byte) ([]Group, error) {
 // decodes it, or takes it from a cache), in order; hint is how many groups
 // to expect. YAML is decoded whole.
 func decodeFile[D any](data []byte, hint int, text func(raw []byte) (D, error)) ([]D, bool, error) {
+	var docs []D
+	var list bool
+	var err error
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
-		return decodeJSON(trimmed, hint, text)
+		docs, list, err = decodeJSON(trimmed, hint, text)
+	} else {
+		docs, list, err = decodeYAML[D](data)
 	}
-	return decodeYAML[D](data)
+	if err == nil && list && docs == nil {
+		docs = []D{} // an empty list is a set: no groups
+	}
+	return docs, list, err
 }
 
 // decodeGroupJSON decodes one group's JSON text, refusing unknown fields.

@@ -153,6 +153,7 @@ func TestParseFileShapes(t *testing.T) {
 		{"YAML documents with a list", ya + "---\ngroups: [" + b + "]\n", []string{"a", "b"}, true},
 		{"YAML empty documents are skipped", "---\n" + ya + "---\n# nothing\n", []string{"a"}, false},
 		{"YAML empty groups list", "groups: []\n", nil, true},
+		{"YAML groups null", "groups:\n", nil, false},
 		{"empty", "", nil, false},
 		{"white space", " \n  \n", nil, false},
 	}
@@ -168,11 +169,14 @@ func TestParseFileShapes(t *testing.T) {
 			groups, err := ParseFile([]byte(tt.file))
 			require.NoError(t, err)
 			assert.Equal(t, tt.names, names(groups), "ParseFile")
+			// Nothing (nil) is not an empty set: a list, even empty, is one.
+			assert.Equal(t, tt.list || len(tt.names) > 0, groups != nil, "a set, not nil")
 
 			var r FileReader
 			groups, err = r.Parse([]byte(tt.file))
 			require.NoError(t, err)
 			assert.Equal(t, tt.names, names(groups), "FileReader")
+			assert.Equal(t, tt.list || len(tt.names) > 0, groups != nil, "a set, not nil")
 
 			docs, list, err := ParseFileOf([]byte(tt.file), indexedGroup)
 			require.NoError(t, err)
