@@ -67,7 +67,7 @@ func newFollowMetrics(reg *prometheus.Registry) *followMetrics {
 func newControllerSource(server, host, stateDir string, inv *ovsdb.Inventory, log *slog.Logger, reg *prometheus.Registry) (*controllerSource, error) {
 	// No overall timeout: the watch is a stream; each request has its own
 	// deadline (registration and heartbeats 10 s).
-	cl, err := client.New(server, client.Options{Program: "dlb-agent", AddressFrom: "--controller"})
+	cl, err := client.New(server, client.Options{Program: "dlb-agent", AddressFrom: "--controller (DLB_CONTROLLER, controller: in the config file)"})
 	if err != nil {
 		return nil, err
 	}
