@@ -30,8 +30,12 @@ func BenchmarkCompileAndDiffOneMember(b *testing.B) {
 	ofGroups := map[uint32]*ofctrl.Group{}
 	var gen uint64
 	var changed map[string]bool // nil the first time: everything is new
+	checked, err := lb.CheckAll(groups)
+	if err != nil {
+		b.Fatal(err)
+	}
 	step := func() {
-		out, err := comp.Compile(pipeline.Input{Config: cfg, Groups: groups, Installed: ofGroups, Validated: true, Changed: changed})
+		out, err := comp.Compile(pipeline.Input{Config: cfg, Groups: checked, Installed: ofGroups, Validated: true, Changed: changed})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -44,6 +48,10 @@ func BenchmarkCompileAndDiffOneMember(b *testing.B) {
 	for b.Loop() {
 		w++
 		groups[5].Members[3].Weight = &w
+		// The source checks the changed group alone.
+		if checked[5], err = lb.Check(groups[5]); err != nil {
+			b.Fatal(err)
+		}
 		step()
 	}
 }

@@ -58,7 +58,9 @@ func TestDiffAgainstInstalled(t *testing.T) {
 	var first diffStats
 	for i, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			out, err := comp.Compile(pipeline.Input{Config: cfg, Groups: s.groups, Installed: groups})
+			checked, err := lb.CheckAll(s.groups)
+			require.NoError(t, err)
+			out, err := comp.Compile(pipeline.Input{Config: cfg, Groups: checked, Installed: groups})
 			require.NoError(t, err)
 			gen++
 			had := len(flows)

@@ -105,31 +105,37 @@ func (s *controllerSource) portsChanged() {
 }
 
 // checkpointDoc is the state_dir file: the set last received and its
-// index, written together.
-type checkpointDoc struct {
-	Server string     `json:"server"`
-	Index  uint64     `json:"index"`
-	Groups []lb.Group `json:"groups"`
+// index, written together. It is written from the checked groups (G is
+// lb.Checked, which encodes as its Group) and read as plain groups (G is
+// lb.Group), which the follower checks again when it resumes.
+type checkpointDoc[G any] struct {
+	Server string `json:"server"`
+	Index  uint64 `json:"index"`
+	Groups []G    `json:"groups"`
 }
 
-func (s *controllerSource) Run(ctx context.Context, deliver func([]lb.Group, uint64)) error {
+func (s *controllerSource) Run(ctx context.Context, deliver func([]lb.Checked, uint64)) error {
 	f := &client.Follower{Client: s.c, Wait: 30 * time.Second}
-	if doc, err := s.readCheckpoint(); err != nil {
-		s.log.Warn("checkpoint not used; asking the controller for everything", "err", err)
-	} else if doc != nil {
-		f.Resume(doc.Index, doc.Groups)
+	doc, err := s.readCheckpoint()
+	if err == nil && doc != nil {
+		err = f.Resume(doc.Index, doc.Groups)
+	}
+	switch {
+	case err != nil:
+		s.log.Warn("checkpoint not used; asking the controller for everything", "checkpoint", s.checkpoint, "err", err)
+	case doc != nil:
 		s.log.Info("resuming from checkpoint", "index", doc.Index, "groups", len(doc.Groups))
 	}
 	var (
 		mu      sync.Mutex
-		pending *checkpointDoc
+		pending *checkpointDoc[lb.Checked]
 		saved   = make(chan struct{}, 1)
 	)
-	f.Deliver = func(groups []lb.Group, index uint64) {
+	f.Deliver = func(groups []lb.Checked, index uint64) {
 		s.metrics.index.Set(float64(index))
 		deliver(groups, index)
 		mu.Lock()
-		pending = &checkpointDoc{Server: s.c.Server(), Index: index, Groups: groups}
+		pending = &checkpointDoc[lb.Checked]{Server: s.c.Server(), Index: index, Groups: groups}
 		mu.Unlock()
 		select {
 		case saved <- struct{}{}:
@@ -273,7 +279,7 @@ func (s *controllerSource) ports() []wire.HostPort {
 	return out
 }
 
-func (s *controllerSource) readCheckpoint() (*checkpointDoc, error) {
+func (s *controllerSource) readCheckpoint() (*checkpointDoc[lb.Group], error) {
 	if s.checkpoint == "" {
 		return nil, nil
 	}
@@ -284,20 +290,17 @@ func (s *controllerSource) readCheckpoint() (*checkpointDoc, error) {
 	if err != nil {
 		return nil, err
 	}
-	var doc checkpointDoc
+	var doc checkpointDoc[lb.Group]
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.checkpoint, err)
 	}
 	if doc.Server != s.c.Server() {
 		return nil, fmt.Errorf("%s is from controller %s, not %s", s.checkpoint, doc.Server, s.c.Server())
 	}
-	if err := lb.ValidateAll(doc.Groups); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.checkpoint, err)
-	}
 	return &doc, nil
 }
 
-func (s *controllerSource) writeCheckpoint(doc *checkpointDoc) error {
+func (s *controllerSource) writeCheckpoint(doc *checkpointDoc[lb.Checked]) error {
 	if s.checkpoint == "" {
 		return nil
 	}

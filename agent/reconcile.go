@@ -71,7 +71,7 @@ type reconciler struct {
 	// groups is the desired group set; nil until a source delivered one;
 	// version is its source's version of it, and applied the version last
 	// installed (told to onApplied).
-	groups           []lb.Group
+	groups           []lb.Checked
 	version, applied uint64
 	versionAt        time.Time
 	onApplied        func(uint64)
@@ -153,12 +153,12 @@ func (r *reconciler) trigger() {
 
 // setGroups installs a new desired group set, noting which groups changed
 // so that the compiler looks at those only.
-func (r *reconciler) setGroups(groups []lb.Group, version uint64) {
+func (r *reconciler) setGroups(groups []lb.Checked, version uint64) {
 	if groups == nil {
 		// A delivered set is a set, if empty (a groups file emptied to ""
 		// or "{}"): nil would read as "no source has spoken yet" and leave
 		// the old groups installed.
-		groups = []lb.Group{}
+		groups = []lb.Checked{}
 	}
 	prints := make(map[string]uint64, len(groups))
 	for i := range groups {
@@ -177,7 +177,7 @@ func (r *reconciler) setGroups(groups []lb.Group, version uint64) {
 	}
 	if r.groups != nil {
 		// Only groups that changed or went can have lost members.
-		var touched []lb.Group
+		var touched []lb.Checked
 		for i := range r.groups {
 			if p, ok := prints[r.groups[i].Name]; !ok || p != r.prints[r.groups[i].Name] {
 				touched = append(touched, r.groups[i])
@@ -461,11 +461,11 @@ func (r *reconciler) askFor(unresolved []netip.Addr) {
 		for _, ip := range unresolved {
 			missing[ip] = true
 		}
-		for _, g := range r.groups {
-			vip, _ := netip.ParseAddr(g.VIP)
-			for _, m := range g.Members {
-				if ip, err := netip.ParseAddr(m.IP); err == nil && missing[ip.Unmap()] {
-					want[ip.Unmap()] = vip.Unmap()
+		for i := range r.groups {
+			g := &r.groups[i]
+			for _, ip := range g.MemberAddrs {
+				if missing[ip] {
+					want[ip] = g.VIPAddr
 				}
 			}
 		}

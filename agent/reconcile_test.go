@@ -180,6 +180,14 @@ func (f *fakeFlusher) seen() [][]lb.Departure {
 
 var testCfg = pipeline.Config{Zone: lb.DefaultZone, MAC: net.HardwareAddr{0x0a, 0xdb, 0, 0, 0, 1}, Buckets: 16}
 
+// set is groups as a source delivers them: checked.
+func set(t *testing.T, groups ...lb.Group) []lb.Checked {
+	t.Helper()
+	cs, err := lb.CheckAll(groups)
+	require.NoError(t, err)
+	return cs
+}
+
 // webGroup is a VIP with members 10.0.0.1.. (each with a MAC unless noMAC).
 func webGroup(members int, noMAC ...string) lb.Group {
 	g := lb.Group{Name: "web", VIP: "10.96.0.10", Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80, TargetPort: 8080}}}
@@ -213,7 +221,7 @@ func TestAdoptOnConnect(t *testing.T) {
 	sticky.Affinity = &lb.Affinity{ClientIPTimeoutS: 60}
 	groups := []lb.Group{sticky}
 	first := newTestReconciler(t)
-	first.setGroups(groups, 7)
+	first.setGroups(set(t, groups...), 7)
 	require.NoError(t, first.onConnect(ctx, sw))
 	installed := sw.modsApplied()
 	require.Positive(t, installed)
@@ -228,7 +236,7 @@ func TestAdoptOnConnect(t *testing.T) {
 	sw.add(stale, 0)
 
 	restarted := newTestReconciler(t)
-	restarted.setGroups(groups, 7)
+	restarted.setGroups(set(t, groups...), 7)
 	require.NoError(t, restarted.onConnect(ctx, sw))
 	assert.Equal(t, installed+1, sw.modsApplied(), "one mod: the stale flow's delete")
 	assert.Equal(t, []ofctrl.Mod{stale.DeleteStrict()}, sw.bundles[len(sw.bundles)-1])
@@ -264,7 +272,7 @@ func TestAppliedIndexRules(t *testing.T) {
 	var asked map[netip.Addr]netip.Addr
 	r.resolve = func(m map[netip.Addr]netip.Addr) { asked = m }
 
-	r.setGroups([]lb.Group{webGroup(2)}, 10)
+	r.setGroups(set(t, webGroup(2)), 10)
 	require.NoError(t, r.reconcile(ctx, sw))
 	assert.Equal(t, []uint64{10}, applied, "every MAC known: applied at once")
 	require.NoError(t, r.reconcile(ctx, sw))
@@ -272,7 +280,7 @@ func TestAppliedIndexRules(t *testing.T) {
 
 	// A member without a MAC: not applied until the resolver learns it.
 	member := netip.MustParseAddr("10.0.0.3")
-	r.setGroups([]lb.Group{webGroup(3, member.String())}, 11)
+	r.setGroups(set(t, webGroup(3, member.String())), 11)
 	require.NoError(t, r.reconcile(ctx, sw))
 	assert.Equal(t, []uint64{10}, applied)
 	assert.Equal(t, map[netip.Addr]netip.Addr{member: netip.MustParseAddr("10.96.0.10")}, asked, "the resolver asks as the VIP")
@@ -288,7 +296,7 @@ func TestAppliedIndexRules(t *testing.T) {
 
 	// A member that never answers: applied once the grace passed.
 	silent := netip.MustParseAddr("10.0.0.4")
-	r.setGroups([]lb.Group{webGroup(4, silent.String())}, 12)
+	r.setGroups(set(t, webGroup(4, silent.String())), 12)
 	require.NoError(t, r.reconcile(ctx, sw))
 	assert.Equal(t, []uint64{10, 11}, applied)
 	<-r.kick // setGroups's
@@ -303,7 +311,7 @@ func TestAppliedIndexRules(t *testing.T) {
 	// The switch refuses the bundle: not applied; the next reconcile
 	// reads the switch again before diffing.
 	sw.refuse = errors.New("OFPBFC_MSG_FAILED")
-	r.setGroups([]lb.Group{webGroup(2)}, 13)
+	r.setGroups(set(t, webGroup(2)), 13)
 	require.Error(t, r.reconcile(ctx, sw))
 	assert.Equal(t, []uint64{10, 11, 12}, applied)
 	assert.Equal(t, 1.0, testutil.ToFloat64(r.metrics.errors))
@@ -326,7 +334,7 @@ func TestAffinityExpiry(t *testing.T) {
 	day.Affinity = &lb.Affinity{ClientIPTimeoutS: lb.MaxAffinityTimeout}
 	short.Name, short.VIP = "short", "10.96.0.11"
 	short.Affinity = &lb.Affinity{ClientIPTimeoutS: 60}
-	r.setGroups([]lb.Group{day, short}, 1)
+	r.setGroups(set(t, day, short), 1)
 	require.NoError(t, r.reconcile(ctx, sw))
 
 	ids := pipeline.ServiceIDs([]string{"web", "short"})
@@ -351,7 +359,7 @@ func TestAffinityExpiry(t *testing.T) {
 	// The day-long group drops affinity: its entries go with the next
 	// bundle; the other group's stay.
 	day.Affinity = nil
-	r.setGroups([]lb.Group{day, short}, 2)
+	r.setGroups(set(t, day, short), 2)
 	require.NoError(t, r.reconcile(ctx, sw))
 	flows = sw.flowStrings()
 	assert.NotContains(t, flows, freshDay.String())
@@ -371,7 +379,7 @@ func TestDepartedMembersFlushed(t *testing.T) {
 	r := newTestReconciler(t)
 	fl := &fakeFlusher{log: sw.log}
 	r.flusher = fl
-	r.setGroups([]lb.Group{webGroup(3)}, 1)
+	r.setGroups(set(t, webGroup(3)), 1)
 	require.NoError(t, r.reconcile(ctx, sw))
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -379,7 +387,7 @@ func TestDepartedMembersFlushed(t *testing.T) {
 	go func() { r.runFlushes(runCtx); close(done) }()
 
 	// s2 leaves.
-	r.setGroups([]lb.Group{{Name: "web", VIP: "10.96.0.10", Ports: webGroup(0).Ports, Members: []lb.Member{webGroup(3).Members[0], webGroup(3).Members[2]}}}, 2)
+	r.setGroups(set(t, lb.Group{Name: "web", VIP: "10.96.0.10", Ports: webGroup(0).Ports, Members: []lb.Member{webGroup(3).Members[0], webGroup(3).Members[2]}}), 2)
 	require.NoError(t, r.reconcile(ctx, sw))
 	require.Eventually(t, func() bool { return len(fl.seen()) == 1 }, 5*time.Second, time.Millisecond)
 	assert.Equal(t, []lb.Departure{{Group: "web", VIP: netip.MustParseAddr("10.96.0.10"), Proto: lb.ProtoTCP, Port: 80,
@@ -389,16 +397,16 @@ func TestDepartedMembersFlushed(t *testing.T) {
 	// s1 drains: no flush.
 	g := webGroup(3)
 	g.Members[0].State = lb.StateDraining
-	r.setGroups([]lb.Group{g}, 3)
+	r.setGroups(set(t, g), 3)
 	require.NoError(t, r.reconcile(ctx, sw))
 
 	// s3 leaves, and is back before its flush runs: not flushed.
 	fl.hold = make(chan struct{})
 	g2 := g
 	g2.Members = []lb.Member{g.Members[0], g.Members[1]}
-	r.setGroups([]lb.Group{g2}, 4) // s3 gone
+	r.setGroups(set(t, g2), 4) // s3 gone
 	require.NoError(t, r.reconcile(ctx, sw))
-	r.setGroups([]lb.Group{g}, 5) // s3 back
+	r.setGroups(set(t, g), 5) // s3 back
 	require.NoError(t, r.reconcile(ctx, sw))
 	close(fl.hold)
 	time.Sleep(50 * time.Millisecond)
@@ -437,7 +445,7 @@ func TestRunReconcilesOnChanges(t *testing.T) {
 	r := newTestReconciler(t)
 	done := make(chan struct{})
 	go func() { r.run(ctx, br); close(done) }()
-	r.setGroups([]lb.Group{webGroup(2)}, 1)
+	r.setGroups(set(t, webGroup(2)), 1)
 	time.Sleep(20 * time.Millisecond)
 	sw := newFakeSwitch()
 	br.mu.Lock()

@@ -15,11 +15,12 @@ import (
 
 // Source delivers the desired groups: a file, or the controller.
 type Source interface {
-	// Run calls deliver with every new group set that passed
-	// lb.ValidateAll, and its version (the controller's index; 0 for a
-	// file), until ctx ends. An invalid set is reported and not
+	// Run calls deliver with every new group set, checked (lb.CheckAll,
+	// or lb.Check for each group and lb.CheckSet: the agent's edge, where
+	// groups are parsed once), and its version (the controller's index;
+	// 0 for a file), until ctx ends. An invalid set is reported and not
 	// delivered, so what is installed stays as it was.
-	Run(ctx context.Context, deliver func(groups []lb.Group, version uint64)) error
+	Run(ctx context.Context, deliver func(groups []lb.Checked, version uint64)) error
 }
 
 // fileSource reads a groups file and watches it for changes.
@@ -31,7 +32,7 @@ type fileSource struct {
 	reader lb.FileReader
 }
 
-func (s *fileSource) load() ([]lb.Group, error) {
+func (s *fileSource) load() ([]lb.Checked, error) {
 	data, err := os.ReadFile(s.path)
 	if err != nil {
 		return nil, fmt.Errorf("read groups file: %w", err)
@@ -43,7 +44,7 @@ func (s *fileSource) load() ([]lb.Group, error) {
 	return groups, nil
 }
 
-func (s *fileSource) Run(ctx context.Context, deliver func([]lb.Group, uint64)) error {
+func (s *fileSource) Run(ctx context.Context, deliver func([]lb.Checked, uint64)) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err

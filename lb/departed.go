@@ -19,9 +19,9 @@ type Departure struct {
 // (VIP port, member) of an old group that the new group of the same name
 // no longer has, and all of a group that is gone or moved to another VIP.
 // Members that are draining or disabled have not departed: their
-// established connections are left to finish. Both sets are valid.
-func Departed(old, new []Group) []Departure {
-	byName := make(map[string]*Group, len(new))
+// established connections are left to finish. Both sets are checked.
+func Departed(old, new []Checked) []Departure {
+	byName := make(map[string]*Checked, len(new))
 	for i := range new {
 		byName[new[i].Name] = &new[i]
 	}
@@ -38,30 +38,19 @@ func Departed(old, new []Group) []Departure {
 		if n != nil && n.Fingerprint() == o.Fingerprint() {
 			continue
 		}
-		vip, err := netip.ParseAddr(o.VIP)
-		if err != nil {
-			continue
-		}
-		vip = vip.Unmap()
 		kept := map[key]bool{}
-		if n != nil && n.VIP == o.VIP {
+		if n != nil && n.VIPAddr == o.VIPAddr {
 			for _, ps := range n.Ports {
-				for _, m := range n.Members {
-					if ip, err := netip.ParseAddr(m.IP); err == nil {
-						kept[key{ProtocolNumber(ps.Protocol), uint16(ps.Port), ip.Unmap(), TargetPort(ps, m)}] = true
-					}
+				for j, m := range n.Members {
+					kept[key{ProtocolNumber(ps.Protocol), uint16(ps.Port), n.MemberAddrs[j], TargetPort(ps, m)}] = true
 				}
 			}
 		}
 		for _, ps := range o.Ports {
-			for _, m := range o.Members {
-				ip, err := netip.ParseAddr(m.IP)
-				if err != nil {
-					continue
-				}
-				k := key{ProtocolNumber(ps.Protocol), uint16(ps.Port), ip.Unmap(), TargetPort(ps, m)}
+			for j, m := range o.Members {
+				k := key{ProtocolNumber(ps.Protocol), uint16(ps.Port), o.MemberAddrs[j], TargetPort(ps, m)}
 				if !kept[k] {
-					out = append(out, Departure{Group: o.Name, VIP: vip, Proto: k.proto, Port: k.port, Member: k.member, TargetPort: k.targetPort, Scope: o.Scope})
+					out = append(out, Departure{Group: o.Name, VIP: o.VIPAddr, Proto: k.proto, Port: k.port, Member: k.member, TargetPort: k.targetPort, Scope: o.Scope})
 				}
 			}
 		}

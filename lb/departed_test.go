@@ -36,7 +36,16 @@ func TestDeparted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, Departed(tt.old, tt.new))
+			assert.Equal(t, tt.want, Departed(mustCheck(t, tt.old), mustCheck(t, tt.new)))
 		})
 	}
+}
+
+func mustCheck(t *testing.T, groups []Group) []Checked {
+	t.Helper()
+	cs, err := CheckAll(groups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
 }

@@ -44,7 +44,18 @@ type File struct {
 // errors are *ValidationError.
 func ParseFile(data []byte) ([]Group, error) {
 	var r FileReader
-	return r.Parse(data)
+	cs, err := r.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	var groups []Group
+	if cs != nil {
+		groups = make([]Group, len(cs))
+	}
+	for i := range cs {
+		groups[i] = cs[i].Group
+	}
+	return groups, nil
 }
 
 // ParseFileOf decodes and validates a groups file whose group documents
@@ -92,9 +103,9 @@ func validateFile(groups []Group, list bool, known func(i int) bool) error {
 type FileReader struct {
 	seed maphash.Seed
 	// prev maps the hash of a group's JSON text, in the last accepted
-	// version, to the group it decoded to (valid on its own). Groups are
+	// version, to the group it decoded to (checked on its own). Groups are
 	// shared between versions and must not be modified.
-	prev map[textKey]Group
+	prev map[textKey]Checked
 }
 
 // textKey names a group's JSON text by its 64-bit hash and length: a
@@ -105,9 +116,11 @@ type textKey struct {
 	length int
 }
 
-// Parse decodes and validates one version of the file, as ParseFile. An
-// error leaves the reader's memory of the last accepted version as it was.
-func (r *FileReader) Parse(data []byte) ([]Group, error) {
+// Parse decodes and checks one version of the file, as ParseFile, and
+// returns its groups checked (the agent's edge: what it installs is
+// parsed here, once). An error leaves the reader's memory of the last
+// accepted version as it was.
+func (r *FileReader) Parse(data []byte) ([]Checked, error) {
 	if r.prev == nil {
 		r.seed = maphash.MakeSeed()
 	}
@@ -117,8 +130,8 @@ func (r *FileReader) Parse(data []byte) ([]Group, error) {
 	groups, list, err := decodeFile(data, len(r.prev), func(raw []byte) (Group, error) {
 		k := textKey{maphash.Bytes(r.seed, raw), len(raw)}
 		keys = append(keys, k)
-		if g, ok := r.prev[k]; ok {
-			return g, nil // checked when it was first seen
+		if c, ok := r.prev[k]; ok {
+			return c.Group, nil // checked when it was first seen
 		}
 		return decodeGroupJSON(raw, func(g *Group) *Group { return g })
 	})
@@ -133,16 +146,28 @@ func (r *FileReader) Parse(data []byte) ([]Group, error) {
 	if err := validateFile(groups, list, known); err != nil {
 		return nil, err
 	}
-	if !fromJSON {
-		r.prev = nil
-		return groups, nil
+	var out []Checked // nil for nothing, as decoded
+	if groups != nil {
+		out = make([]Checked, len(groups))
 	}
-	next := make(map[textKey]Group, len(groups))
+	if !fromJSON {
+		for i := range groups {
+			out[i] = parsed(groups[i])
+		}
+		r.prev = nil
+		return out, nil
+	}
+	next := make(map[textKey]Checked, len(groups))
 	for i, k := range keys {
-		next[k] = groups[i]
+		c, ok := r.prev[k]
+		if !ok {
+			c = parsed(groups[i])
+		}
+		out[i] = c
+		next[k] = c
 	}
 	r.prev = next
-	return groups, nil
+	return out, nil
 }
 
 // decodeFile decodes a groups file into its group documents, and tells

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -40,6 +41,8 @@ func TestFileReaderReusesUnchangedGroups(t *testing.T) {
 	assert.Same(t, &v1[0].Members[0], &v2[0].Members[0], "unchanged group reused")
 	assert.Same(t, &v1[2].Members[0], &v2[2].Members[0], "unchanged group reused")
 	assert.NotSame(t, &v1[1].Members[0], &v2[1].Members[0])
+	assert.Same(t, &v1[0].MemberAddrs[0], &v2[0].MemberAddrs[0], "unchanged group not parsed again")
+	assert.Equal(t, netip.MustParseAddr("10.1.0.0"), v2[0].MemberAddrs[1], "delivered checked")
 
 	// A refused version leaves the memory of v2 alone: v2's groups are
 	// reused again afterwards, and a duplicate of a known group is still
@@ -173,10 +176,14 @@ func TestParseFileShapes(t *testing.T) {
 			assert.Equal(t, tt.list || len(tt.names) > 0, groups != nil, "a set, not nil")
 
 			var r FileReader
-			groups, err = r.Parse([]byte(tt.file))
+			cs, err := r.Parse([]byte(tt.file))
 			require.NoError(t, err)
+			groups = nil
+			for _, c := range cs {
+				groups = append(groups, c.Group)
+			}
 			assert.Equal(t, tt.names, names(groups), "FileReader")
-			assert.Equal(t, tt.list || len(tt.names) > 0, groups != nil, "a set, not nil")
+			assert.Equal(t, tt.list || len(tt.names) > 0, cs != nil, "a set, not nil")
 
 			docs, list, err := ParseFileOf([]byte(tt.file), indexedGroup)
 			require.NoError(t, err)

@@ -157,14 +157,31 @@ func ValidateAllKnown(groups []Group, known func(i int) bool) error {
 // own for those known (by fingerprint) to be valid already.
 func validateGroups(groups []Group, known func(i int) bool) error {
 	var c checker
-	names := make(map[string]int, len(groups))
+	crossCheck(&c, len(groups), func(i int) (*Group, netip.Addr) {
+		if known == nil || !known(i) {
+			groups[i].check(&c, fmt.Sprintf("groups[%d]", i))
+		}
+		vip, _ := netip.ParseAddr(groups[i].VIP)
+		return &groups[i], vip
+	})
+	return c.err()
+}
+
+// crossCheck adds the problems of n groups taken together: names, and
+// VIP+protocol+port within a scope (and the scopes' conntrack zones), are
+// unique. group returns the i-th group and its parsed VIP (invalid when
+// the VIP is not an address: that group's own check reports it); it may
+// check the group on its own first, so that each group's problems come
+// together.
+func crossCheck(c *checker, n int, group func(i int) (*Group, netip.Addr)) {
+	names := make(map[string]int, n)
 	type key struct {
 		vip   netip.Addr
 		proto string
 		port  int
 		scope string
 	}
-	used := make(map[key]string, len(groups))
+	used := make(map[key]string, n)
 	type zoneKey struct {
 		vip   netip.Addr
 		proto string
@@ -172,17 +189,14 @@ func validateGroups(groups []Group, known func(i int) bool) error {
 		zone  uint16
 	}
 	zones := map[zoneKey]string{}
-	for i, g := range groups {
+	for i := 0; i < n; i++ {
+		g, vip := group(i)
 		p := func() string { return fmt.Sprintf("groups[%d]", i) }
-		if known == nil || !known(i) {
-			g.check(&c, p())
-		}
 		if j, ok := names[g.Name]; ok && g.Name != "" {
 			c.add(join(p(), "name"), "%q is already the name of groups[%d]", g.Name, j)
 		}
 		names[g.Name] = i
-		vip, err := netip.ParseAddr(g.VIP)
-		if err != nil {
+		if !vip.IsValid() {
 			continue
 		}
 		scope := g.Scope.Key()
@@ -205,7 +219,6 @@ func validateGroups(groups []Group, known func(i int) bool) error {
 			}
 		}
 	}
-	return c.err()
 }
 
 func (g *Group) check(c *checker, p string) {

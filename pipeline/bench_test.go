@@ -27,7 +27,7 @@ func BenchmarkCompile10kVIPs(b *testing.B) {
 	cfg := testConfig
 	cfg.Buckets = 0
 	for b.Loop() {
-		out, err := Compile(Input{Config: cfg, Groups: groups})
+		out, err := Compile(Input{Config: cfg, Groups: checked(b, groups...)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -42,7 +42,8 @@ func BenchmarkRecompileOneMember(b *testing.B) {
 	cfg := testConfig
 	cfg.Buckets = 0
 	k := NewCompiler()
-	out, err := k.Compile(Input{Config: cfg, Groups: groups})
+	cs := checked(b, groups...)
+	out, err := k.Compile(Input{Config: cfg, Groups: cs})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -51,7 +52,11 @@ func BenchmarkRecompileOneMember(b *testing.B) {
 	for b.Loop() {
 		w++
 		groups[5].Members[3].Weight = &w
-		out, err = k.Compile(Input{Config: cfg, Groups: groups, Installed: installed})
+		// The source checks the changed group alone; Compile the set.
+		if cs[5], err = lb.Check(groups[5]); err != nil {
+			b.Fatal(err)
+		}
+		out, err = k.Compile(Input{Config: cfg, Groups: cs, Installed: installed})
 		if err != nil {
 			b.Fatal(err)
 		}

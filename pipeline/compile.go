@@ -24,8 +24,9 @@ type LocalPort struct {
 // Input is everything the pipeline is computed from.
 type Input struct {
 	Config Config
-	// Groups must be valid (lb.ValidateAll).
-	Groups []lb.Group
+	// Groups are checked groups (lb.Check): their addresses are parsed
+	// already, and Compile never parses them again.
+	Groups []lb.Checked
 	Ports  []LocalPort
 	// MACs are members' MAC addresses the agent knows (resolved, or from
 	// its inventory); a member's own mac field wins.
@@ -33,9 +34,10 @@ type Input struct {
 	// Installed are the select groups on the switch now, so that member
 	// choices stay where they are (see Assign).
 	Installed map[uint32]*of.Group
-	// Validated says Groups passed lb.ValidateAll already (a source that
-	// validates what it delivers sets it, to spare a second pass over
-	// thousands of groups on every change).
+	// Validated says Groups passed lb.CheckSet (or lb.CheckAll) as a set
+	// already (a source that checks what it delivers sets it, to spare a
+	// second pass over thousands of groups on every change); otherwise
+	// Compile checks the set.
 	Validated bool
 	// Changed, when not nil, names the groups that may have changed since
 	// the previous Compile on the same Compiler (added ones included); the
@@ -137,15 +139,10 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 	k.prints = slices.Grow(k.prints[:0], len(in.Groups))[:len(in.Groups)]
 	prints := k.prints
 	for i := range in.Groups {
-		prints[i] = print(&in.Groups[i])
+		prints[i] = print(&in.Groups[i].Group)
 	}
 	if !in.Validated {
-		// A group compiled before with the same fingerprint was valid then.
-		known := func(i int) bool {
-			e := k.groups[in.Groups[i].Name]
-			return e != nil && e.print == prints[i]
-		}
-		if err := lb.ValidateAllKnown(in.Groups, known); err != nil {
+		if err := lb.CheckSet(in.Groups); err != nil {
 			return nil, err
 		}
 	}
@@ -165,7 +162,7 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 		g := &in.Groups[i]
 		e := k.groups[g.Name]
 		if e == nil || !e.valid(prints[i], ids[g.Name], in.Installed) {
-			e = c.service(*g, ids[g.Name])
+			e = c.service(g, ids[g.Name])
 			k.groups[g.Name] = e
 		}
 		e.gen = k.gen

@@ -126,10 +126,10 @@ groups:
 		t.Run(tt.name, func(t *testing.T) {
 			groups, err := lb.ParseFile([]byte(tt.file))
 			require.NoError(t, err)
-			out, err := Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts})
+			out, err := Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts})
 			require.NoError(t, err)
 			golden(t, tt.name, render(out))
-			again, err := Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts})
+			again, err := Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts})
 			require.NoError(t, err)
 			assert.Equal(t, render(out), render(again), "the compiler is deterministic")
 		})
@@ -144,11 +144,11 @@ func TestCompileKeepsChoices(t *testing.T) {
 		Members: []lb.Member{{IP: "10.0.0.11"}, {IP: "10.0.0.12"}, {IP: "10.0.0.13"}}}
 	cfg := testConfig
 	cfg.Buckets = 64
-	first, err := Compile(Input{Config: cfg, Groups: []lb.Group{g}, Ports: testPorts})
+	first, err := Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts})
 	require.NoError(t, err)
 	installed := map[uint32]*of.Group{first.Groups[0].ID: first.Groups[0]}
 	g.Members = append(g.Members, lb.Member{IP: "10.0.0.14"})
-	second, err := Compile(Input{Config: cfg, Groups: []lb.Group{g}, Ports: testPorts, Installed: installed})
+	second, err := Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts, Installed: installed})
 	require.NoError(t, err)
 	changed := 0
 	require.Equal(t, 64, second.Groups[0].NumBuckets())
@@ -221,12 +221,12 @@ func TestSharedBridgeConfig(t *testing.T) {
 func TestCompilerReusesUnchangedGroups(t *testing.T) {
 	groups := bigGroups(50, 3)
 	k := NewCompiler()
-	first, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts})
+	first, err := k.Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts})
 	require.NoError(t, err)
 	installed := byID(first.Groups)
 	w := 300
 	groups[7].Members[1].Weight = &w
-	second, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts, Installed: installed})
+	second, err := k.Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts, Installed: installed})
 	require.NoError(t, err)
 	require.Len(t, second.Groups, len(first.Groups))
 	changed := 0
@@ -243,7 +243,7 @@ func TestCompilerReusesUnchangedGroups(t *testing.T) {
 		}
 	}
 	assert.Equal(t, len(first.Flows)-2, sameFlows, "only the changed group's two flows are rebuilt")
-	fresh, err := Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts, Installed: installed})
+	fresh, err := Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts, Installed: installed})
 	require.NoError(t, err)
 	assert.True(t, render(fresh) == render(second), "the cache changes nothing in the result")
 }
@@ -253,15 +253,15 @@ func TestCompilerReusesUnchangedGroups(t *testing.T) {
 func TestCompilerChangedSet(t *testing.T) {
 	groups := bigGroups(20, 3)
 	k := NewCompiler()
-	first, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts})
+	first, err := k.Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts})
 	require.NoError(t, err)
 	installed := byID(first.Groups)
 	groups[3].Members[0].State = lb.StateDraining
 	groups = append(groups, lb.Group{Name: "new", VIP: "10.97.0.1", Ports: []lb.PortSpec{{Protocol: "udp", Port: 53}}, Members: []lb.Member{{IP: "10.1.1.1", MAC: "02:00:00:00:00:01"}}})
-	delta, err := k.Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts, Installed: installed,
+	delta, err := k.Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts, Installed: installed,
 		Changed: map[string]bool{groups[3].Name: true, "new": true}})
 	require.NoError(t, err)
-	full, err := Compile(Input{Config: testConfig, Groups: groups, Ports: testPorts, Installed: installed})
+	full, err := Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts, Installed: installed})
 	require.NoError(t, err)
 	assert.True(t, render(full) == render(delta), "a compile told what changed equals a full one")
 	reused := 0
@@ -280,10 +280,10 @@ func TestDSRKeepsChoices(t *testing.T) {
 		Members: []lb.Member{{IP: "10.0.0.11", MAC: "02:00:00:00:00:0b"}, {IP: "10.0.0.12", MAC: "02:00:00:00:00:0c"}}}
 	cfg := testConfig
 	cfg.Buckets = 64
-	first, err := Compile(Input{Config: cfg, Groups: []lb.Group{g}, Ports: testPorts})
+	first, err := Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts})
 	require.NoError(t, err)
 	g.Members = append(g.Members, lb.Member{IP: "10.0.0.13", MAC: "02:00:00:00:00:0d"})
-	second, err := Compile(Input{Config: cfg, Groups: []lb.Group{g}, Ports: testPorts, Installed: byID(first.Groups)})
+	second, err := Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts, Installed: byID(first.Groups)})
 	require.NoError(t, err)
 	moved := 0
 	for i := 0; i < 64; i++ {
@@ -304,4 +304,12 @@ func byID(groups []*of.Group) map[uint32]*of.Group {
 		m[g.ID] = g
 	}
 	return m
+}
+
+// checked is groups as a source delivers them.
+func checked(t testing.TB, groups ...lb.Group) []lb.Checked {
+	t.Helper()
+	cs, err := lb.CheckAll(groups)
+	require.NoError(t, err)
+	return cs
 }

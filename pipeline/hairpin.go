@@ -13,7 +13,7 @@ import (
 // them (a packet from its own address is a martian) and answers through
 // the DLB. They match on the group's id bits of RegService and the
 // member's address as source and destination, after the DNAT.
-func (c *compiler) hairpinFlows(g lb.Group, id uint32, vip netip.Addr) []*of.Flow {
+func (c *compiler) hairpinFlows(g *lb.Checked, id uint32, vip netip.Addr) []*of.Flow {
 	var out []*of.Flow
 	for _, mp := range c.localMemberPorts(g) {
 		ip, p := mp.ip, mp.port
@@ -36,11 +36,10 @@ type memberPort struct {
 
 // localMemberPorts lists the VM ports of this host that hold one of g's
 // member addresses (each address once), in member order.
-func (c *compiler) localMemberPorts(g lb.Group) []memberPort {
+func (c *compiler) localMemberPorts(g *lb.Checked) []memberPort {
 	var out []memberPort
 	seen := map[netip.Addr]bool{}
-	for _, m := range g.Members {
-		ip := netip.MustParseAddr(m.IP).Unmap()
+	for _, ip := range g.MemberAddrs {
 		if seen[ip] {
 			continue
 		}

@@ -10,14 +10,14 @@ import (
 // previous returns the member index of each bucket of the installed group
 // gid, by the address and port its bucket translates to, or by the member
 // key it sets (DSR), or nil.
-func (c *compiler) previous(gid uint32, g lb.Group, ps lb.PortSpec, keys []uint32) []int {
+func (c *compiler) previous(gid uint32, g *lb.Checked, ps lb.PortSpec, keys []uint32) []int {
 	inst := c.in.Installed[gid]
 	if inst == nil {
 		return nil
 	}
 	idx := map[netip.AddrPort]int{}
 	for i, m := range g.Members {
-		idx[netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), lb.TargetPort(ps, m))] = i
+		idx[netip.AddrPortFrom(g.MemberAddrs[i], lb.TargetPort(ps, m))] = i
 	}
 	byKey := make(map[uint64]int, len(keys))
 	for i, k := range keys {

@@ -11,9 +11,9 @@ import (
 )
 
 // service compiles one group's select groups and per-port flows.
-func (c *compiler) service(g lb.Group, id uint32) *groupOut {
+func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 	e := &groupOut{print: g.Fingerprint(), id: id}
-	vip := netip.MustParseAddr(g.VIP).Unmap()
+	vip := g.VIPAddr
 	zone := c.cfg.ZoneOf(g.Scope)
 	scope := c.portsInScope(g.Scope) // nil: every VM port
 	v6 := vip.Is6()
@@ -27,9 +27,8 @@ func (c *compiler) service(g lb.Group, id uint32) *groupOut {
 		}
 	}
 	macs := make([]net.HardwareAddr, len(g.Members))
-	for i, m := range g.Members {
-		ip := netip.MustParseAddr(m.IP).Unmap()
-		if macs[i] = c.memberMAC(ip, m); macs[i] == nil {
+	for i, ip := range g.MemberAddrs {
+		if macs[i] = c.memberMAC(ip, g.MAC(i)); macs[i] == nil {
 			e.unresolved = append(e.unresolved, ip)
 		}
 	}
@@ -39,7 +38,7 @@ func (c *compiler) service(g lb.Group, id uint32) *groupOut {
 	}
 	var keys []uint32
 	if g.Affinity != nil || g.Mode == lb.ModeDSR {
-		keys = MemberKeys(g.Members)
+		keys = MemberKeys(g)
 	}
 	if g.Affinity != nil {
 		e.affinity = g.Affinity.ClientIPTimeoutS
@@ -103,13 +102,13 @@ func (c *compiler) service(g lb.Group, id uint32) *groupOut {
 				Actions(of.Move{Src: of.All(of.L4PortField(proto, true)), Dst: of.Sub(of.Reg(RegSrcPort), 0, 15)},
 					of.ResubmitTable(c.t(TableAffinity))).
 				Goto(c.t(TableSticky)).Done())
-			for m, mem := range g.Members {
+			for m := range g.Members {
 				if weights[m] == 0 {
 					continue
 				}
 				e.flows = append(e.flows, c.flow(TableSticky, 100, Cookie(KindVIP, id, uint16(k+1))).
 					Match(of.RegEq(RegService, gid), of.RegEq(RegMember, keys[m]), of.L4(v6, proto)).
-					Actions(c.commitActions(g, mem, ps, macs[m])...).Done())
+					Actions(c.commitActions(g, m, ps, macs[m])...).Done())
 			}
 			e.flows = append(e.flows, c.flow(TableSticky, 50, Cookie(KindVIP, id, uint16(k+1))).
 				Match(of.RegEq(RegService, gid)).Actions(of.ToGroup(gid)).Done())
@@ -135,8 +134,8 @@ func (c *compiler) service(g lb.Group, id uint32) *groupOut {
 
 // sharedFlows lists the flows a group shares with others: the answer to
 // ARP or ND for its VIP, and the reply lookups of its members' ports.
-func (c *compiler) sharedFlows(g lb.Group, id uint32) []sharedFlow {
-	vip := netip.MustParseAddr(g.VIP).Unmap()
+func (c *compiler) sharedFlows(g *lb.Checked, id uint32) []sharedFlow {
+	vip := g.VIPAddr
 	v6 := vip.Is6()
 	var out []sharedFlow
 	seen := map[string]bool{}
@@ -215,8 +214,8 @@ const RejectMaxLen = 128
 // learn when the group has affinity, and to tell DSR buckets apart). OVS
 // 3.1 does not run a learn action inside a select group's bucket, so the
 // learning is done by a flow.
-func (c *compiler) bucketActions(g lb.Group, m int, keys []uint32, ps lb.PortSpec, mac net.HardwareAddr) []of.Action {
-	commit := c.commitActions(g, g.Members[m], ps, mac)
+func (c *compiler) bucketActions(g *lb.Checked, m int, keys []uint32, ps lb.PortSpec, mac net.HardwareAddr) []of.Action {
+	commit := c.commitActions(g, m, ps, mac)
 	if keys == nil {
 		return commit
 	}
@@ -229,7 +228,7 @@ func (c *compiler) bucketActions(g lb.Group, m int, keys []uint32, ps lb.PortSpe
 // DLB_TO_MEMBER, which writes the MAC from the label. (A ct action with no
 // table, followed by output in the same bucket, is dropped from the
 // datapath actions by OVS 3.1: the recirculation is needed.)
-func (c *compiler) commitActions(g lb.Group, m lb.Member, ps lb.PortSpec, mac net.HardwareAddr) []of.Action {
+func (c *compiler) commitActions(g *lb.Checked, m int, ps lb.PortSpec, mac net.HardwareAddr) []of.Action {
 	if g.Mode == lb.ModeDSR {
 		ct := of.ConnTrack(c.cfg.ZoneOf(g.Scope))
 		ct.Commit, ct.Table = true, c.t(TableToMember)
@@ -239,7 +238,7 @@ func (c *compiler) commitActions(g lb.Group, m lb.Member, ps lb.PortSpec, mac ne
 		return []of.Action{ct}
 	}
 	a := of.CommitDNAT{Zone: c.cfg.ZoneOf(g.Scope), Table: c.t(TableToMember),
-		Dst: netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), lb.TargetPort(ps, m))}
+		Dst: netip.AddrPortFrom(g.MemberAddrs[m], lb.TargetPort(ps, g.Members[m]))}
 	if mac != nil {
 		copy(a.MAC[:], mac)
 		a.HasMAC = true
@@ -254,9 +253,9 @@ const MaxLearnedIdle = 65535
 // learnAffinity records, in DLB_AFFINITY, that the packet's source address
 // goes to the member whose key is in RegMember, for every port of the
 // group (the learned flow matches the group's id bits of RegService).
-func (c *compiler) learnAffinity(g lb.Group, id uint32) of.Learn {
+func (c *compiler) learnAffinity(g *lb.Checked, id uint32) of.Learn {
 	et, src := of.EthTypeIPv4, of.FieldIPv4Src
-	if netip.MustParseAddr(g.VIP).Unmap().Is6() {
+	if g.VIPAddr.Is6() {
 		et, src = of.EthTypeIPv6, of.FieldIPv6Src
 	}
 	idle := 0 // kept by the switch until the agent expires it
@@ -276,12 +275,12 @@ func (c *compiler) learnAffinity(g lb.Group, id uint32) of.Learn {
 // affinity entries record: a hash of its address and port, so that it stays
 // the same while other members come and go (a collision within the group,
 // all but impossible, moves the later member to the next free key).
-func MemberKeys(ms []lb.Member) []uint32 {
-	keys := make([]uint32, len(ms))
-	used := make(map[uint32]bool, len(ms))
-	for i, m := range ms {
+func MemberKeys(g *lb.Checked) []uint32 {
+	keys := make([]uint32, len(g.Members))
+	used := make(map[uint32]bool, len(g.Members))
+	for i, m := range g.Members {
 		h := fnv.New32a()
-		fmt.Fprintf(h, "%s/%d", netip.MustParseAddr(m.IP).Unmap(), m.Port)
+		fmt.Fprintf(h, "%s/%d", g.MemberAddrs[i], m.Port)
 		k := h.Sum32()
 		for k == 0 || used[k] {
 			k++
@@ -311,12 +310,11 @@ func (c *compiler) arpReply(vip netip.Addr) []of.Action {
 	return append(out, of.SetBytes(of.FieldARPSPA, vip.AsSlice()), of.OutInPort())
 }
 
-// memberMAC finds a member's MAC: its own mac field, else the agent's
+// memberMAC finds a member's MAC: its own (given), else the agent's
 // table, else a local VM port with its address; nil when unknown.
-func (c *compiler) memberMAC(ip netip.Addr, m lb.Member) net.HardwareAddr {
-	if m.MAC != "" {
-		mac, _ := net.ParseMAC(m.MAC)
-		return mac
+func (c *compiler) memberMAC(ip netip.Addr, given net.HardwareAddr) net.HardwareAddr {
+	if given != nil {
+		return given
 	}
 	if mac, ok := c.in.MACs[ip]; ok {
 		return mac

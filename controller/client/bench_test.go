@@ -46,7 +46,7 @@ func BenchmarkFanOut(b *testing.B) {
 		require.NoError(b, err)
 		c, err := cl.ForHost(fmt.Sprintf("h%d", i))
 		require.NoError(b, err)
-		f := &Follower{Client: c, Wait: time.Minute, Deliver: func(_ []lb.Group, index uint64) {
+		f := &Follower{Client: c, Wait: time.Minute, Deliver: func(_ []lb.Checked, index uint64) {
 			now := time.Now()
 			mu.Lock()
 			got[i][index] = now

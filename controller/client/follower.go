@@ -25,8 +25,10 @@ type Follower struct {
 	// Idle is how long the watch stream may stay silent before it is taken
 	// for broken and opened again (default 3 × wire.StreamKeepAlive).
 	Idle time.Duration
-	// Deliver is called with every new valid set and its index, in order.
-	Deliver func(groups []lb.Group, index uint64)
+	// Deliver is called with every new valid set, checked (lb.Checked:
+	// the agent's edge, where the groups are parsed once), and its index,
+	// in order. The set is shared with the follower: read-only.
+	Deliver func(groups []lb.Checked, index uint64)
 	// Observe, when set, is told of every answer (full or not) and of
 	// every failed watch (err != nil): for metrics and logs.
 	Observe func(c *wire.GroupChanges, err error)
@@ -39,25 +41,32 @@ type Follower struct {
 	LongPolls func(reason error)
 
 	index     uint64
-	groups    map[string]lb.Group
-	set       []lb.Group // the last set delivered (or resumed), sorted by name
-	delivered bool       // a set was delivered since the start
-	longPoll  bool       // the controller has no watch stream
+	groups    map[string]lb.Checked
+	set       []lb.Checked // the last set delivered (or resumed), sorted by name
+	delivered bool         // a set was delivered since the start
+	longPoll  bool         // the controller has no watch stream
 }
 
 // refusedError is a set from the controller that the agent cannot use.
 type refusedError struct{ error }
 
 // Resume starts from a set applied before (a checkpoint) instead of from
-// nothing: the first watch asks for what changed after index.
-func (f *Follower) Resume(index uint64, groups []lb.Group) {
+// nothing: the first watch asks for what changed after index. The set is
+// checked as any other (a checkpoint is a file: input like the rest); an
+// invalid one is refused and the follower starts from nothing.
+func (f *Follower) Resume(index uint64, groups []lb.Group) error {
+	set, err := lb.CheckAll(groups)
+	if err != nil {
+		return fmt.Errorf("resumed groups: %w", err)
+	}
 	f.index = index
-	f.groups = make(map[string]lb.Group, len(groups))
-	for _, g := range groups {
+	f.groups = make(map[string]lb.Checked, len(set))
+	for _, g := range set {
 		f.groups[g.Name] = g
 	}
-	f.set = slices.Clone(groups)
-	slices.SortFunc(f.set, func(a, b lb.Group) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(set, func(a, b lb.Checked) int { return strings.Compare(a.Name, b.Name) })
+	f.set = set
+	return nil
 }
 
 // Index is the index of the set last delivered.
@@ -172,7 +181,7 @@ func (f *Follower) apply(c *wire.GroupChanges) error {
 		}
 		return nil
 	}
-	next := make(map[string]lb.Group, len(f.groups)+len(c.Groups))
+	next := make(map[string]lb.Checked, len(f.groups)+len(c.Groups))
 	if !c.Full {
 		for name, g := range f.groups {
 			next[name] = g
@@ -181,20 +190,19 @@ func (f *Follower) apply(c *wire.GroupChanges) error {
 			delete(next, name)
 		}
 	}
-	changed := map[string]bool{}
 	for _, g := range c.Groups {
-		if err := g.Group.Validate(); err != nil {
+		checked, err := lb.Check(g.Group)
+		if err != nil {
 			return fmt.Errorf("group %q from the controller: %w", g.Name, err)
 		}
-		next[g.Name] = g.Group
-		changed[g.Name] = true
+		next[g.Name] = checked
 	}
-	set := make([]lb.Group, 0, len(next))
+	set := make([]lb.Checked, 0, len(next))
 	for _, g := range next {
 		set = append(set, g)
 	}
-	slices.SortFunc(set, func(a, b lb.Group) int { return strings.Compare(a.Name, b.Name) })
-	if err := lb.ValidateAllKnown(set, func(i int) bool { return !changed[set[i].Name] }); err != nil {
+	slices.SortFunc(set, func(a, b lb.Checked) int { return strings.Compare(a.Name, b.Name) })
+	if err := lb.CheckSet(set); err != nil {
 		return fmt.Errorf("groups from the controller: %w", err)
 	}
 	f.groups, f.index, f.set, f.delivered = next, c.Index, set, true

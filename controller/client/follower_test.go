@@ -39,7 +39,7 @@ func wg(g lb.Group) wire.Group { return wire.Group{Group: g} }
 func TestFollowerKeepsTheSet(t *testing.T) {
 	var got [][]string
 	var idx []uint64
-	f := &Follower{Deliver: func(groups []lb.Group, index uint64) {
+	f := &Follower{Deliver: func(groups []lb.Checked, index uint64) {
 		var names []string
 		for _, g := range groups {
 			names = append(names, g.Name+"@"+g.VIP)
@@ -87,7 +87,7 @@ func TestFollowerKeepsTheSet(t *testing.T) {
 
 	// Resumed from a checkpoint at 12: "nothing since" delivers it.
 	r := &Follower{Deliver: f.Deliver}
-	r.Resume(12, []lb.Group{grp("api", "10.96.0.30", "10.0.0.4")})
+	require.NoError(t, r.Resume(12, []lb.Group{grp("api", "10.96.0.30", "10.0.0.4")}))
 	before := len(got)
 	require.NoError(t, r.apply(&wire.GroupChanges{Index: 12}))
 	require.Len(t, got, before+1)
@@ -112,7 +112,7 @@ func follow(t *testing.T, url string, idle time.Duration) *followed {
 	require.NoError(t, err)
 	fl := &followed{stopped: make(chan struct{})}
 	f := &Follower{Client: c, Idle: idle, Wait: time.Second,
-		Deliver: func(_ []lb.Group, index uint64) { fl.mu.Lock(); fl.index = index; fl.mu.Unlock() },
+		Deliver: func(_ []lb.Checked, index uint64) { fl.mu.Lock(); fl.index = index; fl.mu.Unlock() },
 		Observe: func(ch *wire.GroupChanges, err error) {
 			fl.mu.Lock()
 			defer fl.mu.Unlock()

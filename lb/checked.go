@@ -1,0 +1,92 @@
+package lb
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// Checked is a group that passed validation, with what its text fields
+// say parsed once, at the edge where the group came in (the groups file,
+// the controller's watch): the pipeline, Departed and the agent read
+// these values and never parse the group's strings again. Make one with
+// Check, CheckAll or (for a set of groups checked one by one) CheckSet.
+// It encodes (JSON, YAML) as its Group does. A checked group is read-only:
+// change the Group and check it again.
+type Checked struct {
+	Group
+	// VIPAddr is the VIP, an IPv4-mapped IPv6 address unmapped.
+	VIPAddr netip.Addr `json:"-" yaml:"-"`
+	// MemberAddrs are the members' addresses, unmapped, in Members' order.
+	MemberAddrs []netip.Addr `json:"-" yaml:"-"`
+	// MemberMACs are the members' MACs, in Members' order; nil where a
+	// member gives none.
+	MemberMACs []net.HardwareAddr `json:"-" yaml:"-"`
+}
+
+// Check validates one group on its own (paths relative to the group) and
+// returns its checked form.
+func Check(g Group) (Checked, error) {
+	if err := g.Validate(); err != nil {
+		return Checked{}, err
+	}
+	return parsed(g), nil
+}
+
+// CheckAll validates a set of groups, each on its own and together (as
+// ValidateAll; paths start with "groups[i]"), and returns their checked
+// forms.
+func CheckAll(groups []Group) ([]Checked, error) {
+	if err := ValidateAll(groups); err != nil {
+		return nil, err
+	}
+	out := make([]Checked, len(groups))
+	for i := range groups {
+		out[i] = parsed(groups[i])
+	}
+	return out, nil
+}
+
+// CheckSet checks a set of groups that were each checked on their own
+// (Check) for what only the set can get wrong: names, and VIP, protocol
+// and port within a scope, are unique. Paths start with "groups[i]".
+func CheckSet(set []Checked) error {
+	var c checker
+	crossCheck(&c, len(set), func(i int) (*Group, netip.Addr) { return &set[i].Group, set[i].VIPAddr })
+	return c.err()
+}
+
+// parsed is the checked form of a valid group.
+func parsed(g Group) Checked {
+	c := Checked{Group: g, VIPAddr: mustAddr(g.VIP), MemberAddrs: make([]netip.Addr, len(g.Members))}
+	for i, m := range g.Members {
+		c.MemberAddrs[i] = mustAddr(m.IP)
+		if m.MAC != "" {
+			if c.MemberMACs == nil {
+				c.MemberMACs = make([]net.HardwareAddr, len(g.Members))
+			}
+			mac, err := net.ParseMAC(m.MAC)
+			if err != nil {
+				panic(fmt.Sprintf("lb: member MAC %q passed validation: %v", m.MAC, err))
+			}
+			c.MemberMACs[i] = mac
+		}
+	}
+	return c
+}
+
+func mustAddr(s string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		panic(fmt.Sprintf("lb: address %q passed validation: %v", s, err))
+	}
+	return a.Unmap()
+}
+
+// MAC is the i-th member's MAC, nil when it gives none.
+func (c *Checked) MAC(i int) net.HardwareAddr {
+	if c.MemberMACs == nil {
+		return nil
+	}
+	return c.MemberMACs[i]
+}
