@@ -1,0 +1,298 @@
+package ofctrl
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// NoTable is CT.Table when the packet is not recirculated.
+const NoTable = 0xff
+
+// ConnTrack returns a ct action in zone that does not recirculate; set
+// Table to continue the pipeline in a table after conntrack.
+func ConnTrack(zone uint16) CT { return CT{Zone: zone, Table: NoTable} }
+
+// CT sends the packet through connection tracking. Build it with
+// ConnTrack: the zero value recirculates to table 0.
+type CT struct {
+	Commit bool
+	Force  bool
+	// Table recirculates the packet to a table after conntrack; NoTable
+	// (the zero value is table 0) does not.
+	Table uint8
+	Zone  uint16
+	// ZoneSrc, when set, takes the zone from a subfield instead.
+	ZoneSrc *Subfield
+	NAT     *NAT
+	// Exec runs on committed connections: set_field on ct_mark or ct_label.
+	Exec []Action
+	Alg  uint16
+}
+
+// NAT is the nat(...) of a ct action. The zero value (no Src or Dst)
+// means "translate as the connection was translated".
+type NAT struct {
+	Src, Dst           bool
+	AddrMin, AddrMax   netip.Addr
+	PortMin, PortMax   uint16
+	Persistent, Random bool
+	Hash               bool
+}
+
+func (a CT) String() string {
+	var p []string
+	if a.Commit {
+		p = append(p, "commit")
+	}
+	if a.Force {
+		p = append(p, "force")
+	}
+	if a.Table != NoTable {
+		p = append(p, "table="+strconv.Itoa(int(a.Table)))
+	}
+	if a.ZoneSrc != nil {
+		p = append(p, "zone="+a.ZoneSrc.String())
+	} else if a.Zone != 0 {
+		p = append(p, "zone="+strconv.Itoa(int(a.Zone)))
+	}
+	if a.NAT != nil {
+		p = append(p, a.NAT.String())
+	}
+	if len(a.Exec) > 0 {
+		p = append(p, "exec("+formatActions(a.Exec)+")")
+	}
+	if a.Alg != 0 {
+		alg := strconv.Itoa(int(a.Alg))
+		switch a.Alg {
+		case 21:
+			alg = "ftp"
+		case 69:
+			alg = "tftp"
+		}
+		p = append(p, "alg="+alg)
+	}
+	return "ct(" + strings.Join(p, ",") + ")"
+}
+
+func (n *NAT) String() string {
+	if !n.Src && !n.Dst {
+		return "nat"
+	}
+	s := "nat(dst="
+	if n.Src {
+		s = "nat(src="
+	}
+	if n.AddrMin.IsValid() {
+		addr := func(a netip.Addr) string {
+			if a.Is6() && n.PortMin != 0 {
+				return "[" + a.String() + "]"
+			}
+			return a.String()
+		}
+		s += addr(n.AddrMin)
+		if n.AddrMax.IsValid() && n.AddrMax != n.AddrMin {
+			s += "-" + addr(n.AddrMax)
+		}
+		if n.PortMin != 0 {
+			s += ":" + strconv.Itoa(int(n.PortMin))
+			if n.PortMax != 0 && n.PortMax != n.PortMin {
+				s += "-" + strconv.Itoa(int(n.PortMax))
+			}
+		}
+	}
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{n.Persistent, "persistent"}, {n.Hash, "hash"}, {n.Random, "random"}} {
+		if f.on {
+			s += "," + f.name
+		}
+	}
+	return s + ")"
+}
+
+func (a CT) appendTo(b []byte) []byte {
+	b, start := nxHeader(b, nxastCT)
+	var flags uint16
+	if a.Commit {
+		flags |= 1
+	}
+	if a.Force {
+		flags |= 2
+	}
+	b = put16(b, flags)
+	if a.ZoneSrc != nil {
+		b = put32(b, a.ZoneSrc.Field.header(false))
+		b = put16(b, a.ZoneSrc.ofsNbits())
+	} else {
+		b = put32(b, 0)
+		b = put16(b, a.Zone)
+	}
+	b = append(b, a.Table, 0, 0, 0)
+	b = put16(b, a.Alg)
+	if a.NAT != nil {
+		b = a.NAT.appendTo(b)
+	}
+	for _, x := range a.Exec {
+		b = x.appendTo(b)
+	}
+	binary.BigEndian.PutUint16(b[start+2:], uint16(len(b)-start))
+	return b
+}
+
+func (n *NAT) appendTo(b []byte) []byte {
+	b, start := nxHeader(b, nxastNAT)
+	b = zeros(b, 2)
+	var flags, present uint16
+	if n.Src {
+		flags |= 1
+	}
+	if n.Dst {
+		flags |= 2
+	}
+	if n.Persistent {
+		flags |= 4
+	}
+	if n.Hash {
+		flags |= 8
+	}
+	if n.Random {
+		flags |= 16
+	}
+	var tail []byte
+	if n.AddrMin.IsValid() {
+		if n.AddrMin.Is4() {
+			present |= 1
+			tail = append(tail, n.AddrMin.AsSlice()...)
+			if n.AddrMax.IsValid() && n.AddrMax != n.AddrMin {
+				present |= 2
+				tail = append(tail, n.AddrMax.AsSlice()...)
+			}
+		} else {
+			present |= 4
+			tail = append(tail, n.AddrMin.AsSlice()...)
+			if n.AddrMax.IsValid() && n.AddrMax != n.AddrMin {
+				present |= 8
+				tail = append(tail, n.AddrMax.AsSlice()...)
+			}
+		}
+	}
+	if n.PortMin != 0 {
+		present |= 16
+		tail = put16(tail, n.PortMin)
+		if n.PortMax != 0 && n.PortMax != n.PortMin {
+			present |= 32
+			tail = put16(tail, n.PortMax)
+		}
+	}
+	b = put16(b, flags)
+	b = put16(b, present)
+	b = append(b, tail...)
+	return finishAction(b, start)
+}
+
+// CTClear clears the packet's conntrack state.
+type CTClear struct{}
+
+func (CTClear) String() string { return "ct_clear" }
+func (CTClear) appendTo(b []byte) []byte {
+	b, start := nxHeader(b, nxastCTClear)
+	return finishAction(b, start)
+}
+
+// natAction lets a decoded nat sit in a CT's action list until decodeCT
+// lifts it out.
+type natAction struct{ *NAT }
+
+func (n natAction) appendTo(b []byte) []byte { return n.NAT.appendTo(b) }
+
+func decodeNAT(body []byte) natAction {
+	flags, present := be16(body[2:]), be16(body[4:])
+	n := &NAT{Src: flags&1 != 0, Dst: flags&2 != 0, Persistent: flags&4 != 0, Hash: flags&8 != 0, Random: flags&16 != 0}
+	p := body[6:]
+	take := func(k int) []byte { v := p[:k]; p = p[k:]; return v }
+	if present&1 != 0 {
+		n.AddrMin, _ = netip.AddrFromSlice(take(4))
+	}
+	if present&2 != 0 {
+		n.AddrMax, _ = netip.AddrFromSlice(take(4))
+	}
+	if present&4 != 0 {
+		n.AddrMin, _ = netip.AddrFromSlice(take(16))
+	}
+	if present&8 != 0 {
+		n.AddrMax, _ = netip.AddrFromSlice(take(16))
+	}
+	if present&16 != 0 {
+		n.PortMin = be16(take(2))
+	}
+	if present&32 != 0 {
+		n.PortMax = be16(take(2))
+	}
+	return natAction{n}
+}
+
+func decodeCT(b, body []byte) (Action, error) {
+	flags := be16(body)
+	a := CT{Commit: flags&1 != 0, Force: flags&2 != 0, Table: body[8], Alg: be16(body[12:])}
+	if zs := be32(body[2:]); zs != 0 {
+		sf, err := subfieldFrom(zs, be16(body[6:]))
+		if err != nil {
+			return nil, err
+		}
+		a.ZoneSrc = &sf
+	} else {
+		a.Zone = be16(body[6:])
+	}
+	nested, err := decodeActions(b[24:])
+	if err != nil {
+		return nil, fmt.Errorf("ct: %w", err)
+	}
+	for _, x := range nested {
+		if n, ok := x.(natAction); ok {
+			a.NAT = n.NAT
+			continue
+		}
+		a.Exec = append(a.Exec, x)
+	}
+	return a, nil
+}
+
+// CommitDNAT is a compact form of one common ct action:
+// ct(commit,zone=Zone,nat(dst=Dst),exec(set_field:MAC->ct_label[0..47]),table=Table)
+// (without the exec when MAC is nil). It renders and encodes exactly as
+// that CT does, in a fifth of the memory, for pipelines that hold
+// hundreds of thousands of them.
+type CommitDNAT struct {
+	Zone   uint16
+	Table  uint8
+	Dst    netip.AddrPort
+	MAC    [6]byte
+	HasMAC bool
+}
+
+// labelMACMask selects ct_label bits 0-47.
+var labelMACMask = []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// SetLabelMAC writes a MAC into bits 0-47 of ct_label (in a ct action's
+// exec).
+func SetLabelMAC(mac []byte) SetField {
+	label := make([]byte, 16)
+	copy(label[10:], mac)
+	return SetField{Field: FieldCTLabel, Value: label, Mask: labelMACMask}
+}
+
+// CT expands the action.
+func (a CommitDNAT) CT() CT {
+	ct := CT{Commit: true, Zone: a.Zone, Table: a.Table, NAT: &NAT{Dst: true, AddrMin: a.Dst.Addr(), PortMin: a.Dst.Port()}}
+	if a.HasMAC {
+		ct.Exec = []Action{SetLabelMAC(a.MAC[:])}
+	}
+	return ct
+}
+
+func (a CommitDNAT) String() string           { return a.CT().String() }
+func (a CommitDNAT) appendTo(b []byte) []byte { return a.CT().appendTo(b) }

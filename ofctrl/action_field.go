@@ -1,0 +1,86 @@
+package ofctrl
+
+import "net/netip"
+
+// SetField writes a value (under an optional mask) into a field.
+type SetField struct {
+	Field *Field
+	Value []byte
+	// Mask is nil to write the whole field.
+	Mask []byte
+}
+
+// Set writes v into the whole of field f.
+func Set(f *Field, v uint64) SetField { return SetField{Field: f, Value: putUint(f.bytes, v)} }
+
+// SetMasked writes the bits of v that are set in mask into field f.
+func SetMasked(f *Field, v, mask uint64) SetField {
+	return SetField{Field: f, Value: putUint(f.bytes, v&mask), Mask: putUint(f.bytes, mask)}
+}
+
+// SetBytes writes a big-endian value into the whole of field f.
+func SetBytes(f *Field, v []byte) SetField { return SetField{Field: f, Value: pad(v, f.bytes)} }
+
+// SetAddr writes an IPv4 or IPv6 address into f4 or f6 by its family.
+func SetAddr(f4, f6 *Field, a netip.Addr) SetField {
+	if a.Is6() {
+		return SetBytes(f6, a.AsSlice())
+	}
+	return SetBytes(f4, a.AsSlice())
+}
+
+// LoadBits writes v into bits start..end of f, like ovs-ofctl's load.
+func LoadBits(f *Field, start, end int, v uint64) SetField {
+	n := end - start + 1
+	mask := (uint64(1)<<n - 1) << start
+	if n == 64 {
+		mask = ^uint64(0)
+	}
+	return SetMasked(f, v<<start, mask)
+}
+
+func (a SetField) String() string {
+	return "set_field:" + a.Field.format(a.Value, a.Mask) + "->" + a.Field.name
+}
+
+func (a SetField) appendTo(b []byte) []byte {
+	start := len(b)
+	b = put16(b, ofpatSetField)
+	b = put16(b, 0)
+	b = put32(b, a.Field.header(a.Mask != nil))
+	b = append(b, a.Value...)
+	if a.Mask != nil {
+		b = append(b, a.Mask...)
+	}
+	return finishAction(b, start)
+}
+
+// Move copies bits between fields.
+type Move struct{ Src, Dst Subfield }
+
+func (a Move) String() string { return "move:" + a.Src.String() + "->" + a.Dst.String() }
+
+// appendTo encodes OpenFlow 1.5's copy_field, which OVS wants in place of
+// Nicira's reg_move on 1.5 connections.
+func (a Move) appendTo(b []byte) []byte {
+	start := len(b)
+	b = put16(b, ofpatCopyField)
+	b = put16(b, 0)
+	b = put16(b, uint16(a.Src.NBits))
+	b = put16(b, uint16(a.Src.Start))
+	b = put16(b, uint16(a.Dst.Start))
+	b = zeros(b, 2)
+	b = put32(b, a.Src.Field.header(false))
+	b = put32(b, a.Dst.Field.header(false))
+	return finishAction(b, start)
+}
+
+// DecTTL decrements the IP TTL or hop limit.
+type DecTTL struct{}
+
+func (DecTTL) String() string { return "dec_ttl" }
+func (DecTTL) appendTo(b []byte) []byte {
+	b = put16(b, ofpatDecNwTTL)
+	b = put16(b, 8)
+	return zeros(b, 4)
+}
