@@ -112,29 +112,15 @@ func decodeAction(b []byte) (Action, error) {
 	typ := be16(b)
 	switch typ {
 	case ofpatOutput:
-		return Output{Port: be32(b[4:]), MaxLen: be16(b[8:])}, nil
+		return decodeOutput(b)
 	case ofpatGroup:
-		return ToGroup(be32(b[4:])), nil
+		return decodeToGroup(b)
 	case ofpatDecNwTTL:
 		return DecTTL{}, nil
 	case ofpatSetField:
-		h := be32(b[4:])
-		f := fieldByHeader(h)
-		if f == nil {
-			return nil, fmt.Errorf("set_field of unknown field %#x", h)
-		}
-		a := SetField{Field: f, Value: clone(b[8 : 8+f.bytes])}
-		if h&0x100 != 0 {
-			a.Mask = clone(b[8+f.bytes : 8+2*f.bytes])
-		}
-		return a, nil
+		return decodeSetField(b)
 	case ofpatCopyField:
-		nbits, srcOfs, dstOfs := be16(b[4:]), be16(b[6:]), be16(b[8:])
-		src, dst := fieldByHeader(be32(b[12:])), fieldByHeader(be32(b[16:]))
-		if src == nil || dst == nil {
-			return nil, errors.New("copy_field of unknown field")
-		}
-		return Move{Subfield{src, int(srcOfs), int(nbits)}, Subfield{dst, int(dstOfs), int(nbits)}}, nil
+		return decodeCopyField(b)
 	case ofpatExperimenter:
 		if be32(b[4:]) != nxVendor {
 			return nil, fmt.Errorf("action of experimenter %#x", be32(b[4:]))
@@ -153,34 +139,13 @@ func decodeNX(b []byte) (Action, error) {
 	case nxastCTClear:
 		return CTClear{}, nil
 	case nxastResubmitTab, nxastResubmitTCT:
-		a := Resubmit{Table: body[2], CT: sub == nxastResubmitTCT}
-		if p := be16(body); p != 0xfff8 {
-			a.Port = uint32(p)
-			if p >= 0xfff8 {
-				a.Port |= 0xffff0000
-			}
-		}
-		return a, nil
+		return decodeResubmit(sub, body)
 	case nxastRegMove:
-		nbits, srcOfs, dstOfs := be16(body), be16(body[2:]), be16(body[4:])
-		src, dst := fieldByHeader(be32(body[6:])), fieldByHeader(be32(body[10:]))
-		if src == nil || dst == nil {
-			return nil, errors.New("move of unknown field")
-		}
-		return Move{Subfield{src, int(srcOfs), int(nbits)}, Subfield{dst, int(dstOfs), int(nbits)}}, nil
+		return decodeRegMove(body)
 	case nxastOutputReg:
-		src, err := subfieldFrom(be32(body[2:]), be16(body))
-		if err != nil {
-			return nil, err
-		}
-		return OutputReg{Src: src, MaxLen: be16(body[6:])}, nil
+		return decodeOutputReg(body)
 	case nxastMultipath:
-		dst, err := subfieldFrom(be32(body[18:]), be16(body[16:]))
-		if err != nil {
-			return nil, err
-		}
-		return Multipath{Fields: be16(body), Basis: be16(body[2:]), Algorithm: be16(body[6:]),
-			MaxLink: be16(body[8:]), Arg: be32(body[10:]), Dst: dst}, nil
+		return decodeMultipath(body)
 	case nxastCT:
 		return decodeCT(b, body)
 	case nxastNAT:

@@ -1,6 +1,10 @@
 package ofctrl
 
-import "net/netip"
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
 
 // SetField writes a value (under an optional mask) into a field.
 type SetField struct {
@@ -55,6 +59,19 @@ func (a SetField) appendTo(b []byte) []byte {
 	return finishAction(b, start)
 }
 
+func decodeSetField(b []byte) (Action, error) {
+	h := be32(b[4:])
+	f := fieldByHeader(h)
+	if f == nil {
+		return nil, fmt.Errorf("set_field of unknown field %#x", h)
+	}
+	a := SetField{Field: f, Value: clone(b[8 : 8+f.bytes])}
+	if h&0x100 != 0 {
+		a.Mask = clone(b[8+f.bytes : 8+2*f.bytes])
+	}
+	return a, nil
+}
+
 // Move copies bits between fields.
 type Move struct{ Src, Dst Subfield }
 
@@ -73,6 +90,26 @@ func (a Move) appendTo(b []byte) []byte {
 	b = put32(b, a.Src.Field.header(false))
 	b = put32(b, a.Dst.Field.header(false))
 	return finishAction(b, start)
+}
+
+// decodeCopyField decodes OpenFlow 1.5's copy_field.
+func decodeCopyField(b []byte) (Action, error) {
+	nbits, srcOfs, dstOfs := be16(b[4:]), be16(b[6:]), be16(b[8:])
+	src, dst := fieldByHeader(be32(b[12:])), fieldByHeader(be32(b[16:]))
+	if src == nil || dst == nil {
+		return nil, errors.New("copy_field of unknown field")
+	}
+	return Move{Subfield{src, int(srcOfs), int(nbits)}, Subfield{dst, int(dstOfs), int(nbits)}}, nil
+}
+
+// decodeRegMove decodes Nicira's reg_move.
+func decodeRegMove(body []byte) (Action, error) {
+	nbits, srcOfs, dstOfs := be16(body), be16(body[2:]), be16(body[4:])
+	src, dst := fieldByHeader(be32(body[6:])), fieldByHeader(be32(body[10:]))
+	if src == nil || dst == nil {
+		return nil, errors.New("move of unknown field")
+	}
+	return Move{Subfield{src, int(srcOfs), int(nbits)}, Subfield{dst, int(dstOfs), int(nbits)}}, nil
 }
 
 // DecTTL decrements the IP TTL or hop limit.

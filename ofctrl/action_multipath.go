@@ -64,3 +64,12 @@ func (a Multipath) appendTo(b []byte) []byte {
 	b = put32(b, a.Dst.Field.header(false))
 	return finishAction(b, start)
 }
+
+func decodeMultipath(body []byte) (Action, error) {
+	dst, err := subfieldFrom(be32(body[18:]), be16(body[16:]))
+	if err != nil {
+		return nil, err
+	}
+	return Multipath{Fields: be16(body), Basis: be16(body[2:]), Algorithm: be16(body[6:]),
+		MaxLink: be16(body[8:]), Arg: be32(body[10:]), Dst: dst}, nil
+}

@@ -41,6 +41,10 @@ func (a Output) appendTo(b []byte) []byte {
 	return zeros(b, 6)
 }
 
+func decodeOutput(b []byte) (Action, error) {
+	return Output{Port: be32(b[4:]), MaxLen: be16(b[8:])}, nil
+}
+
 // ToGroup sends the packet to a group.
 type ToGroup uint32
 
@@ -49,6 +53,10 @@ func (a ToGroup) appendTo(b []byte) []byte {
 	b = put16(b, ofpatGroup)
 	b = put16(b, 8)
 	return put32(b, uint32(a))
+}
+
+func decodeToGroup(b []byte) (Action, error) {
+	return ToGroup(be32(b[4:])), nil
 }
 
 // OutputReg outputs to the port number held in a subfield.
@@ -64,6 +72,14 @@ func (a OutputReg) appendTo(b []byte) []byte {
 	b = put32(b, a.Src.Field.header(false))
 	b = put16(b, a.MaxLen)
 	return finishAction(b, start)
+}
+
+func decodeOutputReg(body []byte) (Action, error) {
+	src, err := subfieldFrom(be32(body[2:]), be16(body))
+	if err != nil {
+		return nil, err
+	}
+	return OutputReg{Src: src, MaxLen: be16(body[6:])}, nil
 }
 
 // PacketInReason is the reason a Controller action gives. The zero value

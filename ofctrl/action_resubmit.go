@@ -40,3 +40,14 @@ func (a Resubmit) appendTo(b []byte) []byte {
 	b = append(b, a.Table)
 	return finishAction(b, start)
 }
+
+func decodeResubmit(sub uint16, body []byte) (Action, error) {
+	a := Resubmit{Table: body[2], CT: sub == nxastResubmitTCT}
+	if p := be16(body); p != 0xfff8 {
+		a.Port = uint32(p)
+		if p >= 0xfff8 {
+			a.Port |= 0xffff0000
+		}
+	}
+	return a, nil
+}
