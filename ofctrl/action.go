@@ -84,19 +84,39 @@ func appendActions(b []byte, as []Action) []byte {
 	return b
 }
 
-// Decoding, for flow and group statistics.
+// Decoding, for flow and group statistics. The switch's bytes are not
+// trusted: each decoder checks that what it reads is there, so a short or
+// malformed action is an error naming the action, never a panic
+// (FuzzDecodeActions holds them to it).
 
+// errShort is what the error of an action cut short wraps.
 var errShort = errors.New("truncated action")
 
+// nxHeaderLen is the length of a Nicira action's header: type, length,
+// vendor and subtype.
+const nxHeaderLen = 10
+
+// need returns an error unless action b, named name, holds n bytes.
+func need(name string, b []byte, n int) error {
+	if len(b) < n {
+		return fmt.Errorf("%s action of %d bytes, want at least %d: %w", name, len(b), n, errShort)
+	}
+	return nil
+}
+
+// decodeActions decodes a list of actions, each a multiple of 8 bytes long.
 func decodeActions(b []byte) ([]Action, error) {
 	var out []Action
 	for len(b) > 0 {
 		if len(b) < 4 {
-			return nil, errShort
+			return nil, fmt.Errorf("action header of %d bytes: %w", len(b), errShort)
 		}
-		n := int(be16(b[2:]))
-		if n < 8 || n > len(b) {
-			return nil, fmt.Errorf("action length %d of %d bytes", n, len(b))
+		typ, n := be16(b), int(be16(b[2:]))
+		if n < 8 || n%8 != 0 {
+			return nil, fmt.Errorf("action type %d: length %d is not a positive multiple of 8", typ, n)
+		}
+		if n > len(b) {
+			return nil, fmt.Errorf("action type %d: length %d past the end of %d bytes: %w", typ, n, len(b), errShort)
 		}
 		a, err := decodeAction(b[:n])
 		if err != nil {
@@ -108,7 +128,11 @@ func decodeActions(b []byte) ([]Action, error) {
 	return out, nil
 }
 
+// decodeAction decodes one action of exactly len(b) bytes.
 func decodeAction(b []byte) (Action, error) {
+	if err := need("OpenFlow", b, 8); err != nil {
+		return nil, err
+	}
 	typ := be16(b)
 	switch typ {
 	case ofpatOutput:
@@ -132,28 +156,32 @@ func decodeAction(b []byte) (Action, error) {
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
 
+// decodeNX decodes a Nicira action. Each decoder gets the whole action
+// and checks its length.
 func decodeNX(b []byte) (Action, error) {
+	if err := need("Nicira", b, nxHeaderLen); err != nil {
+		return nil, err
+	}
 	sub := be16(b[8:])
-	body := b[10:]
 	switch sub {
 	case nxastCTClear:
 		return CTClear{}, nil
 	case nxastResubmitTab, nxastResubmitTCT:
-		return decodeResubmit(sub, body)
+		return decodeResubmit(b)
 	case nxastRegMove:
-		return decodeRegMove(body)
+		return decodeRegMove(b)
 	case nxastOutputReg:
-		return decodeOutputReg(body)
+		return decodeOutputReg(b)
 	case nxastMultipath:
-		return decodeMultipath(body)
+		return decodeMultipath(b)
 	case nxastCT:
-		return decodeCT(b, body)
+		return decodeCT(b)
 	case nxastNAT:
-		return decodeNAT(body), nil
+		return decodeNAT(b)
 	case nxastController2:
-		return decodeController2(body[6:])
+		return decodeController2(b)
 	case nxastLearn:
-		return decodeLearn(body)
+		return decodeLearn(b)
 	}
 	return nil, fmt.Errorf("unsupported Nicira action %d", sub)
 }

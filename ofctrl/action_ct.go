@@ -209,8 +209,30 @@ type natAction struct{ *NAT }
 
 func (n natAction) appendTo(b []byte) []byte { return n.NAT.appendTo(b) }
 
-func decodeNAT(body []byte) natAction {
+// decodeNAT decodes nx_action_nat: pad[2], flags, range_present, then
+// the range's parts that range_present names, in order: IPv4 minimum and
+// maximum, IPv6 minimum and maximum, port minimum and maximum.
+func decodeNAT(b []byte) (Action, error) {
+	if err := need("nat", b, nxHeaderLen+6); err != nil {
+		return nil, err
+	}
+	body := b[nxHeaderLen:]
 	flags, present := be16(body[2:]), be16(body[4:])
+	if present&(1|2) != 0 && present&(4|8) != 0 {
+		return nil, fmt.Errorf("nat: range of both IPv4 and IPv6 addresses (range_present %#x)", present)
+	}
+	want := nxHeaderLen + 6
+	for _, r := range []struct {
+		bit uint16
+		n   int
+	}{{1, 4}, {2, 4}, {4, 16}, {8, 16}, {16, 2}, {32, 2}} {
+		if present&r.bit != 0 {
+			want += r.n
+		}
+	}
+	if err := need("nat", b, want); err != nil {
+		return nil, err
+	}
 	n := &NAT{Src: flags&1 != 0, Dst: flags&2 != 0, Persistent: flags&4 != 0, Hash: flags&8 != 0, Random: flags&16 != 0}
 	p := body[6:]
 	take := func(k int) []byte { v := p[:k]; p = p[k:]; return v }
@@ -232,16 +254,23 @@ func decodeNAT(body []byte) natAction {
 	if present&32 != 0 {
 		n.PortMax = be16(take(2))
 	}
-	return natAction{n}
+	return natAction{n}, nil
 }
 
-func decodeCT(b, body []byte) (Action, error) {
+// decodeCT decodes nx_action_conntrack: flags, zone_src, zone_ofs_nbits
+// (or the zone), recirc_table, pad[3], alg, then nested actions (a nat,
+// and the exec actions).
+func decodeCT(b []byte) (Action, error) {
+	if err := need("ct", b, 24); err != nil {
+		return nil, err
+	}
+	body := b[nxHeaderLen:]
 	flags := be16(body)
 	a := CT{Commit: flags&1 != 0, Force: flags&2 != 0, Table: body[8], Alg: be16(body[12:])}
 	if zs := be32(body[2:]); zs != 0 {
 		sf, err := subfieldFrom(zs, be16(body[6:]))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("ct zone: %w", err)
 		}
 		a.ZoneSrc = &sf
 	} else {

@@ -59,14 +59,30 @@ func (a SetField) appendTo(b []byte) []byte {
 	return finishAction(b, start)
 }
 
+// decodeSetField decodes ofp_action_set_field: an OXM header, the value,
+// the mask if the header says so, and padding.
 func decodeSetField(b []byte) (Action, error) {
+	if err := need("set_field", b, 8); err != nil {
+		return nil, err
+	}
 	h := be32(b[4:])
 	f := fieldByHeader(h)
 	if f == nil {
 		return nil, fmt.Errorf("set_field of unknown field %#x", h)
 	}
+	masked := h&0x100 != 0
+	n := f.bytes
+	if masked {
+		n *= 2
+	}
+	if l := int(h & 0xff); l != n {
+		return nil, fmt.Errorf("set_field of %s: OXM length %d, want %d", f.name, l, n)
+	}
+	if err := need("set_field", b, 8+n); err != nil {
+		return nil, err
+	}
 	a := SetField{Field: f, Value: clone(b[8 : 8+f.bytes])}
-	if h&0x100 != 0 {
+	if masked {
 		a.Mask = clone(b[8+f.bytes : 8+2*f.bytes])
 	}
 	return a, nil
@@ -92,8 +108,12 @@ func (a Move) appendTo(b []byte) []byte {
 	return finishAction(b, start)
 }
 
-// decodeCopyField decodes OpenFlow 1.5's copy_field.
+// decodeCopyField decodes OpenFlow 1.5's copy_field: n_bits, src_offset,
+// dst_offset, pad[2], then the source's and destination's OXM headers.
 func decodeCopyField(b []byte) (Action, error) {
+	if err := need("copy_field", b, 20); err != nil {
+		return nil, err
+	}
 	nbits, srcOfs, dstOfs := be16(b[4:]), be16(b[6:]), be16(b[8:])
 	src, dst := fieldByHeader(be32(b[12:])), fieldByHeader(be32(b[16:]))
 	if src == nil || dst == nil {
@@ -102,8 +122,13 @@ func decodeCopyField(b []byte) (Action, error) {
 	return Move{Subfield{src, int(srcOfs), int(nbits)}, Subfield{dst, int(dstOfs), int(nbits)}}, nil
 }
 
-// decodeRegMove decodes Nicira's reg_move.
-func decodeRegMove(body []byte) (Action, error) {
+// decodeRegMove decodes Nicira's reg_move: n_bits, src_ofs, dst_ofs,
+// then the source's and destination's NXM headers.
+func decodeRegMove(b []byte) (Action, error) {
+	if err := need("reg_move", b, 24); err != nil {
+		return nil, err
+	}
+	body := b[nxHeaderLen:]
 	nbits, srcOfs, dstOfs := be16(body), be16(body[2:]), be16(body[4:])
 	src, dst := fieldByHeader(be32(body[6:])), fieldByHeader(be32(body[10:]))
 	if src == nil || dst == nil {

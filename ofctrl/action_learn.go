@@ -165,7 +165,14 @@ func (a Learn) appendTo(b []byte) []byte {
 	return finishAction(b, start)
 }
 
-func decodeLearn(body []byte) (Action, error) {
+// decodeLearn decodes nx_action_learn: idle_timeout, hard_timeout,
+// priority, cookie, flags, table_id, pad, fin_idle_timeout,
+// fin_hard_timeout, then flow_mod_specs up to a zero header or the end.
+func decodeLearn(b []byte) (Action, error) {
+	if err := need("learn", b, nxHeaderLen+22); err != nil {
+		return nil, err
+	}
+	body := b[nxHeaderLen:]
 	a := Learn{IdleTimeout: be16(body), HardTimeout: be16(body[2:]), Priority: be16(body[4:]),
 		Cookie: be64(body[6:]), Table: body[16], FinIdleTimeout: be16(body[18:]), FinHardTimeout: be16(body[20:])}
 	flags := be16(body[14:])
@@ -177,27 +184,45 @@ func decodeLearn(body []byte) (Action, error) {
 			break
 		}
 		p = p[2:]
+		i := len(a.Specs)
 		s := LearnSpec{kind: h & (3 << 11)}
 		nbits := int(h & 0x7ff)
+		switch {
+		case s.kind != learnMatch && s.kind != learnLoad && s.kind != learnOutput:
+			return nil, fmt.Errorf("learn: spec %d of reserved kind %d", i, s.kind>>11)
+		case nbits == 0:
+			return nil, fmt.Errorf("learn: spec %d of 0 bits", i)
+		case s.kind == learnOutput && h&learnImm != 0:
+			return nil, fmt.Errorf("learn: spec %d outputs to an immediate value", i)
+		}
+		// subfield reads an NXM header and an offset.
+		subfield := func(what string) (Subfield, error) {
+			if len(p) < 6 {
+				return Subfield{}, fmt.Errorf("learn: spec %d's %s of %d bytes, want 6: %w", i, what, len(p), errShort)
+			}
+			f := fieldByHeader(be32(p))
+			if f == nil {
+				return Subfield{}, fmt.Errorf("learn: spec %d's %s: unknown field %#x", i, what, be32(p))
+			}
+			sf := Subfield{f, int(be16(p[4:])), nbits}
+			p = p[6:]
+			return sf, nil
+		}
+		var err error
 		if h&learnImm != 0 {
 			k := 2 * ((nbits + 15) / 16)
+			if len(p) < k {
+				return nil, fmt.Errorf("learn: spec %d's value of %d bytes, want %d: %w", i, len(p), k, errShort)
+			}
 			s.Value = clone(p[:k])
 			p = p[k:]
-		} else {
-			f := fieldByHeader(be32(p))
-			if f == nil {
-				return nil, fmt.Errorf("learn: unknown field %#x", be32(p))
-			}
-			s.Src = Subfield{f, int(be16(p[4:])), nbits}
-			p = p[6:]
+		} else if s.Src, err = subfield("source"); err != nil {
+			return nil, err
 		}
 		if s.kind != learnOutput {
-			f := fieldByHeader(be32(p))
-			if f == nil {
-				return nil, fmt.Errorf("learn: unknown field %#x", be32(p))
+			if s.Dst, err = subfield("destination"); err != nil {
+				return nil, err
 			}
-			s.Dst = Subfield{f, int(be16(p[4:])), nbits}
-			p = p[6:]
 		}
 		a.Specs = append(a.Specs, s)
 	}

@@ -65,10 +65,16 @@ func (a Multipath) appendTo(b []byte) []byte {
 	return finishAction(b, start)
 }
 
-func decodeMultipath(body []byte) (Action, error) {
+// decodeMultipath decodes nx_action_multipath: fields, basis, pad,
+// algorithm, max_link, arg, pad, ofs_nbits, dst.
+func decodeMultipath(b []byte) (Action, error) {
+	if err := need("multipath", b, 32); err != nil {
+		return nil, err
+	}
+	body := b[nxHeaderLen:]
 	dst, err := subfieldFrom(be32(body[18:]), be16(body[16:]))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("multipath: %w", err)
 	}
 	return Multipath{Fields: be16(body), Basis: be16(body[2:]), Algorithm: be16(body[6:]),
 		MaxLink: be16(body[8:]), Arg: be32(body[10:]), Dst: dst}, nil

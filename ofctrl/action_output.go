@@ -1,7 +1,6 @@
 package ofctrl
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -41,7 +40,11 @@ func (a Output) appendTo(b []byte) []byte {
 	return zeros(b, 6)
 }
 
+// decodeOutput decodes ofp_action_output: port, max_len, pad[6].
 func decodeOutput(b []byte) (Action, error) {
+	if err := need("output", b, 16); err != nil {
+		return nil, err
+	}
 	return Output{Port: be32(b[4:]), MaxLen: be16(b[8:])}, nil
 }
 
@@ -55,7 +58,11 @@ func (a ToGroup) appendTo(b []byte) []byte {
 	return put32(b, uint32(a))
 }
 
+// decodeToGroup decodes ofp_action_group: group_id.
 func decodeToGroup(b []byte) (Action, error) {
+	if err := need("group", b, 8); err != nil {
+		return nil, err
+	}
 	return ToGroup(be32(b[4:])), nil
 }
 
@@ -74,10 +81,16 @@ func (a OutputReg) appendTo(b []byte) []byte {
 	return finishAction(b, start)
 }
 
-func decodeOutputReg(body []byte) (Action, error) {
+// decodeOutputReg decodes nx_action_output_reg: ofs_nbits, src,
+// max_len, zero[6].
+func decodeOutputReg(b []byte) (Action, error) {
+	if err := need("output_reg", b, 24); err != nil {
+		return nil, err
+	}
+	body := b[nxHeaderLen:]
 	src, err := subfieldFrom(be32(body[2:]), be16(body))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("output_reg: %w", err)
 	}
 	return OutputReg{Src: src, MaxLen: be16(body[6:])}, nil
 }
@@ -179,14 +192,33 @@ func (a Controller) appendTo(b []byte) []byte {
 	return finishAction(b, start)
 }
 
-func decodeController2(p []byte) (Action, error) {
+// decodeController2 decodes nx_action_controller2: pad[6], then
+// properties, each type, length, value and padding to 8 bytes.
+func decodeController2(b []byte) (Action, error) {
+	if err := need("controller2", b, nxHeaderLen+6); err != nil {
+		return nil, err
+	}
+	p := b[nxHeaderLen+6:]
 	a := Controller{Reason: ReasonAction}
 	for len(p) >= 4 {
 		typ, n := be16(p), int(be16(p[2:]))
-		if n < 4 || n > len(p) {
-			return nil, errors.New("controller2: bad property length")
+		if n < 4 {
+			return nil, fmt.Errorf("controller2: property %d of length %d", typ, n)
+		}
+		if n > len(p) {
+			return nil, fmt.Errorf("controller2: property %d of length %d past the end of %d bytes: %w", typ, n, len(p), errShort)
 		}
 		v := p[4:n]
+		want := 0 // bytes of value the property's decoding reads
+		switch typ {
+		case 0, 1:
+			want = 2
+		case 2:
+			want = 1
+		}
+		if len(v) < want {
+			return nil, fmt.Errorf("controller2: property %d of %d bytes, want %d: %w", typ, len(v), want, errShort)
+		}
 		switch typ {
 		case 0:
 			a.MaxLen = be16(v)

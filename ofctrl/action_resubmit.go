@@ -41,8 +41,13 @@ func (a Resubmit) appendTo(b []byte) []byte {
 	return finishAction(b, start)
 }
 
-func decodeResubmit(sub uint16, body []byte) (Action, error) {
-	a := Resubmit{Table: body[2], CT: sub == nxastResubmitTCT}
+// decodeResubmit decodes nx_action_resubmit: in_port, table, pad[3].
+func decodeResubmit(b []byte) (Action, error) {
+	if err := need("resubmit", b, 16); err != nil {
+		return nil, err
+	}
+	body := b[nxHeaderLen:]
+	a := Resubmit{Table: body[2], CT: be16(b[8:]) == nxastResubmitTCT}
 	if p := be16(body); p != 0xfff8 {
 		a.Port = uint32(p)
 		if p >= 0xfff8 {

@@ -27,3 +27,12 @@ func RoundTripGroup(g *Group) (*Group, error) {
 	binary.BigEndian.PutUint16(desc, uint16(len(desc)))
 	return decodeGroupDesc(desc)
 }
+
+// DecodeActions decodes an action list as flow and group dumps do.
+func DecodeActions(b []byte) ([]Action, error) { return decodeActions(b) }
+
+// AppendActions encodes an action list as flow and group mods do.
+func AppendActions(b []byte, as []Action) []byte { return appendActions(b, as) }
+
+// ErrShortAction is what a truncated action's error wraps.
+var ErrShortAction = errShort
