@@ -33,14 +33,22 @@ func SetAddr(f4, f6 *Field, a netip.Addr) SetField {
 	return SetBytes(f4, a.AsSlice())
 }
 
-// LoadBits writes v into bits start..end of f, like ovs-ofctl's load.
+// LoadBits writes v into bits start..end of f, like ovs-ofctl's load: at
+// most 64 bits, anywhere in the field (ct_label's bits 64..127 too).
 func LoadBits(f *Field, start, end int, v uint64) SetField {
-	n := end - start + 1
-	mask := (uint64(1)<<n - 1) << start
-	if n == 64 {
-		mask = ^uint64(0)
+	value, mask := make([]byte, f.bytes), make([]byte, f.bytes)
+	for i := 0; i <= end-start && i < 64; i++ {
+		bit := start + i
+		if bit >= 8*f.bytes {
+			break
+		}
+		k, m := f.bytes-1-bit/8, byte(1)<<(bit%8)
+		mask[k] |= m
+		if v>>i&1 != 0 {
+			value[k] |= m
+		}
 	}
-	return SetMasked(f, v<<start, mask)
+	return SetField{Field: f, Value: value, Mask: mask}
 }
 
 func (a SetField) String() string {

@@ -139,3 +139,27 @@ func TestDecodeActionsEmpty(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, as)
 }
+
+func TestLoadBits(t *testing.T) {
+	tests := []struct {
+		a    SetField
+		want string
+	}{
+		{LoadBits(Reg(4), 5, 5, 1), "set_field:0x20/0x20->reg4"},
+		{LoadBits(Reg(4), 0, 31, 0x1234), "set_field:0x1234->reg4"},
+		{LoadBits(Reg(4), 8, 15, 0x1ff), "set_field:0xff00/0xff00->reg4"},
+		{LoadBits(FieldMetadata, 0, 63, 7), "set_field:0x7->metadata"},
+		{LoadBits(FieldCTLabel, 0, 47, 0x2000a00000b), "set_field:0x2000a00000b/0xffffffffffff->ct_label"},
+		{LoadBits(FieldCTLabel, 32, 63, 1), "set_field:0x100000000/0xffffffff00000000->ct_label"},
+		// Past bit 63 of a wide field.
+		{LoadBits(FieldCTLabel, 100, 103, 5), "set_field:0x50000000000000000000000000/0xf0000000000000000000000000->ct_label"},
+		{LoadBits(FieldCTLabel, 64, 127, 3), "set_field:0x30000000000000000/0xffffffffffffffff0000000000000000->ct_label"},
+		{LoadBits(FieldIPv6Dst, 120, 127, 0xfd), "set_field:fd00::/8->ipv6_dst"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, tt.a.String())
+		got, err := DecodeActions(AppendActions(nil, []Action{tt.a}))
+		require.NoError(t, err, tt.want)
+		assert.Equal(t, tt.want, formatList(got))
+	}
+}
