@@ -325,3 +325,36 @@ func (a CommitDNAT) CT() CT {
 
 func (a CommitDNAT) String() string           { return a.CT().String() }
 func (a CommitDNAT) appendTo(b []byte) []byte { return a.CT().appendTo(b) }
+
+// CTCommitNAT is a compact form of a ct action that commits the connection
+// with destination NAT and may write bits of its label:
+//
+//	ct(commit,table=Table,zone=Zone,nat(dst=Dst),exec(set_field:VALUE/MASK->ct_label))
+//
+// The exec, there when LabelBits is not 0, writes Label into ct_label bits
+// LabelStart..LabelStart+LabelBits-1, as LoadBits does (at most 64 bits).
+// Table is as in CT (NoTable does not recirculate); a Dst without a port
+// translates the address only. It renders and encodes exactly as that CT
+// does, in a fifth of the memory (48 bytes), for pipelines that hold
+// hundreds of thousands of them; read back from the switch, it is that CT.
+type CTCommitNAT struct {
+	Zone  uint16
+	Table uint8
+	// LabelStart and LabelBits are the ct_label bits the exec writes.
+	LabelStart, LabelBits uint8
+	Dst                   netip.AddrPort
+	Label                 uint64
+}
+
+// CT expands the action.
+func (a CTCommitNAT) CT() CT {
+	ct := CT{Commit: true, Zone: a.Zone, Table: a.Table, NAT: &NAT{Dst: true, AddrMin: a.Dst.Addr(), PortMin: a.Dst.Port()}}
+	if a.LabelBits != 0 {
+		start := int(a.LabelStart)
+		ct.Exec = []Action{LoadBits(FieldCTLabel, start, start+int(a.LabelBits)-1, a.Label)}
+	}
+	return ct
+}
+
+func (a CTCommitNAT) String() string           { return a.CT().String() }
+func (a CTCommitNAT) appendTo(b []byte) []byte { return a.CT().appendTo(b) }
