@@ -673,17 +673,27 @@ func (c *compiler) commitActions(g Group, m Member, ps PortSpec, mac net.Hardwar
 		ct := of.ConnTrack(c.cfg.ZoneOf(g.Scope))
 		ct.Commit, ct.Table = true, c.t(TableToMember)
 		if mac != nil {
-			ct.Exec = []of.Action{of.SetLabelMAC(mac)}
+			ct.Exec = []of.Action{of.LoadBits(of.FieldCTLabel, 0, 47, labelMAC(mac))}
 		}
 		return []of.Action{ct}
 	}
-	a := of.CommitDNAT{Zone: c.cfg.ZoneOf(g.Scope), Table: c.t(TableToMember),
+	a := of.CTCommitNAT{Zone: c.cfg.ZoneOf(g.Scope), Table: c.t(TableToMember),
 		Dst: netip.AddrPortFrom(netip.MustParseAddr(m.IP).Unmap(), targetPort(ps, m))}
 	if mac != nil {
-		copy(a.MAC[:], mac)
-		a.HasMAC = true
+		a.Label, a.LabelBits = labelMAC(mac), 48
 	}
 	return []of.Action{a}
+}
+
+// labelMAC is a MAC as the value of the connection label's bits 0..47.
+func labelMAC(mac net.HardwareAddr) uint64 {
+	var b [6]byte
+	copy(b[:], mac)
+	var v uint64
+	for _, x := range b {
+		v = v<<8 | uint64(x)
+	}
+	return v
 }
 
 // MaxLearnedIdle is the longest idle timeout OpenFlow gives a flow; the
@@ -846,11 +856,11 @@ func memberKeyOf(a of.Action) (uint64, bool) {
 	return k, true
 }
 
-// natTarget is the address a bucket's commit translates to: a CommitDNAT
+// natTarget is the address a bucket's commit translates to: a CTCommitNAT
 // that the compiler made, or the CT the switch reported.
 func natTarget(a of.Action) (netip.AddrPort, bool) {
 	switch a := a.(type) {
-	case of.CommitDNAT:
+	case of.CTCommitNAT:
 		return a.Dst, true
 	case of.CT:
 		if a.NAT != nil && a.NAT.AddrMin.IsValid() {
