@@ -29,7 +29,7 @@ func seedActions() []Action {
 	mac := []byte{2, 0, 0xa, 0, 0, 0xb}
 	labelled := ConnTrack(65000)
 	labelled.Commit, labelled.Table = true, 30
-	labelled.Exec = []Action{SetLabelMAC(mac)}
+	labelled.Exec = []Action{LoadBits(FieldCTLabel, 0, 47, 0x2000a00000b)}
 	hairpin := ConnTrack(65001)
 	hairpin.Commit, hairpin.Table = true, 40
 	hairpin.NAT = &NAT{Src: true, AddrMin: netip.MustParseAddr("10.96.0.1")}
@@ -48,8 +48,8 @@ func seedActions() []Action {
 		}})
 	}
 	return append(as,
-		CommitDNAT{Zone: 65000, Table: 30, Dst: dcn, MAC: [6]byte(mac), HasMAC: true},
-		CommitDNAT{Zone: 65000, Table: 30, Dst: dcn6},
+		CTCommitNAT{Zone: 65000, Table: 30, Dst: dcn, Label: 0x2000a00000b, LabelBits: 48},
+		CTCommitNAT{Zone: 65000, Table: 30, Dst: dcn6},
 		labelled, hairpin, lookup,
 		Move{Src: All(L4PortField(ProtoTCP, true)), Dst: Sub(Reg(8), 0, 15)},
 		Move{Src: Sub(FieldCTLabel, 0, 47), Dst: All(FieldEthDst)},

@@ -58,15 +58,6 @@ func TestParseFlags(t *testing.T) {
 	assert.Error(t, err)
 }
 
-func TestCommitDNATIsCT(t *testing.T) {
-	a := CommitDNAT{Zone: 9, Table: 3, Dst: netip.MustParseAddrPort("10.0.0.11:8080"), MAC: [6]byte{2, 0, 0, 0, 0, 0xb}, HasMAC: true}
-	assert.Equal(t, "ct(commit,table=3,zone=9,nat(dst=10.0.0.11:8080),exec(set_field:0x2000000000b/0xffffffffffff->ct_label))", a.String())
-	g := NewGroup(1, GroupSelect).Bucket(0, 1, a)
-	back, err := RoundTripGroup(g)
-	require.NoError(t, err)
-	assert.Equal(t, g.String(), back.String(), "it encodes as the CT it stands for")
-}
-
 func TestSlotGroupIsItsBuckets(t *testing.T) {
 	a, b := []Action{OutputPort(1)}, []Action{OutputPort(2)}
 	compact := &Group{ID: 4, Type: GroupSelect, Slots: []uint16{0, 1, 1, 0}, SlotActions: [][]Action{a, b}}
