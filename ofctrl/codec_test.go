@@ -3,6 +3,7 @@ package ofctrl_test
 import (
 	"net/netip"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -57,15 +58,6 @@ func TestParseFlags(t *testing.T) {
 	assert.Error(t, err)
 }
 
-func TestCommitDNATIsCT(t *testing.T) {
-	a := CommitDNAT{Zone: 9, Table: 3, Dst: netip.MustParseAddrPort("10.0.0.11:8080"), MAC: [6]byte{2, 0, 0, 0, 0, 0xb}, HasMAC: true}
-	assert.Equal(t, "ct(commit,table=3,zone=9,nat(dst=10.0.0.11:8080),exec(set_field:0x2000000000b/0xffffffffffff->ct_label))", a.String())
-	g := NewGroup(1, GroupSelect).Bucket(0, 1, a)
-	back, err := RoundTripGroup(g)
-	require.NoError(t, err)
-	assert.Equal(t, g.String(), back.String(), "it encodes as the CT it stands for")
-}
-
 func TestSlotGroupIsItsBuckets(t *testing.T) {
 	a, b := []Action{OutputPort(1)}, []Action{OutputPort(2)}
 	compact := &Group{ID: 4, Type: GroupSelect, Slots: []uint16{0, 1, 1, 0}, SlotActions: [][]Action{a, b}}
@@ -75,4 +67,30 @@ func TestSlotGroupIsItsBuckets(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, full.String(), back.String(), "it encodes as the buckets it stands for")
 	assert.Equal(t, 4, back.NumBuckets())
+}
+
+func TestCTCommitNATIsCT(t *testing.T) {
+	dst := netip.MustParseAddrPort("10.0.0.11:8080")
+	tests := []struct {
+		a    CTCommitNAT
+		want string
+	}{
+		{CTCommitNAT{Zone: 9, Table: 3, Dst: dst, Label: 0x2000000000b, LabelBits: 48},
+			"ct(commit,table=3,zone=9,nat(dst=10.0.0.11:8080),exec(set_field:0x2000000000b/0xffffffffffff->ct_label))"},
+		{CTCommitNAT{Zone: 9, Table: 3, Dst: dst},
+			"ct(commit,table=3,zone=9,nat(dst=10.0.0.11:8080))"},
+		{CTCommitNAT{Zone: 1, Table: NoTable, Dst: netip.AddrPortFrom(dcn2, 0), Label: 5, LabelStart: 100, LabelBits: 4},
+			"ct(commit,zone=1,nat(dst=10.0.0.12),exec(set_field:0x50000000000000000000000000/0xf0000000000000000000000000->ct_label))"},
+		{CTCommitNAT{Zone: 65000, Table: 30, Dst: netip.MustParseAddrPort("[fd00::11]:80"), Label: 1, LabelStart: 127, LabelBits: 1},
+			"ct(commit,table=30,zone=65000,nat(dst=[fd00::11]:80),exec(set_field:0x80000000000000000000000000000000/0x80000000000000000000000000000000->ct_label))"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, tt.a.String())
+		assert.Equal(t, tt.want, tt.a.CT().String())
+		g := NewGroup(1, GroupSelect).Bucket(0, 1, tt.a)
+		back, err := RoundTripGroup(g)
+		require.NoError(t, err)
+		assert.Equal(t, g.String(), back.String(), "it encodes as the CT it stands for")
+	}
+	assert.LessOrEqual(t, unsafe.Sizeof(CTCommitNAT{}), uintptr(48), "compact: pipelines hold one a member")
 }

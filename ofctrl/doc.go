@@ -62,5 +62,9 @@
 // Nicira actions the pipeline uses (multipath, ct_clear) and its flow mod
 // writes out_port in place of out_group. On OpenFlow 1.5, OVS wants
 // copy_field for "move" and reports registers as 64-bit xregs; both are
-// handled here.
+// handled here. The decoders trust no length the switch sends: a short or
+// malformed action, flow or group is an error that names it, never a panic
+// (FuzzDecodeActions, FuzzDecodeFlowDesc and FuzzDecodeGroupDesc hold them
+// to that). Actions live in action_*.go by family, each encoder beside its
+// decoder.
 package ofctrl

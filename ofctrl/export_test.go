@@ -1,6 +1,9 @@
 package ofctrl
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // RoundTripFlow encodes a flow's match and instructions as a flow mod does
 // and decodes them as a flow dump does.
@@ -14,7 +17,10 @@ func RoundTripFlow(f *Flow) (*Flow, error) {
 }
 
 // RoundTripGroup encodes a group add and decodes it as a group dump does.
-func RoundTripGroup(g *Group) (*Group, error) {
+func RoundTripGroup(g *Group) (*Group, error) { return decodeGroupDesc(GroupDesc(g)) }
+
+// GroupDesc encodes a group as a group dump's ofp_group_desc.
+func GroupDesc(g *Group) []byte {
 	mod := g.Add().appendTo(nil, 1)
 	// ofp_group_mod after its header: command, type, pad, group_id,
 	// bucket_array_len, pad[2], command_bucket_id; ofp_group_desc:
@@ -25,5 +31,45 @@ func RoundTripGroup(g *Group) (*Group, error) {
 	copy(desc[8:10], mod[16:18])
 	desc = append(desc, mod[24:]...)
 	binary.BigEndian.PutUint16(desc, uint16(len(desc)))
-	return decodeGroupDesc(desc)
+	return desc
 }
+
+// DecodeGroupDesc decodes an ofp_group_desc as DumpGroups does.
+func DecodeGroupDesc(b []byte) (*Group, error) { return decodeGroupDesc(b) }
+
+// FlowDesc encodes a flow as a flow dump's ofp_flow_desc, with a duration
+// of 1.5 s and a packet count of 7.
+func FlowDesc(f *Flow) []byte {
+	b := make([]byte, 24)
+	b[4] = f.Table
+	binary.BigEndian.PutUint16(b[6:], f.Priority)
+	binary.BigEndian.PutUint16(b[8:], f.IdleTimeout)
+	binary.BigEndian.PutUint16(b[10:], f.HardTimeout)
+	binary.BigEndian.PutUint64(b[16:], f.Cookie)
+	b = f.Match.appendTo(b)
+	// ofp_stats: reserved, length, OXS duration and packet_count.
+	s := len(b)
+	b = put32(b, 0)
+	b = put32(b, 0x80020008) // OFPXST_OFB_DURATION
+	b = put32(b, 1)
+	b = put32(b, uint32(500*time.Millisecond))
+	b = put32(b, 0x80020808) // OFPXST_OFB_PACKET_COUNT
+	b = put64(b, 7)
+	binary.BigEndian.PutUint16(b[s+2:], uint16(len(b)-s))
+	b = zeros(b, pad8(len(b)-s)-(len(b)-s))
+	b = f.appendInstructions(b)
+	binary.BigEndian.PutUint16(b, uint16(len(b)))
+	return b
+}
+
+// DecodeFlowDesc decodes an ofp_flow_desc as DumpFlows does.
+func DecodeFlowDesc(b []byte) (FlowStats, error) { return decodeFlowDesc(b) }
+
+// DecodeActions decodes an action list as flow and group dumps do.
+func DecodeActions(b []byte) ([]Action, error) { return decodeActions(b) }
+
+// AppendActions encodes an action list as flow and group mods do.
+func AppendActions(b []byte, as []Action) []byte { return appendActions(b, as) }
+
+// ErrShortAction is what a truncated action's error wraps.
+var ErrShortAction = errShort

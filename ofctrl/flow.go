@@ -326,8 +326,8 @@ func decodeMatch(b []byte, strict bool) (Match, int, error) {
 		return m, 0, errors.New("not an OXM match")
 	}
 	n := int(be16(b[2:]))
-	if n < 4 || n > len(b) {
-		return m, 0, fmt.Errorf("match length %d of %d bytes", n, len(b))
+	if n < 4 || pad8(n) > len(b) {
+		return m, 0, fmt.Errorf("match length %d (padded to 8) past the end of %d bytes", n, len(b))
 	}
 	p := b[4:n]
 	for len(p) >= 4 {
@@ -347,9 +347,20 @@ func decodeMatch(b []byte, strict bool) (Match, int, error) {
 			continue
 		}
 		f := fieldByHeader(h)
-		if f == nil {
-			if strict {
+		want := 0
+		if f != nil {
+			want = f.bytes
+			if h&0x100 != 0 {
+				want *= 2
+			}
+		}
+		if f == nil || l != want {
+			switch {
+			case !strict:
+			case f == nil:
 				return m, 0, fmt.Errorf("match on unknown field %#x", h)
+			default:
+				return m, 0, fmt.Errorf("match on %s of %d bytes, want %d", f.name, l, want)
 			}
 			p = p[4+l:]
 			continue
@@ -365,7 +376,7 @@ func decodeMatch(b []byte, strict bool) (Match, int, error) {
 }
 
 func (m *Match) setXreg(x int, v []byte, masked bool) error {
-	if 2*x+1 >= len(Regs) || len(v) < 8 {
+	if 2*x+1 >= len(Regs) || len(v) < 8 || masked && len(v) < 16 {
 		return fmt.Errorf("bad packet register xreg%d", x)
 	}
 	value, mask := v[:8], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}

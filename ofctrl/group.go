@@ -281,7 +281,7 @@ func (s *Selection) appendTo(b []byte) []byte {
 // decodeGroupDesc reads one ofp_group_desc entry (OpenFlow 1.5).
 func decodeGroupDesc(b []byte) (*Group, error) {
 	if len(b) < 16 {
-		return nil, errShort
+		return nil, fmt.Errorf("group desc of %d bytes: %w", len(b), errShort)
 	}
 	g := &Group{Type: GroupType(b[2]), ID: be32(b[4:])}
 	blen := int(be16(b[8:]))
@@ -306,13 +306,15 @@ func decodeGroupDesc(b []byte) (*Group, error) {
 			if l < 4 || l > len(props) {
 				break
 			}
-			switch typ {
-			case 0:
+			switch {
+			case typ == 0 && l >= 6:
 				bk.Weight = be16(props[4:])
-			case 1:
+			case typ == 1 && l >= 8:
 				bk.WatchPort = be32(props[4:])
+			case typ <= 1:
+				return nil, fmt.Errorf("group %d bucket %d: property %d of %d bytes", g.ID, bk.ID, typ, l)
 			}
-			props = props[pad8(l):]
+			props = props[min(pad8(l), len(props)):]
 		}
 		g.Buckets = append(g.Buckets, bk)
 		p = p[n:]
@@ -337,7 +339,7 @@ func decodeGroupDesc(b []byte) (*Group, error) {
 			}
 			g.Selection = sel
 		}
-		props = props[pad8(l):]
+		props = props[min(pad8(l), len(props)):]
 	}
 	return g, nil
 }

@@ -59,7 +59,13 @@ func (c *Conn) DumpFlows(ctx context.Context, table uint8, cookie, mask uint64) 
 	return out, nil
 }
 
+// decodeFlowDesc reads one ofp_flow_desc: length, pad, table_id, pad,
+// priority, idle and hard timeouts, flags, importance, cookie, then the
+// match, the ofp_stats and the instructions.
 func decodeFlowDesc(b []byte) (FlowStats, error) {
+	if len(b) < 24 {
+		return FlowStats{}, fmt.Errorf("flow desc of %d bytes: %w", len(b), errShort)
+	}
 	f := &Flow{Table: b[4], Priority: be16(b[6:]), IdleTimeout: be16(b[8:]), HardTimeout: be16(b[10:]), Cookie: be64(b[16:])}
 	m, n, err := decodeMatch(b[24:], true)
 	if err != nil {
@@ -68,12 +74,27 @@ func decodeFlowDesc(b []byte) (FlowStats, error) {
 	f.Match = m
 	p := b[24+n:]
 	// ofp_stats: reserved, length, then OXS fields.
+	if len(p) < 4 {
+		return FlowStats{}, fmt.Errorf("%s: flow stats of %d bytes: %w", f.matchString(), len(p), errShort)
+	}
 	slen := int(be16(p[2:]))
+	if slen < 4 || pad8(slen) > len(p) {
+		return FlowStats{}, fmt.Errorf("%s: flow stats length %d (padded to 8) past the end of %d bytes", f.matchString(), slen, len(p))
+	}
 	fs := FlowStats{Flow: f}
 	for s := p[4:slen]; len(s) >= 4; {
 		h := be32(s)
 		l := int(h & 0xff)
+		if 4+l > len(s) {
+			return FlowStats{}, fmt.Errorf("%s: flow stat %#x of %d bytes past the end: %w", f.matchString(), h, l, errShort)
+		}
 		v := s[4 : 4+l]
+		switch h >> 9 & 0x7f {
+		case 0, 1, 4, 5:
+			if len(v) < 8 {
+				return FlowStats{}, fmt.Errorf("%s: flow stat %#x of %d bytes, want 8", f.matchString(), h, l)
+			}
+		}
 		switch h >> 9 & 0x7f {
 		case 0: // duration
 			fs.Duration = time.Duration(be32(v))*time.Second + time.Duration(be32(v[4:]))
