@@ -10,6 +10,8 @@ BIN := $(CURDIR)/bin
 # machine is busy. A count never arms that deadline.
 FUZZ_GROUP_DOCUMENT ?= 200000x
 FUZZ_HANDLERS ?= 100000x
+FUZZ_ACTIONS ?= 200000x
+FUZZ_DESCS ?= 400000x
 
 .PHONY: all deps build test unit lint bench demo clean
 
@@ -34,6 +36,9 @@ test: deps build lint
 	DLB_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzGroupDocument$$' -fuzztime $(FUZZ_GROUP_DOCUMENT) ./controller/store
 	$(GO) test -run '^$$' -fuzz '^FuzzHandlers$$' -fuzztime $(FUZZ_HANDLERS) ./controller/api
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeActions$$' -fuzztime $(FUZZ_ACTIONS) ./ofctrl
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFlowDesc$$' -fuzztime $(FUZZ_DESCS) ./ofctrl
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeGroupDesc$$' -fuzztime $(FUZZ_DESCS) ./ofctrl
 
 ## unit: the unit tests alone (-short: no root, no OVS, nothing installed; under a minute)
 unit:

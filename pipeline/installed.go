@@ -55,11 +55,11 @@ func memberKeyOf(a of.Action) (uint64, bool) {
 	return k, true
 }
 
-// natTarget is the address a bucket's commit translates to: a CommitDNAT
+// natTarget is the address a bucket's commit translates to: a CTCommitNAT
 // that the compiler made, or the CT the switch reported.
 func natTarget(a of.Action) (netip.AddrPort, bool) {
 	switch a := a.(type) {
-	case of.CommitDNAT:
+	case of.CTCommitNAT:
 		return a.Dst, true
 	case of.CT:
 		if a.NAT != nil && a.NAT.AddrMin.IsValid() {

@@ -233,17 +233,26 @@ func (c *compiler) commitActions(g *lb.Checked, m int, ps lb.PortSpec, mac net.H
 		ct := of.ConnTrack(c.cfg.ZoneOf(g.Scope))
 		ct.Commit, ct.Table = true, c.t(TableToMember)
 		if mac != nil {
-			ct.Exec = []of.Action{of.SetLabelMAC(mac)}
+			ct.Exec = []of.Action{of.LoadBits(of.FieldCTLabel, 0, 47, labelMAC(mac))}
 		}
 		return []of.Action{ct}
 	}
-	a := of.CommitDNAT{Zone: c.cfg.ZoneOf(g.Scope), Table: c.t(TableToMember),
+	a := of.CTCommitNAT{Zone: c.cfg.ZoneOf(g.Scope), Table: c.t(TableToMember),
 		Dst: netip.AddrPortFrom(g.MemberAddrs[m], lb.TargetPort(ps, g.Members[m]))}
 	if mac != nil {
-		copy(a.MAC[:], mac)
-		a.HasMAC = true
+		a.Label, a.LabelBits = labelMAC(mac), 48
 	}
 	return []of.Action{a}
+}
+
+// labelMAC is a MAC as the value of the connection label's bits 0..47
+// (where DLB_TO_MEMBER takes the member's MAC from).
+func labelMAC(mac net.HardwareAddr) uint64 {
+	var v uint64
+	for _, x := range mac[:6] {
+		v = v<<8 | uint64(x)
+	}
+	return v
 }
 
 // MaxLearnedIdle is the longest idle timeout OpenFlow gives a flow; the
