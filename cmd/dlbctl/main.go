@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/ovs-dlb/dlb/cmd/internal/cli"
 	"github.com/ovs-dlb/dlb/controller/client"
 	"github.com/ovs-dlb/dlb/controller/wire"
 )
@@ -100,8 +101,6 @@ func (a *app) printerAndClient() (printer, *Client, error) {
 // newRoot builds the command tree, writing to stdout and stderr.
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	v := viper.New()
-	v.SetEnvPrefix("DLB")
-	v.AutomaticEnv()
 	a := &app{v: v, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:   "dlbctl",
@@ -141,9 +140,7 @@ The controller's address is --server, else $DLB_SERVER, else ` + DefaultServer +
 	pf.StringP("output", "o", string(formatTable), "output format: table, json or yaml (env DLB_OUTPUT)")
 	pf.Duration("timeout", 30*time.Second, "time limit of each request to the controller, 0 for none (env DLB_TIMEOUT)")
 	pf.Bool("debug", false, "log each request to stderr")
-	for _, name := range []string{"server", "output", "timeout", "debug"} {
-		_ = v.BindPFlag(name, pf.Lookup(name))
-	}
+	cli.Bind(v, pf)
 	root.AddCommand(groupCmd(a), memberCmd(a), hostCmd(a))
 	return root
 }
