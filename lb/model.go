@@ -146,13 +146,6 @@ func (g *Group) Validate() error {
 // with "groups[i]".
 func ValidateAll(groups []Group) error { return validateGroups(groups, nil) }
 
-// ValidateAllKnown is ValidateAll for a set most of whose groups are known
-// to be valid on their own (known(i)): those get only the checks across
-// groups, which are cheap.
-func ValidateAllKnown(groups []Group, known func(i int) bool) error {
-	return validateGroups(groups, known)
-}
-
 // validateGroups is ValidateAll, skipping the checks of each group on its
 // own for those known (by fingerprint) to be valid already.
 func validateGroups(groups []Group, known func(i int) bool) error {
