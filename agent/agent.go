@@ -161,16 +161,18 @@ func PrintFlows(w io.Writer, cfg Config) error {
 // installed stays on the switch.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg, log := a.cfg, a.log
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	g, ctx := errgroup.WithContext(ctx)
 	db := ovsdb.New(ovsdb.Options{Endpoint: cfg.OVSDB, Logger: log})
 	inv := ovsdb.NewInventory(ctx, db, cfg.Bridge)
 	g.Go(func() error { _ = db.Run(ctx); return nil })
 	err := a.run(ctx, g, db, inv)
-	if err != nil {
-		// Stop what was started (a failure before the switch ran).
-		g.Go(func() error { return err })
+	stop() // whatever ended run ends the rest
+	if werr := g.Wait(); err == nil || errors.Is(err, context.Canceled) {
+		err = werr
 	}
-	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	log.Info("dlb-agent stopped; what is installed stays")
