@@ -162,7 +162,8 @@ func (n *NAT) appendTo(b []byte) []byte {
 	if n.Random {
 		flags |= 16
 	}
-	var tail []byte
+	var room [36]byte // two IPv6 addresses and two ports: no allocation
+	tail := room[:0]
 	if n.AddrMin.IsValid() {
 		if n.AddrMin.Is4() {
 			present |= 1
@@ -320,5 +321,25 @@ func (a CTCommitNAT) CT() CT {
 	return ct
 }
 
-func (a CTCommitNAT) String() string           { return a.CT().String() }
-func (a CTCommitNAT) appendTo(b []byte) []byte { return a.CT().appendTo(b) }
+func (a CTCommitNAT) String() string { return a.CT().String() }
+
+// appendTo encodes what CT() does, without building it: a pipeline
+// encodes hundreds of thousands of these at once (TestCTCommitNATIsCT
+// keeps the bytes the same).
+func (a CTCommitNAT) appendTo(b []byte) []byte {
+	b, start := nxHeader(b, nxastCT)
+	b = put16(b, 1) // commit
+	b = put32(b, 0)
+	b = put16(b, a.Zone)
+	b = append(b, a.Table, 0, 0, 0)
+	b = put16(b, 0) // alg
+	nat := NAT{Dst: true, AddrMin: a.Dst.Addr(), PortMin: a.Dst.Port()}
+	b = nat.appendTo(b)
+	if a.LabelBits != 0 {
+		var value, mask [16]byte
+		loadBits(FieldCTLabel, int(a.LabelStart), int(a.LabelStart)+int(a.LabelBits)-1, a.Label, value[:], mask[:])
+		b = SetField{Field: FieldCTLabel, Value: value[:], Mask: mask[:]}.appendTo(b)
+	}
+	binary.BigEndian.PutUint16(b[start+2:], uint16(len(b)-start))
+	return b
+}

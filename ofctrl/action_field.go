@@ -37,6 +37,13 @@ func SetAddr(f4, f6 *Field, a netip.Addr) SetField {
 // most 64 bits, anywhere in the field (ct_label's bits 64..127 too).
 func LoadBits(f *Field, start, end int, v uint64) SetField {
 	value, mask := make([]byte, f.bytes), make([]byte, f.bytes)
+	loadBits(f, start, end, v, value, mask)
+	return SetField{Field: f, Value: value, Mask: mask}
+}
+
+// loadBits writes LoadBits's value and mask into value and mask (f's
+// size each, zero).
+func loadBits(f *Field, start, end int, v uint64, value, mask []byte) {
 	for i := 0; i <= end-start && i < 64; i++ {
 		bit := start + i
 		if bit >= 8*f.bytes {
@@ -48,7 +55,6 @@ func LoadBits(f *Field, start, end int, v uint64) SetField {
 			value[k] |= m
 		}
 	}
-	return SetField{Field: f, Value: value, Mask: mask}
 }
 
 func (a SetField) String() string {

@@ -87,6 +87,7 @@ func TestCTCommitNATIsCT(t *testing.T) {
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, tt.a.String())
 		assert.Equal(t, tt.want, tt.a.CT().String())
+		assert.Equal(t, EncodeAction(tt.a.CT()), EncodeAction(tt.a), "the same bytes as the CT it stands for")
 		g := NewGroup(1, GroupSelect).Bucket(0, 1, tt.a)
 		back, err := RoundTripGroup(g)
 		require.NoError(t, err)

@@ -73,3 +73,6 @@ func AppendActions(b []byte, as []Action) []byte { return appendActions(b, as) }
 
 // ErrShortAction is what a truncated action's error wraps.
 var ErrShortAction = errShort
+
+// EncodeAction is an action's wire bytes.
+func EncodeAction(a Action) []byte { return a.appendTo(nil) }
