@@ -371,14 +371,20 @@ func (r *reconciler) runFlushes(ctx context.Context) {
 		case <-ctx.Done():
 		case <-r.flushes.ready:
 		}
-		for _, gone := range r.flushes.take() {
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
-			r.flushOnce(fctx, gone)
-			cancel()
-		}
+		r.flushPending(ctx)
 		if ctx.Err() != nil {
 			return
 		}
+	}
+}
+
+// flushPending does the flushes handed over so far, in order, each within
+// flushTimeout even when ctx has ended.
+func (r *reconciler) flushPending(ctx context.Context) {
+	for _, gone := range r.flushes.take() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+		r.flushOnce(fctx, gone)
+		cancel()
 	}
 }
 
@@ -463,8 +469,8 @@ func (r *reconciler) askFor(unresolved []netip.Addr) {
 		}
 		for i := range r.groups {
 			g := &r.groups[i]
-			for _, ip := range g.MemberAddrs {
-				if missing[ip] {
+			for j := range g.Members {
+				if ip := g.MemberAddr(j); missing[ip] {
 					want[ip] = g.VIPAddr
 				}
 			}

@@ -31,11 +31,29 @@ type fakeSwitch struct {
 	bundles [][]ofctrl.Mod
 	dumps   int
 	refuse  error // Apply fails with it when set
-	log     *[]string
+	log     *eventLog
 }
 
 func newFakeSwitch() *fakeSwitch {
-	return &fakeSwitch{flows: map[string]*ofctrl.Flow{}, idle: map[string]time.Duration{}, groups: map[uint32]*ofctrl.Group{}, log: new([]string)}
+	return &fakeSwitch{flows: map[string]*ofctrl.Flow{}, idle: map[string]time.Duration{}, groups: map[uint32]*ofctrl.Group{}, log: &eventLog{}}
+}
+
+// eventLog records, in order, what the fakes were asked to do.
+type eventLog struct {
+	mu sync.Mutex
+	ev []string
+}
+
+func (l *eventLog) add(e string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ev = append(l.ev, e)
+}
+
+func (l *eventLog) get() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.ev...)
 }
 
 func (f *fakeSwitch) DumpFlows(_ context.Context, table uint8, cookie, mask uint64) ([]ofctrl.FlowStats, error) {
@@ -68,7 +86,7 @@ func (f *fakeSwitch) Apply(_ context.Context, mods ...ofctrl.Mod) error {
 		return f.refuse
 	}
 	f.bundles = append(f.bundles, mods)
-	*f.log = append(*f.log, "bundle")
+	f.log.add("bundle")
 	for _, m := range mods {
 		switch m := m.(type) {
 		case ofctrl.FlowMod:
@@ -149,26 +167,28 @@ type fakePorts []ovsdb.Port
 
 func (p fakePorts) Ports() []ovsdb.Port { return p }
 
-// fakeFlusher records the flushes asked of it, after what the switch did.
+// fakeFlusher records the flushes asked of it, in the event log it
+// shares with the switch. With release set (before it is used), a flush
+// tells entered and waits for release.
 type fakeFlusher struct {
 	mu      sync.Mutex
 	batches [][]lb.Departure
 	ctxErrs []error
-	log     *[]string
-	hold    chan struct{} // when set, a flush waits for it
+	log     *eventLog
+	release chan struct{}
+	entered chan struct{}
 }
 
 func (f *fakeFlusher) flush(ctx context.Context, gone []lb.Departure) []error {
-	if f.hold != nil {
-		<-f.hold
+	if f.release != nil {
+		f.entered <- struct{}{}
+		<-f.release
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.batches = append(f.batches, gone)
 	f.ctxErrs = append(f.ctxErrs, ctx.Err())
-	if f.log != nil {
-		*f.log = append(*f.log, "flush")
-	}
+	f.log.add("flush")
 	return nil
 }
 
@@ -179,6 +199,14 @@ func (f *fakeFlusher) seen() [][]lb.Departure {
 }
 
 var testCfg = pipeline.Config{Zone: lb.DefaultZone, MAC: net.HardwareAddr{0x0a, 0xdb, 0, 0, 0, 1}, Buckets: 16}
+
+// drainKicks empties the reconciler's pending kick.
+func drainKicks(r *reconciler) {
+	select {
+	case <-r.kick:
+	default:
+	}
+}
 
 // set is groups as a source delivers them: checked.
 func set(t *testing.T, groups ...lb.Group) []lb.Checked {
@@ -284,6 +312,7 @@ func TestAppliedIndexRules(t *testing.T) {
 	require.NoError(t, r.reconcile(ctx, sw))
 	assert.Equal(t, []uint64{10}, applied)
 	assert.Equal(t, map[netip.Addr]netip.Addr{member: netip.MustParseAddr("10.96.0.10")}, asked, "the resolver asks as the VIP")
+	drainKicks(r)
 	r.learnMAC(member, net.HardwareAddr{2, 0, 0, 0, 0, 3})
 	select {
 	case <-r.kick:
@@ -297,16 +326,22 @@ func TestAppliedIndexRules(t *testing.T) {
 	// A member that never answers: applied once the grace passed.
 	silent := netip.MustParseAddr("10.0.0.4")
 	r.setGroups(set(t, webGroup(4, silent.String())), 12)
+	delivered := time.Now()
 	require.NoError(t, r.reconcile(ctx, sw))
 	assert.Equal(t, []uint64{10, 11}, applied)
-	<-r.kick // setGroups's
-	select {
-	case <-r.kick:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the grace's end asks for a reconcile")
+	// Reconcile on every kick, as run does (an earlier version's grace
+	// timer may kick first), until the grace's end reports the version.
+	deadline := time.After(5 * time.Second)
+	for len(applied) < 3 {
+		select {
+		case <-r.kick:
+		case <-deadline:
+			t.Fatal("the grace's end asks for a reconcile that reports the version")
+		}
+		require.NoError(t, r.reconcile(ctx, sw))
 	}
-	require.NoError(t, r.reconcile(ctx, sw))
 	assert.Equal(t, []uint64{10, 11, 12}, applied)
+	assert.GreaterOrEqual(t, time.Since(delivered), r.grace, "not before the grace ended")
 
 	// The switch refuses the bundle: not applied; the next reconcile
 	// reads the switch again before diffing.
@@ -382,48 +417,54 @@ func TestDepartedMembersFlushed(t *testing.T) {
 	r.setGroups(set(t, webGroup(3)), 1)
 	require.NoError(t, r.reconcile(ctx, sw))
 
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { r.runFlushes(runCtx); close(done) }()
-
 	// s2 leaves.
-	r.setGroups(set(t, lb.Group{Name: "web", VIP: "10.96.0.10", Ports: webGroup(0).Ports, Members: []lb.Member{webGroup(3).Members[0], webGroup(3).Members[2]}}), 2)
+	all := webGroup(3)
+	r.setGroups(set(t, lb.Group{Name: "web", VIP: "10.96.0.10", Ports: all.Ports, Members: []lb.Member{all.Members[0], all.Members[2]}}), 2)
 	require.NoError(t, r.reconcile(ctx, sw))
-	require.Eventually(t, func() bool { return len(fl.seen()) == 1 }, 5*time.Second, time.Millisecond)
+	r.flushPending(ctx)
+	require.Len(t, fl.seen(), 1)
 	assert.Equal(t, []lb.Departure{{Group: "web", VIP: netip.MustParseAddr("10.96.0.10"), Proto: lb.ProtoTCP, Port: 80,
 		Member: netip.MustParseAddr("10.0.0.2"), TargetPort: 8080}}, fl.seen()[0])
-	assert.Equal(t, []string{"bundle", "bundle", "flush"}, *sw.log, "flushed after the bundle that took it out")
+	assert.Equal(t, []string{"bundle", "bundle", "flush"}, sw.log.get(), "flushed after the bundle that took it out")
 
 	// s1 drains: no flush.
 	g := webGroup(3)
 	g.Members[0].State = lb.StateDraining
 	r.setGroups(set(t, g), 3)
 	require.NoError(t, r.reconcile(ctx, sw))
+	r.flushPending(ctx)
+	assert.Len(t, fl.seen(), 1, "a draining member is not flushed")
 
 	// s3 leaves, and is back before its flush runs: not flushed.
-	fl.hold = make(chan struct{})
 	g2 := g
 	g2.Members = []lb.Member{g.Members[0], g.Members[1]}
 	r.setGroups(set(t, g2), 4) // s3 gone
 	require.NoError(t, r.reconcile(ctx, sw))
 	r.setGroups(set(t, g), 5) // s3 back
 	require.NoError(t, r.reconcile(ctx, sw))
-	close(fl.hold)
-	time.Sleep(50 * time.Millisecond)
-	assert.Len(t, fl.seen(), 1, "neither a draining member nor one back in its group is flushed")
+	r.flushPending(ctx)
+	assert.Len(t, fl.seen(), 1, "a member back in its group is not flushed")
 
 	// Shutdown with a departure handed over: flushed first, with a
 	// context that shutdown did not cancel.
-	fl.hold = make(chan struct{})
+	fl.release, fl.entered = make(chan struct{}), make(chan struct{}, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { r.runFlushes(runCtx); close(done) }()
 	r.setGroups(nil, 6) // the whole group goes
 	require.NoError(t, r.reconcile(ctx, sw))
+	select {
+	case <-fl.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the flush did not start")
+	}
 	stop()
 	select {
 	case <-done:
 		t.Fatal("runFlushes returned with a flush in flight")
 	case <-time.After(50 * time.Millisecond):
 	}
-	close(fl.hold)
+	close(fl.release)
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

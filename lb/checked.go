@@ -17,11 +17,17 @@ type Checked struct {
 	Group
 	// VIPAddr is the VIP, an IPv4-mapped IPv6 address unmapped.
 	VIPAddr netip.Addr `json:"-" yaml:"-"`
-	// MemberAddrs are the members' addresses, unmapped, in Members' order.
-	MemberAddrs []netip.Addr `json:"-" yaml:"-"`
-	// MemberMACs are the members' MACs, in Members' order; nil where a
-	// member gives none.
-	MemberMACs []net.HardwareAddr `json:"-" yaml:"-"`
+	// members are the members' addresses and MACs, in Members' order
+	// (MemberAddr, MAC): 22 bytes a member in one array per group, as a
+	// host holds 100,000 of them.
+	members []parsedMember
+}
+
+// parsedMember is a member's address (16 bytes, IPv4 as mapped) and MAC
+// (zero when the member gives none).
+type parsedMember struct {
+	addr [16]byte
+	mac  [6]byte
 }
 
 // Check validates one group on its own (paths relative to the group) and
@@ -58,18 +64,15 @@ func CheckSet(set []Checked) error {
 
 // parsed is the checked form of a valid group.
 func parsed(g Group) Checked {
-	c := Checked{Group: g, VIPAddr: mustAddr(g.VIP), MemberAddrs: make([]netip.Addr, len(g.Members))}
+	c := Checked{Group: g, VIPAddr: mustAddr(g.VIP), members: make([]parsedMember, len(g.Members))}
 	for i, m := range g.Members {
-		c.MemberAddrs[i] = mustAddr(m.IP)
+		c.members[i].addr = mustAddr(m.IP).As16()
 		if m.MAC != "" {
-			if c.MemberMACs == nil {
-				c.MemberMACs = make([]net.HardwareAddr, len(g.Members))
-			}
 			mac, err := net.ParseMAC(m.MAC)
-			if err != nil {
+			if err != nil || len(mac) != 6 {
 				panic(fmt.Sprintf("lb: member MAC %q passed validation: %v", m.MAC, err))
 			}
-			c.MemberMACs[i] = mac
+			copy(c.members[i].mac[:], mac)
 		}
 	}
 	return c
@@ -83,10 +86,16 @@ func mustAddr(s string) netip.Addr {
 	return a.Unmap()
 }
 
-// MAC is the i-th member's MAC, nil when it gives none.
+// MemberAddr is the i-th member's address, unmapped.
+func (c *Checked) MemberAddr(i int) netip.Addr {
+	return netip.AddrFrom16(c.members[i].addr).Unmap()
+}
+
+// MAC is the i-th member's MAC, nil when it gives none. The slice is the
+// checked group's own: read-only.
 func (c *Checked) MAC(i int) net.HardwareAddr {
-	if c.MemberMACs == nil {
+	if c.Members[i].MAC == "" {
 		return nil
 	}
-	return c.MemberMACs[i]
+	return c.members[i].mac[:]
 }

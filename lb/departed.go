@@ -42,13 +42,13 @@ func Departed(old, new []Checked) []Departure {
 		if n != nil && n.VIPAddr == o.VIPAddr {
 			for _, ps := range n.Ports {
 				for j, m := range n.Members {
-					kept[key{ProtocolNumber(ps.Protocol), uint16(ps.Port), n.MemberAddrs[j], TargetPort(ps, m)}] = true
+					kept[key{ProtocolNumber(ps.Protocol), uint16(ps.Port), n.MemberAddr(j), TargetPort(ps, m)}] = true
 				}
 			}
 		}
 		for _, ps := range o.Ports {
 			for j, m := range o.Members {
-				k := key{ProtocolNumber(ps.Protocol), uint16(ps.Port), o.MemberAddrs[j], TargetPort(ps, m)}
+				k := key{ProtocolNumber(ps.Protocol), uint16(ps.Port), o.MemberAddr(j), TargetPort(ps, m)}
 				if !kept[k] {
 					out = append(out, Departure{Group: o.Name, VIP: o.VIPAddr, Proto: k.proto, Port: k.port, Member: k.member, TargetPort: k.targetPort, Scope: o.Scope})
 				}

@@ -103,9 +103,11 @@ func validateFile(groups []Group, list bool, known func(i int) bool) error {
 type FileReader struct {
 	seed maphash.Seed
 	// prev maps the hash of a group's JSON text, in the last accepted
-	// version, to the group it decoded to (checked on its own). Groups are
-	// shared between versions and must not be modified.
-	prev map[textKey]Checked
+	// version, to the index in last of the group it decoded to (checked on
+	// its own). Groups are shared between versions (and with the caller)
+	// and must not be modified.
+	prev map[textKey]int
+	last []Checked
 }
 
 // textKey names a group's JSON text by its 64-bit hash and length: a
@@ -130,8 +132,8 @@ func (r *FileReader) Parse(data []byte) ([]Checked, error) {
 	groups, list, err := decodeFile(data, len(r.prev), func(raw []byte) (Group, error) {
 		k := textKey{maphash.Bytes(r.seed, raw), len(raw)}
 		keys = append(keys, k)
-		if c, ok := r.prev[k]; ok {
-			return c.Group, nil // checked when it was first seen
+		if i, ok := r.prev[k]; ok {
+			return r.last[i].Group, nil // checked when it was first seen
 		}
 		return decodeGroupJSON(raw, func(g *Group) *Group { return g })
 	})
@@ -154,19 +156,19 @@ func (r *FileReader) Parse(data []byte) ([]Checked, error) {
 		for i := range groups {
 			out[i] = parsed(groups[i])
 		}
-		r.prev = nil
+		r.prev, r.last = nil, nil
 		return out, nil
 	}
-	next := make(map[textKey]Checked, len(groups))
+	next := make(map[textKey]int, len(groups))
 	for i, k := range keys {
-		c, ok := r.prev[k]
-		if !ok {
-			c = parsed(groups[i])
+		if j, ok := r.prev[k]; ok {
+			out[i] = r.last[j]
+		} else {
+			out[i] = parsed(groups[i])
 		}
-		out[i] = c
-		next[k] = c
+		next[k] = i
 	}
-	r.prev = next
+	r.prev, r.last = next, out
 	return out, nil
 }
 

@@ -41,8 +41,8 @@ func TestFileReaderReusesUnchangedGroups(t *testing.T) {
 	assert.Same(t, &v1[0].Members[0], &v2[0].Members[0], "unchanged group reused")
 	assert.Same(t, &v1[2].Members[0], &v2[2].Members[0], "unchanged group reused")
 	assert.NotSame(t, &v1[1].Members[0], &v2[1].Members[0])
-	assert.Same(t, &v1[0].MemberAddrs[0], &v2[0].MemberAddrs[0], "unchanged group not parsed again")
-	assert.Equal(t, netip.MustParseAddr("10.1.0.0"), v2[0].MemberAddrs[1], "delivered checked")
+	assert.Same(t, &v1[0].members[0], &v2[0].members[0], "unchanged group not parsed again")
+	assert.Equal(t, netip.MustParseAddr("10.1.0.0"), v2[0].MemberAddr(1), "delivered checked")
 
 	// A refused version leaves the memory of v2 alone: v2's groups are
 	// reused again afterwards, and a duplicate of a known group is still

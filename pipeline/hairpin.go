@@ -39,7 +39,8 @@ type memberPort struct {
 func (c *compiler) localMemberPorts(g *lb.Checked) []memberPort {
 	var out []memberPort
 	seen := map[netip.Addr]bool{}
-	for _, ip := range g.MemberAddrs {
+	for i := range g.Members {
+		ip := g.MemberAddr(i)
 		if seen[ip] {
 			continue
 		}

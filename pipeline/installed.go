@@ -17,7 +17,7 @@ func (c *compiler) previous(gid uint32, g *lb.Checked, ps lb.PortSpec, keys []ui
 	}
 	idx := map[netip.AddrPort]int{}
 	for i, m := range g.Members {
-		idx[netip.AddrPortFrom(g.MemberAddrs[i], lb.TargetPort(ps, m))] = i
+		idx[netip.AddrPortFrom(g.MemberAddr(i), lb.TargetPort(ps, m))] = i
 	}
 	byKey := make(map[uint64]int, len(keys))
 	for i, k := range keys {

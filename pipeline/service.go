@@ -27,7 +27,8 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 		}
 	}
 	macs := make([]net.HardwareAddr, len(g.Members))
-	for i, ip := range g.MemberAddrs {
+	for i := range g.Members {
+		ip := g.MemberAddr(i)
 		if macs[i] = c.memberMAC(ip, g.MAC(i)); macs[i] == nil {
 			e.unresolved = append(e.unresolved, ip)
 		}
@@ -238,7 +239,7 @@ func (c *compiler) commitActions(g *lb.Checked, m int, ps lb.PortSpec, mac net.H
 		return []of.Action{ct}
 	}
 	a := of.CTCommitNAT{Zone: c.cfg.ZoneOf(g.Scope), Table: c.t(TableToMember),
-		Dst: netip.AddrPortFrom(g.MemberAddrs[m], lb.TargetPort(ps, g.Members[m]))}
+		Dst: netip.AddrPortFrom(g.MemberAddr(m), lb.TargetPort(ps, g.Members[m]))}
 	if mac != nil {
 		a.Label, a.LabelBits = labelMAC(mac), 48
 	}
@@ -289,7 +290,7 @@ func MemberKeys(g *lb.Checked) []uint32 {
 	used := make(map[uint32]bool, len(g.Members))
 	for i, m := range g.Members {
 		h := fnv.New32a()
-		fmt.Fprintf(h, "%s/%d", g.MemberAddrs[i], m.Port)
+		fmt.Fprintf(h, "%s/%d", g.MemberAddr(i), m.Port)
 		k := h.Sum32()
 		for k == 0 || used[k] {
 			k++
