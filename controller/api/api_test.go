@@ -236,6 +236,24 @@ func TestRoundTrip(t *testing.T) {
 	assert.Equal(t, 200, code)
 }
 
+// TestProtocolCase: a protocol in any case ("TCP", "tCp") is valid, and
+// stored as the schema spells it (FuzzHandlers found "tCp" answered 503:
+// validation took it, ovsdb-server's enum refused it).
+func TestProtocolCase(t *testing.T) {
+	e := newEnv(t)
+	for i, p := range []string{"TCP", "tCp", "Udp"} {
+		doc := fmt.Sprintf(`{"name":"g%d","vip":"10.96.0.%d","ports":[{"protocol":%q,"port":80}],"members":[{"ip":"10.0.0.1"}]}`, i, i+1, p)
+		code, _, body := e.do("POST", "/v1/groups", nil, doc)
+		require.Equal(t, 201, code, "%s: %s", p, body)
+		var g Group
+		require.NoError(t, json.Unmarshal(body, &g))
+		assert.Equal(t, strings.ToLower(p), g.Ports[0].Protocol)
+	}
+	code, _, body := e.do("PATCH", "/v1/groups/g0", map[string]string{"Content-Type": "application/merge-patch+json"}, `{"ports":[{"protocol":"SCTP","port":9}]}`)
+	require.Equal(t, 200, code, "%s", body)
+	assert.Contains(t, string(body), `"protocol":"sctp"`)
+}
+
 // TestBlockingReadWakes: a read blocked at the current index answers
 // within 50 ms of a change (of the write's answer), and a read at an old
 // index answers at once.

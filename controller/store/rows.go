@@ -49,7 +49,7 @@ func ToRows(g lb.Group) Rows {
 	}
 	for i, p := range g.Ports {
 		id := "port" + strconv.Itoa(i)
-		r.Ports = append(r.Ports, dlbdb.VIPPort{UUID: id, Protocol: p.Protocol, Port: p.Port, TargetPort: p.TargetPort})
+		r.Ports = append(r.Ports, dlbdb.VIPPort{UUID: id, Protocol: strings.ToLower(p.Protocol), Port: p.Port, TargetPort: p.TargetPort})
 		r.Group.Ports = append(r.Group.Ports, id)
 	}
 	for i, m := range g.Members {
