@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func counts(slots []int, n int) []int {
@@ -85,4 +87,29 @@ func TestAssignIsStable(t *testing.T) {
 	before := Assign(64, []int{1, 1}, nil)
 	after := Assign(64, []int{1, 3}, before)
 	assert.Equal(t, 16, moved(before, after))
+}
+
+// TestAssignAcrossSlotCounts: when a group's slot count grows (a member
+// whose share needs more slots), the installed slots are tiled onto the
+// new count first, so every hash keeps its member and only the new
+// member's quota moves; an installed count is never halved.
+func TestAssignAcrossSlotCounts(t *testing.T) {
+	w := []int{100, 100, 100, 100, 100, 100, 100, 100, 100, 100}
+	b := BucketCount(w, 0)
+	before := Assign(b, w, nil)
+	next := append(slices.Clone(w), 100)
+	nb := BucketCount(next, b)
+	require.Equal(t, 2*b, nb, "11 equal members need twice the slots of 10")
+	after := Assign(nb, next, before)
+	x := resized(before, nb)
+	takes := counts(after, len(next))[len(w)]
+	assert.Equal(t, takes, moved(x, after), "only the new member's slots move, hash by hash")
+	for s := range after {
+		if x[s] != after[s] {
+			assert.Equal(t, len(w), after[s], "moved slots go to the new member")
+		}
+	}
+	assert.Equal(t, nb, BucketCount(w, nb), "back to 10 members: the count stays (halving moves half the hashes)")
+	assert.Equal(t, []int{0, 1, 0, 1}, resized([]int{0, 1}, 4))
+	assert.Equal(t, []int{0, 1}, resized([]int{0, 1, 2, 3}, 2))
 }
