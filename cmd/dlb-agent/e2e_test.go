@@ -297,8 +297,19 @@ func newClusterOn(t testing.TB, topo *testbed.Topology, groups func(*testbed.Tes
 		defer dcancel()
 		for _, h := range tb.Hosts() {
 			flows, _ := h.OFCtl(dctx, "dump-flows", "--names", "--no-stats")
+			groups, _ := h.OFCtl(dctx, "dump-groups")
+			fdb, _ := h.AppCtl(dctx, "fdb/show", "br-int")
 			ports, _ := h.VSCtl(dctx, "--columns=name,ofport,external_ids", "list", "Interface")
-			t.Logf("host %s at failure: interfaces:\n%s\nflows:\n%s", h.Name, ports, flows)
+			t.Logf("host %s at failure: interfaces:\n%s\nflows:\n%s\ngroups:\n%s\nMAC learning table:\n%s", h.Name, ports, flows, groups, fdb)
+		}
+		// And each VM's addresses and neighbours (a DSR member's VIP on lo,
+		// say).
+		for _, hs := range topo.Hosts {
+			for _, vm := range hs.VMs {
+				addrs, _ := tb.Exec(dctx, vm.Name, "ip", "-br", "addr")
+				neigh, _ := tb.Exec(dctx, vm.Name, "ip", "neigh")
+				t.Logf("VM %s at failure: addresses:\n%s\nneighbours:\n%s", vm.Name, addrs, neigh)
+			}
 		}
 	})
 	require.NoError(t, os.WriteFile(c.file, []byte(groups(tb)), 0o644))
