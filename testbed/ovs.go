@@ -99,12 +99,25 @@ func (h *Host) startOVSDB(ctx context.Context) error {
 }
 
 func (h *Host) startVSwitchd(ctx context.Context) error {
-	_, err := h.inHost(ctx, "ovs-vswitchd", "unix:"+h.dbSock(),
-		"--pidfile="+h.pidfile("ovs-vswitchd"),
-		"--unixctl="+h.ctlSock("ovs-vswitchd"),
-		"--log-file="+h.logFile("ovs-vswitchd"),
-		"-vconsole:off", "--detach", "--no-chdir")
-	return err
+	// A daemon just killed or stopped may still hold its pidfile's lock
+	// for a moment after its pid is gone from /proc (seen once under load:
+	// "already running as pid N, aborting"): try again for a while.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := h.inHost(ctx, "ovs-vswitchd", "unix:"+h.dbSock(),
+			"--pidfile="+h.pidfile("ovs-vswitchd"),
+			"--unixctl="+h.ctlSock("ovs-vswitchd"),
+			"--log-file="+h.logFile("ovs-vswitchd"),
+			"-vconsole:off", "--detach", "--no-chdir")
+		if err == nil || !strings.Contains(out, "already running") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // waitOpenFlow waits until the bridge's OpenFlow socket accepts connections.
