@@ -74,7 +74,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	}
 	// The pipeline settings are checked before anything starts (the host
 	// id, known later, only derives the default MAC).
-	if _, err := PipelineConfig(cfg, "check"); err != nil {
+	if _, err := pipelineConfig(cfg, "check"); err != nil {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: log}
@@ -91,8 +91,8 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	return a, nil
 }
 
-// PipelineConfig turns the agent's settings into the pipeline's.
-func PipelineConfig(cfg Config, hostID string) (pipeline.Config, error) {
+// pipelineConfig turns the agent's settings into the pipeline's.
+func pipelineConfig(cfg Config, hostID string) (pipeline.Config, error) {
 	pc := pipeline.Config{TableBase: uint8(cfg.TableBase), Zone: uint16(cfg.Zone), Buckets: cfg.Buckets, MAC: pipeline.HostMAC(hostID)}
 	if cfg.TableBase < 0 || cfg.TableBase > 255 {
 		return pc, fmt.Errorf("table_base: %d is not a table", cfg.TableBase)
@@ -134,7 +134,7 @@ func PrintFlows(w io.Writer, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	pc, err := PipelineConfig(cfg, cfg.HostID)
+	pc, err := pipelineConfig(cfg, cfg.HostID)
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func (a *Agent) run(ctx context.Context, g *errgroup.Group, db *ovsdb.Client, in
 	if hostID == "" {
 		hostID, _ = os.Hostname()
 	}
-	pc, err := PipelineConfig(cfg, hostID)
+	pc, err := pipelineConfig(cfg, hostID)
 	if err != nil {
 		return err
 	}

@@ -284,7 +284,7 @@ func (r *reconciler) reconcile(ctx context.Context, c switchConn) error {
 			return fmt.Errorf("read installed flows: %w", err)
 		}
 	}
-	// Sources deliver only sets that passed lb.ValidateAll.
+	// Sources deliver only checked sets (lb.Checked, the set through lb.CheckSet).
 	out, err := r.comp.Compile(pipeline.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.knownMACs(),
 		Installed: r.ofGroups, Validated: true, Changed: r.changed})
 	if err != nil {
