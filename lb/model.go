@@ -261,6 +261,9 @@ func (g *Group) check(c *checker, p string) {
 		port int
 	}
 	seenMember := map[memberKey]int{}
+	if len(g.Members) > MaxMembers {
+		c.add(join(p, "members"), "%d members: at most %d (each active member needs one of %d slots)", len(g.Members), MaxMembers, MaxSlots)
+	}
 	for i, m := range g.Members {
 		mp := lazyPath{p, "members", i}
 		ip, err := netip.ParseAddr(m.IP)

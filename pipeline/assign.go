@@ -1,60 +1,6 @@
 package pipeline
 
-// maxShareError is how far, in share of new connections, a member's slots
-// may be from its weight's share.
-const maxShareError = 0.025
-
-// BucketCount is how many buckets a group's select group gets: the
-// smallest power of two from 32 to 256 whose slots give every active member
-// its weight's share within 2.5 points (and at least one slot), keeping
-// prev (the installed count) while it still does. An installed group never
-// gets fewer: halving would move half the hashes, while doubling keeps
-// every hash on its member (Assign tiles the installed slots). OVS's
-// dp_hash deals exactly one hash slot per bucket only when the buckets
-// have equal weights and their count is a power of two up to 256. Fewer
-// buckets install faster: 10,000 groups of 64 ct-NAT buckets take OVS
-// 2.3 s, of 32 buckets 0.9 s (measured here).
-func BucketCount(weights []int, prev int) int {
-	start := 32
-	if prev >= 32 && prev <= 256 && prev&(prev-1) == 0 {
-		if fits(prev, weights) {
-			return prev
-		}
-		start = 2 * prev
-	}
-	for b := start; b < 256; b *= 2 {
-		if fits(b, weights) {
-			return b
-		}
-	}
-	return 256
-}
-
-// fits reports whether b slots give each active member its share within
-// maxShareError and at least one slot.
-func fits(b int, weights []int) bool {
-	q := quotas(b, weights)
-	if q == nil {
-		return true
-	}
-	total := 0
-	for _, w := range weights {
-		if w > 0 {
-			total += w
-		}
-	}
-	for i, w := range weights {
-		if w <= 0 {
-			continue
-		}
-		share := float64(w) / float64(total)
-		got := float64(q[i]) / float64(b)
-		if q[i] == 0 || got-share > maxShareError || share-got > maxShareError {
-			return false
-		}
-	}
-	return true
-}
+import "github.com/ovs-dlb/dlb/lb"
 
 // Assign deals b slots to members in proportion to their weights (0 for a
 // member that takes no new connections) and returns the member index of
@@ -71,7 +17,7 @@ func Assign(b int, weights []int, prev []int) []int {
 	for i := range slots {
 		slots[i] = -1
 	}
-	quota := quotas(b, weights)
+	quota := lb.SlotQuotas(b, weights)
 	if quota == nil {
 		return slots
 	}
@@ -120,40 +66,4 @@ func resized(prev []int, b int) []int {
 	default:
 		return prev[:b]
 	}
-}
-
-// quotas splits b slots by weight with the largest-remainder method
-// (ties to the lower index); nil when no weight is positive.
-func quotas(b int, weights []int) []int {
-	total := 0
-	for _, w := range weights {
-		if w > 0 {
-			total += w
-		}
-	}
-	if total == 0 {
-		return nil
-	}
-	q := make([]int, len(weights))
-	rem := make([]int, len(weights))
-	given := 0
-	for i, w := range weights {
-		if w <= 0 {
-			continue
-		}
-		q[i] = b * w / total
-		rem[i] = b * w % total
-		given += q[i]
-	}
-	for ; given < b; given++ {
-		best := -1
-		for i, w := range weights {
-			if w > 0 && (best < 0 || rem[i] > rem[best]) {
-				best = i
-			}
-		}
-		q[best]++
-		rem[best] = -1
-	}
-	return q
 }

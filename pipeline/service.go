@@ -50,7 +50,7 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 		prev := c.previous(gid, g, ps, keys)
 		b := c.cfg.Buckets
 		if b == 0 {
-			b = BucketCount(weights, len(prev))
+			b = lb.SlotCount(weights, len(prev))
 		}
 		slots := Assign(b, weights, prev)
 		grp := of.NewGroup(gid, of.GroupSelect).WithSelection("dp_hash", 0)
