@@ -35,7 +35,7 @@ func BenchmarkCompileAndDiffOneMember(b *testing.B) {
 		b.Fatal(err)
 	}
 	step := func() {
-		out, err := comp.Compile(pipeline.Input{Config: cfg, Groups: checked, Installed: ofGroups, Validated: true, Changed: changed})
+		out, err := comp.Compile(pipeline.Input{Config: cfg, Groups: checked, Validated: true, Changed: changed})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -84,6 +84,9 @@ type reconciler struct {
 	conn     switchConn
 	flows    map[string]*installed
 	ofGroups map[uint32]*ofctrl.Group
+	// adopt says the next compile takes over what was read (members'
+	// indexes and slots), rather than going on from its own last output.
+	adopt bool
 	gen      uint64 // reconcile generation, for sweeping flows no longer wanted
 	// learned are the service ids that may have learned affinity flows on
 	// the switch (which the diff leaves alone); affinity are the current
@@ -266,7 +269,7 @@ func (r *reconciler) readInstalled(ctx context.Context, c switchConn) error {
 			r.ofGroups[g.ID] = g
 		}
 	}
-	r.conn = c
+	r.conn, r.adopt = c, true
 	r.log.Info("read installed state", "flows", len(r.flows), "groups", len(r.ofGroups))
 	return nil
 }
@@ -284,12 +287,20 @@ func (r *reconciler) reconcile(ctx context.Context, c switchConn) error {
 			return fmt.Errorf("read installed flows: %w", err)
 		}
 	}
+	var inst *pipeline.Installed
+	if r.adopt {
+		inst = &pipeline.Installed{Groups: r.ofGroups, Flows: make([]*ofctrl.Flow, 0, len(r.flows))}
+		for _, e := range r.flows {
+			inst.Flows = append(inst.Flows, e.flow)
+		}
+	}
 	// Sources deliver only checked sets (lb.Checked, the set through lb.CheckSet).
 	out, err := r.comp.Compile(pipeline.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.knownMACs(),
-		Installed: r.ofGroups, Validated: true, Changed: r.changed})
+		Installed: inst, Validated: true, Changed: r.changed})
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
+	r.adopt = false
 	r.changed = map[string]bool{} // the compiler has seen every change so far
 	// The diff updates the installed state in place; if the switch refuses
 	// the bundle, the state is dropped and read again.

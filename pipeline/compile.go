@@ -31,9 +31,11 @@ type Input struct {
 	// MACs are members' MAC addresses the agent knows (resolved, or from
 	// its inventory); a member's own mac field wins.
 	MACs map[netip.Addr]net.HardwareAddr
-	// Installed are the select groups on the switch now, so that member
-	// choices stay where they are (see Assign).
-	Installed map[uint32]*of.Group
+	// Installed, when set, is what the switch holds now: the agent passes
+	// it after it (re)read the switch, and the compiler takes the members'
+	// indexes and slots from it (see Assign), so that a restarted agent
+	// moves nothing. Otherwise the compiler goes on from its last output.
+	Installed *Installed
 	// Validated says Groups passed lb.CheckSet (or lb.CheckAll) as a set
 	// already (a source that checks what it delivers sets it, to spare a
 	// second pass over thousands of groups on every change); otherwise
@@ -64,16 +66,26 @@ type Output struct {
 func Compile(in Input) (*Output, error) { return NewCompiler().Compile(in) }
 
 // Compiler compiles again and again, reusing what did not change: a group
-// whose document and id are the same as last time, and whose select groups
-// on the switch are the very ones it produced, keeps its flows and groups
-// (the same pointers, so a reconciler can skip them without comparing).
+// whose document and id are the same as last time keeps its flows and
+// select group (the same pointers, so a reconciler can skip them without
+// comparing).
 // The result is the same as Compile's.
 type Compiler struct {
 	ids    map[string]uint32    // service ids of the last set of names
 	idsKey uint64               // hash of that set
 	key    string               // config, ports and MACs the cache is valid for
+	cfgKey string               // config the shapes are valid for
 	groups map[string]*groupOut // by group name
 	shared map[string]*sharedOut
+	// layouts are the groups' member indexes and slots, by group name;
+	// shapes the select groups, by shape (shapeKey) and by id. Both outlive
+	// a change of ports or MACs (which recompiles every group).
+	layouts  map[string]*memberLayout
+	shapes   map[string]*shapeOut
+	shapeIDs map[uint32]*shapeOut
+	// adopted is the installed state being taken over, during a Compile
+	// given one.
+	adopted *adoption
 	gen    uint64 // compile generation, stamping the shared flows emitted
 	// Scratch space kept between compiles, so that a one-group change at
 	// 10,000 groups allocates little more than its output.
@@ -93,7 +105,7 @@ type groupOut struct {
 	gen        uint64 // last compile that had the group
 	print      uint64 // the group's fingerprint
 	id         uint32
-	groups     []*of.Group
+	shapes     []*shapeOut
 	flows      []*of.Flow
 	unresolved []netip.Addr
 	affinity   int // client_ip_timeout_s, 0 without affinity
@@ -111,7 +123,8 @@ type sharedFlow struct {
 
 // NewCompiler returns a Compiler with an empty cache.
 func NewCompiler() *Compiler {
-	return &Compiler{groups: map[string]*groupOut{}, shared: map[string]*sharedOut{}}
+	return &Compiler{groups: map[string]*groupOut{}, shared: map[string]*sharedOut{},
+		layouts: map[string]*memberLayout{}, shapes: map[string]*shapeOut{}, shapeIDs: map[uint32]*shapeOut{}}
 }
 
 // Compile computes the pipeline for in. With in.Changed set, groups not
@@ -124,6 +137,9 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 	}
 	if key := fmt.Sprintf("%+v|%+v|%v", in.Config, in.Ports, in.MACs); key != k.key {
 		k.key, k.groups, k.shared = key, map[string]*groupOut{}, map[string]*sharedOut{}
+	}
+	if key := fmt.Sprintf("%+v", in.Config); key != k.cfgKey {
+		k.cfgKey, k.shapes, k.shapeIDs = key, map[string]*shapeOut{}, map[uint32]*shapeOut{}
 	}
 	k.gen++
 	// print computes a group's fingerprint, or returns the cached one for a
@@ -147,8 +163,11 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 		}
 	}
 	c := &compiler{in: in, cfg: in.Config, unresolved: map[netip.Addr]bool{}, cache: k,
-		out: &Output{Flows: make([]*of.Flow, 0, len(k.shared)+3*len(in.Groups)), Groups: make([]*of.Group, 0, len(in.Groups)),
-			Affinity: map[uint32]int{}}}
+		out: &Output{Flows: make([]*of.Flow, 0, len(k.shared)+3*len(in.Groups)), Affinity: map[uint32]int{}}}
+	if in.Installed != nil {
+		c.adopt(in.Installed)
+		defer func() { k.adopted = nil }()
+	}
 	c.pipeline()
 	k.names = k.names[:0]
 	for i := range in.Groups {
@@ -161,12 +180,14 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 	for i := range in.Groups {
 		g := &in.Groups[i]
 		e := k.groups[g.Name]
-		if e == nil || !e.valid(prints[i], ids[g.Name], in.Installed) {
+		if e == nil || e.id != ids[g.Name] || e.print != prints[i] {
 			e = c.service(g, ids[g.Name])
 			k.groups[g.Name] = e
 		}
 		e.gen = k.gen
-		c.out.Groups = append(c.out.Groups, e.groups...)
+		for _, sh := range e.shapes {
+			c.useShape(sh)
+		}
 		c.out.Flows = append(c.out.Flows, e.flows...)
 		if e.affinity > 0 {
 			c.out.Affinity[e.id] = e.affinity
@@ -196,6 +217,21 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 			}
 		}
 	}
+	if len(k.layouts) != len(in.Groups) {
+		for name := range k.layouts {
+			if e := k.groups[name]; e == nil || e.gen != k.gen {
+				delete(k.layouts, name)
+			}
+		}
+	}
+	if len(k.shapes) != len(c.out.Groups) {
+		for key, sh := range k.shapes {
+			if sh.gen != k.gen {
+				delete(k.shapes, key)
+				delete(k.shapeIDs, sh.id)
+			}
+		}
+	}
 	for key, sh := range k.shared {
 		if sh.gen != k.gen {
 			delete(k.shared, key)
@@ -222,20 +258,6 @@ func (k *Compiler) serviceIDs(names []string) map[string]uint32 {
 	}
 	k.ids, k.idsKey = ServiceIDs(names), sum
 	return k.ids
-}
-
-// valid reports whether a cached group output still stands for a group
-// with this fingerprint and id.
-func (e *groupOut) valid(print uint64, id uint32, installed map[uint32]*of.Group) bool {
-	if e.id != id || e.print != print {
-		return false
-	}
-	for _, og := range e.groups {
-		if installed[og.ID] != og {
-			return false
-		}
-	}
-	return true
 }
 
 type compiler struct {

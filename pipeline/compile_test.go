@@ -136,47 +136,87 @@ groups:
 	}
 }
 
-// TestCompileKeepsChoices: compiled against what is installed, adding a
-// member changes only the buckets it takes, and the cookie of every flow
-// names the DLB and its group.
+// TestCompileKeepsChoices: compiled again (or by a new compiler taking
+// over what is installed), adding a member changes only the slots it
+// takes, and the cookie of every flow names the DLB and its group.
 func TestCompileKeepsChoices(t *testing.T) {
 	g := lb.Group{Name: "web", VIP: "10.96.0.10", Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}},
 		Members: []lb.Member{{IP: "10.0.0.11"}, {IP: "10.0.0.12"}, {IP: "10.0.0.13"}}}
 	cfg := testConfig
 	cfg.Buckets = 64
-	first, err := Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts})
-	require.NoError(t, err)
-	installed := map[uint32]*of.Group{first.Groups[0].ID: first.Groups[0]}
-	g.Members = append(g.Members, lb.Member{IP: "10.0.0.14"})
-	second, err := Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts, Installed: installed})
-	require.NoError(t, err)
-	changed := 0
-	require.Equal(t, 64, second.Groups[0].NumBuckets())
-	for i := 0; i < second.Groups[0].NumBuckets(); i++ {
-		b := second.Groups[0].BucketAt(i)
-		if b.Actions[0].String() != first.Groups[0].BucketAt(i).Actions[0].String() {
-			changed++
-			assert.Contains(t, b.Actions[0].String(), "10.0.0.14")
-		}
-	}
-	assert.Equal(t, 16, changed, "a 4th member takes 16 of 64 buckets, and only those move")
-	for i := 0; i < second.Groups[0].NumBuckets(); i++ {
-		b := second.Groups[0].BucketAt(i)
-		if dst, _ := natTarget(b.Actions[0]); dst.Addr().String() == "10.0.0.11" {
-			assert.Contains(t, b.Actions[0].String(), "exec(set_field:0x2000a00000b/0xffffffffffff->ct_label)",
-				"the bucket writes the member's MAC into the connection's label")
-		}
-	}
-
 	id := ServiceIDs([]string{"web"})["web"]
+	k := NewCompiler()
+	first, err := k.Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts})
+	require.NoError(t, err)
+	before := slotMembers(t, first, PortID(id, 0))
+	g.Members = append(g.Members, lb.Member{IP: "10.0.0.14"})
+	second, err := k.Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts})
+	require.NoError(t, err)
+	after := slotMembers(t, second, PortID(id, 0))
+	require.Len(t, after, 64)
+	changed := 0
+	for s := range after {
+		if before[s] != after[s] {
+			changed++
+			assert.Equal(t, "10.0.0.14", after[s])
+		}
+	}
+	assert.Equal(t, 16, changed, "a 4th member takes 16 of 64 slots, and only those move")
+	adopted, err := Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts, Installed: installedOf(first)})
+	require.NoError(t, err)
+	assert.Equal(t, render(second), render(adopted), "a compiler taking over the switch makes the same choices")
 	for _, f := range second.Flows {
 		assert.Equal(t, CookieMagic, f.Cookie&CookieMagicMask, f.String())
-		if f.Cookie>>48&0xff == KindVIP {
+		if kind := CookieKind(f.Cookie); kind == KindVIP || kind == KindMember {
 			assert.Equal(t, ServiceCookie(id), f.Cookie&CookieServiceMask, f.String())
+		}
+		if strings.Contains(f.String(), "nat(dst=10.0.0.11:80)") {
+			assert.Contains(t, f.String(), "exec(set_field:0x2000a00000b/0xffffffffffff->ct_label)",
+				"the commit writes the member's MAC into the connection's label")
 		}
 	}
 	assert.Equal(t, []netip.Addr{netip.MustParseAddr("10.0.0.12"), netip.MustParseAddr("10.0.0.13"), netip.MustParseAddr("10.0.0.14")}, second.Unresolved)
 }
+
+// slotMembers is where each slot of a VIP port sends a new connection, as
+// the switch would: the port's select group, each bucket's member index,
+// and that index's commit for the port (the address it translates to, or
+// the commit itself where it translates nothing).
+func slotMembers(t *testing.T, out *Output, pid uint32) []string {
+	t.Helper()
+	var gid uint32
+	commits := map[uint32]string{}
+	for _, f := range out.Flows {
+		if r, ok := regOf(f, RegService); !ok || r != pid {
+			continue
+		}
+		for _, a := range f.Actions {
+			if g, ok := a.(of.ToGroup); ok {
+				gid = uint32(g)
+			}
+		}
+		if CookieKind(f.Cookie) == KindMember {
+			idx, _ := regOf(f, RegMember)
+			commits[idx] = f.Actions[0].String()
+			if dst, ok := natTarget(f.Actions[0]); ok {
+				commits[idx] = dst.Addr().String()
+			}
+		}
+	}
+	g := byID(out.Groups)[gid]
+	require.NotNil(t, g, "port %#x has a select group", pid)
+	slots := make([]string, g.NumBuckets())
+	for s := range slots {
+		v, ok := memberIndexOf(g.BucketAt(s).Actions[0])
+		require.True(t, ok)
+		require.Contains(t, commits, uint32(v), "slot %d's member has a commit", s)
+		slots[s] = commits[uint32(v)]
+	}
+	return slots
+}
+
+// installedOf is an output as a switch holds it.
+func installedOf(out *Output) *Installed { return &Installed{Groups: byID(out.Groups), Flows: out.Flows} }
 
 func TestCompileRefusesBadInput(t *testing.T) {
 	_, err := Compile(Input{Config: Config{MAC: mac("01:00:00:00:00:00"), TableBase: 250, Buckets: 100}})
@@ -215,37 +255,42 @@ func TestSharedBridgeConfig(t *testing.T) {
 	}
 }
 
-// TestCompilerReusesUnchangedGroups: compiled against its own output, an
-// unchanged group comes back as the very same objects, and a change to
-// one group recompiles that group only; the result equals Compile's.
+// TestCompilerReusesUnchangedGroups: compiled again, an unchanged group
+// comes back as the very same objects, and a change to one group
+// recompiles that group only; the result equals that of a new compiler
+// taking over the switch.
 func TestCompilerReusesUnchangedGroups(t *testing.T) {
 	groups := bigGroups(50, 3)
 	k := NewCompiler()
 	first, err := k.Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts})
 	require.NoError(t, err)
-	installed := byID(first.Groups)
+	require.Len(t, first.Groups, 1, "50 groups of 3 equal members share one select group")
 	w := 300
 	groups[7].Members[1].Weight = &w
-	second, err := k.Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts, Installed: installed})
+	second, err := k.Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts})
 	require.NoError(t, err)
-	require.Len(t, second.Groups, len(first.Groups))
-	changed := 0
-	for i := range second.Groups {
-		if second.Groups[i] != first.Groups[i] {
-			changed++
-		}
-	}
-	assert.Equal(t, 1, changed, "only the changed group is rebuilt")
-	sameFlows := 0
+	require.Len(t, second.Groups, 2, "the changed group deals its slots otherwise")
+	assert.Same(t, first.Groups[0], second.Groups[0], "the shared select group is the same object")
+	id7 := ServiceIDs(names(groups))[groups[7].Name]
+	rebuilt := 0
 	for i := range second.Flows {
-		if second.Flows[i] == first.Flows[i] {
-			sameFlows++
+		if second.Flows[i] != first.Flows[i] {
+			rebuilt++
+			assert.Equal(t, id7, CookieService(second.Flows[i].Cookie), "rebuilt: %s", second.Flows[i])
 		}
 	}
-	assert.Equal(t, len(first.Flows)-2, sameFlows, "only the changed group's two flows are rebuilt")
-	fresh, err := Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts, Installed: installed})
+	assert.Equal(t, 5, rebuilt, "the changed group's service, select and 3 commit flows are rebuilt, nothing else")
+	fresh, err := Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts, Installed: installedOf(first)})
 	require.NoError(t, err)
 	assert.True(t, render(fresh) == render(second), "the cache changes nothing in the result")
+}
+
+func names(groups []lb.Group) []string {
+	var out []string
+	for _, g := range groups {
+		out = append(out, g.Name)
+	}
+	return out
 }
 
 // TestCompilerChangedSet: told which groups changed, the compiler skips the
@@ -255,43 +300,49 @@ func TestCompilerChangedSet(t *testing.T) {
 	k := NewCompiler()
 	first, err := k.Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts})
 	require.NoError(t, err)
-	installed := byID(first.Groups)
 	groups[3].Members[0].State = lb.StateDraining
 	groups = append(groups, lb.Group{Name: "new", VIP: "10.97.0.1", Ports: []lb.PortSpec{{Protocol: "udp", Port: 53}}, Members: []lb.Member{{IP: "10.1.1.1", MAC: "02:00:00:00:00:01"}}})
-	delta, err := k.Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts, Installed: installed,
+	delta, err := k.Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts,
 		Changed: map[string]bool{groups[3].Name: true, "new": true}})
 	require.NoError(t, err)
-	full, err := Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts, Installed: installed})
+	full, err := Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts, Installed: installedOf(first)})
 	require.NoError(t, err)
 	assert.True(t, render(full) == render(delta), "a compile told what changed equals a full one")
+	had := map[*of.Flow]bool{}
+	for _, f := range first.Flows {
+		had[f] = true
+	}
 	reused := 0
-	for i := range first.Groups {
-		if delta.Groups[i] == first.Groups[i] {
+	for _, f := range delta.Flows {
+		if had[f] {
 			reused++
 		}
 	}
-	assert.Equal(t, len(first.Groups)-1, reused, "only the changed group is rebuilt")
+	assert.Equal(t, len(first.Flows)-5, reused, "only the changed group's flows are rebuilt (its service, select and 3 commits)")
+	assert.Same(t, first.Groups[0], delta.Groups[0], "the select group the others share is the same object")
 }
 
-// TestDSRKeepsChoices: DSR buckets, which translate nothing, are told
-// apart by the member key they set, so a new member moves only its share.
+// TestDSRKeepsChoices: DSR commits, which translate nothing, are told
+// apart by the MAC they record, so a new member moves only its share, and
+// a compiler taking over the switch keeps every member's index.
 func TestDSRKeepsChoices(t *testing.T) {
 	g := lb.Group{Name: "direct", VIP: "10.96.0.40", Mode: lb.ModeDSR, Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}},
 		Members: []lb.Member{{IP: "10.0.0.11", MAC: "02:00:00:00:00:0b"}, {IP: "10.0.0.12", MAC: "02:00:00:00:00:0c"}}}
 	cfg := testConfig
 	cfg.Buckets = 64
+	id := ServiceIDs([]string{"direct"})["direct"]
 	first, err := Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts})
 	require.NoError(t, err)
 	g.Members = append(g.Members, lb.Member{IP: "10.0.0.13", MAC: "02:00:00:00:00:0d"})
-	second, err := Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts, Installed: byID(first.Groups)})
+	second, err := Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts, Installed: installedOf(first)})
 	require.NoError(t, err)
+	before, after := slotMembers(t, first, PortID(id, 0)), slotMembers(t, second, PortID(id, 0))
 	moved := 0
-	for i := 0; i < 64; i++ {
-		before, after := first.Groups[0].BucketAt(i).Actions, second.Groups[0].BucketAt(i).Actions
-		assert.NotContains(t, after[1].String(), "nat", "DSR translates nothing")
-		if before[0].String() != after[0].String() {
+	for s := range after {
+		assert.NotContains(t, after[s], "nat", "DSR translates nothing")
+		if before[s] != after[s] {
 			moved++
-			assert.Contains(t, after[1].String(), "0x2000000000d/", "a moved bucket goes to the new member")
+			assert.Contains(t, after[s], "0x2000000000d/", "a moved slot goes to the new member")
 		}
 	}
 	assert.Equal(t, 21, moved, "the third member takes its share and nothing else moves")

@@ -44,7 +44,7 @@ func (c *compiler) pipeline() {
 	}
 	// A client with no learned entry leaves RegMember at 0.
 	c.add(c.flow(TableAffinity, 0, fixed))
-	c.add(c.flow(TableSticky, 0, fixed))
+	c.add(c.flow(TableMember, 0, fixed))
 	// Answers to the agent's own ARP requests and neighbour solicitations
 	// for members' MACs come to the DLB's MAC: the agent reads them.
 	c.add(c.flow(TableClassify, 110, fixed).Match(of.ARP, of.ARPOp(2), of.EthDst(c.cfg.MAC)).Actions(of.Controller{MaxLen: 128}))

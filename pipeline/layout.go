@@ -20,7 +20,7 @@ const (
 	TableUnNAT               // replies: the VIP's MAC as source
 	TableOutput              // forward as the bridge did before
 	TableAffinity            // learned client → member entries (resubmitted to)
-	TableSticky              // a new connection of a known client → its member
+	TableMember              // a new connection's member (by index) → its commit
 	TableHairpinReply        // a member's reply to itself as client, un-SNATed
 	TableHairpin             // back out of the port it came in on
 	numTables
@@ -29,16 +29,18 @@ const (
 // TableNames are the names the agent gives the tables in OVSDB.
 var TableNames = [numTables]string{
 	"DLB_CLASSIFY", "DLB_SERVICE", "DLB_SELECT", "DLB_TO_MEMBER", "DLB_REPLY", "DLB_UNNAT", "DLB_OUTPUT",
-	"DLB_AFFINITY", "DLB_STICKY", "DLB_HAIRPIN_REPLY", "DLB_HAIRPIN",
+	"DLB_AFFINITY", "DLB_MEMBER", "DLB_HAIRPIN_REPLY", "DLB_HAIRPIN",
 }
 
 // Registers.
 const (
-	// RegService holds the OpenFlow group id of the VIP port a packet is
-	// for, from TableService on.
+	// RegService holds the id of the VIP port a packet is for (PortID),
+	// from TableService on.
 	RegService = 0
-	// RegMember holds the affinity key of the member a client is stuck to
-	// (loaded by a learned flow of DLB_AFFINITY; 0 when none).
+	// RegMember holds the index of the member a new connection goes to
+	// (1-based, MemberIndex): set by a select group's bucket, or by a
+	// learned flow of DLB_AFFINITY for a client stuck to a member (0 when
+	// none).
 	RegMember = 2
 	// RegSrcPort receives a copy of a new affinity connection's source
 	// port, which makes every such connection its own datapath flow (see
@@ -66,6 +68,10 @@ const (
 	KindPipeline = 1 // fixed flows of the pipeline
 	KindPort     = 2 // a VM port's classification
 	KindVIP      = 3 // a group's VIP: service, ARP, un-NAT flows
+	// KindMember is a member's commit in DLB_MEMBER, one per VIP port and
+	// active member (detail: port index + 1). Its counters are the new
+	// connections this host sent to the member on that port.
+	KindMember = 4
 	KindReply    = 5 // a member service port's reply lookup (detail: port)
 	// KindAffinity marks the flows that learn actions add to DLB_AFFINITY
 	// (service: the group's id). The agent does not reconcile them: they
@@ -99,17 +105,25 @@ func Cookie(kind uint8, service uint32, detail uint16) uint64 {
 // service.
 func ServiceCookie(service uint32) uint64 { return CookieMagic | uint64(service&0xffffff)<<24 }
 
-// Group ids: 0xd | service id (20 bits) | port index (8 bits).
+// Port ids, in RegService: 0xd | service id (20 bits) | port index (8 bits).
 const (
-	GroupIDBase uint32 = 0xd0000000
-	GroupIDMask uint32 = 0xf0000000
+	portIDBase  uint32 = 0xd0000000
+	portIDMask  uint32 = 0xf0000000
 	serviceBits        = 20
 )
 
-// GroupID is the OpenFlow group of a service's port.
-func GroupID(service uint32, port int) uint32 {
-	return GroupIDBase | (service&(1<<serviceBits-1))<<8 | uint32(port&0xff)
+// PortID is the id of a service's VIP port, which RegService carries.
+func PortID(service uint32, port int) uint32 {
+	return portIDBase | (service&(1<<serviceBits-1))<<8 | uint32(port&0xff)
 }
+
+// Group ids: 0xd | 28 bits of a hash of the slots' member indexes (see
+// shape.go). Every DLB group is a select group shared by the VIP ports
+// whose slots deal the same member indexes.
+const (
+	GroupIDBase uint32 = 0xd0000000
+	GroupIDMask uint32 = 0xf0000000
+)
 
 // IsDLBGroup reports whether an OpenFlow group id is one of the DLB's.
 func IsDLBGroup(id uint32) bool { return id&GroupIDMask == GroupIDBase }

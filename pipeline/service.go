@@ -2,9 +2,9 @@ package pipeline
 
 import (
 	"fmt"
-	"hash/fnv"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/ovs-dlb/dlb/lb"
 	of "github.com/ovs-dlb/dlb/ofctrl"
@@ -19,13 +19,9 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 	v6 := vip.Is6()
 	fromVM := of.RegMasked(RegPortClass, portClassVM, portClassVM)
 
-	// New-connection choice: every port's group uses the same slots.
-	weights := make([]int, len(g.Members))
-	for i, m := range g.Members {
-		if m.StateOf() == lb.StateActive {
-			weights[i] = m.WeightOf()
-		}
-	}
+	// New-connection choice: every port deals the same slots, by member
+	// index, through one shared select group (shape.go).
+	weights := lb.ActiveWeights(&g.Group)
 	macs := make([]net.HardwareAddr, len(g.Members))
 	for i := range g.Members {
 		ip := g.MemberAddr(i)
@@ -33,97 +29,92 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 			e.unresolved = append(e.unresolved, ip)
 		}
 	}
-	available := false
-	for _, w := range weights {
-		available = available || w > 0
-	}
-	var keys []uint32
-	if g.Affinity != nil || g.Mode == lb.ModeDSR {
-		keys = MemberKeys(g)
-	}
 	if g.Affinity != nil {
 		e.affinity = g.Affinity.ClientIPTimeoutS
 	}
-	for k, ps := range g.Ports {
-		gid := GroupID(id, k)
-		proto := lb.ProtocolNumber(ps.Protocol)
-		prev := c.previous(gid, g, ps, keys)
+	lay := c.layoutOf(g, id)
+	idx, index := lay.indexes(g)
+	next := &memberLayout{index: index, slots: lay.slots}
+	var sh *shapeOut
+	if slices.ContainsFunc(weights, func(w int) bool { return w > 0 }) {
 		b := c.cfg.Buckets
 		if b == 0 {
-			b = lb.SlotCount(weights, len(prev))
+			b = lb.SlotCount(weights, len(lay.slots))
 		}
-		slots := Assign(b, weights, prev)
-		grp := of.NewGroup(gid, of.GroupSelect).WithSelection("dp_hash", 0)
-		if slots[0] >= 0 {
-			// Bucket i translates to member slots[i]: stored as slots over
-			// one action list per member.
-			grp.SlotActions = make([][]of.Action, len(g.Members))
-			grp.Slots = make([]uint16, len(slots))
-			for s, m := range slots {
-				if grp.SlotActions[m] == nil {
-					grp.SlotActions[m] = c.bucketActions(g, m, keys, ps, macs[m])
-				}
-				grp.Slots[s] = uint16(m)
-			}
+		slots := Assign(b, weights, lay.previous(g, idx))
+		next.slots = make([]uint16, len(slots))
+		for s, m := range slots {
+			next.slots[s] = idx[m]
 		}
-		e.groups = append(e.groups, grp)
-		isNew := of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk)
+		sh = c.shape(next.slots)
+		e.shapes = append(e.shapes, sh)
+	}
+	// Without an available member the slots stay as they were, for the
+	// members' return.
+	c.cache.layouts[g.Name] = next
+	isNew := of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk)
+	for k, ps := range g.Ports {
+		pid := PortID(id, k)
+		proto := lb.ProtocolNumber(ps.Protocol)
+		cookie := Cookie(KindVIP, id, uint16(k+1))
 		if scope == nil {
 			e.flows = append(e.flows,
-				c.flow(TableService, 100, Cookie(KindVIP, id, uint16(k+1))).
+				c.flow(TableService, 100, cookie).
 					Match(fromVM, of.L4(v6, proto), of.IPDst(of.Host(vip)), of.DstPort(proto, uint16(ps.Port))).
-					Actions(of.Set(of.Reg(RegService), uint64(gid)), natLookup(zone, c.t(TableSelect))).Done())
+					Actions(of.Set(of.Reg(RegService), uint64(pid)), natLookup(zone, c.t(TableSelect))).Done())
 		}
 		// A scoped group serves only its ports, ahead of any unscoped
 		// group with the same VIP:port.
 		for _, p := range scope {
 			e.flows = append(e.flows,
-				c.flow(TableService, 110, Cookie(KindVIP, id, uint16(k+1))).
+				c.flow(TableService, 110, cookie).
 					Match(of.InPort(p.OFPort), of.L4(v6, proto), of.IPDst(of.Host(vip)), of.DstPort(proto, uint16(ps.Port))).
-					Actions(of.Set(of.Reg(RegService), uint64(gid)), natLookup(zone, c.t(TableSelect))).Done())
+					Actions(of.Set(of.Reg(RegService), uint64(pid)), natLookup(zone, c.t(TableSelect))).Done())
 		}
-		switch {
-		case !available:
+		if sh == nil {
 			// Refused by the agent: a TCP reset or an ICMP port
 			// unreachable, built from the packet (OVS cannot make either).
 			e.flows = append(e.flows, c.flow(TableSelect, 100, Cookie(KindReject, id, uint16(k+1))).
-				Match(isNew, of.RegEq(RegService, gid)).
+				Match(isNew, of.RegEq(RegService, pid)).
 				Actions(of.Controller{MaxLen: RejectMaxLen}).Done())
-		case g.Affinity != nil:
-			// A learned entry for the client (DLB_AFFINITY) loads its
-			// member's key; DLB_STICKY commits to that member while it is
-			// active, else hands the connection to the group, whose bucket
-			// learns the new choice. Copying the source port keeps each
-			// new connection its own datapath flow, so the second of two
-			// back-to-back connections is translated after the first one's
-			// learn, not by the first one's cached datapath flow.
-			// (The protocol in the matches is what the actions need.)
-			e.flows = append(e.flows, c.flow(TableSelect, 100, Cookie(KindVIP, id, uint16(k+1))).
-				Match(isNew, of.RegEq(RegService, gid), of.L4(v6, proto)).
-				Actions(of.Move{Src: of.All(of.L4PortField(proto, true)), Dst: of.Sub(of.Reg(RegSrcPort), 0, 15)},
-					of.ResubmitTable(c.t(TableAffinity))).
-				Goto(c.t(TableSticky)).Done())
-			for m := range g.Members {
-				if weights[m] == 0 {
-					continue
-				}
-				e.flows = append(e.flows, c.flow(TableSticky, 100, Cookie(KindVIP, id, uint16(k+1))).
-					Match(of.RegEq(RegService, gid), of.RegEq(RegMember, keys[m]), of.L4(v6, proto)).
-					Actions(c.commitActions(g, m, ps, macs[m])...).Done())
+			continue
+		}
+		// Each active member's commit, for this port (the protocol in the
+		// match is what the commit's NAT needs).
+		for m := range g.Members {
+			if weights[m] == 0 {
+				continue
 			}
-			e.flows = append(e.flows, c.flow(TableSticky, 50, Cookie(KindVIP, id, uint16(k+1))).
-				Match(of.RegEq(RegService, gid)).Actions(of.ToGroup(gid)).Done())
-			if k == 0 {
-				// Committed, the connection's first packet records the
-				// choice (a bucket's or DLB_STICKY's: refreshing it).
-				e.flows = append(e.flows, c.flow(TableToMember, 100, Cookie(KindVIP, id, 0)).
-					Match(isNew, ofService(id), ipOf(v6)).
-					Actions(c.learnAffinity(g, id), toMemberMAC).Goto(c.t(TableOutput)).Done())
-			}
-		default:
-			e.flows = append(e.flows, c.flow(TableSelect, 100, Cookie(KindVIP, id, uint16(k+1))).
-				Match(isNew, of.RegEq(RegService, gid)).
-				Actions(of.ToGroup(gid)).Done())
+			e.flows = append(e.flows, c.flow(TableMember, 100, Cookie(KindMember, id, uint16(k+1))).
+				Match(of.RegEq(RegService, pid), of.RegEq(RegMember, uint32(idx[m])), of.L4(v6, proto)).
+				Actions(c.commitActions(g, m, ps, macs[m])...).Done())
+		}
+		if g.Affinity == nil {
+			e.flows = append(e.flows, c.flow(TableSelect, 100, cookie).
+				Match(isNew, of.RegEq(RegService, pid)).
+				Actions(of.ToGroup(sh.id)).Done())
+			continue
+		}
+		// A learned entry for the client (DLB_AFFINITY) loads its member's
+		// index; DLB_MEMBER commits to that member while it is active, else
+		// hands the connection to the group, whose choice DLB_TO_MEMBER
+		// learns. Copying the source port keeps each new connection its own
+		// datapath flow, so the second of two back-to-back connections is
+		// translated after the first one's learn, not by the first one's
+		// cached datapath flow.
+		e.flows = append(e.flows, c.flow(TableSelect, 100, cookie).
+			Match(isNew, of.RegEq(RegService, pid), of.L4(v6, proto)).
+			Actions(of.Move{Src: of.All(of.L4PortField(proto, true)), Dst: of.Sub(of.Reg(RegSrcPort), 0, 15)},
+				of.ResubmitTable(c.t(TableAffinity))).
+			Goto(c.t(TableMember)).Done())
+		e.flows = append(e.flows, c.flow(TableMember, 50, cookie).
+			Match(of.RegEq(RegService, pid)).Actions(of.ToGroup(sh.id)).Done())
+		if k == 0 {
+			// Committed, the connection's first packet records the choice
+			// (the group's, or DLB_MEMBER's: refreshing it).
+			e.flows = append(e.flows, c.flow(TableToMember, 100, Cookie(KindVIP, id, 0)).
+				Match(isNew, ofService(id), ipOf(v6)).
+				Actions(c.learnAffinity(g, id), toMemberMAC).Goto(c.t(TableOutput)).Done())
 		}
 	}
 	if g.Mode != lb.ModeDSR && scope == nil { // a DSR member holds the VIP: its kernel answers itself
@@ -200,7 +191,7 @@ func (c *compiler) sharedFlows(g *lb.Checked, id uint32) []sharedFlow {
 // ofService matches RegService on a group's id bits, whichever of its VIP
 // ports the packet is for.
 func ofService(id uint32) of.MatchOption {
-	return of.RegMasked(RegService, GroupID(id, 0), GroupIDMask|(1<<serviceBits-1)<<8)
+	return of.RegMasked(RegService, PortID(id, 0), portIDMask|(1<<serviceBits-1)<<8)
 }
 
 // toMemberMAC writes the member's MAC from the connection's label.
@@ -209,19 +200,6 @@ var toMemberMAC = of.Move{Src: of.Sub(of.FieldCTLabel, 0, 47), Dst: of.All(of.Fi
 // RejectMaxLen is how much of a refused packet the agent gets: enough
 // for its headers and the 8 bytes of transport header an ICMP error quotes.
 const RejectMaxLen = 128
-
-// bucketActions is what a group's bucket does with a new connection: the
-// member's commit, after noting the member's key (for DLB_TO_MEMBER to
-// learn when the group has affinity, and to tell DSR buckets apart). OVS
-// 3.1 does not run a learn action inside a select group's bucket, so the
-// learning is done by a flow.
-func (c *compiler) bucketActions(g *lb.Checked, m int, keys []uint32, ps lb.PortSpec, mac net.HardwareAddr) []of.Action {
-	commit := c.commitActions(g, m, ps, mac)
-	if keys == nil {
-		return commit
-	}
-	return append([]of.Action{of.Set(of.Reg(RegMember), uint64(keys[m]))}, commit...)
-}
 
 // commitActions send a new connection to a member: the commit, recording
 // the member's MAC in the connection's label, with DNAT to the member
@@ -261,7 +239,7 @@ func labelMAC(mac net.HardwareAddr) uint64 {
 const MaxLearnedIdle = 65535
 
 // learnAffinity records, in DLB_AFFINITY, that the packet's source address
-// goes to the member whose key is in RegMember, for every port of the
+// goes to the member whose index is in RegMember, for every port of the
 // group (the learned flow matches the group's id bits of RegService).
 func (c *compiler) learnAffinity(g *lb.Checked, id uint32) of.Learn {
 	et, src := of.EthTypeIPv4, of.FieldIPv4Src
@@ -279,26 +257,6 @@ func (c *compiler) learnAffinity(g *lb.Checked, id uint32) of.Learn {
 			of.LearnMatchField(of.All(src)),
 			of.LearnLoadField(of.All(of.Reg(RegMember)), of.All(of.Reg(RegMember))),
 		}}
-}
-
-// MemberKeys gives each member of a group the non-zero 32-bit key that
-// affinity entries record: a hash of its address and port, so that it stays
-// the same while other members come and go (a collision within the group,
-// all but impossible, moves the later member to the next free key).
-func MemberKeys(g *lb.Checked) []uint32 {
-	keys := make([]uint32, len(g.Members))
-	used := make(map[uint32]bool, len(g.Members))
-	for i, m := range g.Members {
-		h := fnv.New32a()
-		fmt.Fprintf(h, "%s/%d", g.MemberAddr(i), m.Port)
-		k := h.Sum32()
-		for k == 0 || used[k] {
-			k++
-		}
-		used[k] = true
-		keys[i] = k
-	}
-	return keys
 }
 
 // arpReply turns an ARP request for vip into the reply, sent back out of
