@@ -87,7 +87,7 @@ type reconciler struct {
 	// adopt says the next compile takes over what was read (members'
 	// indexes and slots), rather than going on from its own last output.
 	adopt bool
-	gen      uint64 // reconcile generation, for sweeping flows no longer wanted
+	gen   uint64 // reconcile generation, for sweeping flows no longer wanted
 	// learned are the service ids that may have learned affinity flows on
 	// the switch (which the diff leaves alone); affinity are the current
 	// groups' affinity timeouts, by service id.

@@ -86,7 +86,7 @@ type Compiler struct {
 	// adopted is the installed state being taken over, during a Compile
 	// given one.
 	adopted *adoption
-	gen    uint64 // compile generation, stamping the shared flows emitted
+	gen     uint64 // compile generation, stamping the shared flows emitted
 	// Scratch space kept between compiles, so that a one-group change at
 	// 10,000 groups allocates little more than its output.
 	prints []uint64

@@ -216,7 +216,9 @@ func slotMembers(t *testing.T, out *Output, pid uint32) []string {
 }
 
 // installedOf is an output as a switch holds it.
-func installedOf(out *Output) *Installed { return &Installed{Groups: byID(out.Groups), Flows: out.Flows} }
+func installedOf(out *Output) *Installed {
+	return &Installed{Groups: byID(out.Groups), Flows: out.Flows}
+}
 
 func TestCompileRefusesBadInput(t *testing.T) {
 	_, err := Compile(Input{Config: Config{MAC: mac("01:00:00:00:00:00"), TableBase: 250, Buckets: 100}})

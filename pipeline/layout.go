@@ -72,7 +72,7 @@ const (
 	// active member (detail: port index + 1). Its counters are the new
 	// connections this host sent to the member on that port.
 	KindMember = 4
-	KindReply    = 5 // a member service port's reply lookup (detail: port)
+	KindReply  = 5 // a member service port's reply lookup (detail: port)
 	// KindAffinity marks the flows that learn actions add to DLB_AFFINITY
 	// (service: the group's id). The agent does not reconcile them: they
 	// belong to the switch until they idle out, or until their group
