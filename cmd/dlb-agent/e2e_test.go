@@ -420,7 +420,8 @@ func TestOneMemberChangeAndBadFile(t *testing.T) {
 
 	before := count()
 	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ", state: draining")))
-	assert.Equal(t, map[string]float64{"group modify": 2}, delta(before), "draining a member rewrites the buckets of the 2 VIP ports, nothing else")
+	assert.Equal(t, map[string]float64{"flow delete": 2, "flow modify": 2, "group add": 1, "group delete": 1}, delta(before),
+		"draining a member deletes its commits on the 2 VIP ports and sends both to a select group of the new slots (the old one, which no other port uses, goes)")
 
 	before = count()
 	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s2", "")))
@@ -457,12 +458,13 @@ func TestOneMemberChangeAndBadFile(t *testing.T) {
 	groups, err := tb.Host("h1").OFCtl(c.ctx, "dump-groups")
 	require.NoError(t, err)
 	assert.Contains(t, groups, "selection_method=dp_hash")
-	assert.Contains(t, groups, "nat(dst=10.0.0.11:8080)")
+	assert.Contains(t, groups, "actions=set_field:0x1->reg2,resubmit(,8)")
+	assert.Contains(t, flows, `priority=100,tcp,reg0=0xd9bc9100,reg2=0x1 actions=ct(commit,table="DLB_TO_MEMBER",zone=56064,nat(dst=10.0.0.11:8080)`)
 
 	before = count()
 	c.setGroups(t, webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ", port: 9999")))
-	assert.Equal(t, map[string]float64{"group modify": 2, "flow add": 2}, delta(before),
-		"moving one member to another port rewrites its buckets and adds the reply lookups of its new port")
+	assert.Equal(t, map[string]float64{"flow modify": 2, "flow add": 2}, delta(before),
+		"moving one member to another port rewrites its commits and adds the reply lookups of its new port")
 }
 
 func TestPrintFlows(t *testing.T) {
