@@ -228,11 +228,11 @@ func TestCommands(t *testing.T) {
 		{
 			name:    "group get lists",
 			args:    []string{"group", "get"},
-			replies: map[string]reply{"GET /v1/groups": {body: `{"index":9,"groups":[` + webJSON + `,` + bJSON + `]}`}},
+			replies: map[string]reply{"GET /v1/groups": {body: `{"index":9,"groups":[` + webBalancedJSON + `,` + bJSON + `]}`}},
 			exact: ptr("" +
-				"NAME  VIP         PORTS               MEMBERS  MODE  INDEX\n" +
-				"web   10.96.0.10  tcp/80→8080,udp/53  1/2      dnat  7\n" +
-				"b     10.96.0.2   tcp/80              0/0      dnat  2\n"),
+				"NAME  VIP         PORTS               MEMBERS  MODE  INDEX  BALANCE\n" +
+				"web   10.96.0.10  tcp/80→8080,udp/53  1/2      dnat  7      within, exact\n" +
+				"b     10.96.0.2   tcp/80              0/0      dnat  2      -\n"),
 			reqs: []want{{method: "GET", path: "/v1/groups"}},
 		},
 		{
@@ -247,6 +247,18 @@ func TestCommands(t *testing.T) {
 			args:    []string{"group", "get", "web"},
 			replies: map[string]reply{"GET /v1/groups/web": {body: webJSON}},
 			stdout:  []string{"Name:      web\n", "IP         PORT  WEIGHT  STATE\n10.0.0.11  -     100     active\n10.0.0.12  9090  50      draining\n"},
+		},
+		{
+			name:    "group get NAME shows the balance",
+			args:    []string{"group", "get", "web"},
+			replies: map[string]reply{"GET /v1/groups/web": {body: webBalancedJSON}},
+			stdout:  []string{"Index:     created 3, modified 7\nBalance:   16 slots, every share exact, within the bound\n\n"},
+		},
+		{
+			name:    "group get NAME -o json carries the balance",
+			args:    []string{"-o", "json", "group", "get", "web"},
+			replies: map[string]reply{"GET /v1/groups/web": {body: webBalancedJSON}},
+			stdout:  []string{"  \"balance\": {\n    \"slots\": 16,\n    \"active_members\": 1,\n", "    \"within_bound\": true\n  },\n"},
 		},
 		{
 			name:    "group get NAME -o yaml",

@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/testbed"
 )
 
@@ -122,7 +124,7 @@ members:
 
 	// Create.
 	out := ok("group", "create", "-f", webFile)
-	assert.Regexp(t, `(?m)^web\s+10\.96\.0\.10\s+tcp/80→8080\s+2/2\s+dnat\s+\d+$`, out)
+	assert.Regexp(t, `(?m)^web\s+10\.96\.0\.10\s+tcp/80→8080\s+2/2\s+dnat\s+\d+\s+within, exact$`, out)
 	assert.Equal(t, map[string]map[string]dbMember{"web": {
 		"10.0.0.11": {Weight: 100, State: "active"},
 		"10.0.0.12": {Weight: 100, State: "active"},
@@ -133,9 +135,10 @@ members:
 
 	// Get: the list, one group, JSON and YAML.
 	out = ok("group", "get")
-	assert.Regexp(t, `^NAME\s+VIP\s+PORTS\s+MEMBERS\s+MODE\s+INDEX\n`, out)
-	assert.Regexp(t, `(?m)^web\s+10\.96\.0\.10\s+tcp/80→8080\s+2/2\s+dnat\s+\d+$`, out)
+	assert.Regexp(t, `^NAME\s+VIP\s+PORTS\s+MEMBERS\s+MODE\s+INDEX\s+BALANCE\n`, out)
+	assert.Regexp(t, `(?m)^web\s+10\.96\.0\.10\s+tcp/80→8080\s+2/2\s+dnat\s+\d+\s+within, exact$`, out)
 	out = ok("group", "get", "web")
+	assert.Contains(t, out, "\nBalance:   16 slots, every share exact, within the bound\n")
 	assert.Regexp(t, `(?m)^10\.0\.0\.11\s+-\s+100\s+active$`, out)
 	assert.Regexp(t, `(?m)^10\.0\.0\.12\s+-\s+100\s+active$`, out)
 	var got Group
@@ -145,6 +148,7 @@ members:
 	require.Len(t, got.Members, 2)
 	assert.NotZero(t, got.ModifyIndex)
 	assert.GreaterOrEqual(t, got.ModifyIndex, got.CreateIndex)
+	assert.Equal(t, &wire.Balance{Slots: 16, ActiveMembers: 2, MaxOverMean: 1, WithinBound: true}, got.Balance)
 	var list GroupList
 	require.NoError(t, json.Unmarshal([]byte(ok("group", "get", "-o", "json")), &list))
 	require.Len(t, list.Groups, 1)
@@ -231,6 +235,39 @@ members:
 	res = cli("group", "edit", "web", "-f", webFile, "--if-match", "1")
 	assert.Equal(t, 1, res.code)
 	assert.Contains(t, res.stderr, "changed meanwhile")
+
+	// The balance of weight sets 256 slots can and cannot honour, as
+	// "group get NAME" says it (created from the YAML "get -o yaml" gives).
+	balanced := func(name string, n int, weight func(i int) int) string {
+		t.Helper()
+		doc := fmt.Sprintf("name: %s\nvip: 10.96.1.%d\nports: [{protocol: tcp, port: 80}]\nmembers:\n", name, n)
+		for i := range n {
+			doc += fmt.Sprintf("  - {ip: 10.0.1.%d, weight: %d}\n", i+1, weight(i))
+		}
+		f := filepath.Join(dir, name+".yaml")
+		require.NoError(t, os.WriteFile(f, []byte(doc), 0o644))
+		ok("group", "create", "-f", f)
+		out := ok("group", "get", name)
+		line := regexp.MustCompile(`(?m)^Balance:\s+(.*)$`).FindStringSubmatch(out)
+		require.Len(t, line, 2, "group get %s:\n%s", name, out)
+		var g Group
+		require.NoError(t, json.Unmarshal([]byte(ok("group", "get", name, "-o", "json")), &g))
+		require.NotNil(t, g.Balance)
+		assert.Equal(t, n, g.Balance.ActiveMembers)
+		return line[1]
+	}
+	assert.Equal(t, "128 slots, worst share error 0.31 points (10.0.1.2), within the bound",
+		balanced("w1234", 4, func(i int) int { return i + 1 }))
+	assert.Equal(t, "256 slots, worst share error 0.23 points (10.0.1.7), max/mean 1.016, within the bound",
+		balanced("eq10", 10, func(int) int { return 100 }))
+	assert.Equal(t, "256 slots, worst share error 0.34 points (10.0.1.1), max/mean 1.172, NOT within max/mean 1.03 (equal weights): 50 active members on 256 slots",
+		balanced("eq50", 50, func(int) int { return 100 }))
+	out = ok("group", "get")
+	assert.Regexp(t, `(?m)^eq50\s.*\s50/50\s+dnat\s+\d+\s+NOT within, max/mean 1\.172$`, out)
+	assert.Regexp(t, `(?m)^eq10\s.*\s10/10\s+dnat\s+\d+\s+within, 0\.23 points$`, out)
+	for _, name := range []string{"w1234", "eq10", "eq50"} {
+		ok("group", "delete", name)
+	}
 
 	// Hosts: no agent has registered.
 	res = cli("host", "list")

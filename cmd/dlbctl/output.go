@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 )
 
@@ -137,12 +138,81 @@ func modeOf(g lb.Group) string {
 	return g.Mode
 }
 
-// writeGroupsTable writes one line per group.
+// writeGroupsTable writes one line per group. BALANCE comes last, so the
+// columns before it keep their places for scripts.
 func writeGroupsTable(w io.Writer, groups []Group) {
-	fmt.Fprintln(w, "NAME\tVIP\tPORTS\tMEMBERS\tMODE\tINDEX")
+	fmt.Fprintln(w, "NAME\tVIP\tPORTS\tMEMBERS\tMODE\tINDEX\tBALANCE")
 	for _, g := range groups {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", g.Name, g.VIP, portsString(g.Ports), membersString(g.Members), modeOf(g.Group), g.ModifyIndex)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", g.Name, g.VIP, portsString(g.Ports), membersString(g.Members), modeOf(g.Group), g.ModifyIndex, balanceShort(g.Balance))
 	}
+}
+
+// balanceShort is a group's balance in the list: the verdict, with the
+// figure that matters for it.
+func balanceShort(b *wire.Balance) string {
+	switch {
+	case b == nil:
+		return "-" // a controller older than the field
+	case b.ActiveMembers == 0:
+		return "no active member"
+	case b.WithinBound && b.WorstShareErrorPP == 0:
+		return "within, exact"
+	case b.WithinBound:
+		return fmt.Sprintf("within, %.2f points", b.WorstShareErrorPP)
+	}
+	share, ratio := missed(b)
+	if ratio && !share {
+		return fmt.Sprintf("NOT within, max/mean %.3f", b.MaxOverMean)
+	}
+	return fmt.Sprintf("NOT within, %.2f points", b.WorstShareErrorPP)
+}
+
+// balanceLine says how closely a group's slots follow its active members'
+// weights and whether that is within the bound lb holds the split to,
+// naming the bound it misses, so that a group 256 slots cannot balance is
+// seen as such (the controller's figures: docs/api.md, "Balance").
+func balanceLine(b *wire.Balance) string {
+	if b.ActiveMembers == 0 {
+		return "no active member: no slots, new connections are refused"
+	}
+	line := fmt.Sprintf("%d slots, every share exact", b.Slots)
+	if b.WorstShareErrorPP != 0 {
+		line = fmt.Sprintf("%d slots, worst share error %.2f points", b.Slots, b.WorstShareErrorPP)
+		if b.WorstMember != "" {
+			line += " (" + b.WorstMember + ")"
+		}
+		if b.MaxOverMean != 0 {
+			line += fmt.Sprintf(", max/mean %.3f", b.MaxOverMean)
+		}
+	}
+	if b.WithinBound {
+		return line + ", within the bound"
+	}
+	var bounds []string
+	share, ratio := missed(b)
+	if share {
+		bounds = append(bounds, "max(0.5 points, 3 % of share)")
+	}
+	if ratio {
+		bounds = append(bounds, fmt.Sprintf("max/mean %.2f (equal weights)", 1+lb.RelShareError))
+	}
+	return fmt.Sprintf("%s, NOT within %s: %d active members on %d slots", line, strings.Join(bounds, " nor "), b.ActiveMembers, b.Slots)
+}
+
+// missed tells which of the bounds a balance outside them misses: each
+// member's share (with unequal weights, the only one), or, with equal
+// weights, max/mean. At least one is true.
+func missed(b *wire.Balance) (share, ratio bool) {
+	if b.MaxOverMean == 0 {
+		return true, false
+	}
+	// Equal weights: every member's share is 1/n, so the worst error says
+	// whether the share bound holds. The controller's figures are rounded
+	// to 1e-6, hence the slack.
+	allowed := 100 * max(lb.AbsShareError, lb.RelShareError/float64(b.ActiveMembers))
+	share = b.WorstShareErrorPP > allowed+1e-5
+	ratio = b.MaxOverMean > 1+lb.RelShareError-1e-5 || !share
+	return share, ratio
 }
 
 // writeGroupDetail writes one group: a header block, then its members.
@@ -161,6 +231,9 @@ func writeGroupDetail(w io.Writer, g Group) {
 	fmt.Fprintf(w, "Index:\tcreated %d, modified %d\n", g.CreateIndex, g.ModifyIndex)
 	if g.Applied != nil {
 		fmt.Fprintf(w, "Applied:\t%d/%d hosts have the latest version installed\n", g.Applied.Applied, g.Applied.Hosts)
+	}
+	if g.Balance != nil {
+		fmt.Fprintf(w, "Balance:\t%s\n", balanceLine(g.Balance))
 	}
 	if len(g.Members) == 0 {
 		return

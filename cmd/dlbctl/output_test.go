@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 )
 
@@ -16,6 +18,11 @@ import (
 const webJSON = `{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80,"target_port":8080},{"protocol":"udp","port":53}],` +
 	`"members":[{"ip":"10.0.0.11","weight":100,"state":"active"},{"ip":"10.0.0.12","port":9090,"weight":50,"state":"draining"}],` +
 	`"mode":"dnat","scope":{"labels":{"tier":"front","app":"web"}},"create_index":3,"modify_index":7}`
+
+// webBalancedJSON is webJSON with the balance the controller adds: one
+// active member, 16 slots all its own.
+var webBalancedJSON = strings.Replace(webJSON, `"create_index"`,
+	`"balance":{"slots":16,"active_members":1,"worst_share_error_pp":0,"max_over_mean":1,"within_bound":true},"create_index"`, 1)
 
 func decodeGroup(t *testing.T, raw string) Group {
 	t.Helper()
@@ -79,7 +86,9 @@ func TestPortsAndMembersStrings(t *testing.T) {
 
 func TestPrint(t *testing.T) {
 	web := decodeGroup(t, webJSON)
-	listJSON := `{"index":9,"groups":[` + webJSON + `,{"name":"dns","vip":"fd00::53","ports":[{"protocol":"udp","port":53}],"members":[],"mode":"dsr","create_index":8,"modify_index":9}]}`
+	listJSON := `{"index":9,"groups":[` + webBalancedJSON + `,{"name":"dns","vip":"fd00::53","ports":[{"protocol":"udp","port":53}],"members":[],"mode":"dsr","create_index":8,"modify_index":9,` +
+		`"balance":{"slots":0,"active_members":0,"worst_share_error_pp":0,"within_bound":true}},` +
+		`{"name":"old","vip":"10.96.0.9","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.9"}],"create_index":1,"modify_index":1}]}`
 	var list GroupList
 	require.NoError(t, json.Unmarshal([]byte(listJSON), &list))
 	hostsJSON := `{"index":4,"hosts":[{"name":"hv1","address":"192.168.0.1","version":"v1.2.0","ports":[{"name":"vm1"},{"name":"vm2"}],"external_ids":{"rack":"r1","az":"a"},"create_index":1,"modify_index":4,"connected":true,"applied_index":9},{"name":"hv2","address":"","external_ids":{},"create_index":2,"modify_index":2,"connected":false,"applied_index":0}]}`
@@ -97,9 +106,10 @@ func TestPrint(t *testing.T) {
 			name: "group list as a table", format: formatTable, raw: listJSON,
 			table: func(w io.Writer) { writeGroupsTable(w, list.Groups) },
 			want: "" +
-				"NAME  VIP         PORTS               MEMBERS  MODE  INDEX\n" +
-				"web   10.96.0.10  tcp/80→8080,udp/53  1/2      dnat  7\n" +
-				"dns   fd00::53    udp/53              0/0      dsr   9\n",
+				"NAME  VIP         PORTS               MEMBERS  MODE  INDEX  BALANCE\n" +
+				"web   10.96.0.10  tcp/80→8080,udp/53  1/2      dnat  7      within, exact\n" +
+				"dns   fd00::53    udp/53              0/0      dsr   9      no active member\n" +
+				"old   10.96.0.9   tcp/80              1/1      dnat  1      -\n",
 		},
 		{
 			name: "one group as a table", format: formatTable, raw: webJSON,
@@ -113,6 +123,24 @@ func TestPrint(t *testing.T) {
 				"Scope:     labels=app=web,tier=front\n" +
 				"Members:   1/2 active\n" +
 				"Index:     created 3, modified 7\n" +
+				"\n" +
+				"IP         PORT  WEIGHT  STATE\n" +
+				"10.0.0.11  -     100     active\n" +
+				"10.0.0.12  9090  50      draining\n",
+		},
+		{
+			name: "one group with its balance as a table", format: formatTable, raw: webBalancedJSON,
+			table: func(w io.Writer) { writeGroupDetail(w, decodeGroup(t, webBalancedJSON)) },
+			want: "" +
+				"Name:      web\n" +
+				"VIP:       10.96.0.10\n" +
+				"Ports:     tcp/80→8080,udp/53\n" +
+				"Mode:      dnat\n" +
+				"Affinity:  none\n" +
+				"Scope:     labels=app=web,tier=front\n" +
+				"Members:   1/2 active\n" +
+				"Index:     created 3, modified 7\n" +
+				"Balance:   16 slots, every share exact, within the bound\n" +
 				"\n" +
 				"IP         PORT  WEIGHT  STATE\n" +
 				"10.0.0.11  -     100     active\n" +
@@ -189,18 +217,60 @@ func TestPrint(t *testing.T) {
 
 func TestYAMLOutputReadsBackAsTheGroup(t *testing.T) {
 	// What "group get -o yaml" prints must be a file "group create -f" and
-	// "group edit -f" take.
-	data, err := jsonToYAML([]byte(webJSON))
-	require.NoError(t, err)
-	f, err := parseGroupFile(data, "web.yaml")
-	require.NoError(t, err)
-	require.Len(t, f.groups, 1)
-	assert.False(t, f.list)
-	assert.Equal(t, decodeGroup(t, webJSON), f.groups[0])
+	// "group edit -f" take, with the fields the controller sets (balance).
+	for _, raw := range []string{webJSON, webBalancedJSON} {
+		data, err := jsonToYAML([]byte(raw))
+		require.NoError(t, err)
+		f, err := parseGroupFile(data, "web.yaml")
+		require.NoError(t, err)
+		require.Len(t, f.groups, 1)
+		assert.False(t, f.list)
+		assert.Equal(t, decodeGroup(t, raw), f.groups[0])
+	}
 }
 
 func TestJoinRaw(t *testing.T) {
 	raw, err := joinRaw([][]byte{[]byte(`{"name":"a"}`), []byte(`{"name":"b"}`)})
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"groups":[{"name":"a"},{"name":"b"}]}`, string(raw))
+}
+
+// TestBalanceLine: the balance as "group get NAME" and the list show it,
+// for the controller's figures of weight sets 256 slots can and cannot
+// honour (controller/api's TestBalance), naming the bound missed.
+func TestBalanceLine(t *testing.T) {
+	tests := []struct {
+		name        string
+		balance     wire.Balance
+		line, short string
+	}{
+		{"1:2:3:4", wire.Balance{Slots: 128, ActiveMembers: 4, WorstShareErrorPP: 0.3125, WorstMember: "10.0.0.2", WithinBound: true},
+			"128 slots, worst share error 0.31 points (10.0.0.2), within the bound",
+			"within, 0.31 points"},
+		{"10 equal", wire.Balance{Slots: 256, ActiveMembers: 10, WorstShareErrorPP: 0.234375, WorstMember: "10.0.0.7", MaxOverMean: 1.015625, WithinBound: true},
+			"256 slots, worst share error 0.23 points (10.0.0.7), max/mean 1.016, within the bound",
+			"within, 0.23 points"},
+		{"50 equal: max/mean missed, each share within 0.5 points", wire.Balance{Slots: 256, ActiveMembers: 50, WorstShareErrorPP: 0.34375, WorstMember: "10.0.0.1", MaxOverMean: 1.171875},
+			"256 slots, worst share error 0.34 points (10.0.0.1), max/mean 1.172, NOT within max/mean 1.03 (equal weights): 50 active members on 256 slots",
+			"NOT within, max/mean 1.172"},
+		{"12 equal: 22 slots over 21.33 just misses", wire.Balance{Slots: 256, ActiveMembers: 12, WorstShareErrorPP: 0.260417, WorstMember: "10.0.0.1", MaxOverMean: 1.03125},
+			"256 slots, worst share error 0.26 points (10.0.0.1), max/mean 1.031, NOT within max/mean 1.03 (equal weights): 12 active members on 256 slots",
+			"NOT within, max/mean 1.031"},
+		{"unequal weights: a share missed", wire.Balance{Slots: 256, ActiveMembers: 151, WorstShareErrorPP: 58.365387, WorstMember: "10.0.0.151"},
+			"256 slots, worst share error 58.37 points (10.0.0.151), NOT within max(0.5 points, 3 % of share): 151 active members on 256 slots",
+			"NOT within, 58.37 points"},
+		{"equal weights, both missed", wire.Balance{Slots: 256, ActiveMembers: 2, WorstShareErrorPP: 10, WorstMember: "10.0.0.1", MaxOverMean: 1.2},
+			"256 slots, worst share error 10.00 points (10.0.0.1), max/mean 1.200, NOT within max(0.5 points, 3 % of share) nor max/mean 1.03 (equal weights): 2 active members on 256 slots",
+			"NOT within, 10.00 points"},
+		{"no active member", wire.Balance{WithinBound: true},
+			"no active member: no slots, new connections are refused",
+			"no active member"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.line, balanceLine(&tt.balance))
+			assert.Equal(t, tt.short, balanceShort(&tt.balance))
+		})
+	}
+	assert.Equal(t, "-", balanceShort(nil), "a controller without the field")
 }

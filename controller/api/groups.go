@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -98,7 +99,12 @@ func (s *Server) groupRoutes() {
 			}
 			out := &listGroupsOutput{Index: idx, Body: GroupList{Index: idx, Groups: make([]Group, 0, len(list))}}
 			for _, e := range list {
-				out.Body.Groups = append(out.Body.Groups, doc(e))
+				// The balance costs about 1 µs for 10 members (0.13 ms for
+				// 256) here: the list is where groups out of the bound are
+				// found.
+				g := doc(e)
+				g.Balance = balance(&e.Group)
+				out.Body.Groups = append(out.Body.Groups, g)
 			}
 			return out, nil
 		})
@@ -166,7 +172,11 @@ func (s *Server) groupRoutes() {
 				bodyIndex = uint64(f)
 			}
 			delete(patch, "modify_index")
-			delete(patch, "create_index")
+			// The fields the controller sets are ignored in a patch as in
+			// a PUT body, so that a GET's answer can be sent back whole.
+			for _, k := range []string{"create_index", "applied", "balance"} {
+				delete(patch, k)
+			}
 			match, err := ifMatchIndex(in.IfMatch, bodyIndex)
 			if err != nil {
 				return nil, err
@@ -225,13 +235,64 @@ func (s *Server) block(ctx context.Context, b Blocking, query view.Query) (uint6
 	return s.st.View().Block(ctx, b.Index, query)
 }
 
+// doc is the group document as stored, without the fields computed for
+// people (the watch sends it so: agents count their own slots).
 func doc(e *view.GroupEntry) Group {
 	return Group{Group: e.Group.Clone(), CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex}
 }
 
+// groupOut answers with a group: a GET's, and a write's, so that whoever
+// adds the member too many sees it in the answer.
 func groupOut(e *view.GroupEntry, idx uint64) *groupOutput {
-	return &groupOutput{ETag: strconv.Quote(strconv.FormatUint(e.ModifyIndex, 10)), Index: idx, Body: doc(e)}
+	out := &groupOutput{ETag: strconv.Quote(strconv.FormatUint(e.ModifyIndex, 10)), Index: idx, Body: doc(e)}
+	out.Body.Balance = balance(&e.Group)
+	return out
 }
+
+// balance is the split a host installing the group from nothing deals
+// (lb.GroupBalance), in the document's units: percentage points, the worst
+// member by name. A host that has the group installed keeps its slot
+// count while that count is within the bound (so that a change moves
+// fewer hashes), so it may deal more slots than this.
+func balance(g *lb.Group) *wire.Balance {
+	w := lb.ActiveWeights(g)
+	b := &wire.Balance{WithinBound: true}
+	first, equal := 0, true
+	for _, x := range w {
+		if x <= 0 {
+			continue
+		}
+		if b.ActiveMembers == 0 {
+			first = x
+		}
+		equal = equal && x == first
+		b.ActiveMembers++
+	}
+	if b.ActiveMembers == 0 {
+		// Nothing to split: no slot is installed and new connections
+		// are refused, which the member counts already say.
+		return b
+	}
+	bal := lb.GroupBalance(g)
+	b.Slots = bal.Slots
+	b.WorstShareErrorPP = round6(100 * bal.WorstError)
+	if bal.WorstMember >= 0 && b.WorstShareErrorPP > 0 {
+		// With every share exact no member is worse than another.
+		b.WorstMember = memberName(g.Members[bal.WorstMember])
+	}
+	if equal {
+		// lb reports 1 for unequal weights, where the ratio means
+		// nothing: the field is left out then.
+		b.MaxOverMean = round6(bal.MaxOverMean)
+	}
+	b.WithinBound = bal.Within
+	return b
+}
+
+// round6 drops the float noise of the arithmetic (0.23437500000000056)
+// and keeps six decimals, as many as a share of k/256 slots in points
+// has (1/256 is 0.390625 points).
+func round6(x float64) float64 { return math.Round(x*1e6) / 1e6 }
 
 // ifMatchIndex reads If-Match ("12", 12 or W/"12"), or else the body's
 // modify_index; 0 means unconditional.

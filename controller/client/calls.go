@@ -41,8 +41,8 @@ func (c *Client) ListGroups(ctx context.Context, b Blocking) (*Answer[wire.Group
 	return call[wire.GroupList](ctx, c, c.read(b, "v1", "groups"))
 }
 
-// GetGroup returns one group, with on how many hosts it is installed
-// (GET /v1/groups/{name}).
+// GetGroup returns one group, with on how many hosts it is installed and
+// how closely its slots follow its weights (GET /v1/groups/{name}).
 func (c *Client) GetGroup(ctx context.Context, name string, b Blocking) (*Answer[wire.Group], error) {
 	return call[wire.Group](ctx, c, c.read(b, "v1", "groups", name))
 }

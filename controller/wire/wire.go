@@ -17,7 +17,26 @@ type Group struct {
 	CreateIndex uint64 `json:"create_index,omitempty" yaml:"create_index,omitempty" doc:"Index of the group's creation (set by the controller)"`
 	ModifyIndex uint64 `json:"modify_index,omitempty" yaml:"modify_index,omitempty" doc:"Index of the group's last change. In a PUT or PATCH body it acts as If-Match."`
 	// Applied is set on GET /v1/groups/{name}, ignored in a body.
-	Applied *Applied `json:"applied,omitempty" yaml:"applied,omitempty" doc:"On how many hosts the group's latest version is installed (set by the controller)"`
+	Applied *Applied `json:"applied,omitempty" yaml:"applied,omitempty" readOnly:"true" doc:"On how many hosts the group's latest version is installed (set by the controller)"`
+	// Balance is set on every group answer but the agents' watch (they
+	// count their own slots), ignored in a body: a GET's answer stays a
+	// valid PUT body.
+	Balance *Balance `json:"balance,omitempty" yaml:"balance,omitempty" readOnly:"true" doc:"How closely the group's hash slots follow its active members' weights (set by the controller; docs/api.md)"`
+}
+
+// Balance is how closely the hash slots a host installing the group deals
+// (lb.GroupBalance) follow the active members' weights. Where 256 slots
+// cannot honour the weights well enough (many members, or very different
+// weights), WithinBound is false: the API says so instead of rounding in
+// silence. Every field is read-only, so that a body carrying a Balance of
+// any shape the answers give is accepted (and the Balance ignored).
+type Balance struct {
+	Slots             int     `json:"slots" yaml:"slots" readOnly:"true" doc:"Hash slots the active members share (16 to 256, a power of two); 0 without an active member"`
+	ActiveMembers     int     `json:"active_members" yaml:"active_members" readOnly:"true" doc:"Members taking new connections (draining and disabled ones take no slot)"`
+	WorstShareErrorPP float64 `json:"worst_share_error_pp" yaml:"worst_share_error_pp" readOnly:"true" doc:"The largest distance, in percentage points of new connections, between an active member's share of the slots and its weight's share"`
+	WorstMember       string  `json:"worst_member,omitempty" yaml:"worst_member,omitempty" readOnly:"true" doc:"That member: IP, or IP:PORT for a member with its own port (left out when every share is exact)"`
+	MaxOverMean       float64 `json:"max_over_mean,omitempty" yaml:"max_over_mean,omitempty" readOnly:"true" doc:"With equal weights only: the most slots a member has over the mean (bound 1.03)"`
+	WithinBound       bool    `json:"within_bound" yaml:"within_bound" readOnly:"true" doc:"Every active member's share within max(0.5 points, 3 % of its weight's share) of that share and, with equal weights, max_over_mean at most 1.03; true without an active member"`
 }
 
 // GroupList is every group, by name, at an index.
@@ -89,10 +108,11 @@ type GroupChanges struct {
 }
 
 // Applied says on how many of the hosts a group concerns its latest
-// version is installed.
+// version is installed. Its fields are read-only, as Balance's, so that a
+// body may carry any of it.
 type Applied struct {
-	Hosts   int `json:"hosts"`
-	Applied int `json:"applied"`
+	Hosts   int `json:"hosts" readOnly:"true"`
+	Applied int `json:"applied" readOnly:"true"`
 }
 
 // HostList is every host, by name, at an index.
