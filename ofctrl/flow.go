@@ -69,6 +69,7 @@ func (b *FlowBuilder) Match(opts ...MatchOption) *FlowBuilder {
 		// Options add one field each, a protocol shorthand two: size the
 		// entries once rather than let appends double them.
 		b.f.Match.entries = append(make([]matchEntry, 0, len(e)+len(opts)+1), e...)
+		b.f.Match.buf = append(make([]byte, 0, len(b.f.Match.buf)+8*len(opts)), b.f.Match.buf...)
 	}
 	for _, o := range opts {
 		o(&b.f.Match)
@@ -92,6 +93,7 @@ func (b *FlowBuilder) Goto(t uint8) *FlowBuilder {
 func (b *FlowBuilder) Done() *Flow {
 	f := new(Flow)
 	*f = b.f
+	f.Match.compact()
 	b.f = Flow{} // its match and actions now belong to the flow
 	return f
 }
@@ -308,10 +310,11 @@ func (m *Match) appendTo(b []byte) []byte {
 	b = put16(b, 0)
 	entries := append([]matchEntry(nil), m.entries...)
 	sort.SliceStable(entries, func(i, j int) bool { return fieldRank(entries[i].field) < fieldRank(entries[j].field) })
-	for _, e := range entries {
-		b = put32(b, e.field.header(e.mask != nil))
-		b = append(b, e.value...)
-		b = append(b, e.mask...)
+	for i := range entries {
+		e := &entries[i]
+		b = put32(b, e.field.header(e.masked))
+		b = append(b, m.value(e)...)
+		b = append(b, m.mask(e)...)
 	}
 	binary.BigEndian.PutUint16(b[start+2:], uint16(len(b)-start))
 	n := len(b) - start
@@ -366,9 +369,9 @@ func decodeMatch(b []byte, strict bool) (Match, int, error) {
 			continue
 		}
 		if h&0x100 != 0 {
-			m.set(f, clone(v[:l/2]), clone(v[l/2:]))
+			m.set(f, v[:l/2], v[l/2:])
 		} else {
-			m.set(f, clone(v), nil)
+			m.set(f, v, nil)
 		}
 		p = p[4+l:]
 	}
@@ -386,7 +389,7 @@ func (m *Match) setXreg(x int, v []byte, masked bool) error {
 	for half := 0; half < 2; half++ {
 		hv, hm := value[4*half:4*half+4], mask[4*half:4*half+4]
 		if !isZero(hm) {
-			m.set(Regs[2*x+half], clone(hv), clone(hm))
+			m.set(Regs[2*x+half], hv, hm)
 		}
 	}
 	return nil

@@ -21,16 +21,35 @@ const (
 	ProtoSCTP   uint8 = 132
 )
 
+// matchEntry is one condition; its value (and mask, when masked) are in
+// the match's buf, so that a flow's match is two allocations, not one per
+// field (an agent holds 100,000s of them).
 type matchEntry struct {
-	field *Field
-	value []byte
-	// mask is nil for an exact match.
-	mask []byte
+	field  *Field
+	off    uint16 // value at buf[off:off+n], then the mask if masked
+	n      uint8
+	masked bool
 }
 
 // Match is a set of field conditions, at most one per field.
 type Match struct {
 	entries []matchEntry
+	buf     []byte
+}
+
+// value and mask of an entry (mask nil for an exact match). Callers must
+// not change them.
+func (m *Match) value(e *matchEntry) []byte {
+	end := int(e.off) + int(e.n)
+	return m.buf[e.off:end:end]
+}
+
+func (m *Match) mask(e *matchEntry) []byte {
+	if !e.masked {
+		return nil
+	}
+	start := int(e.off) + int(e.n)
+	return m.buf[start : start+int(e.n) : start+int(e.n)]
 }
 
 // MatchOption adds a condition to a match.
@@ -40,21 +59,33 @@ func (m *Match) set(f *Field, value, mask []byte) {
 	if mask != nil && allOnes(mask) {
 		mask = nil
 	}
+	e := matchEntry{field: f, off: uint16(len(m.buf)), n: uint8(len(value)), masked: mask != nil}
+	m.buf = append(m.buf, value...)
 	if mask != nil {
 		// OpenFlow requires value bits outside the mask to be zero.
-		v := make([]byte, len(value))
-		for i := range value {
-			v[i] = value[i] & mask[i]
+		v := m.buf[e.off:]
+		for i := range v {
+			v[i] &= mask[i]
 		}
-		value = v
+		m.buf = append(m.buf, mask...)
 	}
 	for i := range m.entries {
 		if m.entries[i].field == f {
-			m.entries[i] = matchEntry{f, value, mask}
+			m.entries[i] = e // the old bytes stay unused in buf
 			return
 		}
 	}
-	m.entries = append(m.entries, matchEntry{f, value, mask})
+	m.entries = append(m.entries, e)
+}
+
+// compact trims the match's storage to what it uses.
+func (m *Match) compact() {
+	if cap(m.buf)-len(m.buf) > 8 {
+		m.buf = append([]byte(nil), m.buf...)
+	}
+	if cap(m.entries) > len(m.entries) {
+		m.entries = append([]matchEntry(nil), m.entries...)
+	}
 }
 
 func (m *Match) get(f *Field) *matchEntry {
@@ -72,15 +103,15 @@ func (m *Match) Value(f *Field) (value, mask []byte, ok bool) {
 	if e == nil {
 		return nil, nil, false
 	}
-	return e.value, e.mask, true
+	return m.value(e), m.mask(e), true
 }
 
 func (m *Match) uintOf(f *Field) (uint64, bool) {
 	e := m.get(f)
-	if e == nil || e.mask != nil {
+	if e == nil || e.masked {
 		return 0, false
 	}
-	return toUint(e.value), true
+	return toUint(m.value(e)), true
 }
 
 // Len is the number of matched fields.
@@ -91,9 +122,10 @@ func (m *Match) Equal(o *Match) bool {
 	if len(m.entries) != len(o.entries) {
 		return false
 	}
-	for _, e := range m.entries {
+	for i := range m.entries {
+		e := &m.entries[i]
 		x := o.get(e.field)
-		if x == nil || !bytes.Equal(e.value, x.value) || !bytes.Equal(e.mask, x.mask) {
+		if x == nil || !bytes.Equal(m.value(e), o.value(x)) || !bytes.Equal(m.mask(e), o.mask(x)) {
 			return false
 		}
 	}
@@ -337,7 +369,7 @@ func (m *Match) String() string {
 	add := func(name, v string) { parts = append(parts, name+"="+v) }
 	field := func(f *Field, name string) {
 		if e := m.get(f); e != nil {
-			add(name, matchValue(f, e.value, e.mask))
+			add(name, matchValue(f, m.value(e), m.mask(e)))
 		}
 	}
 	field(FieldPktMark, "pkt_mark")

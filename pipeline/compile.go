@@ -89,8 +89,9 @@ type Compiler struct {
 	gen     uint64 // compile generation, stamping the shared flows emitted
 	// Scratch space kept between compiles, so that a one-group change at
 	// 10,000 groups allocates little more than its output.
-	prints []uint64
-	names  []string
+	prints  []uint64
+	names   []string
+	scratch []byte
 }
 
 // sharedOut is a flow several groups or the pipeline share, and the last

@@ -73,18 +73,21 @@ func (c *compiler) layoutOf(g *lb.Checked, id uint32) *memberLayout {
 	if l := c.cache.layouts[g.Name]; l != nil {
 		return l
 	}
-	l := &memberLayout{index: map[memberID]uint16{}}
+	l := &memberLayout{}
 	a := c.cache.adopted
 	if a == nil {
 		return l
 	}
 	// Member indexes, from each port's commits.
+	l.idx, l.ids = make([]uint16, len(g.Members)), make([]uint64, len(g.Members))
+	found := false
+	for i := range g.Members {
+		l.ids[i] = memberIdentity(g, i)
+	}
 	for k, ps := range g.Ports {
 		for idx, act := range a.commits[PortID(id, k)] {
-			if i := c.committedTo(g, ps, act); i >= 0 {
-				if _, ok := l.index[idOf(g, i)]; !ok {
-					l.index[idOf(g, i)] = idx
-				}
+			if i := c.committedTo(g, ps, act); i >= 0 && l.idx[i] == 0 {
+				l.idx[i], found = idx, true
 			}
 		}
 	}
@@ -96,7 +99,7 @@ func (c *compiler) layoutOf(g *lb.Checked, id uint32) *memberLayout {
 			}
 		}
 	}
-	if len(l.index) == 0 && len(g.Ports) > 0 {
+	if !found && len(g.Ports) > 0 {
 		// A switch set up by an agent before shared select groups: a group
 		// per VIP port whose buckets commit to their member.
 		l.slots = c.perPortSlots(g, a.groups[PortID(id, 0)], l)
@@ -141,7 +144,7 @@ func (c *compiler) perPortSlots(g *lb.Checked, grp *of.Group, l *memberLayout) [
 		return nil
 	}
 	for i := range g.Members {
-		l.index[idOf(g, i)] = uint16(i + 1)
+		l.idx[i] = uint16(i + 1)
 	}
 	slots := make([]uint16, n)
 	for s := range slots {

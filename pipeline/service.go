@@ -33,20 +33,21 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 		e.affinity = g.Affinity.ClientIPTimeoutS
 	}
 	lay := c.layoutOf(g, id)
-	idx, index := lay.indexes(g)
-	next := &memberLayout{index: index, slots: lay.slots}
+	idx, ids, kept := lay.indexes(g)
+	next := &memberLayout{ids: ids, idx: idx, slots: lay.slots}
 	var sh *shapeOut
 	if slices.ContainsFunc(weights, func(w int) bool { return w > 0 }) {
 		b := c.cfg.Buckets
 		if b == 0 {
 			b = lb.SlotCount(weights, len(lay.slots))
 		}
-		slots := Assign(b, weights, lay.previous(g, idx))
-		next.slots = make([]uint16, len(slots))
+		slots := Assign(b, weights, lay.previous(idx, kept))
+		shape := make([]uint16, len(slots))
 		for s, m := range slots {
-			next.slots[s] = idx[m]
+			shape[s] = idx[m]
 		}
-		sh = c.shape(next.slots)
+		sh = c.shape(shape)
+		next.slots = sh.slots
 		e.shapes = append(e.shapes, sh)
 	}
 	// Without an available member the slots stay as they were, for the

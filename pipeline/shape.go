@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"hash/fnv"
-	"net/netip"
 
 	"github.com/ovs-dlb/dlb/lb"
 	of "github.com/ovs-dlb/dlb/ofctrl"
@@ -21,37 +20,45 @@ import (
 // memberLayout is what a group's slots and member indexes are, kept
 // between compiles so that both stay put while the group changes.
 type memberLayout struct {
-	// index is each member's index, by identity; members that take no new
-	// connections keep theirs while they stay in the group.
-	index map[memberID]uint16
-	// slots are the member index of each slot; nil when none was dealt.
+	// ids identify the members as last compiled (memberIdentity), idx
+	// are their indexes (0: none known).
+	ids []uint64
+	idx []uint16
+	// slots are the member index of each slot (a shape's, shared); nil
+	// when none was dealt.
 	slots []uint16
 }
 
-// memberID is a member's identity in its group (lb.Check refuses two
-// members with the same).
-type memberID struct {
-	addr netip.Addr
-	port uint16
+// memberIdentity is a hash of what makes a member itself in its group (its
+// address and port: lb.Check refuses two members with the same).
+func memberIdentity(g *lb.Checked, i int) uint64 {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	for _, b := range g.MemberAddr(i).AsSlice() {
+		h = (h ^ uint64(b)) * prime
+	}
+	p := g.Members[i].Port
+	h = (h ^ uint64(p&0xff)) * prime
+	return (h ^ uint64(p>>8)) * prime
 }
 
-func idOf(g *lb.Checked, i int) memberID {
-	return memberID{g.MemberAddr(i), uint16(g.Members[i].Port)}
-}
-
-// indexes gives every member of g an index: the one it has in l, or the
-// lowest free one.
-func (l *memberLayout) indexes(g *lb.Checked) ([]uint16, map[memberID]uint16) {
-	idx := make([]uint16, len(g.Members))
-	next := make(map[memberID]uint16, len(g.Members))
+// indexes gives every member of g an index: the one it had in l, or the
+// lowest free one; kept says which had one.
+func (l *memberLayout) indexes(g *lb.Checked) (idx []uint16, ids []uint64, kept []bool) {
+	n := len(g.Members)
+	idx, ids, kept = make([]uint16, n), make([]uint64, n), make([]bool, n)
 	var used [lb.MaxMembers + 2]bool
 	for i := range g.Members {
-		if v, ok := l.index[idOf(g, i)]; ok && int(v) <= lb.MaxMembers && !used[v] {
-			idx[i], used[v] = v, true
+		ids[i] = memberIdentity(g, i)
+		for j, id := range l.ids {
+			if v := l.idx[j]; id == ids[i] && v != 0 && int(v) <= lb.MaxMembers && !used[v] {
+				idx[i], used[v], kept[i] = v, true, true
+				break
+			}
 		}
 	}
 	free := uint16(1)
-	for i := range g.Members {
+	for i := range idx {
 		if idx[i] != 0 {
 			continue
 		}
@@ -60,30 +67,25 @@ func (l *memberLayout) indexes(g *lb.Checked) ([]uint16, map[memberID]uint16) {
 		}
 		idx[i], used[free] = free, true
 	}
-	for i, v := range idx {
-		next[idOf(g, i)] = v
-	}
-	return idx, next
+	return idx, ids, kept
 }
 
 // previous is the member (index into g.Members) of each slot of l, -1 for
-// a slot whose member left.
-func (l *memberLayout) previous(g *lb.Checked, idx []uint16) []int {
+// a slot whose member left (an index handed on to a new member is not that
+// member's slot).
+func (l *memberLayout) previous(idx []uint16, kept []bool) []int {
 	if l.slots == nil {
 		return nil
 	}
-	byIndex := make(map[uint16]int, len(idx))
+	var byIndex [lb.MaxMembers + 2]int16
 	for i, v := range idx {
-		byIndex[v] = i
+		if kept[i] {
+			byIndex[v] = int16(i + 1)
+		}
 	}
 	prev := make([]int, len(l.slots))
 	for s, v := range l.slots {
-		prev[s] = -1
-		// A member keeps its slots only if its index is the one the slot
-		// names (an index handed on to a new member is not the same member).
-		if i, ok := byIndex[v]; ok && l.index[idOf(g, i)] == v {
-			prev[s] = i
-		}
+		prev[s] = int(byIndex[min(int(v), lb.MaxMembers+1)]) - 1
 	}
 	return prev
 }
@@ -92,17 +94,19 @@ func (l *memberLayout) previous(g *lb.Checked, idx []uint16) []int {
 // last compile that used it.
 type shapeOut struct {
 	id    uint32
+	slots []uint16
 	group *of.Group
 	gen   uint64
 }
 
 // shapeKey is a shape as a map key.
-func shapeKey(slots []uint16) string {
-	b := make([]byte, 2*len(slots))
-	for i, v := range slots {
-		b[2*i], b[2*i+1] = byte(v>>8), byte(v)
+func shapeKey(slots []uint16) string { return string(appendShapeKey(nil, slots)) }
+
+func appendShapeKey(b []byte, slots []uint16) []byte {
+	for _, v := range slots {
+		b = append(b, byte(v>>8), byte(v))
 	}
-	return string(b)
+	return b
 }
 
 // shape finds or makes the select group of a shape. Its id is a hash of
@@ -110,17 +114,18 @@ func shapeKey(slots []uint16) string {
 // the same ids on every host and after every restart.
 func (c *compiler) shape(slots []uint16) *shapeOut {
 	k := c.cache
-	key := shapeKey(slots)
-	if sh := k.shapes[key]; sh != nil {
+	k.scratch = appendShapeKey(k.scratch[:0], slots)
+	if sh := k.shapes[string(k.scratch)]; sh != nil { // no allocation
 		return sh
 	}
+	key := string(k.scratch)
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	id := GroupIDBase | h.Sum32()&^GroupIDMask
 	for k.shapeIDs[id] != nil {
 		id = GroupIDBase | (id+1)&^GroupIDMask
 	}
-	sh := &shapeOut{id: id, group: c.shapeGroup(id, slots)}
+	sh := &shapeOut{id: id, slots: slots, group: c.shapeGroup(id, slots)}
 	k.shapes[key], k.shapeIDs[id] = sh, sh
 	return sh
 }
