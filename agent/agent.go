@@ -142,11 +142,12 @@ func PrintFlows(w io.Writer, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "# %d groups, %d flows (VM port classification flows are added per port on a host)\n", len(out.Groups), len(out.Flows))
+	flows := out.AllFlows()
+	fmt.Fprintf(w, "# %d groups, %d flows (VM port classification flows are added per port on a host)\n", len(out.Groups), len(flows))
 	for _, g := range out.Groups {
 		fmt.Fprintln(w, g.String())
 	}
-	for _, f := range out.Flows {
+	for _, f := range flows {
 		fmt.Fprintln(w, f.String())
 	}
 	for _, u := range out.Unresolved {

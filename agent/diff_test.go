@@ -23,6 +23,7 @@ func TestDiffAgainstInstalled(t *testing.T) {
 	}
 	cfg := pipeline.Config{Zone: lb.DefaultZone, MAC: net.HardwareAddr{0x0a, 0xdb, 0, 0, 0, 1}}
 	flows := map[string]*installed{}
+	commits := map[uint32]*installedCommits{}
 	groups := map[uint32]*ofctrl.Group{}
 	var gen uint64
 	steps := []struct {
@@ -63,9 +64,9 @@ func TestDiffAgainstInstalled(t *testing.T) {
 			out, err := comp.Compile(pipeline.Input{Config: cfg, Groups: checked})
 			require.NoError(t, err)
 			gen++
-			had := len(flows)
-			mods, st := diff(flows, groups, out, gen)
-			assert.Equal(t, st.flowDel, had+st.flowAdd-len(flows), "deleted flows left the installed state")
+			had := len(flows) + commitCount(commits)
+			mods, st := diff(flows, commits, groups, out, gen)
+			assert.Equal(t, st.flowDel, had+st.flowAdd-len(flows)-commitCount(commits), "deleted flows left the installed state")
 			assert.Len(t, mods, st.total())
 			if i == 0 {
 				first = st
@@ -73,6 +74,7 @@ func TestDiffAgainstInstalled(t *testing.T) {
 			s.want(t, st, first)
 			assert.Len(t, groups, len(out.Groups), "installed groups are the output's")
 			assert.Len(t, flows, len(out.Flows), "installed flows are the output's")
+			assert.Len(t, commits, len(out.Commits), "installed commits are the output's")
 		})
 	}
 }

@@ -83,6 +83,7 @@ type reconciler struct {
 	// valid only for conn.
 	conn     switchConn
 	flows    map[string]*installed
+	commits  map[uint32]*installedCommits // by VIP port
 	ofGroups map[uint32]*ofctrl.Group
 	// adopt says the next compile takes over what was read (members'
 	// indexes and slots), rather than going on from its own last output.
@@ -254,14 +255,19 @@ func (r *reconciler) readInstalled(ctx context.Context, c switchConn) error {
 	if err != nil {
 		return err
 	}
-	r.flows = make(map[string]*installed, len(fs))
 	r.learned = map[uint32]bool{}
+	var rest []*ofctrl.Flow
 	for _, f := range fs {
 		if pipeline.CookieKind(f.Flow.Cookie) == pipeline.KindAffinity {
 			r.learned[pipeline.CookieService(f.Flow.Cookie)] = true
 			continue
 		}
-		r.flows[f.Flow.Key()] = &installed{flow: f.Flow}
+		rest = append(rest, f.Flow)
+	}
+	r.commits, rest = readCommits(rest, r.cfg.Table(pipeline.TableMember))
+	r.flows = make(map[string]*installed, len(rest))
+	for _, f := range rest {
+		r.flows[f.Key()] = &installed{flow: f}
 	}
 	r.ofGroups = map[uint32]*ofctrl.Group{}
 	for _, g := range gs {
@@ -270,7 +276,7 @@ func (r *reconciler) readInstalled(ctx context.Context, c switchConn) error {
 		}
 	}
 	r.conn, r.adopt = c, true
-	r.log.Info("read installed state", "flows", len(r.flows), "groups", len(r.ofGroups))
+	r.log.Info("read installed state", "flows", len(r.flows)+commitCount(r.commits), "groups", len(r.ofGroups))
 	return nil
 }
 
@@ -293,6 +299,9 @@ func (r *reconciler) reconcile(ctx context.Context, c switchConn) error {
 		for _, e := range r.flows {
 			inst.Flows = append(inst.Flows, e.flow)
 		}
+		for _, e := range r.commits {
+			inst.Commits = append(inst.Commits, e.set)
+		}
 	}
 	// Sources deliver only checked sets (lb.Checked, the set through lb.CheckSet).
 	out, err := r.comp.Compile(pipeline.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.knownMACs(),
@@ -305,7 +314,7 @@ func (r *reconciler) reconcile(ctx context.Context, c switchConn) error {
 	// The diff updates the installed state in place; if the switch refuses
 	// the bundle, the state is dropped and read again.
 	r.gen++
-	mods, st := diff(r.flows, r.ofGroups, out, r.gen)
+	mods, st := diff(r.flows, r.commits, r.ofGroups, out, r.gen)
 	mods = append(mods, r.forgetAffinity(out.Affinity)...)
 	computed := time.Now()
 	if len(mods) > 0 {
@@ -317,7 +326,7 @@ func (r *reconciler) reconcile(ctx context.Context, c switchConn) error {
 	}
 	r.flushDeparted()
 	took := time.Since(start)
-	r.metrics.observe(st, took, len(r.flows), len(r.ofGroups))
+	r.metrics.observe(st, took, len(r.flows)+commitCount(r.commits), len(r.ofGroups))
 	if len(mods) > 0 {
 		r.log.Info("reconciled", "flow_adds", st.flowAdd, "flow_mods", st.flowMod, "flow_dels", st.flowDel,
 			"group_adds", st.groupAdd, "group_mods", st.groupMod, "group_dels", st.groupDel, "took", took,
@@ -502,7 +511,7 @@ func (s diffStats) total() int {
 // deleted after. It updates flows and groups to the desired state (gen
 // marks the flows wanted now). Objects the compiler reused are the very
 // ones installed, so unchanged groups cost a pointer comparison.
-func diff(flows map[string]*installed, groups map[uint32]*ofctrl.Group, out *pipeline.Output, gen uint64) ([]ofctrl.Mod, diffStats) {
+func diff(flows map[string]*installed, commits map[uint32]*installedCommits, groups map[uint32]*ofctrl.Group, out *pipeline.Output, gen uint64) ([]ofctrl.Mod, diffStats) {
 	var st diffStats
 	var groupAdds, flowMods, flowDels, groupDels []ofctrl.Mod
 	for _, g := range out.Groups {
@@ -580,6 +589,9 @@ func diff(flows map[string]*installed, groups map[uint32]*ofctrl.Group, out *pip
 			st.flowDel++
 		}
 	}
+	commitMods, commitDels := diffCommits(commits, out.Commits, gen, &st)
+	flowMods = append(flowMods, commitMods...)
+	flowDels = append(flowDels, commitDels...)
 	sort.Slice(groupDels, func(i, j int) bool { return groupDels[i].String() < groupDels[j].String() })
 	mods := make([]ofctrl.Mod, 0, st.total())
 	mods = append(mods, groupAdds...)

@@ -51,6 +51,9 @@ type Input struct {
 type Output struct {
 	Flows  []*of.Flow
 	Groups []*of.Group
+	// Commits are the members' commit flows in DLB_MEMBER, by VIP port
+	// (each port once), in a compact form (Commits.Flow gives each flow).
+	Commits []*Commits
 	// Unresolved lists members whose MAC is unknown: their traffic cannot
 	// be delivered until the agent resolves it.
 	Unresolved []netip.Addr
@@ -59,6 +62,19 @@ type Output struct {
 	// DLB_AFFINITY (cookie Cookie(KindAffinity, id, 0)). Learned flows of
 	// other ids are left over from groups that went.
 	Affinity map[uint32]int
+}
+
+// AllFlows is every flow of the output, the commits' included, as
+// ovs-ofctl would list them (for printing; the reconciler diffs commits
+// in their own form).
+func (o *Output) AllFlows() []*of.Flow {
+	out := slices.Clone(o.Flows)
+	for _, set := range o.Commits {
+		for i := range set.Members {
+			out = append(out, set.Flow(i))
+		}
+	}
+	return out
 }
 
 // Compile computes the flows and groups of the pipeline. It is a pure
@@ -108,6 +124,7 @@ type groupOut struct {
 	id         uint32
 	shapes     []*shapeOut
 	flows      []*of.Flow
+	commits    []*Commits
 	unresolved []netip.Addr
 	affinity   int // client_ip_timeout_s, 0 without affinity
 	// shared are the flows it shares with other groups, by key, until the
@@ -190,6 +207,7 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 			c.useShape(sh)
 		}
 		c.out.Flows = append(c.out.Flows, e.flows...)
+		c.out.Commits = append(c.out.Commits, e.commits...)
 		if e.affinity > 0 {
 			c.out.Affinity[e.id] = e.affinity
 		}

@@ -8,10 +8,12 @@ import (
 )
 
 // Installed is the DLB's part of the switch, as read back: its groups by
-// id and its flows (those of DLB_SELECT and DLB_MEMBER are the ones read).
+// id, its commit flows, and its other flows (those of DLB_SELECT and
+// DLB_MEMBER are the ones read; commit flows among them count too).
 type Installed struct {
-	Groups map[uint32]*of.Group
-	Flows  []*of.Flow
+	Groups  map[uint32]*of.Group
+	Commits []*Commits
+	Flows   []*of.Flow
 }
 
 // adoption is an installed state indexed for taking over: which member
@@ -42,21 +44,30 @@ func (c *compiler) adopt(in *Installed) {
 			k.shapeIDs[id] = sh
 		}
 	}
+	addCommit := func(port uint32, m Commit) {
+		if m.Index == 0 || m.Index > lb.MaxMembers {
+			return
+		}
+		if a.commits[port] == nil {
+			a.commits[port] = map[uint16]of.Action{}
+		}
+		a.commits[port][m.Index] = m.Action
+	}
+	for _, set := range in.Commits {
+		for _, m := range set.Members {
+			addCommit(set.Port, m)
+		}
+	}
 	for _, f := range in.Flows {
+		if set, m, ok := CommitsOf(f, c.t(TableMember)); ok {
+			addCommit(set.Port, m)
+			continue
+		}
 		pid, ok := regOf(f, RegService)
 		if !ok || (f.Table != c.t(TableSelect) && f.Table != c.t(TableMember)) {
 			continue
 		}
-		switch CookieKind(f.Cookie) {
-		case KindMember:
-			idx, ok := regOf(f, RegMember)
-			if ok && len(f.Actions) == 1 && idx > 0 && idx <= lb.MaxMembers {
-				if a.commits[pid] == nil {
-					a.commits[pid] = map[uint16]of.Action{}
-				}
-				a.commits[pid][uint16(idx)] = f.Actions[0]
-			}
-		case KindVIP:
+		if CookieKind(f.Cookie) == KindVIP {
 			for _, act := range f.Actions {
 				if g, ok := act.(of.ToGroup); ok {
 					a.shapeOf[pid] = uint32(g)

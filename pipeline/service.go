@@ -82,14 +82,15 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 		}
 		// Each active member's commit, for this port (the protocol in the
 		// match is what the commit's NAT needs).
+		set := &Commits{Table: c.t(TableMember), Cookie: Cookie(KindMember, id, uint16(k+1)), Port: pid, V6: v6, Proto: proto}
 		for m := range g.Members {
-			if weights[m] == 0 {
-				continue
+			if weights[m] > 0 {
+				set.Members = append(set.Members, Commit{Index: idx[m], Action: c.commitAction(g, m, ps, macs[m])})
 			}
-			e.flows = append(e.flows, c.flow(TableMember, 100, Cookie(KindMember, id, uint16(k+1))).
-				Match(of.RegEq(RegService, pid), of.RegEq(RegMember, uint32(idx[m])), of.L4(v6, proto)).
-				Actions(c.commitActions(g, m, ps, macs[m])...).Done())
 		}
+		slices.SortFunc(set.Members, func(a, b Commit) int { return int(a.Index) - int(b.Index) })
+		set.Members = slices.Clip(set.Members)
+		e.commits = append(e.commits, set)
 		if g.Affinity == nil {
 			e.flows = append(e.flows, c.flow(TableSelect, 100, cookie).
 				Match(isNew, of.RegEq(RegService, pid)).
@@ -202,27 +203,27 @@ var toMemberMAC = of.Move{Src: of.Sub(of.FieldCTLabel, 0, 47), Dst: of.All(of.Fi
 // for its headers and the 8 bytes of transport header an ICMP error quotes.
 const RejectMaxLen = 128
 
-// commitActions send a new connection to a member: the commit, recording
+// commitAction sends a new connection to a member: the commit, recording
 // the member's MAC in the connection's label, with DNAT to the member
 // (mode dnat) or none (mode dsr: the member holds the VIP), then on to
 // DLB_TO_MEMBER, which writes the MAC from the label. (A ct action with no
-// table, followed by output in the same bucket, is dropped from the
-// datapath actions by OVS 3.1: the recirculation is needed.)
-func (c *compiler) commitActions(g *lb.Checked, m int, ps lb.PortSpec, mac net.HardwareAddr) []of.Action {
+// table, followed by output in the same pass, is dropped from the datapath
+// actions by OVS 3.1: the recirculation is needed.)
+func (c *compiler) commitAction(g *lb.Checked, m int, ps lb.PortSpec, mac net.HardwareAddr) of.Action {
 	if g.Mode == lb.ModeDSR {
 		ct := of.ConnTrack(c.cfg.ZoneOf(g.Scope))
 		ct.Commit, ct.Table = true, c.t(TableToMember)
 		if mac != nil {
 			ct.Exec = []of.Action{of.LoadBits(of.FieldCTLabel, 0, 47, labelMAC(mac))}
 		}
-		return []of.Action{ct}
+		return ct
 	}
 	a := of.CTCommitNAT{Zone: c.cfg.ZoneOf(g.Scope), Table: c.t(TableToMember),
 		Dst: netip.AddrPortFrom(g.MemberAddr(m), lb.TargetPort(ps, g.Members[m]))}
 	if mac != nil {
 		a.Label, a.LabelBits = labelMAC(mac), 48
 	}
-	return []of.Action{a}
+	return a
 }
 
 // labelMAC is a MAC as the value of the connection label's bits 0..47

@@ -118,6 +118,12 @@ func BenchmarkInstall10kVIPs(b *testing.B) {
 		}
 		installs = append(installs, time.Since(start).Seconds())
 		rss = append(rss, peakRSS(b, a.cmd.Process.Pid))
+		for _, l := range strings.Split(a.logTail(), "\n") {
+			if strings.Contains(l, "msg=reconciled") {
+				b.Logf("install: %s", l[strings.Index(l, "msg="):])
+				break
+			}
+		}
 		// One member's weight changes.
 		before := a.metric("dlb_agent_reconciles_total")
 		changed := text(101 + len(changes))

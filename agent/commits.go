@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"github.com/ovs-dlb/dlb/ofctrl"
+	"github.com/ovs-dlb/dlb/pipeline"
+)
+
+// installedCommits is a VIP port's commit flows on the switch and the last
+// reconcile that wanted them.
+type installedCommits struct {
+	set *pipeline.Commits
+	gen uint64
+}
+
+// readCommits sorts flows read from the switch into commit sets (by VIP
+// port) and the rest.
+func readCommits(fs []*ofctrl.Flow, memberTable uint8) (map[uint32]*installedCommits, []*ofctrl.Flow) {
+	commits := map[uint32]*installedCommits{}
+	var rest []*ofctrl.Flow
+	for _, f := range fs {
+		head, m, ok := pipeline.CommitsOf(f, memberTable)
+		if !ok {
+			rest = append(rest, f)
+			continue
+		}
+		e := commits[head.Port]
+		if e == nil {
+			set := head
+			e = &installedCommits{set: &set}
+			commits[head.Port] = e
+		} else if !e.set.SameHeader(&head) {
+			// Commits of one port with two cookies: keep the first set's,
+			// the other flow is replaced or deleted like any stale one.
+			rest = append(rest, f)
+			continue
+		}
+		e.set.Members = append(e.set.Members, m)
+	}
+	return commits, rest
+}
+
+// commitCount is the number of commit flows installed.
+func commitCount(commits map[uint32]*installedCommits) int {
+	n := 0
+	for _, e := range commits {
+		n += len(e.set.Members)
+	}
+	return n
+}
+
+// diffCommits compares the wanted commit sets with the installed ones,
+// member by member (a set the compiler reused is skipped by pointer), and
+// records the wanted ones as installed.
+func diffCommits(commits map[uint32]*installedCommits, want []*pipeline.Commits, gen uint64, st *diffStats) (mods, dels []ofctrl.Mod) {
+	for _, w := range want {
+		have := commits[w.Port]
+		switch {
+		case have == nil:
+			for i := range w.Members {
+				mods = append(mods, w.Flow(i).Add())
+				st.flowAdd++
+			}
+		case have.set == w:
+		default:
+			mods, dels = diffCommitSet(have.set, w, mods, dels, st)
+		}
+		commits[w.Port] = &installedCommits{set: w, gen: gen}
+	}
+	if len(commits) != len(want) {
+		for port, e := range commits {
+			if e.gen == gen {
+				continue
+			}
+			for i := range e.set.Members {
+				dels = append(dels, e.set.Flow(i).DeleteStrict())
+				st.flowDel++
+			}
+			delete(commits, port)
+		}
+	}
+	return mods, dels
+}
+
+// diffCommitSet is the mods from one port's installed commits to the
+// wanted ones.
+func diffCommitSet(have, want *pipeline.Commits, mods, dels []ofctrl.Mod, st *diffStats) ([]ofctrl.Mod, []ofctrl.Mod) {
+	sameMatch := have.Table == want.Table && have.Port == want.Port && have.V6 == want.V6 && have.Proto == want.Proto
+	byIndex := make(map[uint16]int, len(have.Members))
+	for i, m := range have.Members {
+		byIndex[m.Index] = i
+	}
+	kept := make(map[uint16]bool, len(want.Members))
+	for i, m := range want.Members {
+		j, ok := byIndex[m.Index]
+		switch {
+		case !ok || !sameMatch:
+			mods = append(mods, want.Flow(i).Add())
+			st.flowAdd++
+		case have.Cookie != want.Cookie:
+			mods = append(mods, want.Flow(i).Add()) // replaces it, cookie included
+			st.flowMod++
+		case have.Members[j].Action.String() != m.Action.String():
+			mods = append(mods, want.Flow(i).ModifyStrict()) // keeps its counters
+			st.flowMod++
+		}
+		if ok && sameMatch {
+			kept[m.Index] = true
+		}
+	}
+	for i, m := range have.Members {
+		if !kept[m.Index] {
+			dels = append(dels, have.Flow(i).DeleteStrict())
+			st.flowDel++
+		}
+	}
+	return mods, dels
+}
