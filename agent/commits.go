@@ -57,7 +57,7 @@ func diffCommits(commits map[uint32]*installedCommits, want []*pipeline.Commits,
 		switch {
 		case have == nil:
 			for i := range w.Members {
-				mods = append(mods, w.Flow(i).Add())
+				mods = append(mods, ofctrl.SourcedFlowMod{Command: ofctrl.FlowAdd, Src: w, I: i})
 				st.flowAdd++
 			}
 		case have.set == w:
@@ -72,7 +72,7 @@ func diffCommits(commits map[uint32]*installedCommits, want []*pipeline.Commits,
 				continue
 			}
 			for i := range e.set.Members {
-				dels = append(dels, e.set.Flow(i).DeleteStrict())
+				dels = append(dels, ofctrl.SourcedFlowMod{Command: ofctrl.FlowDeleteStrict, Src: e.set, I: i})
 				st.flowDel++
 			}
 			delete(commits, port)
@@ -94,13 +94,13 @@ func diffCommitSet(have, want *pipeline.Commits, mods, dels []ofctrl.Mod, st *di
 		j, ok := byIndex[m.Index]
 		switch {
 		case !ok || !sameMatch:
-			mods = append(mods, want.Flow(i).Add())
+			mods = append(mods, ofctrl.SourcedFlowMod{Command: ofctrl.FlowAdd, Src: want, I: i})
 			st.flowAdd++
 		case have.Cookie != want.Cookie:
-			mods = append(mods, want.Flow(i).Add()) // replaces it, cookie included
+			mods = append(mods, ofctrl.SourcedFlowMod{Command: ofctrl.FlowAdd, Src: want, I: i}) // replaces it, cookie included
 			st.flowMod++
 		case have.Members[j].Action.String() != m.Action.String():
-			mods = append(mods, want.Flow(i).ModifyStrict()) // keeps its counters
+			mods = append(mods, ofctrl.SourcedFlowMod{Command: ofctrl.FlowModifyStrict, Src: want, I: i}) // keeps its counters
 			st.flowMod++
 		}
 		if ok && sameMatch {
@@ -109,7 +109,7 @@ func diffCommitSet(have, want *pipeline.Commits, mods, dels []ofctrl.Mod, st *di
 	}
 	for i, m := range have.Members {
 		if !kept[m.Index] {
-			dels = append(dels, have.Flow(i).DeleteStrict())
+			dels = append(dels, ofctrl.SourcedFlowMod{Command: ofctrl.FlowDeleteStrict, Src: have, I: i})
 			st.flowDel++
 		}
 	}

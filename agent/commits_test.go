@@ -48,7 +48,7 @@ func TestDiffCommits(t *testing.T) {
 			assert.Equal(t, tt.stats, st)
 			var got []string
 			for _, m := range append(mods, dels...) {
-				got = append(got, m.(ofctrl.FlowMod).Command.String())
+				got = append(got, m.(ofctrl.SourcedFlowMod).Command.String())
 			}
 			assert.Equal(t, tt.mods, got)
 			assert.Equal(t, len(want), len(commits), "the installed state is what was wanted")

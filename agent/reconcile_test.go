@@ -88,6 +88,9 @@ func (f *fakeSwitch) Apply(_ context.Context, mods ...ofctrl.Mod) error {
 	f.bundles = append(f.bundles, mods)
 	f.log.add("bundle")
 	for _, m := range mods {
+		if s, ok := m.(ofctrl.SourcedFlowMod); ok {
+			m = ofctrl.FlowMod{Command: s.Command, Flow: s.Src.Flow(s.I)}
+		}
 		switch m := m.(type) {
 		case ofctrl.FlowMod:
 			switch m.Command {

@@ -248,6 +248,28 @@ func finishMessage(b []byte, start int) []byte {
 	return b
 }
 
+// FlowSource gives flows by index, built when asked for: a compact set of
+// many flows (an agent's per-member flows) that is not kept as Flows.
+type FlowSource interface {
+	Flow(i int) *Flow
+}
+
+// SourcedFlowMod is a flow mod of flow I of Src, built only while it is
+// encoded (or named in an error), so that a bundle of 100,000 such mods
+// does not hold 100,000 flows.
+type SourcedFlowMod struct {
+	Command FlowCommand
+	Src     FlowSource
+	I       int
+}
+
+func (m SourcedFlowMod) mod() FlowMod { return FlowMod{Command: m.Command, Flow: m.Src.Flow(m.I)} }
+
+func (m SourcedFlowMod) appendTo(b []byte, xid uint32) []byte { return m.mod().appendTo(b, xid) }
+
+// String describes the change as FlowMod does.
+func (m SourcedFlowMod) String() string { return m.mod().String() }
+
 func (m FlowMod) appendTo(b []byte, xid uint32) []byte {
 	f := m.Flow
 	b, start := appendHeader(b, of.Type_FlowMod, xid)
