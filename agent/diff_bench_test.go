@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/ovs-dlb/dlb/lb"
 	"github.com/ovs-dlb/dlb/ofctrl"
@@ -43,7 +44,9 @@ func BenchmarkCompileAndDiffOneMember(b *testing.B) {
 		gen++
 		diff(flows, commits, ofGroups, out, gen)
 	}
+	start := time.Now()
 	step()
+	b.Logf("first compile and diff (everything new): %v", time.Since(start))
 	w := 1
 	changed = map[string]bool{groups[5].Name: true}
 	for b.Loop() {
