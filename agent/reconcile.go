@@ -265,6 +265,7 @@ func (r *reconciler) readInstalled(ctx context.Context, c switchConn) error {
 		rest = append(rest, f.Flow)
 	}
 	r.commits, rest = readCommits(rest, r.cfg.Table(pipeline.TableMember))
+	r.seedMACs()
 	r.flows = make(map[string]*installed, len(rest))
 	for _, f := range rest {
 		r.flows[f.Key()] = &installed{flow: f}
@@ -278,6 +279,21 @@ func (r *reconciler) readInstalled(ctx context.Context, c switchConn) error {
 	r.conn, r.adopt = c, true
 	r.log.Info("read installed state", "flows", len(r.flows)+commitCount(r.commits), "groups", len(r.ofGroups))
 	return nil
+}
+
+// seedMACs takes the MACs the installed commits record for members whose
+// MAC the agent does not know yet (a restarted agent): the commits then
+// stay as they are instead of losing their MAC until it is resolved again.
+func (r *reconciler) seedMACs() {
+	r.macMu.Lock()
+	defer r.macMu.Unlock()
+	for _, e := range r.commits {
+		for _, m := range e.set.Members {
+			if ip, mac, ok := pipeline.CommitMAC(m.Action); ok && r.macs[ip] == nil {
+				r.macs[ip] = mac
+			}
+		}
+	}
 }
 
 // reconcile makes the switch match the desired state, in one bundle.

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"net"
 	"net/netip"
 
 	"github.com/ovs-dlb/dlb/lb"
@@ -37,7 +38,7 @@ func (c *compiler) adopt(in *Installed) {
 	for id, g := range in.Groups {
 		if slots := shapeSlots(g); IsDLBGroup(id) && slots != nil {
 			// The installed object itself, so the diff sees it unchanged.
-			sh := &shapeOut{id: id, group: g}
+			sh := &shapeOut{id: id, slots: slots, group: g}
 			if key := shapeKey(slots); k.shapes[key] == nil {
 				k.shapes[key] = sh
 			}
@@ -227,8 +228,26 @@ func natTarget(a of.Action) (netip.AddrPort, bool) {
 	return netip.AddrPort{}, false
 }
 
+// CommitMAC is the member address a commit translates to and the MAC it
+// records for it, if it does both: what an agent that restarts knew of the
+// member's MAC before it resolves it again.
+func CommitMAC(a of.Action) (netip.Addr, net.HardwareAddr, bool) {
+	dst, ok := natTarget(a)
+	if !ok {
+		return netip.Addr{}, nil, false
+	}
+	v, ok := labelOf(a)
+	if !ok || v == 0 {
+		return netip.Addr{}, nil, false
+	}
+	return dst.Addr(), net.HardwareAddr{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}, true
+}
+
 // labelOf is the MAC (ct_label bits 0..47) a commit records, if it does.
 func labelOf(a of.Action) (uint64, bool) {
+	if n, ok := a.(of.CTCommitNAT); ok {
+		return n.Label, n.LabelBits == 48 && n.LabelStart == 0
+	}
 	ct, ok := a.(of.CT)
 	if !ok {
 		return 0, false

@@ -300,7 +300,10 @@ func newClusterOn(t testing.TB, topo *testbed.Topology, groups func(*testbed.Tes
 			groups, _ := h.OFCtl(dctx, "dump-groups")
 			fdb, _ := h.AppCtl(dctx, "fdb/show", "br-int")
 			ports, _ := h.VSCtl(dctx, "--columns=name,ofport,external_ids", "list", "Interface")
-			t.Logf("host %s at failure: interfaces:\n%s\nflows:\n%s\ngroups:\n%s\nMAC learning table:\n%s", h.Name, ports, flows, groups, fdb)
+			log, _ := os.ReadFile(filepath.Join(h.RunDir, "ovs-vswitchd.log"))
+			lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+			lines = lines[max(0, len(lines)-30):]
+			t.Logf("host %s at failure: interfaces:\n%s\nflows:\n%s\ngroups:\n%s\nMAC learning table:\n%s\novs-vswitchd log:\n%s", h.Name, ports, flows, groups, fdb, strings.Join(lines, "\n"))
 		}
 		// And each VM's addresses and neighbours (a DSR member's VIP on lo,
 		// say).
