@@ -16,7 +16,7 @@ type Bundle struct {
 	id    uint32
 	flags uint16
 	sink  *errorSink
-	xids  []uint32
+	n     int // mods added
 	buf   []byte
 	done  bool
 }
@@ -26,7 +26,7 @@ const bundleFlags = of.OFPBCT_ATOMIC | of.OFPBCT_ORDERED
 
 // OpenBundle opens a bundle (atomic and ordered).
 func (c *Conn) OpenBundle(ctx context.Context) (*Bundle, error) {
-	b := &Bundle{c: c, id: c.nextXid(), flags: bundleFlags, sink: &errorSink{mods: map[uint32]Mod{}}}
+	b := &Bundle{c: c, id: c.nextXid(), flags: bundleFlags, sink: &errorSink{}}
 	if err := b.control(ctx, of.OFPBCT_OPEN_REQUEST, of.OFPBCT_OPEN_REPLY); err != nil {
 		return nil, fmt.Errorf("open bundle: %w", err)
 	}
@@ -48,22 +48,22 @@ func (b *Bundle) Add(mods ...Mod) error {
 		return errors.New("bundle already committed or discarded")
 	}
 	const chunk = 256 << 10
-	xids := make([]uint32, len(mods))
-	for i := range mods {
-		xids[i] = b.c.nextXid()
-		b.sink.mods[xids[i]] = mods[i]
+	if len(mods) == 0 {
+		return nil
 	}
-	b.xids = append(b.xids, xids...)
-	b.c.addSink(b.sink, xids)
+	block := xidBlock{first: b.c.reserveXids(len(mods)), n: uint32(len(mods)), mods: mods}
+	b.n += len(mods)
+	b.c.addSink(b.sink, block)
 	buf := b.buf[:0]
 	for i, m := range mods {
+		xid := block.first + uint32(i)
 		start := len(buf)
-		buf, _ = appendHeader(buf, of.Type_BundleAddMessage, xids[i])
+		buf, _ = appendHeader(buf, of.Type_BundleAddMessage, xid)
 		buf = put32(buf, b.id)
 		buf = zeros(buf, 2)
 		buf = put16(buf, b.flags)
 		// The inner message carries the same xid, as OVS expects.
-		buf = m.appendTo(buf, xids[i])
+		buf = m.appendTo(buf, xid)
 		buf = finishMessage(buf, start)
 		if len(buf) >= chunk {
 			if err := b.c.write(false, buf); err != nil {
@@ -77,7 +77,7 @@ func (b *Bundle) Add(mods ...Mod) error {
 }
 
 // Len is the number of mods added so far.
-func (b *Bundle) Len() int { return len(b.xids) }
+func (b *Bundle) Len() int { return b.n }
 
 // Commit applies the bundle. If the switch refuses any mod, nothing
 // changes and the error names each refused mod.
@@ -86,13 +86,13 @@ func (b *Bundle) Commit(ctx context.Context) error {
 		return errors.New("bundle already committed or discarded")
 	}
 	b.done = true
-	defer b.c.removeSink(b.xids)
+	defer b.c.removeSink(b.sink)
 	err := b.control(ctx, of.OFPBCT_COMMIT_REQUEST, of.OFPBCT_COMMIT_REPLY)
 	if serr := b.sink.err(); serr != nil {
-		return fmt.Errorf("bundle of %d changes not applied: %w", len(b.xids), errors.Join(serr, err))
+		return fmt.Errorf("bundle of %d changes not applied: %w", b.n, errors.Join(serr, err))
 	}
 	if err != nil {
-		return fmt.Errorf("commit bundle of %d changes: %w", len(b.xids), err)
+		return fmt.Errorf("commit bundle of %d changes: %w", b.n, err)
 	}
 	return nil
 }
@@ -103,7 +103,7 @@ func (b *Bundle) Discard(ctx context.Context) error {
 		return nil
 	}
 	b.done = true
-	defer b.c.removeSink(b.xids)
+	defer b.c.removeSink(b.sink)
 	return b.control(ctx, of.OFPBCT_DISCARD_REQUEST, of.OFPBCT_DISCARD_REPLY)
 }
 
@@ -111,7 +111,7 @@ func (b *Bundle) Discard(ctx context.Context) error {
 // none does. The open, the adds and the commit go out back to back, and
 // only then does it wait for the switch's replies: one round trip.
 func (c *Conn) Apply(ctx context.Context, mods ...Mod) error {
-	b := &Bundle{c: c, id: c.nextXid(), flags: bundleFlags, sink: &errorSink{mods: map[uint32]Mod{}}}
+	b := &Bundle{c: c, id: c.nextXid(), flags: bundleFlags, sink: &errorSink{}}
 	openXid, openCall, err := b.sendControl(of.OFPBCT_OPEN_REQUEST, false)
 	if err != nil {
 		return err
@@ -124,17 +124,17 @@ func (c *Conn) Apply(ctx context.Context, mods ...Mod) error {
 		return err
 	}
 	b.done = true
-	defer c.removeSink(b.xids)
+	defer c.removeSink(b.sink)
 	openErr := b.await(ctx, openXid, openCall, of.OFPBCT_OPEN_REPLY)
 	commitErr := b.await(ctx, commitXid, commitCall, of.OFPBCT_COMMIT_REPLY)
 	if openErr != nil {
 		return fmt.Errorf("open bundle: %w", openErr)
 	}
 	if serr := b.sink.err(); serr != nil {
-		return fmt.Errorf("bundle of %d changes not applied: %w", len(b.xids), errors.Join(serr, commitErr))
+		return fmt.Errorf("bundle of %d changes not applied: %w", b.n, errors.Join(serr, commitErr))
 	}
 	if commitErr != nil {
-		return fmt.Errorf("commit bundle of %d changes: %w", len(b.xids), commitErr)
+		return fmt.Errorf("commit bundle of %d changes: %w", b.n, commitErr)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,10 +66,10 @@ type Conn struct {
 	wmu sync.Mutex // guards w
 	w   *bufio.Writer
 
-	mu      sync.Mutex            // guards the fields below
-	pending map[uint32]*call      // requests awaiting a reply
-	sinks   map[uint32]*errorSink // one-way messages whose errors someone awaits
-	err     error                 // why the connection closed
+	mu      sync.Mutex       // guards the fields below
+	pending map[uint32]*call // requests awaiting a reply
+	sinks   []sinkEntry      // one-way messages whose errors someone awaits, by xid block
+	err     error            // why the connection closed
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -90,8 +91,29 @@ type call struct {
 type errorSink struct {
 	mu   sync.Mutex
 	errs []error
-	// mods maps each message's xid to what it was, to name it in errors.
-	mods map[uint32]Mod
+	// blocks are the messages' xids, each block consecutive from first,
+	// with what each message was (to name it in errors; nil when unknown).
+	blocks []xidBlock
+}
+
+// xidBlock is n consecutive xids from first, and the mods sent with them
+// (mods[i] with first+i) when there are any. A bundle of 100,000 mods
+// keeps a block, not a map entry per mod.
+type xidBlock struct {
+	first, n uint32
+	mods     []Mod
+}
+
+func (b xidBlock) has(xid uint32) bool { return xid-b.first < b.n }
+
+// modOf is the mod sent with xid, if known.
+func (s *errorSink) modOf(xid uint32) Mod {
+	for _, b := range s.blocks {
+		if b.has(xid) && int(xid-b.first) < len(b.mods) {
+			return b.mods[xid-b.first]
+		}
+	}
+	return nil
 }
 
 func (s *errorSink) add(err error) {
@@ -121,7 +143,7 @@ func Dial(ctx context.Context, target string, opts ConnOptions) (*Conn, error) {
 	}
 	c := &Conn{
 		target: target, nc: nc, opts: opts, log: opts.Logger.With("switch", target),
-		w: bufio.NewWriterSize(nc, 1<<18), pending: map[uint32]*call{}, sinks: map[uint32]*errorSink{},
+		w: bufio.NewWriterSize(nc, 1<<18), pending: map[uint32]*call{},
 		closed: make(chan struct{}), packetIns: make(chan *PacketIn, 1024),
 	}
 	c.lastRecv.Store(time.Now().UnixNano())
@@ -159,8 +181,8 @@ func (c *Conn) enablePacketIns(ctx context.Context) error {
 	msg, start := appendHeader(nil, of.Type_SetAsync, xid)
 	msg = finishMessage(append(msg, body...), start)
 	sink := &errorSink{}
-	c.addSink(sink, []uint32{xid})
-	defer c.removeSink([]uint32{xid})
+	c.addSink(sink, xidBlock{first: xid, n: 1})
+	defer c.removeSink(sink)
 	if err := c.write(false, msg); err != nil {
 		return err
 	}
@@ -173,7 +195,19 @@ func (c *Conn) enablePacketIns(ctx context.Context) error {
 	return nil
 }
 
-func (c *Conn) nextXid() uint32 { return c.xid.Add(1) }
+func (c *Conn) nextXid() uint32 { return c.reserveXids(1) }
+
+// reserveXids reserves n consecutive xids and returns the first; a block
+// never wraps around through 0.
+func (c *Conn) reserveXids(n int) uint32 {
+	for {
+		last := c.xid.Add(uint32(n))
+		first := last - uint32(n) + 1
+		if first != 0 && first <= last {
+			return first
+		}
+	}
+}
 
 // handshake exchanges HELLOs. It runs before the read loop, so it reads
 // the socket itself.
@@ -298,14 +332,14 @@ func (c *Conn) dispatch(msg []byte) {
 		return
 	case of.Type_Error:
 		c.mu.Lock()
-		cl, sink := c.pending[xid], c.sinks[xid]
+		cl, sink := c.pending[xid], c.sinkOf(xid)
 		if cl != nil {
 			delete(c.pending, xid)
 		}
 		c.mu.Unlock()
 		var mod Mod
 		if sink != nil {
-			mod = sink.mods[xid]
+			mod = sink.modOf(xid)
 		}
 		serr := decodeError(msg, mod)
 		switch {
@@ -538,16 +572,14 @@ func (c *Conn) Barrier(ctx context.Context) error {
 // that) and waits until the switch processed them. It returns the
 // switch's errors, each naming the mod that failed.
 func (c *Conn) Send(ctx context.Context, mods ...Mod) error {
-	sink := &errorSink{mods: make(map[uint32]Mod, len(mods))}
+	block := xidBlock{first: c.reserveXids(len(mods)), n: uint32(len(mods)), mods: mods}
+	sink := &errorSink{}
 	buf := make([]byte, 0, 256*len(mods))
-	xids := make([]uint32, len(mods))
 	for i, m := range mods {
-		xids[i] = c.nextXid()
-		sink.mods[xids[i]] = m
-		buf = m.appendTo(buf, xids[i])
+		buf = m.appendTo(buf, block.first+uint32(i))
 	}
-	c.addSink(sink, xids)
-	defer c.removeSink(xids)
+	c.addSink(sink, block)
+	defer c.removeSink(sink)
 	if err := c.write(false, buf); err != nil {
 		return err
 	}
@@ -557,18 +589,35 @@ func (c *Conn) Send(ctx context.Context, mods ...Mod) error {
 	return sink.err()
 }
 
-func (c *Conn) addSink(s *errorSink, xids []uint32) {
+// addSink routes the switch's errors for a block of xids to s.
+func (c *Conn) addSink(s *errorSink, b xidBlock) {
 	c.mu.Lock()
-	for _, x := range xids {
-		c.sinks[x] = s
-	}
+	s.mu.Lock()
+	s.blocks = append(s.blocks, b)
+	s.mu.Unlock()
+	c.sinks = append(c.sinks, sinkEntry{b, s})
 	c.mu.Unlock()
 }
 
-func (c *Conn) removeSink(xids []uint32) {
+// removeSink stops routing errors to s.
+func (c *Conn) removeSink(s *errorSink) {
 	c.mu.Lock()
-	for _, x := range xids {
-		delete(c.sinks, x)
-	}
+	c.sinks = slices.DeleteFunc(c.sinks, func(e sinkEntry) bool { return e.sink == s })
 	c.mu.Unlock()
+}
+
+// sinkOf is the sink awaiting errors for xid (c.mu held).
+func (c *Conn) sinkOf(xid uint32) *errorSink {
+	for _, e := range c.sinks {
+		if e.block.has(xid) {
+			return e.sink
+		}
+	}
+	return nil
+}
+
+// sinkEntry is a block of xids whose errors a sink awaits.
+type sinkEntry struct {
+	block xidBlock
+	sink  *errorSink
 }
