@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -65,9 +66,27 @@ func BenchmarkVIPvsDirect(b *testing.B) {
 }
 
 // BenchmarkInstall10kVIPs: time from starting the agent to the end of its
-// first reconcile, and its peak RSS, for 10,000 VIPs x 10 members from a
-// JSON file on one host; then the time for a one-member change.
+// first reconcile, its peak RSS and ovs-vswitchd's RSS after it, for
+// 10,000 VIPs x 10 equal members (256 slots each, one select group shared
+// by all) from a JSON file on one host; then the time for a one-member
+// change; and, as the floor, "ovs-ofctl --bundle" adding the very flows
+// and groups the agent installed, from files.
 func BenchmarkInstall10kVIPs(b *testing.B) {
+	benchInstall(b, func(i, k int) int { return 100 })
+}
+
+// BenchmarkInstall10kVIPsDistinctSlots: the same with weights that differ
+// from group to group, so that no two groups deal their slots alike: the
+// worst case of the shared select groups, one group of up to 256 buckets
+// per VIP.
+func BenchmarkInstall10kVIPsDistinctSlots(b *testing.B) {
+	benchInstall(b, func(i, k int) int {
+		x := uint32(i*10+k)*2654435761 + 12345 // a multiplicative hash: weights 1..1000 with no pattern
+		return 1 + int(x>>8)%1000
+	})
+}
+
+func benchInstall(b *testing.B, weightOf func(i, k int) int) {
 	topo, err := testbed.Example("one-host")
 	require.NoError(b, err)
 	tb := testbed.Start(b, topo)
@@ -84,14 +103,14 @@ func BenchmarkInstall10kVIPs(b *testing.B) {
 			fmt.Fprintf(&s, `{"name":"g%d","vip":"10.%d.%d.%d","ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[`, i, 96+i/65536, i/256%256, i%256)
 			for k := 0; k < 10; k++ {
 				m := i*10 + k
-				w := ""
+				w := weightOf(i, k)
 				if i == 0 && k == 0 {
-					w = fmt.Sprintf(`,"weight":%d`, weight)
+					w = weight
 				}
 				if k > 0 {
 					s.WriteByte(',')
 				}
-				fmt.Fprintf(&s, `{"ip":"10.%d.%d.%d","mac":"02:00:00:00:%02x:01"%s}`, 128+m/65536, m/256%256, m%256, k, w)
+				fmt.Fprintf(&s, `{"ip":"10.%d.%d.%d","mac":"02:00:00:00:%02x:01","weight":%d}`, 128+m/65536, m/256%256, m%256, k, w)
 			}
 			s.WriteString("]}")
 		}
@@ -104,12 +123,17 @@ func BenchmarkInstall10kVIPs(b *testing.B) {
 		require.NoError(b, os.Rename(tmp, file))
 	}
 	write(text(100))
-	var installs, rss, changes, changeReconciles []float64
+	ctx := context.Background()
+	clear := func() {
+		_, err := h.OFCtl(ctx, "del-flows")
+		require.NoError(b, err)
+		_, err = h.OFCtl(ctx, "del-groups")
+		require.NoError(b, err)
+	}
+	var installs, rss, switchRSS, changes, changeReconciles []float64
+	flowsFile, groupsFile := filepath.Join(dir, "flows.txt"), filepath.Join(dir, "groups.txt")
 	for b.Loop() {
-		_, err := h.OFCtl(context.Background(), "del-flows")
-		require.NoError(b, err)
-		_, err = h.OFCtl(context.Background(), "del-groups")
-		require.NoError(b, err)
+		clear()
 		a := &agentProc{t: b, host: h, file: file, metrics: testbed.FreeAddr(b), logPath: filepath.Join(dir, "agent.log")}
 		start := time.Now()
 		a.launch()
@@ -118,11 +142,16 @@ func BenchmarkInstall10kVIPs(b *testing.B) {
 		}
 		installs = append(installs, time.Since(start).Seconds())
 		rss = append(rss, peakRSS(b, a.cmd.Process.Pid))
+		switchRSS = append(switchRSS, vswitchdRSS(b, h))
 		for _, l := range strings.Split(a.logTail(), "\n") {
 			if strings.Contains(l, "msg=reconciled") {
 				b.Logf("install: %s", l[strings.Index(l, "msg="):])
 				break
 			}
+		}
+		if len(installs) == 1 {
+			dumpFor(b, h, "dump-flows", flowsFile)
+			dumpFor(b, h, "dump-groups", groupsFile)
 		}
 		// One member's weight changes.
 		before := a.metric("dlb_agent_reconciles_total")
@@ -137,12 +166,61 @@ func BenchmarkInstall10kVIPs(b *testing.B) {
 		b.Logf("reconciles after the change: %v", a.metric("dlb_agent_reconciles_total")-before)
 		a.stop()
 	}
+	// The floor: ovs-ofctl adds the same groups and flows in two bundles.
+	var floors []float64
+	for range len(installs) {
+		clear()
+		start := time.Now()
+		for _, args := range [][]string{{"add-groups", groupsFile}, {"add-flows", flowsFile}} {
+			out, err := exec.Command("ovs-ofctl", "-O", "OpenFlow15", "--bundle", args[0], h.OpenFlowTarget(), args[1]).CombinedOutput()
+			require.NoError(b, err, "%s", out)
+		}
+		floors = append(floors, time.Since(start).Seconds())
+	}
+	clear()
 	b.ReportMetric(median(installs), "install-s")
+	b.ReportMetric(median(floors), "ovs-ofctl-s")
 	b.ReportMetric(median(rss)/1024, "agent-peak-rss-MiB")
+	b.ReportMetric(median(switchRSS)/1024, "vswitchd-rss-MiB")
 	b.ReportMetric(median(changes)*1000, "one-member-change-ms")
 	b.ReportMetric(median(changeReconciles)*1000, "one-member-reconcile-ms")
-	fmt.Printf("10,000 VIPs x 10 members, median of %d: installed %.2f s after agent start, agent peak RSS %.0f MiB; one-member change applied %.0f ms after the file changed (reconcile %.0f ms)\n",
-		len(installs), median(installs), median(rss)/1024, median(changes)*1000, median(changeReconciles)*1000)
+	fmt.Printf("%s: 10,000 VIPs x 10 members, median of %d: installed %.2f s after agent start (ovs-ofctl --bundle, same flows and groups from files: %.2f s), agent peak RSS %.0f MiB, ovs-vswitchd RSS %.0f MiB; one-member change applied %.0f ms after the file changed (reconcile %.0f ms)\n",
+		b.Name(), len(installs), median(installs), median(floors), median(rss)/1024, median(switchRSS)/1024, median(changes)*1000, median(changeReconciles)*1000)
+}
+
+// dumpFor writes what ovs-ofctl dumps (dump-flows or dump-groups) to a
+// file it can add back.
+func dumpFor(b *testing.B, h *testbed.Host, command, path string) {
+	args := []string{}
+	if command == "dump-flows" {
+		args = append(args, "--no-stats")
+	}
+	out, err := h.OFCtl(context.Background(), command, args...)
+	require.NoError(b, err)
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, " ") {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	require.NoError(b, os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
+}
+
+// vswitchdRSS is the resident set of a host's ovs-vswitchd, in KiB.
+func vswitchdRSS(b *testing.B, h *testbed.Host) float64 {
+	data, err := os.ReadFile(filepath.Join(h.RunDir, "ovs-vswitchd.pid"))
+	require.NoError(b, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	require.NoError(b, err)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(b, err)
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // peakRSS is a process's peak resident set, in KiB.
