@@ -64,7 +64,11 @@ func diffCommits(commits map[uint32]*installedCommits, want []*pipeline.Commits,
 		default:
 			mods, dels = diffCommitSet(have.set, w, mods, dels, st)
 		}
-		commits[w.Port] = &installedCommits{set: w, gen: gen}
+		if have == nil {
+			commits[w.Port] = &installedCommits{set: w, gen: gen}
+		} else {
+			have.set, have.gen = w, gen
+		}
 	}
 	if len(commits) != len(want) {
 		for port, e := range commits {
