@@ -158,8 +158,9 @@ type Config struct {
 	// MAC answers ARP for VIPs and is the source of replies: a MAC of this
 	// host's DLB (it must differ between hosts).
 	MAC net.HardwareAddr
-	// Buckets forces the number of select-group buckets (a power of two,
-	// 16..256); 0 chooses per group (see Buckets).
+	// Buckets forces the number of slots (select-group buckets) of every
+	// VIP port (a power of two, 16..256); 0 chooses per group
+	// (lb.SlotCount).
 	Buckets int
 	// Shared, when set, puts the pipeline on a bridge whose other flows
 	// belong to someone else; nil means the DLB owns the bridge.

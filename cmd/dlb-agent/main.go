@@ -69,7 +69,7 @@ func newRoot() *cobra.Command {
 	f.Int("return-table", -1, "shared bridge: the owner's table packets continue in after the DLB's tables")
 	f.Int("zone", lb.DefaultZone, "conntrack zone of DLB connections")
 	f.String("mac", "", "MAC that answers for VIPs (default: derived from the host id)")
-	f.Int("buckets", 0, "select-group buckets per VIP port (power of two 16..256; default chosen per group)")
+	f.Int("buckets", 0, "slots (select-group buckets) of every VIP port, a power of two 16..256; default: the fewest that honour the weights (see docs/pipeline.md)")
 	f.String("host-id", "", "this host's id (default: the OVS system-id, else the hostname)")
 	f.StringP("groups-file", "f", "", "YAML or JSON file with a top-level groups: list; watched for changes")
 	f.String("controller", "", "dlb-controller to follow, e.g. http://10.0.0.1:8470 (instead of --groups-file)")
