@@ -223,6 +223,105 @@ func vswitchdRSS(b *testing.B, h *testbed.Host) float64 {
 	return 0
 }
 
+// convEvent is one convergence run: a group created or a member added at
+// at, the REST answer after acked, the last client's answer after
+// answered.
+type convEvent struct {
+	kind            string
+	clients         int
+	at              time.Time
+	acked, answered time.Duration
+}
+
+// convBreakdown splits the runs' times into steps from the agents' logs
+// (millisecond timestamps): REST request → acknowledged; → the slowest
+// agent has the change ("group changes from the controller"); → the
+// slowest agent installed it ("reconciled", which also gives its compute
+// and switch parts); → every client had its answer. Medians per kind of
+// change and number of probing clients.
+func convBreakdown(b *testing.B, f *fleet, events []convEvent) {
+	type step struct{ recv, applied, compute, sw time.Duration }
+	parse := func(line string) (time.Time, bool) {
+		v, ok := strings.CutPrefix(line, "time=")
+		if !ok {
+			return time.Time{}, false
+		}
+		t, err := time.Parse(time.RFC3339Nano, strings.Fields(v)[0])
+		return t, err == nil
+	}
+	field := func(line, name string) time.Duration {
+		_, v, ok := strings.Cut(line, " "+name+"=")
+		if !ok {
+			return 0
+		}
+		d, _ := time.ParseDuration(strings.Fields(v)[0])
+		return d
+	}
+	var logs [][]string
+	for _, a := range f.agents {
+		data, err := os.ReadFile(a.logPath)
+		require.NoError(b, err)
+		logs = append(logs, strings.Split(string(data), "\n"))
+	}
+	steps := map[string][]step{}
+	for k, e := range events {
+		if e.kind == "delete" {
+			continue
+		}
+		end := time.Now()
+		if k+1 < len(events) {
+			end = events[k+1].at
+		}
+		var worst step
+		found := 0
+		for _, lines := range logs {
+			var recv time.Time
+			for _, l := range lines {
+				t, ok := parse(l)
+				if !ok || t.Before(e.at.Truncate(time.Millisecond)) || t.After(end) {
+					continue
+				}
+				if recv.IsZero() && strings.Contains(l, "group changes from the controller") {
+					recv = t
+				}
+				if !recv.IsZero() && strings.Contains(l, "msg=reconciled") {
+					worst.recv = max(worst.recv, recv.Sub(e.at))
+					worst.applied = max(worst.applied, t.Sub(e.at))
+					worst.compute = max(worst.compute, field(l, "computing"))
+					worst.sw = max(worst.sw, field(l, "switch"))
+					found++
+					break
+				}
+			}
+		}
+		if found == len(logs) {
+			key := fmt.Sprintf("%s/%d", e.kind, e.clients)
+			steps[key] = append(steps[key], worst)
+		}
+	}
+	med := func(xs []time.Duration) float64 {
+		s := slices.Clone(xs)
+		slices.Sort(s)
+		if len(s) == 0 {
+			return 0
+		}
+		return float64(s[len(s)/2]) / float64(time.Millisecond)
+	}
+	for _, key := range []string{"create/3", "member/3", "create/1", "member/1", "among/3"} {
+		var acked, answered, recv, applied, compute, sw []time.Duration
+		for _, e := range events {
+			if fmt.Sprintf("%s/%d", e.kind, e.clients) == key {
+				acked, answered = append(acked, e.acked), append(answered, e.answered)
+			}
+		}
+		for _, st := range steps[key] {
+			recv, applied, compute, sw = append(recv, st.recv), append(applied, st.applied), append(compute, st.compute), append(sw, st.sw)
+		}
+		fmt.Printf("convergence steps, %s (kind/probing clients), medians over %d runs (%d with every agent's log lines): REST answered %.1f ms; slowest agent has the change %.1f ms; slowest agent installed it %.1f ms (its compute %.2f ms, switch %.2f ms); every client answered %.1f ms\n",
+			key, len(acked), len(steps[key]), med(acked), med(recv), med(applied), med(compute), med(sw), med(answered))
+	}
+}
+
 // peakRSS is a process's peak resident set, in KiB.
 func peakRSS(b *testing.B, pid int) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -259,7 +358,7 @@ func BenchmarkConvergence(b *testing.B) {
 	const runs = 20
 	vip := func(i int) string { return fmt.Sprintf("10.96.1.%d", i+1) }
 	for c, h := range clients {
-		for i := 0; i <= 4*runs+1; i++ {
+		for i := 0; i <= 5*runs+2; i++ {
 			_, err := f.tb.Exec(f.ctx, c, "ip", "neigh", "replace", vip(i), "lladdr", pipeline.HostMAC(h).String(), "dev", "eth0", "nud", "permanent")
 			require.NoError(b, err)
 		}
@@ -274,6 +373,8 @@ func BenchmarkConvergence(b *testing.B) {
 	// race arms a prober on each client, fires them, sends the request,
 	// and returns the time from the request until every client had its
 	// answer (from servers named in want, when given).
+	var events []convEvent
+	kind := "create"
 	race := func(i int, want []string, clients []string, request func()) time.Duration {
 		ps := make([]*testbed.Prober, len(clients))
 		for k, c := range clients {
@@ -286,20 +387,23 @@ func BenchmarkConvergence(b *testing.B) {
 		}
 		t0 := time.Now()
 		request()
+		acked := time.Since(t0)
 		var worst time.Duration
 		for _, p := range ps {
 			r, err := p.Wait()
 			require.NoError(b, err)
 			worst = max(worst, r.At.Sub(t0))
 		}
+		events = append(events, convEvent{kind: kind, clients: len(clients), at: t0, acked: acked, answered: worst})
 		return worst
 	}
 	all, one := []string{"c1", "c2", "c3"}, []string{"c1"}
 	base := "/v1/groups"
 	// Warm-up: the agents learn the members' MACs once.
+	kind = "warm-up"
 	race(4*runs+1, nil, all, func() { f.ctl.Call("POST", base, doc(4*runs+1, "s1", "s2", "s3", "s4"), 201) })
 
-	var created, added, alone, aloneAdded, floor, floorAdded []time.Duration
+	var created, added, alone, aloneAdded, floor, floorAdded, among []time.Duration
 	for b.Loop() {
 		if len(created) >= runs {
 			continue // the runs are done in the first iteration
@@ -312,12 +416,15 @@ func BenchmarkConvergence(b *testing.B) {
 			created, added *[]time.Duration
 		}{{all, 0, &created, &added}, {one, runs, &alone, &aloneAdded}} {
 			for i := series.first; i < series.first+runs; i++ {
+				kind = "create"
 				*series.created = append(*series.created, race(i, nil, series.clients, func() {
 					f.ctl.Call("POST", base, doc(i, "s1", "s2", "s3"), 201)
 				}))
+				kind = "member"
 				*series.added = append(*series.added, race(i, []string{"s4"}, series.clients, func() {
 					f.ctl.Call("POST", fmt.Sprintf("%s/conv%d/members", base, i), fmt.Sprintf(`{"ip":%q}`, f.tb.VM("s4").Addr()), 201)
 				}))
+				kind = "delete"
 				deleteGroup(b, f, fmt.Sprintf("conv%d", i), 4) // s1-s3 and the added s4
 			}
 		}
@@ -330,7 +437,45 @@ func BenchmarkConvergence(b *testing.B) {
 			func(i int) *ofctrl.Flow {
 				return ofctrl.NewFlow(uint8(pipeline.TableOutput), 1000).Cookie(0x77).Match(ofctrl.TCP, ofctrl.IPDst(ofctrl.Host(s4)), ofctrl.DstPort(ofctrl.ProtoTCP, 8080)).Done()
 			}, []string{"s4"})
+		// The same creations with 10,000 other groups on every host.
+		last := uint64(0)
+		loadStart := time.Now()
+		for i := range 10000 {
+			var g wire.Group
+			body := fmt.Sprintf(`{"name":"other%d","vip":"10.97.%d.%d","ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[{"ip":%q},{"ip":%q},{"ip":%q}]}`,
+				i, i/256, i%256, f.tb.VM("s1").Addr(), f.tb.VM("s2").Addr(), f.tb.VM("s3").Addr())
+			require.NoError(b, json.Unmarshal(f.ctl.Call("POST", base, body, 201), &g))
+			last = g.ModifyIndex
+		}
+		b.Logf("10,000 groups written in %v", time.Since(loadStart))
+		applied := func() string {
+			var out []string
+			for h, a := range f.agents {
+				out = append(out, fmt.Sprintf("%s: %.0f", h, a.metric("dlb_agent_applied_index")))
+			}
+			return strings.Join(out, ", ")
+		}
+		require.Eventually(b, func() bool {
+			for _, a := range f.agents {
+				if a.metric("dlb_agent_applied_index") < float64(last) {
+					return false
+				}
+			}
+			return true
+		}, 2*time.Minute, 50*time.Millisecond, "10,000 groups applied on every host: want index %d, have %s", last, applied())
+		b.Logf("and applied on every host %v after the first write", time.Since(loadStart))
+		kind = "among"
+		for i := 4*runs + 2; i < 5*runs+2; i++ {
+			among = append(among, race(i, nil, all, func() { f.ctl.Call("POST", base, doc(i, "s1", "s2", "s3"), 201) }))
+			kind = "delete"
+			deleteGroup(b, f, fmt.Sprintf("conv%d", i), 3)
+			kind = "among"
+		}
+		convBreakdown(b, f, events)
 	}
+	b.ReportMetric(quantileMs(among, 0.5), "create-among-10k-p50-ms")
+	b.ReportMetric(quantileMs(among, 0.99), "create-among-10k-p99-ms")
+	fmt.Printf("convergence with 10,000 other groups on every host, over %d runs: group created p50 %.1f ms, p99 %.1f ms\n", len(among), quantileMs(among, 0.5), quantileMs(among, 0.99))
 	b.ReportMetric(quantileMs(created, 0.5), "create-p50-ms")
 	b.ReportMetric(quantileMs(created, 0.99), "create-p99-ms")
 	b.ReportMetric(quantileMs(added, 0.5), "member-add-p50-ms")

@@ -64,6 +64,11 @@ func TestFollowerKeepsTheSet(t *testing.T) {
 			[]string{"web@10.96.0.11"}, false},
 		{"a conflicting set is refused", wire.GroupChanges{Index: 9, Groups: []wire.Group{wg(grp("web2", "10.96.0.11", "10.0.0.3"))}}, nil, true},
 		{"an invalid group is refused", wire.GroupChanges{Index: 9, Groups: []wire.Group{wg(grp("bad", "not-an-ip"))}}, nil, true},
+		{"after a refusal the set is as it was", wire.GroupChanges{Index: 10, Groups: []wire.Group{wg(grp("aa", "10.96.0.1", "10.0.0.5")), wg(grp("zz", "10.96.0.99", "10.0.0.6"))}},
+			[]string{"aa@10.96.0.1", "web@10.96.0.11", "zz@10.96.0.99"}, false},
+		{"a name twice: the last stands; a change and a deletion together", wire.GroupChanges{Index: 11, Deleted: []string{"aa"},
+			Groups: []wire.Group{wg(grp("mm", "10.96.0.50", "10.0.0.7")), wg(grp("mm", "10.96.0.51", "10.0.0.7")), wg(grp("zz", "10.96.0.98", "10.0.0.6"))}},
+			[]string{"mm@10.96.0.51", "web@10.96.0.11", "zz@10.96.0.98"}, false},
 		{"full again drops the rest", wire.GroupChanges{Index: 12, Full: true, Groups: []wire.Group{wg(grp("api", "10.96.0.30", "10.0.0.4"))}},
 			[]string{"api@10.96.0.30"}, false},
 	}
