@@ -340,7 +340,7 @@ func TestConnectionRefused(t *testing.T) {
 	require.NoError(t, err)
 	h, err := c.ForHost("h1")
 	require.NoError(t, err)
-	err = h.Stream(context.Background(), 0, time.Second, func(*wire.GroupChanges) error { return nil })
+	err = h.Stream(context.Background(), 0, time.Second, func(*wire.GroupChanges, bool) error { return nil })
 	assert.EqualError(t, err, "cannot reach the controller at http://"+addr+" (connection refused): start it with 'dlb-controller --listen "+addr+
 		" --data-dir /var/lib/dlb-controller'")
 }

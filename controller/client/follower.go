@@ -45,6 +45,16 @@ type Follower struct {
 	set       []lb.Checked // the last set delivered (or resumed), sorted by name
 	delivered bool         // a set was delivered since the start
 	longPoll  bool         // the controller has no watch stream
+	pending   *pending     // answers taken but not delivered yet
+}
+
+// pending is what answers taken together changed: checked groups by name,
+// names deleted, and the last answer's index.
+type pending struct {
+	full    bool
+	changed map[string]lb.Checked
+	deleted map[string]bool
+	index   uint64
 }
 
 // refusedError is a set from the controller that the agent cannot use.
@@ -88,10 +98,12 @@ func (f *Follower) Run(ctx context.Context) error {
 		if f.longPoll {
 			err = f.poll(ctx)
 		} else {
-			err = f.Client.Stream(ctx, f.index, idle, func(c *wire.GroupChanges) error {
+			f.pending = nil
+			err = f.Client.Stream(ctx, f.index, idle, func(c *wire.GroupChanges, more bool) error {
 				backoff = 100 * time.Millisecond
-				return f.answer(c)
+				return f.answer(c, more)
 			})
+			f.pending = nil // a broken stream resumes from the index delivered
 			if errors.Is(err, ErrNoStream) {
 				f.longPoll = true
 				if f.LongPolls != nil {
@@ -131,15 +143,55 @@ func (f *Follower) Run(ctx context.Context) error {
 	return nil
 }
 
-// answer takes one answer of the watch.
-func (f *Follower) answer(c *wire.GroupChanges) error {
+// answer takes one answer of the watch; with more, others are already
+// here and the set is delivered after the last of them.
+func (f *Follower) answer(c *wire.GroupChanges, more bool) error {
 	if f.Observe != nil {
 		f.Observe(c, nil)
 	}
-	if err := f.apply(c); err != nil {
+	if err := f.take(c); err != nil {
+		f.pending = nil
+		return &refusedError{err}
+	}
+	if more {
+		return nil
+	}
+	if err := f.flush(); err != nil {
 		return &refusedError{err}
 	}
 	return nil
+}
+
+// take checks one answer's groups and adds the answer to what is pending.
+func (f *Follower) take(c *wire.GroupChanges) error {
+	p := f.pending
+	if p == nil || c.Full {
+		p = &pending{full: c.Full, changed: map[string]lb.Checked{}, deleted: map[string]bool{}}
+	}
+	for _, name := range c.Deleted {
+		delete(p.changed, name)
+		p.deleted[name] = true
+	}
+	for _, g := range c.Groups {
+		checked, err := lb.Check(g.Group)
+		if err != nil {
+			return fmt.Errorf("group %q from the controller: %w", g.Name, err)
+		}
+		p.changed[g.Name] = checked
+		delete(p.deleted, g.Name)
+	}
+	p.index = c.Index
+	f.pending = p
+	return nil
+}
+
+// apply takes one answer and delivers (tests; the watch uses answer).
+func (f *Follower) apply(c *wire.GroupChanges) error {
+	if err := f.take(c); err != nil {
+		f.pending = nil
+		return err
+	}
+	return f.flush()
 }
 
 // poll is one long poll.
@@ -159,57 +211,43 @@ func (f *Follower) poll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return f.answer(c)
+	return f.answer(c, false)
 }
 
-// apply merges one answer into the set and delivers it with the answer's
-// index (the same set when nothing in it changed: the index still moves,
-// and the agent reports it as applied).
-func (f *Follower) apply(c *wire.GroupChanges) error {
-	if c.Index == f.index && !c.Full && f.delivered {
+// flush merges what is pending into the set and delivers it with the last
+// answer's index (the same set when nothing in it changed: the index still
+// moves, and the agent reports it as applied).
+func (f *Follower) flush() error {
+	p := f.pending
+	f.pending = nil
+	if p == nil {
+		return nil
+	}
+	if p.index == f.index && !p.full && len(p.changed) == 0 && len(p.deleted) == 0 && f.delivered {
 		return nil // the wait ended without a change
 	}
 	gone := false
-	for _, name := range c.Deleted {
+	for name := range p.deleted {
 		_, ok := f.groups[name]
 		gone = gone || ok
 	}
-	if !c.Full && len(c.Groups) == 0 && !gone && f.set != nil {
-		f.index, f.delivered = c.Index, true
+	if !p.full && len(p.changed) == 0 && !gone && f.set != nil {
+		f.index, f.delivered = p.index, true
 		if f.Deliver != nil {
-			f.Deliver(f.set, c.Index)
+			f.Deliver(f.set, p.index)
 		}
 		return nil
 	}
-	// The changed groups, checked and sorted by name, are merged into the
-	// previous set (sorted by name too): a change at 10,000 groups costs a
-	// copy of the set, not a sort of it (which took most of an agent's CPU
-	// while thousands of groups were being created).
-	changed := make([]lb.Checked, 0, len(c.Groups))
-	for _, g := range c.Groups {
-		checked, err := lb.Check(g.Group)
-		if err != nil {
-			return fmt.Errorf("group %q from the controller: %w", g.Name, err)
-		}
-		changed = append(changed, checked)
+	// The changed groups, sorted by name, are merged into the previous set
+	// (sorted by name too): a change at 10,000 groups costs a copy of the
+	// set, not a sort of it.
+	changed := make([]lb.Checked, 0, len(p.changed))
+	for _, g := range p.changed {
+		changed = append(changed, g)
 	}
-	byName := func(a, b lb.Checked) int { return strings.Compare(a.Name, b.Name) }
-	slices.SortStableFunc(changed, byName)
-	// A name twice in one answer: the last one stands.
-	uniq := changed[:0]
-	for i, g := range changed {
-		if i+1 < len(changed) && changed[i+1].Name == g.Name {
-			continue
-		}
-		uniq = append(uniq, g)
-	}
-	changed = uniq
-	deleted := make(map[string]bool, len(c.Deleted))
-	for _, name := range c.Deleted {
-		deleted[name] = true
-	}
+	slices.SortFunc(changed, func(a, b lb.Checked) int { return strings.Compare(a.Name, b.Name) })
 	var base []lb.Checked
-	if !c.Full {
+	if !p.full {
 		base = f.set
 	}
 	set := make([]lb.Checked, 0, len(base)+len(changed))
@@ -219,12 +257,10 @@ func (f *Follower) apply(c *wire.GroupChanges) error {
 			if i < len(base) && base[i].Name == changed[j].Name {
 				i++ // replaced
 			}
-			if !deleted[changed[j].Name] {
-				set = append(set, changed[j])
-			}
+			set = append(set, changed[j])
 			j++
 		default:
-			if !deleted[base[i].Name] {
+			if !p.deleted[base[i].Name] {
 				set = append(set, base[i])
 			}
 			i++
@@ -235,18 +271,18 @@ func (f *Follower) apply(c *wire.GroupChanges) error {
 	}
 	// Accepted: the names known follow (in place: nobody else holds them).
 	next := f.groups
-	if c.Full || next == nil {
+	if p.full || next == nil {
 		next = make(map[string]lb.Checked, len(set))
 	}
-	for _, name := range c.Deleted {
+	for name := range p.deleted {
 		delete(next, name)
 	}
 	for _, g := range changed {
 		next[g.Name] = g
 	}
-	f.groups, f.index, f.set, f.delivered = next, c.Index, set, true
+	f.groups, f.index, f.set, f.delivered = next, p.index, set, true
 	if f.Deliver != nil {
-		f.Deliver(set, c.Index)
+		f.Deliver(set, p.index)
 	}
 	return nil
 }

@@ -32,6 +32,31 @@ func grp(name, vip string, members ...string) lb.Group {
 
 func wg(g lb.Group) wire.Group { return wire.Group{Group: g} }
 
+// TestFollowerTakesAnswersTogether: answers already queued on the stream
+// are taken together and delivered once, as the last one's set.
+func TestFollowerTakesAnswersTogether(t *testing.T) {
+	var got [][]string
+	f := &Follower{Deliver: func(groups []lb.Checked, index uint64) {
+		var names []string
+		for _, g := range groups {
+			names = append(names, fmt.Sprintf("%s@%s#%d", g.Name, g.VIP, index))
+		}
+		got = append(got, names)
+	}}
+	require.NoError(t, f.answer(&wire.GroupChanges{Index: 5, Full: true, Groups: []wire.Group{wg(grp("web", "10.96.0.10", "10.0.0.1"))}}, false))
+	require.NoError(t, f.answer(&wire.GroupChanges{Index: 6, Groups: []wire.Group{wg(grp("db", "10.96.0.20", "10.0.0.2"))}}, true))
+	require.NoError(t, f.answer(&wire.GroupChanges{Index: 7, Deleted: []string{"web"}}, true))
+	require.Len(t, got, 1, "nothing delivered while more answers are queued")
+	require.NoError(t, f.answer(&wire.GroupChanges{Index: 8, Groups: []wire.Group{wg(grp("api", "10.96.0.30", "10.0.0.3"))}}, false))
+	assert.Equal(t, [][]string{{"web@10.96.0.10#5"}, {"api@10.96.0.30#8", "db@10.96.0.20#8"}}, got)
+	assert.Equal(t, uint64(8), f.Index())
+	// A bad answer among queued ones refuses them all; the set stays.
+	require.NoError(t, f.answer(&wire.GroupChanges{Index: 9, Groups: []wire.Group{wg(grp("x", "10.96.0.40", "10.0.0.4"))}}, true))
+	require.Error(t, f.answer(&wire.GroupChanges{Index: 10, Groups: []wire.Group{wg(grp("bad", "not-an-ip"))}}, false))
+	assert.Len(t, got, 2)
+	assert.Equal(t, uint64(8), f.Index())
+}
+
 // TestFollowerKeepsTheSet: a full answer replaces the set, changes and
 // deletions are merged into it, an empty answer only moves the index, a
 // set the agent cannot use is refused and changes nothing, and a resumed

@@ -1,6 +1,8 @@
 package client
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,7 +65,7 @@ const firstLine = 10 * time.Second
 // returns why (each's error as it is). A stream without a first line
 // within 10 s (or idle, when shorter) is ErrNoStream. Options.Timeout
 // does not bound it.
-func (c *Client) Stream(ctx context.Context, host string, index uint64, idle time.Duration, each func(*wire.GroupChanges) error) error {
+func (c *Client) Stream(ctx context.Context, host string, index uint64, idle time.Duration, each func(c *wire.GroupChanges, more bool) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	q := url.Values{"host": {host}, "index": {strconv.FormatUint(index, 10)}}
@@ -90,7 +92,8 @@ func (c *Client) Stream(ctx context.Context, host string, index uint64, idle tim
 	silent := errors.New("silent")
 	timer := time.AfterFunc(min(idle, firstLine), func() { cancel(silent) })
 	defer timer.Stop()
-	dec := json.NewDecoder(resp.Body)
+	br := bufio.NewReaderSize(resp.Body, 256<<10)
+	dec := json.NewDecoder(br)
 	for lines := 0; ; lines++ {
 		var ch wire.GroupChanges
 		if err := dec.Decode(&ch); err != nil {
@@ -105,10 +108,20 @@ func (c *Client) Stream(ctx context.Context, host string, index uint64, idle tim
 			return fmt.Errorf("controller at %s: watch stream: %w", c.Server(), err)
 		}
 		timer.Reset(idle)
-		if err := each(&ch); err != nil {
+		// More lines already here: a reader that fell behind takes them
+		// together (the follower delivers once for all of them).
+		more := br.Buffered() > 0 || hasData(dec.Buffered())
+		if err := each(&ch, more); err != nil {
 			return err
 		}
 	}
+}
+
+// hasData reports whether r (a decoder's buffered bytes) holds anything
+// but white space.
+func hasData(r io.Reader) bool {
+	data, _ := io.ReadAll(r)
+	return len(bytes.TrimSpace(data)) > 0
 }
 
 // HostClient is the view of a Client for one host: the calls an agent
@@ -153,6 +166,6 @@ func (h *HostClient) Watch(ctx context.Context, index uint64, wait time.Duration
 }
 
 // Stream is Client.Stream for the host.
-func (h *HostClient) Stream(ctx context.Context, index uint64, idle time.Duration, each func(*wire.GroupChanges) error) error {
+func (h *HostClient) Stream(ctx context.Context, index uint64, idle time.Duration, each func(c *wire.GroupChanges, more bool) error) error {
 	return h.c.Stream(ctx, h.host, index, idle, each)
 }
