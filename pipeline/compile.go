@@ -162,7 +162,7 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 	k.gen++
 	// print computes a group's fingerprint, or returns the cached one for a
 	// group the caller says did not change.
-	print := func(g *lb.Group) uint64 {
+	print := func(g *lb.Checked) uint64 {
 		if in.Changed != nil && !in.Changed[g.Name] {
 			if e := k.groups[g.Name]; e != nil {
 				return e.print
@@ -173,7 +173,7 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 	k.prints = slices.Grow(k.prints[:0], len(in.Groups))[:len(in.Groups)]
 	prints := k.prints
 	for i := range in.Groups {
-		prints[i] = print(&in.Groups[i].Group)
+		prints[i] = print(&in.Groups[i])
 	}
 	if !in.Validated {
 		if err := lb.CheckSet(in.Groups); err != nil {
