@@ -475,8 +475,21 @@ func (r *reconciler) stillGone(gone []lb.Departure) []lb.Departure {
 	r.mu.Lock()
 	groups := r.groups
 	r.mu.Unlock()
+	// Only groups on the departures' VIPs can have taken them back (a
+	// pass over every member of 10,000 groups per flush was the agent's
+	// busiest work while groups came and went).
+	vips := make(map[netip.Addr]bool, len(gone))
+	for _, d := range gone {
+		vips[d.VIP] = true
+	}
+	var onVIPs []lb.Checked
+	for i := range groups {
+		if vips[groups[i].VIPAddr] {
+			onVIPs = append(onVIPs, groups[i])
+		}
+	}
 	back := map[lb.Departure]bool{}
-	for _, d := range lb.Departed(groups, nil) {
+	for _, d := range lb.Departed(onVIPs, nil) {
 		d.Scope = nil
 		back[d] = true
 	}

@@ -41,7 +41,6 @@ type Follower struct {
 	LongPolls func(reason error)
 
 	index     uint64
-	groups    map[string]lb.Checked
 	set       []lb.Checked // the last set delivered (or resumed), sorted by name
 	delivered bool         // a set was delivered since the start
 	longPoll  bool         // the controller has no watch stream
@@ -70,10 +69,6 @@ func (f *Follower) Resume(index uint64, groups []lb.Group) error {
 		return fmt.Errorf("resumed groups: %w", err)
 	}
 	f.index = index
-	f.groups = make(map[string]lb.Checked, len(set))
-	for _, g := range set {
-		f.groups[g.Name] = g
-	}
 	slices.SortFunc(set, func(a, b lb.Checked) int { return strings.Compare(a.Name, b.Name) })
 	f.set = set
 	return nil
@@ -228,7 +223,7 @@ func (f *Follower) flush() error {
 	}
 	gone := false
 	for name := range p.deleted {
-		_, ok := f.groups[name]
+		_, ok := slices.BinarySearchFunc(f.set, name, func(g lb.Checked, name string) int { return strings.Compare(g.Name, name) })
 		gone = gone || ok
 	}
 	if !p.full && len(p.changed) == 0 && !gone && f.set != nil {
@@ -269,18 +264,7 @@ func (f *Follower) flush() error {
 	if err := lb.CheckSet(set); err != nil {
 		return fmt.Errorf("groups from the controller: %w", err)
 	}
-	// Accepted: the names known follow (in place: nobody else holds them).
-	next := f.groups
-	if p.full || next == nil {
-		next = make(map[string]lb.Checked, len(set))
-	}
-	for name := range p.deleted {
-		delete(next, name)
-	}
-	for _, g := range changed {
-		next[g.Name] = g
-	}
-	f.groups, f.index, f.set, f.delivered = next, p.index, set, true
+	f.index, f.set, f.delivered = p.index, set, true
 	if f.Deliver != nil {
 		f.Deliver(set, p.index)
 	}
