@@ -464,6 +464,16 @@ func BenchmarkConvergence(b *testing.B) {
 			return true
 		}, 2*time.Minute, 50*time.Millisecond, "10,000 groups applied on every host: want index %d, have %s", last, applied())
 		b.Logf("and applied on every host %v after the first write", time.Since(loadStart))
+		gcs := func() string {
+			var out []string
+			for h, a := range f.agents {
+				out = append(out, fmt.Sprintf("%s: heap %.0f MiB, GC cycles %.0f, resident %.0f MiB", h, a.metric("go_memstats_heap_alloc_bytes")/(1<<20),
+					a.metric(`go_gc_duration_seconds_count`), a.metric("process_resident_memory_bytes")/(1<<20)))
+			}
+			return strings.Join(out, "; ")
+		}
+		b.Logf("agents with 10,000 groups: %s", gcs())
+		defer func() { b.Logf("agents after the creations among them: %s", gcs()) }()
 		kind = "among"
 		for i := 4*runs + 2; i < 5*runs+2; i++ {
 			among = append(among, race(i, nil, all, func() { f.ctl.Call("POST", base, doc(i, "s1", "s2", "s3"), 201) }))
