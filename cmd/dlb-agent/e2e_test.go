@@ -240,17 +240,27 @@ func TestSpreadFollowsWeightsAndRemapIsBounded(t *testing.T) {
 	_, err := tb.Host("h1").AppCtl(c.ctx, "dpctl/flush-conntrack", fmt.Sprintf("zone=%d", lb.DefaultZone))
 	require.NoError(t, err)
 	after := c.load(t, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:53", Proto: "udp", Sources: src, Concurrency: 8, Record: true})
-	moved, toNew := 0, 0
+	// A datagram unanswered in either run (a timeout on a loaded machine:
+	// Server is "") says nothing about where its 5-tuple went; it is left
+	// out, and there may be only a few.
+	moved, toNew, unanswered := 0, 0, 0
 	for i := range before.Exchanges {
-		if before.Exchanges[i].Server != after.Exchanges[i].Server {
+		b, a := before.Exchanges[i].Server, after.Exchanges[i].Server
+		switch {
+		case b == "" || a == "":
+			unanswered++
+		case b != a:
 			moved++
-			if after.Exchanges[i].Server == "s3" {
+			if a == "s3" {
 				toNew++
+			} else {
+				t.Logf("5-tuple from %s moved from %s to %s", before.Exchanges[i].Source, b, a)
 			}
 		}
 	}
-	frac := float64(moved) / float64(len(src))
-	t.Logf("adding a 3rd member moved %d of %d 5-tuples (%.1f%%), %d of them to the new member", moved, len(src), 100*frac, toNew)
+	assert.LessOrEqual(t, unanswered, len(src)/100, "unanswered datagrams: before %v, after %v", before.Failures, after.Failures)
+	frac := float64(moved) / float64(len(src)-unanswered)
+	t.Logf("adding a 3rd member moved %d of %d answered 5-tuples (%.1f%%), %d of them to the new member (%d unanswered in one run or the other)", moved, len(src)-unanswered, 100*frac, toNew, unanswered)
 	assert.LessOrEqual(t, frac, 1.0/3+0.02, "remap bound 1/(N+1)+2%%")
 	assert.Equal(t, moved, toNew, "every moved 5-tuple went to the new member")
 }
