@@ -301,11 +301,19 @@ func (c *compiler) sharedEntry(key string, build func() *of.Flow) *sharedOut {
 
 // emit outputs a shared flow once per compile.
 func (c *compiler) emit(sh *sharedOut) {
-	if sh.gen == c.cache.gen {
-		return
+	if c.first(&sh.gen) {
+		c.out.Flows = append(c.out.Flows, sh.flow)
 	}
-	sh.gen = c.cache.gen
-	c.out.Flows = append(c.out.Flows, sh.flow)
+}
+
+// first stamps gen with this compile and reports whether it was the first
+// to (what several groups share is output once).
+func (c *compiler) first(gen *uint64) bool {
+	if *gen == c.cache.gen {
+		return false
+	}
+	*gen = c.cache.gen
+	return true
 }
 
 // shared emits a flow that several groups or the pipeline share, once,

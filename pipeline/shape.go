@@ -152,9 +152,7 @@ func (c *compiler) shapeGroup(id uint32, slots []uint16) *of.Group {
 
 // useShape emits a shape's group once per compile.
 func (c *compiler) useShape(sh *shapeOut) {
-	if sh.gen == c.cache.gen {
-		return
+	if c.first(&sh.gen) {
+		c.out.Groups = append(c.out.Groups, sh.group)
 	}
-	sh.gen = c.cache.gen
-	c.out.Groups = append(c.out.Groups, sh.group)
 }

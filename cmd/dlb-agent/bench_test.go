@@ -212,15 +212,7 @@ func vswitchdRSS(b *testing.B, h *testbed.Host) float64 {
 	require.NoError(b, err)
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	require.NoError(b, err)
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	require.NoError(b, err)
-	for _, l := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return f
-		}
-	}
-	return 0
+	return procStatusKiB(b, pid, "VmRSS")
 }
 
 // convEvent is one convergence run: a group created or a member added at
@@ -299,14 +291,6 @@ func convBreakdown(b *testing.B, f *fleet, events []convEvent) {
 			steps[key] = append(steps[key], worst)
 		}
 	}
-	med := func(xs []time.Duration) float64 {
-		s := slices.Clone(xs)
-		slices.Sort(s)
-		if len(s) == 0 {
-			return 0
-		}
-		return float64(s[len(s)/2]) / float64(time.Millisecond)
-	}
 	for _, key := range []string{"create/3", "member/3", "create/1", "member/1", "among/3"} {
 		var acked, answered, recv, applied, compute, sw []time.Duration
 		for _, e := range events {
@@ -318,16 +302,19 @@ func convBreakdown(b *testing.B, f *fleet, events []convEvent) {
 			recv, applied, compute, sw = append(recv, st.recv), append(applied, st.applied), append(compute, st.compute), append(sw, st.sw)
 		}
 		fmt.Printf("convergence steps, %s (kind/probing clients), medians over %d runs (%d with every agent's log lines): REST answered %.1f ms; slowest agent has the change %.1f ms; slowest agent installed it %.1f ms (its compute %.2f ms, switch %.2f ms); every client answered %.1f ms\n",
-			key, len(acked), len(steps[key]), med(acked), med(recv), med(applied), med(compute), med(sw), med(answered))
+			key, len(acked), len(steps[key]), quantileMs(acked, 0.5), quantileMs(recv, 0.5), quantileMs(applied, 0.5), quantileMs(compute, 0.5), quantileMs(sw, 0.5), quantileMs(answered, 0.5))
 	}
 }
 
 // peakRSS is a process's peak resident set, in KiB.
-func peakRSS(b *testing.B, pid int) float64 {
+func peakRSS(b *testing.B, pid int) float64 { return procStatusKiB(b, pid, "VmHWM") }
+
+// procStatusKiB is a "NAME:  N kB" line of a process's /proc status.
+func procStatusKiB(b *testing.B, pid int, name string) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	require.NoError(b, err)
 	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(l, name+":"); ok {
 			f, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
 			return f
 		}
@@ -336,6 +323,9 @@ func peakRSS(b *testing.B, pid int) float64 {
 }
 
 func quantileMs(d []time.Duration, q float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return float64(s[min(len(s)-1, int(q*float64(len(s))))]) / float64(time.Millisecond)

@@ -180,15 +180,6 @@ func (f *Follower) take(c *wire.GroupChanges) error {
 	return nil
 }
 
-// apply takes one answer and delivers (tests; the watch uses answer).
-func (f *Follower) apply(c *wire.GroupChanges) error {
-	if err := f.take(c); err != nil {
-		f.pending = nil
-		return err
-	}
-	return f.flush()
-}
-
 // poll is one long poll.
 func (f *Follower) poll(ctx context.Context) error {
 	wait := f.Wait

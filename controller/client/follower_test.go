@@ -99,7 +99,7 @@ func TestFollowerKeepsTheSet(t *testing.T) {
 	}
 	for _, s := range steps {
 		before := len(got)
-		err := f.apply(&s.c)
+		err := f.answer(&s.c, false)
 		if s.err {
 			require.Error(t, err, s.name)
 		} else {
@@ -119,7 +119,7 @@ func TestFollowerKeepsTheSet(t *testing.T) {
 	r := &Follower{Deliver: f.Deliver}
 	require.NoError(t, r.Resume(12, []lb.Group{grp("api", "10.96.0.30", "10.0.0.4")}))
 	before := len(got)
-	require.NoError(t, r.apply(&wire.GroupChanges{Index: 12}))
+	require.NoError(t, r.answer(&wire.GroupChanges{Index: 12}, false))
 	require.Len(t, got, before+1)
 	assert.Equal(t, []string{"api@10.96.0.30"}, got[before])
 }

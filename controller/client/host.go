@@ -2,7 +2,6 @@ package client
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -120,8 +119,19 @@ func (c *Client) Stream(ctx context.Context, host string, index uint64, idle tim
 // hasData reports whether r (a decoder's buffered bytes) holds anything
 // but white space.
 func hasData(r io.Reader) bool {
-	data, _ := io.ReadAll(r)
-	return len(bytes.TrimSpace(data)) > 0
+	br, ok := r.(io.ByteReader)
+	if !ok {
+		br = bufio.NewReader(r)
+	}
+	for {
+		c, err := br.ReadByte()
+		if err != nil {
+			return false
+		}
+		if c != ' ' && c != '\n' && c != '\r' && c != '\t' {
+			return true
+		}
+	}
 }
 
 // HostClient is the view of a Client for one host: the calls an agent
