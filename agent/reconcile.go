@@ -187,7 +187,10 @@ func (r *reconciler) setGroups(groups []lb.Checked, version uint64) {
 				touched = append(touched, r.groups[i])
 			}
 		}
-		r.departed = append(r.departed, lb.Departed(touched, groups)...)
+		if len(touched) > 0 {
+			// (Departed indexes the whole new set: not for a creation.)
+			r.departed = append(r.departed, lb.Departed(touched, groups)...)
+		}
 	}
 	if version != r.version {
 		r.versionAt = time.Now()
