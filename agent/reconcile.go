@@ -77,8 +77,9 @@ type reconciler struct {
 	onApplied        func(uint64)
 	// prints are the groups' fingerprints; changed names the groups that
 	// changed since the last compile (nil: all may have).
-	prints  map[string]uint64
-	changed map[string]bool
+	// sparePrints is the map before, kept for its room.
+	prints, sparePrints map[string]uint64
+	changed             map[string]bool
 	// flows and ofGroups are what is installed, as last read or applied;
 	// valid only for conn.
 	conn     switchConn
@@ -164,11 +165,17 @@ func (r *reconciler) setGroups(groups []lb.Checked, version uint64) {
 		// the old groups installed.
 		groups = []lb.Checked{}
 	}
-	prints := make(map[string]uint64, len(groups))
+	r.mu.Lock()
+	// The fingerprints go in the map the set before last had (a set of
+	// 10,000 groups on every change: its room is kept).
+	prints := r.sparePrints
+	if prints == nil {
+		prints = make(map[string]uint64, len(groups))
+	}
+	clear(prints)
 	for i := range groups {
 		prints[groups[i].Name] = groups[i].Fingerprint()
 	}
-	r.mu.Lock()
 	if r.prints != nil && (r.changed != nil || r.groups == nil) {
 		if r.changed == nil {
 			r.changed = map[string]bool{}
@@ -195,7 +202,7 @@ func (r *reconciler) setGroups(groups []lb.Checked, version uint64) {
 	if version != r.version {
 		r.versionAt = time.Now()
 	}
-	r.groups, r.prints, r.version = groups, prints, version
+	r.groups, r.prints, r.sparePrints, r.version = groups, prints, r.prints, version
 	r.mu.Unlock()
 	r.trigger()
 }

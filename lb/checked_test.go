@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -34,12 +35,15 @@ func TestCheckParsesOnce(t *testing.T) {
 }
 
 // TestCheckAllAndCheckSet: the checks across groups are the same whether
-// the set is checked whole or group by group and then as a set.
+// the set is checked whole or group by group and then as a set, and a
+// SetChecker that checked other sets before (its indexes reused) says the
+// same as CheckSet.
 func TestCheckAllAndCheckSet(t *testing.T) {
 	a := Group{Name: "a", VIP: "10.96.0.10", Ports: []PortSpec{{Protocol: "tcp", Port: 80}}}
 	b := a
 	b.Name = "b"
-	for _, tc := range []struct {
+	var checker SetChecker
+	cases := []struct {
 		name   string
 		groups []Group
 		want   string
@@ -47,8 +51,9 @@ func TestCheckAllAndCheckSet(t *testing.T) {
 		{"distinct", []Group{a, {Name: "c", VIP: "10.96.0.11", Ports: a.Ports}}, ""},
 		{"same VIP port", []Group{a, b}, `groups[1].ports[0]: tcp 10.96.0.10:80 is already served by group "a"`},
 		{"same name", []Group{a, {Name: "a", VIP: "10.96.0.11", Ports: a.Ports}}, `groups[1].name: "a" is already the name of groups[0]`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	}
+	for round, tc := range append(cases, cases...) {
+		t.Run(fmt.Sprintf("%s/%d", tc.name, round), func(t *testing.T) {
 			all, err := CheckAll(tc.groups)
 			var set []Checked
 			for _, g := range tc.groups {
@@ -57,6 +62,7 @@ func TestCheckAllAndCheckSet(t *testing.T) {
 				set = append(set, c)
 			}
 			setErr := CheckSet(set)
+			assert.Equal(t, fmt.Sprint(setErr), fmt.Sprint(checker.Check(set)), "SetChecker")
 			if tc.want == "" {
 				require.NoError(t, err)
 				require.NoError(t, setErr)

@@ -167,21 +167,42 @@ func validateGroups(groups []Group, known func(i int) bool) error {
 // check the group on its own first, so that each group's problems come
 // together.
 func crossCheck(c *checker, n int, group func(i int) (*Group, netip.Addr)) {
-	names := make(map[string]int, n)
-	type key struct {
-		vip   netip.Addr
-		proto string
-		port  int
-		scope string
+	var x setIndex
+	x.check(c, n, group)
+}
+
+// setIndex is what crossCheck indexes a set by; a SetChecker keeps one
+// between sets.
+type setIndex struct {
+	names map[string]int
+	used  map[portKey]string
+	zones map[zoneKey]string
+}
+
+type portKey struct {
+	vip   netip.Addr
+	proto string
+	port  int
+	scope string
+}
+
+type zoneKey struct {
+	vip   netip.Addr
+	proto string
+	port  int
+	zone  uint16
+}
+
+// check is crossCheck over x's maps, emptied first (their room kept).
+func (x *setIndex) check(c *checker, n int, group func(i int) (*Group, netip.Addr)) {
+	if x.names == nil {
+		x.names, x.used, x.zones = make(map[string]int, n), make(map[portKey]string, n), map[zoneKey]string{}
+	} else {
+		clear(x.names)
+		clear(x.used)
+		clear(x.zones)
 	}
-	used := make(map[key]string, n)
-	type zoneKey struct {
-		vip   netip.Addr
-		proto string
-		port  int
-		zone  uint16
-	}
-	zones := map[zoneKey]string{}
+	names, used, zones := x.names, x.used, x.zones
 	for i := 0; i < n; i++ {
 		g, vip := group(i)
 		p := func() string { return fmt.Sprintf("groups[%d]", i) }
@@ -194,7 +215,7 @@ func crossCheck(c *checker, n int, group func(i int) (*Group, netip.Addr)) {
 		}
 		scope := g.Scope.Key()
 		for k, ps := range g.Ports {
-			kk := key{vip.Unmap(), strings.ToLower(ps.Protocol), ps.Port, scope}
+			kk := portKey{vip.Unmap(), strings.ToLower(ps.Protocol), ps.Port, scope}
 			if other, ok := used[kk]; ok {
 				c.add(fmt.Sprintf("%s.ports[%d]", p(), k), "%s %s:%d is already served by group %q", ps.Protocol, g.VIP, ps.Port, other)
 				continue

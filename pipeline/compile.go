@@ -87,8 +87,7 @@ func Compile(in Input) (*Output, error) { return NewCompiler().Compile(in) }
 // comparing).
 // The result is the same as Compile's.
 type Compiler struct {
-	ids    map[string]uint32    // service ids of the last set of names
-	idsKey uint64               // hash of that set
+	ids    *serviceIDAssigner   // service ids of the last set of names
 	key    string               // config, ports and MACs the cache is valid for
 	cfgKey string               // config the shapes are valid for
 	groups map[string]*groupOut // by group name
@@ -141,7 +140,7 @@ type sharedFlow struct {
 
 // NewCompiler returns a Compiler with an empty cache.
 func NewCompiler() *Compiler {
-	return &Compiler{groups: map[string]*groupOut{}, shared: map[string]*sharedOut{},
+	return &Compiler{ids: newServiceIDAssigner(serviceBits), groups: map[string]*groupOut{}, shared: map[string]*sharedOut{},
 		layouts: map[string]*memberLayout{}, shapes: map[string]*shapeOut{}, shapeIDs: map[uint32]*shapeOut{}}
 }
 
@@ -191,7 +190,7 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 	for i := range in.Groups {
 		k.names = append(k.names, in.Groups[i].Name)
 	}
-	ids := k.serviceIDs(k.names)
+	ids := k.ids.update(k.names, in.Changed)
 	// Groups in input order: the output is the same for the same input.
 	// The cache is updated in place; entries of groups no longer there are
 	// swept by generation afterwards.
@@ -258,25 +257,6 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 	}
 	sort.Slice(c.out.Unresolved, func(i, j int) bool { return c.out.Unresolved[i].Less(c.out.Unresolved[j]) })
 	return c.out, nil
-}
-
-// serviceIDs is ServiceIDs, reused while the set of names is the same.
-func (k *Compiler) serviceIDs(names []string) map[string]uint32 {
-	const prime = 1099511628211
-	h := uint64(14695981039346656037) ^ uint64(len(names))
-	sum := uint64(0)
-	for _, n := range names {
-		x := h
-		for i := 0; i < len(n); i++ {
-			x = (x ^ uint64(n[i])) * prime
-		}
-		sum += x // order does not matter
-	}
-	if k.ids != nil && k.idsKey == sum {
-		return k.ids
-	}
-	k.ids, k.idsKey = ServiceIDs(names), sum
-	return k.ids
 }
 
 type compiler struct {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
-	"sort"
 
 	"github.com/ovs-dlb/dlb/lb"
 )
@@ -131,23 +130,7 @@ func IsDLBGroup(id uint32) bool { return id&GroupIDMask == GroupIDBase }
 // ServiceIDs gives each group a stable 20-bit id from a hash of its name;
 // collisions are resolved by probing, in name order, so the same set of
 // names always gets the same ids.
-func ServiceIDs(names []string) map[string]uint32 {
-	sorted := append([]string(nil), names...)
-	sort.Strings(sorted)
-	ids := make(map[string]uint32, len(sorted))
-	used := map[uint32]bool{}
-	for _, n := range sorted {
-		h := fnv.New32a()
-		h.Write([]byte(n))
-		id := h.Sum32() & (1<<serviceBits - 1)
-		for used[id] || id == 0 {
-			id = (id + 1) & (1<<serviceBits - 1)
-		}
-		used[id] = true
-		ids[n] = id
-	}
-	return ids
-}
+func ServiceIDs(names []string) map[string]uint32 { return dealIDs(names, serviceBits) }
 
 // Config is the agent's part of the pipeline.
 type Config struct {

@@ -45,6 +45,7 @@ type Follower struct {
 	delivered bool         // a set was delivered since the start
 	longPoll  bool         // the controller has no watch stream
 	pending   *pending     // answers taken but not delivered yet
+	checker   lb.SetChecker
 }
 
 // pending is what answers taken together changed: checked groups by name,
@@ -252,7 +253,7 @@ func (f *Follower) flush() error {
 			i++
 		}
 	}
-	if err := lb.CheckSet(set); err != nil {
+	if err := f.checker.Check(set); err != nil {
 		return fmt.Errorf("groups from the controller: %w", err)
 	}
 	f.index, f.set, f.delivered = p.index, set, true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -214,11 +215,13 @@ func (s *Store) write(ctx context.Context, table, name string, ifMatch uint64, p
 				s.waitCacheChange(ctx, base)
 				continue
 			}
-			if errors.Is(err, client.ErrNotConnected) {
+			if errors.Is(err, client.ErrNotConnected) || notSent(err) {
 				// Not sent: the client is reconnecting (to the cluster's
-				// new leader, say). Wait for it, within ctx. (A
-				// transaction cut off in flight is not retried: it may
-				// have committed; the caller is told it failed.)
+				// new leader, say), or the server was gone before the
+				// request was written (the client learns it a little
+				// later). Wait for it, within ctx. (A transaction cut off
+				// in flight is not retried: it may have committed; the
+				// caller is told it failed.)
 				attempt--
 				select {
 				case <-ctx.Done():
@@ -387,4 +390,13 @@ func (s *Store) waitCacheChange(ctx context.Context, base uint64) {
 	for s.cachedIndex() <= base && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// notSent says err is the failure to write a request to the server's
+// socket: the server cannot have read it, let alone committed it. (A
+// failure to read the answer is not one: the request may have been
+// committed.)
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "write"
 }
