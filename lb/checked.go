@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,11 +13,16 @@ import (
 // these values and never parse the group's strings again. Make one with
 // Check, CheckAll or (for a set of groups checked one by one) CheckSet.
 // It encodes (JSON, YAML) as its Group does. A checked group is read-only:
-// change the Group and check it again.
-type Checked struct {
+// change the Group and check it again. It is a pointer to what was
+// checked (a set of 10,000 groups copied on every change is 80 kB of
+// pointers, not 1.7 MB): its copies share it, and the zero value holds
+// nothing.
+type Checked struct{ *checked }
+
+type checked struct {
 	Group
 	// VIPAddr is the VIP, an IPv4-mapped IPv6 address unmapped.
-	VIPAddr netip.Addr `json:"-" yaml:"-"`
+	VIPAddr netip.Addr
 	// members are the members' addresses and MACs, in Members' order
 	// (MemberAddr, MAC): 22 bytes a member in one array per group, as a
 	// host holds 100,000 of them.
@@ -24,6 +30,12 @@ type Checked struct {
 	// print is the Group's fingerprint, taken once when it was checked.
 	print uint64
 }
+
+// MarshalJSON encodes the group as its Group.
+func (c Checked) MarshalJSON() ([]byte, error) { return json.Marshal(&c.Group) }
+
+// MarshalYAML encodes the group as its Group.
+func (c Checked) MarshalYAML() (any, error) { return &c.Group, nil }
 
 // Fingerprint is the group's fingerprint (Group.Fingerprint), computed
 // once, when the group was checked: an agent compares 10,000 of them on
@@ -89,7 +101,7 @@ func (s *SetChecker) Check(set []Checked) error {
 
 // parsed is the checked form of a valid group.
 func parsed(g Group) Checked {
-	c := Checked{Group: g, VIPAddr: mustAddr(g.VIP), members: make([]parsedMember, len(g.Members))}
+	c := Checked{&checked{Group: g, VIPAddr: mustAddr(g.VIP), members: make([]parsedMember, len(g.Members))}}
 	for i, m := range g.Members {
 		c.members[i].addr = mustAddr(m.IP).As16()
 		if m.MAC != "" {

@@ -1,10 +1,14 @@
 package lb
 
 import (
+	"encoding/json"
+
 	"fmt"
 	"net"
 	"net/netip"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -72,5 +76,28 @@ func TestCheckAllAndCheckSet(t *testing.T) {
 			assert.EqualError(t, err, "invalid: "+tc.want)
 			assert.EqualError(t, setErr, "invalid: "+tc.want)
 		})
+	}
+}
+
+// TestCheckedEncodesAsItsGroup: JSON and YAML see the group as given, not
+// the parsed forms beside it.
+func TestCheckedEncodesAsItsGroup(t *testing.T) {
+	g := Group{Name: "web", VIP: "10.96.0.10", Ports: []PortSpec{{Protocol: "tcp", Port: 80}}, Members: []Member{{IP: "10.0.0.1"}}}
+	c, err := Check(g)
+	require.NoError(t, err)
+	for _, enc := range []struct {
+		name    string
+		marshal func(any) ([]byte, error)
+	}{{"json", json.Marshal}, {"yaml", yaml.Marshal}} {
+		want, err := enc.marshal(g)
+		require.NoError(t, err)
+		got, err := enc.marshal(c)
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(got), enc.name)
+		got, err = enc.marshal([]Checked{c})
+		require.NoError(t, err)
+		wantList, err := enc.marshal([]Group{g})
+		require.NoError(t, err)
+		assert.Equal(t, string(wantList), string(got), enc.name)
 	}
 }
