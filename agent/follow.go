@@ -182,12 +182,8 @@ func (s *controllerSource) Run(ctx context.Context, deliver func([]lb.Checked, u
 		s.log.Error("groups from the controller refused; keeping what is installed and asking for everything again", "err", err)
 	}
 	go s.report(ctx)
-	// The checkpoint is written at once after a quiet spell, then at most
-	// every checkpointEvery while changes keep coming (a set of 10,000
-	// groups is megabytes to encode: once a second, that was garbage for
-	// the collector on every other change of a busy agent), and once
-	// more on the way out. A restart from an older checkpoint asks the
-	// controller for a few more changes, nothing else.
+	// The checkpoint is written at most once a second (a set of 10,000
+	// groups is megabytes), and once more on the way out.
 	go func() {
 		write := func() {
 			mu.Lock()
@@ -209,17 +205,13 @@ func (s *controllerSource) Run(ctx context.Context, deliver func([]lb.Checked, u
 				write()
 				select {
 				case <-ctx.Done():
-				case <-time.After(checkpointEvery):
+				case <-time.After(time.Second):
 				}
 			}
 		}
 	}()
 	return f.Run(ctx)
 }
-
-// checkpointEvery is how often at most the checkpoint is written while
-// the set keeps changing.
-const checkpointEvery = 5 * time.Second
 
 // report registers the host (again whenever its VM ports change or the
 // controller forgot it) and sends heartbeats: every wire.HeartbeatInterval, and
