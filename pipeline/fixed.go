@@ -25,6 +25,11 @@ func (c *compiler) pipeline() {
 	// ones were already translated by ct(nat); invalid ones are dropped.
 	c.add(c.flow(TableSelect, 50, fixed).Match(of.CTState(of.CTEst|of.CTTrk, of.CTEst|of.CTTrk)).Goto(c.t(TableToMember)))
 	c.add(c.flow(TableSelect, 50, fixed).Match(of.CTState(of.CTRel|of.CTTrk, of.CTRel|of.CTTrk)).Goto(c.t(TableToMember)))
+	// New but committed already (a SYN sent again, a second datagram
+	// before the reply): to the member its label names, past
+	// DLB_TO_MEMBER's affinity learning (the choice was learned at the
+	// commit).
+	c.add(c.flow(TableSelect, 50, fixed).Match(of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk)).Actions(toMemberMAC).Goto(c.t(TableOutput)))
 	c.add(c.flow(TableSelect, 40, fixed).Match(of.CTState(of.CTInv|of.CTTrk, of.CTInv|of.CTTrk)))
 	c.add(c.flow(TableSelect, 0, fixed))
 	// The member's MAC rides in the connection's label (bits 0-47), set by

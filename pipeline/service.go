@@ -53,7 +53,11 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 	// Without an available member the slots stay as they were, for the
 	// members' return.
 	c.cache.layouts[g.Name] = next
-	isNew := of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk)
+	// A new connection not yet committed by a member's commit (no MAC in
+	// its label): a packet of a committed one that saw no reply yet (a
+	// SYN sent again, a second datagram) is +new too, and must not choose
+	// again (fixed flow in DLB_SELECT).
+	isNew, uncommitted := of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk), of.CTLabel([16]byte{}, labelMACMask)
 	for k, ps := range g.Ports {
 		pid := PortID(id, k)
 		proto := lb.ProtocolNumber(ps.Protocol)
@@ -76,7 +80,7 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 			// Refused by the agent: a TCP reset or an ICMP port
 			// unreachable, built from the packet (OVS cannot make either).
 			e.flows = append(e.flows, c.flow(TableSelect, 100, Cookie(KindReject, id, uint16(k+1))).
-				Match(isNew, of.RegEq(RegService, pid)).
+				Match(isNew, uncommitted, of.RegEq(RegService, pid)).
 				Actions(of.Controller{MaxLen: RejectMaxLen}).Done())
 			continue
 		}
@@ -93,7 +97,7 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 		e.commits = append(e.commits, set)
 		if g.Affinity == nil {
 			e.flows = append(e.flows, c.flow(TableSelect, 100, cookie).
-				Match(isNew, of.RegEq(RegService, pid)).
+				Match(isNew, uncommitted, of.RegEq(RegService, pid)).
 				Actions(of.ToGroup(sh.id)).Done())
 			continue
 		}
@@ -105,7 +109,7 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 		// translated after the first one's learn, not by the first one's
 		// cached datapath flow.
 		e.flows = append(e.flows, c.flow(TableSelect, 100, cookie).
-			Match(isNew, of.RegEq(RegService, pid), of.L4(v6, proto)).
+			Match(isNew, uncommitted, of.RegEq(RegService, pid), of.L4(v6, proto)).
 			Actions(of.Move{Src: of.All(of.L4PortField(proto, true)), Dst: of.Sub(of.Reg(RegSrcPort), 0, 15)},
 				of.ResubmitTable(c.t(TableAffinity))).
 			Goto(c.t(TableMember)).Done())
@@ -198,6 +202,10 @@ func ofService(id uint32) of.MatchOption {
 
 // toMemberMAC writes the member's MAC from the connection's label.
 var toMemberMAC = of.Move{Src: of.Sub(of.FieldCTLabel, 0, 47), Dst: of.All(of.FieldEthDst)}
+
+// labelMACMask is ct_label's bits 0..47, where a commit records the
+// member's MAC.
+var labelMACMask = [16]byte{10: 0xff, 11: 0xff, 12: 0xff, 13: 0xff, 14: 0xff, 15: 0xff}
 
 // RejectMaxLen is how much of a refused packet the agent gets: enough
 // for its headers and the 8 bytes of transport header an ICMP error quotes.
