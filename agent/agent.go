@@ -44,7 +44,18 @@ type Config struct {
 	MetricsAddr  string `mapstructure:"metrics_addr"`
 	MemoryLimit  string `mapstructure:"memory_limit"`
 	LogLevel     string `mapstructure:"log_level"`
+	// StatsInterval is how often the members' counters are read (0: 1 s).
+	StatsInterval time.Duration `mapstructure:"stats_interval"`
+	// MemberMetricsLimit bounds the members whose counters /metrics
+	// exports (above it, none are).
+	MemberMetricsLimit int `mapstructure:"member_metrics_limit"`
 }
+
+// DefaultStatsInterval is stats_interval's default.
+const DefaultStatsInterval = time.Second
+
+// DefaultMemberMetricsLimit is member_metrics_limit's default.
+const DefaultMemberMetricsLimit = 10000
 
 // Agent is one hypervisor's dlb-agent: it installs and reconciles the DLB
 // pipeline on the local bridge from the groups of its source (the
@@ -71,6 +82,15 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 			return nil, errors.New("openflow: required when ovsdb is not a unix socket")
 		}
 		cfg.OpenFlow = "unix:" + filepath.Join(filepath.Dir(sock), cfg.Bridge+".mgmt")
+	}
+	switch {
+	case cfg.StatsInterval == 0:
+		cfg.StatsInterval = DefaultStatsInterval
+	case cfg.StatsInterval < 100*time.Millisecond:
+		return nil, fmt.Errorf("stats_interval: %v is below the minimum, 100ms", cfg.StatsInterval)
+	}
+	if cfg.MemberMetricsLimit < 0 {
+		return nil, fmt.Errorf("member_metrics_limit: %d is negative", cfg.MemberMetricsLimit)
 	}
 	// The pipeline settings are checked before anything starts (the host
 	// id, known later, only derives the default MAC).
@@ -277,6 +297,8 @@ func (a *Agent) run(ctx context.Context, g *errgroup.Group, db *ovsdb.Client, in
 			return nil
 		})
 	}
+	stats := newMemberStats(pc.Table(pipeline.TableMember), cfg.MemberMetricsLimit, r, log, m.reg)
+	g.Go(func() error { stats.run(ctx, switchOf{sw}, cfg.StatsInterval); return nil })
 	g.Go(func() error { r.run(ctx, switchOf{sw}); return nil })
 	g.Go(func() error { r.runAffinityExpiry(ctx); return nil })
 	g.Go(func() error { r.runFlushes(ctx); return nil })

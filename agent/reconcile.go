@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ovs-dlb/dlb/lb"
@@ -80,6 +81,13 @@ type reconciler struct {
 	// sparePrints is the map before, kept for its room.
 	prints, sparePrints map[string]uint64
 	changed             map[string]bool
+	// compiled are the groups of the last compile installed, and byName
+	// their positions (made when first needed): what the members' counters
+	// are named after (resolveCommits); commitGen counts the bundles
+	// applied.
+	compiled  []lb.Checked
+	byName    map[string]int
+	commitGen atomic.Uint64
 	// flows and ofGroups are what is installed, as last read or applied;
 	// valid only for conn.
 	conn     switchConn
@@ -350,6 +358,10 @@ func (r *reconciler) reconcile(ctx context.Context, c switchConn) error {
 			return err
 		}
 	}
+	if len(mods) > 0 {
+		r.commitGen.Add(1)
+	}
+	r.compiled, r.byName = r.groups, nil
 	r.flushDeparted()
 	took := time.Since(start)
 	r.metrics.observe(st, took, len(r.flows)+commitCount(r.commits), len(r.ofGroups))
@@ -639,3 +651,37 @@ func diff(flows map[string]*installed, commits map[uint32]*installedCommits, gro
 	mods = append(mods, groupDels...)
 	return mods, st
 }
+
+// resolveCommits names the members of commit flows as the last compile
+// installed them (nil for a flow it did not make).
+func (r *reconciler) resolveCommits(keys []commitKey) []*memberRef {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byName == nil {
+		r.byName = make(map[string]int, len(r.compiled))
+		for i := range r.compiled {
+			r.byName[r.compiled[i].Name] = i
+		}
+	}
+	out := make([]*memberRef, len(keys))
+	for i, k := range keys {
+		name, p, m, ok := r.comp.CommitMember(k.cookie, k.index)
+		if !ok {
+			continue
+		}
+		gi, ok := r.byName[name]
+		if !ok {
+			continue
+		}
+		g := &r.compiled[gi]
+		if p >= len(g.Ports) || m >= len(g.Members) {
+			continue
+		}
+		ref := refOf(g, p, m)
+		out[i] = &ref
+	}
+	return out
+}
+
+// commitChanges is how many bundles the reconciler applied so far.
+func (r *reconciler) commitChanges() uint64 { return r.commitGen.Load() }

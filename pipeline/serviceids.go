@@ -148,3 +148,9 @@ func (a *serviceIDAssigner) deal(names []string) map[string]uint32 {
 	}
 	return a.ids
 }
+
+// name is the name holding id, as of the last update.
+func (a *serviceIDAssigner) name(id uint32) (string, bool) {
+	n, ok := a.owner[id]
+	return n, ok
+}

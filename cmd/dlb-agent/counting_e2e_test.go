@@ -92,3 +92,54 @@ func TestCommittedFlowChoosesOnce(t *testing.T) {
 		})
 	}
 }
+
+// memberConnections reads an agent's count of new connections to a
+// member through a VIP port of the web group.
+func memberConnections(a *agentProc, port, member string) float64 {
+	return a.metric(fmt.Sprintf(`dlb_agent_member_new_connections_total{group="web",member=%q,port=%q}`, member, port))
+}
+
+// TestMemberNewConnectionsCounted: clients on two hosts (c1 on h1 with
+// member s1, c2 on h2 with s2), and s1 itself (its connections to itself
+// through the VIP are hairpinned), open TCP connections and UDP flows
+// through the VIP; once the agents read their counters again, each
+// member's new connections summed over the hosts equal, exactly, what the
+// load tool says the member answered, for a member on the client's host
+// and on another alike.
+func TestMemberNewConnectionsCounted(t *testing.T) {
+	c := newClusterFor(t, func(tb *testbed.Testbed) string {
+		return webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ""))
+	})
+	want := map[string]map[string]int{"tcp/80": {}, "udp/53": {}}
+	for _, run := range []struct {
+		vm, port string
+		count    int
+	}{{"c1", "tcp/80", 600}, {"c2", "tcp/80", 400}, {"s1", "tcp/80", 60}, {"c1", "udp/53", 300}, {"c2", "udp/53", 200}, {"s1", "udp/53", 30}} {
+		proto, vport, _ := strings.Cut(run.port, "/")
+		res := c.load(t, testbed.LoadSpec{VM: run.vm, Target: "10.96.0.10:" + vport, Proto: proto, Count: run.count})
+		require.Zero(t, res.Failed(), "%s %s: %v %v", run.vm, run.port, res.Failures, res.FailureExamples)
+		for server, n := range res.Answers {
+			want[run.port][c.tb.VM(server).Addr().String()] += n
+		}
+	}
+	counted := func() map[string]map[string]int {
+		got := map[string]map[string]int{"tcp/80": {}, "udp/53": {}}
+		for port := range got {
+			for _, s := range []string{"s1", "s2", "s3"} {
+				ip := c.tb.VM(s).Addr().String()
+				for _, a := range c.agents {
+					if n := int(memberConnections(a, port, ip)); n > 0 {
+						got[port][ip] += n
+					}
+				}
+			}
+		}
+		return got
+	}
+	var got map[string]map[string]int
+	require.Eventually(t, func() bool {
+		got = counted()
+		return assert.ObjectsAreEqual(want, got)
+	}, 10*time.Second, 200*time.Millisecond, "the agents' counts, summed over hosts, are the tool's answers: want %v, have %v", want, got)
+	t.Logf("new connections per member, counted by the agents and by the tool: %v", got)
+}

@@ -77,6 +77,8 @@ func newRoot() *cobra.Command {
 	f.String("metrics-addr", "127.0.0.1:9476", `address of /metrics ("" to disable)`)
 	f.String("memory-limit", "82MiB", `soft limit of the Go heap, e.g. 82MiB (raise it above ~15,000 VIPs; "off" for none); GOMEMLIMIT wins`)
 	f.String("log-level", "info", "debug, info, warn or error")
+	f.Duration("stats-interval", agent.DefaultStatsInterval, "how often the members' counters are read from the switch (at least 100ms)")
+	f.Int("member-metrics-limit", agent.DefaultMemberMetricsLimit, "export each member's counters on /metrics while there are at most this many (group, port, member) on the host")
 	cli.Bind(v, f, "config", "print-flows")
 	return cmd
 }
