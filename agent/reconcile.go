@@ -24,6 +24,7 @@ type switchConn interface {
 	DumpFlows(ctx context.Context, table uint8, cookie, mask uint64) ([]ofctrl.FlowStats, error)
 	DumpGroups(ctx context.Context) ([]*ofctrl.Group, error)
 	Apply(ctx context.Context, mods ...ofctrl.Mod) error
+	statsSource
 }
 
 // bridgeSwitch hands out the bridge's current connection, or an error
@@ -653,8 +654,8 @@ func diff(flows map[string]*installed, commits map[uint32]*installedCommits, gro
 }
 
 // resolveCommits names the members of commit flows as the last compile
-// installed them (nil for a flow it did not make).
-func (r *reconciler) resolveCommits(keys []commitKey) []*memberRef {
+// installed them (zero for a flow it did not make).
+func (r *reconciler) resolveCommits(keys []commitKey) []memberRef {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byName == nil {
@@ -663,7 +664,12 @@ func (r *reconciler) resolveCommits(keys []commitKey) []*memberRef {
 			r.byName[r.compiled[i].Name] = i
 		}
 	}
-	out := make([]*memberRef, len(keys))
+	out := make([]memberRef, len(keys))
+	type portOf struct {
+		group string
+		port  int
+	}
+	ports := map[portOf]string{} // one label string a port
 	for i, k := range keys {
 		name, p, m, ok := r.comp.CommitMember(k.cookie, k.index)
 		if !ok {
@@ -677,8 +683,12 @@ func (r *reconciler) resolveCommits(keys []commitKey) []*memberRef {
 		if p >= len(g.Ports) || m >= len(g.Members) {
 			continue
 		}
-		ref := refOf(g, p, m)
-		out[i] = &ref
+		out[i] = refOf(g, p, m)
+		if label, ok := ports[portOf{name, p}]; ok {
+			out[i].Port = label
+		} else {
+			ports[portOf{name, p}] = out[i].Port
+		}
 	}
 	return out
 }

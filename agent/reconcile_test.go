@@ -69,6 +69,11 @@ func (f *fakeSwitch) DumpFlows(_ context.Context, table uint8, cookie, mask uint
 	return out, nil
 }
 
+// EachFlowCounter: the reconciler reads no counters.
+func (f *fakeSwitch) EachFlowCounter(context.Context, uint8, uint64, uint64, func(*ofctrl.FlowCounter)) error {
+	return errors.New("fakeSwitch: no counters")
+}
+
 func (f *fakeSwitch) DumpGroups(context.Context) ([]*ofctrl.Group, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -16,20 +17,27 @@ import (
 )
 
 // memberRef names what a member's counters are about: a group, one of its
-// VIP ports ("tcp/80") and one of its members ("10.0.0.11", or
-// "10.0.0.11:8080" for a member with a port of its own).
+// VIP ports ("tcp/80") and one of its members (its address, and its own
+// port if it has one).
 type memberRef struct {
-	Group, Port, Member string
+	Group, Port string
+	Member      netip.AddrPort
+}
+
+// memberLabel is a member as the metrics name it: "10.0.0.11", or
+// "10.0.0.11:8080" for a member with a port of its own.
+func memberLabel(m netip.AddrPort) string {
+	if m.Port() == 0 {
+		return m.Addr().String()
+	}
+	return m.String()
 }
 
 // refOf names member m of port p of group g.
 func refOf(g *lb.Checked, p, m int) memberRef {
 	ps := g.Ports[p]
-	member := g.MemberAddr(m).String()
-	if port := g.Members[m].Port; port != 0 {
-		member = netip.AddrPortFrom(g.MemberAddr(m), uint16(port)).String()
-	}
-	return memberRef{Group: g.Name, Port: ps.Protocol + "/" + strconv.Itoa(ps.Port), Member: member}
+	return memberRef{Group: g.Name, Port: ps.Protocol + "/" + strconv.Itoa(ps.Port),
+		Member: netip.AddrPortFrom(g.MemberAddr(m), uint16(g.Members[m].Port))}
 }
 
 // commitKey identifies a member's commit flow in DLB_MEMBER: its cookie
@@ -39,19 +47,61 @@ type commitKey struct {
 	index  uint16
 }
 
-// memberCounter is one commit flow's count, kept as a counter: total
-// only grows, across the flow's re-creation (the switch restarted) and
-// changes of its actions (the member's MAC).
-type memberCounter struct {
-	ref   memberRef
+// memberCount is one commit flow's count, kept as a counter: total only
+// grows, across the flow's re-creation (the switch restarted) and changes
+// of its actions (the member's MAC). 40 bytes: a host may count 100,000.
+type memberCount struct {
 	raw   uint64 // the flow's packet count when last read
 	total uint64
-	seen  uint64 // the read that last saw it
+	seen  uint32 // the read that last saw it
+	index uint16 // the member index the flow matches
+	port  uint16 // the member's own port, 0 for none
+	addr  [16]byte
 }
 
-// statsSource is what the collector reads: the switch's commit flows.
+// member is the member the count is about.
+func (c *memberCount) member() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16(c.addr).Unmap(), c.port)
+}
+
+// portStats are the counts of one VIP port's commit flows (one cookie),
+// by member index: 10,000 VIP ports of 10 members are 10,000 of these,
+// not 100,000 objects.
+type portStats struct {
+	group, port string
+	members     []memberCount // by index
+}
+
+// find returns the count of member index i, nil when there is none.
+func (p *portStats) find(i uint16) *memberCount {
+	k, ok := slices.BinarySearchFunc(p.members, i, func(m memberCount, i uint16) int { return int(m.index) - int(i) })
+	if !ok {
+		return nil
+	}
+	return &p.members[k]
+}
+
+// put sets the count of member index m.index.
+func (p *portStats) put(m memberCount) {
+	k, ok := slices.BinarySearchFunc(p.members, m.index, func(c memberCount, i uint16) int { return int(c.index) - int(i) })
+	if ok {
+		p.members[k] = m
+	} else {
+		p.members = slices.Insert(p.members, k, m)
+	}
+}
+
+// statsSource is what the collector reads: the switch's commit flows
+// (an *ofctrl.Conn).
 type statsSource interface {
-	DumpFlows(ctx context.Context, table uint8, cookie, mask uint64) ([]ofctrl.FlowStats, error)
+	EachFlowCounter(ctx context.Context, table uint8, cookie, mask uint64, fn func(*ofctrl.FlowCounter)) error
+}
+
+// flowCount is one commit flow as a read found it.
+type flowCount struct {
+	key      commitKey
+	packets  uint64
+	duration time.Duration // since the flow was made
 }
 
 // memberResolver names the members of commit flows as the reconciler last
@@ -59,7 +109,7 @@ type statsSource interface {
 // changes it installed so far: a member index may stand for another
 // member after a change.
 type memberResolver interface {
-	resolveCommits(keys []commitKey) []*memberRef
+	resolveCommits(keys []commitKey) []memberRef // zero: not the reconciler's
 	commitChanges() uint64
 }
 
@@ -75,26 +125,29 @@ type memberStats struct {
 	// limit bounds the members exported on /metrics.
 	limit int
 
-	mu       sync.Mutex
-	counters map[commitKey]*memberCounter
-	reads    uint64
-	last     time.Time // of the last read
-	changes  uint64    // the resolver's, at the last read
-	warned   bool      // about the limit
+	fresh []flowCount // flows to name, of a read (its room kept)
+
+	mu      sync.Mutex
+	ports   map[uint64]*portStats // by cookie
+	members int
+	reads   uint32
+	last    time.Time // of the last read
+	changes uint64    // the resolver's, at the last read
+	warned  bool      // about the limit
 
 	polls    *prometheus.CounterVec
 	duration prometheus.Gauge
-	members  prometheus.Gauge
+	gauge    prometheus.Gauge // members counted
 	desc     *prometheus.Desc
 }
 
 func newMemberStats(table uint8, limit int, resolver memberResolver, log *slog.Logger, reg prometheus.Registerer) *memberStats {
-	s := &memberStats{table: table, resolver: resolver, log: log, limit: limit, counters: map[commitKey]*memberCounter{},
+	s := &memberStats{table: table, resolver: resolver, log: log, limit: limit, ports: map[uint64]*portStats{},
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dlb_agent_stats_reads_total",
 			Help: "Reads of the members' counters from the switch, by result (ok, error)."}, []string{"result"}),
 		duration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dlb_agent_stats_read_seconds",
 			Help: "How long the last read of the members' counters took."}),
-		members: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dlb_agent_stats_members",
+		gauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dlb_agent_stats_members",
 			Help: "Members' commit flows counted on this host (one per group, VIP port and active member)."}),
 		desc: prometheus.NewDesc("dlb_agent_member_new_connections_total",
 			"New connections this host sent to a member through a VIP port of a group (the packets of the member's commit flow; exported up to member_metrics_limit members).",
@@ -102,27 +155,37 @@ func newMemberStats(table uint8, limit int, resolver memberResolver, log *slog.L
 	}
 	s.polls.WithLabelValues("ok")
 	s.polls.WithLabelValues("error")
-	reg.MustRegister(s.polls, s.duration, s.members, s)
+	reg.MustRegister(s.polls, s.duration, s.gauge, s)
 	return s
 }
 
-// run reads the counters every interval while the switch is connected.
+// readShare bounds the time spent reading counters: after a read that
+// took d, the next one waits at least readShare*d (a read of 100,000
+// commit flows takes ovs-vswitchd and the agent about 0.15 s: they are
+// read every 3 s rather than every second).
+const readShare = 20
+
+// run reads the counters every interval (or, on a host with so many
+// members that a read takes more than a twentieth of it, readShare times
+// the last read's time) while the switch is connected.
 func (s *memberStats) run(ctx context.Context, sw bridgeSwitch, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	wait := interval
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
+		wait = interval
 		c, err := sw.TryConn()
 		if err != nil {
 			continue
 		}
-		if err := s.read(ctx, c, time.Now()); err != nil && ctx.Err() == nil {
+		start := time.Now()
+		if err := s.read(ctx, c, start); err != nil && ctx.Err() == nil {
 			s.log.Debug("members' counters not read", "err", err)
 		}
+		wait = max(interval, readShare*time.Since(start)) - time.Since(start)
 	}
 }
 
@@ -130,19 +193,54 @@ func (s *memberStats) run(ctx context.Context, sw bridgeSwitch, interval time.Du
 func (s *memberStats) read(ctx context.Context, c statsSource, now time.Time) error {
 	start := time.Now()
 	changes := s.resolver.commitChanges()
-	flows, err := c.DumpFlows(ctx, s.table, pipeline.Cookie(pipeline.KindMember, 0, 0), pipeline.CookieKindMask)
+	// The counts known are taken as the reply comes (no copy of 100,000
+	// flows); the others are named after it.
+	s.mu.Lock()
+	s.reads++
+	since := now.Sub(s.last)
+	again := changes != s.changes
+	fresh := s.fresh[:0]
+	s.mu.Unlock()
+	err := c.EachFlowCounter(ctx, s.table, pipeline.Cookie(pipeline.KindMember, 0, 0), pipeline.CookieKindMask, func(fc *ofctrl.FlowCounter) {
+		index, ok := fc.Reg(pipeline.RegMember)
+		if !ok {
+			return
+		}
+		f := flowCount{commitKey{fc.Cookie, uint16(index)}, fc.Packets, fc.Duration}
+		if !again {
+			s.mu.Lock()
+			c := s.find(f.key)
+			if c != nil {
+				s.count(c, &f, since)
+			}
+			s.mu.Unlock()
+			if c != nil {
+				return
+			}
+		}
+		fresh = append(fresh, f)
+	})
+	s.fresh = fresh[:0]
+	if cap(fresh) > 4096 {
+		s.fresh = nil // a first read's, or after a change: not kept
+	}
 	if err != nil {
 		s.polls.WithLabelValues("error").Inc()
 		return err
 	}
-	s.observe(flows, now, changes)
+	s.name(fresh, since)
+	s.mu.Lock()
+	s.last, s.changes = now, changes
+	s.sweep()
+	s.mu.Unlock()
 	s.polls.WithLabelValues("ok").Inc()
 	s.duration.Set(time.Since(start).Seconds())
 	return nil
 }
 
 // observe folds one read of the commit flows, taken at now after the
-// resolver's changes-th change, into the counters:
+// resolver's changes-th change, into the counters (read's work, for
+// tests):
 //
 //   - a flow not counted before brings its whole count (since it was
 //     made: at an agent's start, what its flows counted before it);
@@ -154,82 +252,124 @@ func (s *memberStats) read(ctx context.Context, c statsSource, now time.Time) er
 //     departed one's index; a modified flow keeps its count) starts a new
 //     counter from its count there;
 //   - counters of flows gone are dropped with them.
-func (s *memberStats) observe(flows []ofctrl.FlowStats, now time.Time, changes uint64) {
+func (s *memberStats) observe(flows []flowCount, now time.Time, changes uint64) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.reads++
 	since := now.Sub(s.last)
 	again := changes != s.changes
-	s.last, s.changes = now, changes
-	var keys []commitKey
-	var fresh []int // indexes in flows of the flows to name
+	var fresh []flowCount
 	for i := range flows {
-		index, ok := memberIndex(flows[i].Flow)
-		if !ok {
+		if c := s.find(flows[i].key); c != nil && !again {
+			s.count(c, &flows[i], since)
 			continue
 		}
-		key := commitKey{flows[i].Flow.Cookie, index}
-		if c := s.counters[key]; c == nil || again {
-			keys, fresh = append(keys, key), append(fresh, i)
-			continue
-		}
-		s.count(s.counters[key], &flows[i], since)
+		fresh = append(fresh, flows[i])
 	}
-	if len(keys) > 0 {
-		refs := s.resolver.resolveCommits(keys)
-		for k, key := range keys {
-			fs, ref := &flows[fresh[k]], refs[k]
-			c := s.counters[key]
-			switch {
-			case ref == nil:
-				continue // not the reconciler's (yet): next time
-			case c == nil:
-				c = &memberCounter{ref: *ref, total: fs.Packets}
-			case c.ref == *ref:
-				s.count(c, fs, since)
-			case fs.Duration < since:
-				c = &memberCounter{ref: *ref, total: fs.Packets}
-			default:
-				c = &memberCounter{ref: *ref}
-			}
-			c.raw, c.seen = fs.Packets, s.reads
-			s.counters[key] = c
-		}
-	}
-	for k, c := range s.counters {
-		if c.seen != s.reads {
-			delete(s.counters, k)
-		}
-	}
-	s.members.Set(float64(len(s.counters)))
+	s.mu.Unlock()
+	s.name(fresh, since)
+	s.mu.Lock()
+	s.last, s.changes = now, changes
+	s.sweep()
+	s.mu.Unlock()
 }
 
-// count adds what flow fs gained since c last saw it.
-func (s *memberStats) count(c *memberCounter, fs *ofctrl.FlowStats, since time.Duration) {
-	if fs.Duration < since || fs.Packets < c.raw {
-		c.total += fs.Packets // made again since the last read
+// find returns the count of a commit flow, nil when there is none.
+func (s *memberStats) find(k commitKey) *memberCount {
+	if p := s.ports[k.cookie]; p != nil {
+		return p.find(k.index)
+	}
+	return nil
+}
+
+// name names flows not counted yet (or all, after a change) and counts
+// them.
+func (s *memberStats) name(fresh []flowCount, since time.Duration) {
+	// In chunks: an agent's first read names every flow (100,000 refs at
+	// once were 10 MB more at its peak).
+	const chunk = 4096
+	for len(fresh) > chunk {
+		s.name(fresh[:chunk], since)
+		fresh = fresh[chunk:]
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	keys := make([]commitKey, len(fresh))
+	for i := range fresh {
+		keys[i] = fresh[i].key
+	}
+	refs := s.resolver.resolveCommits(keys)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	touched := map[*portStats]bool{}
+	for i := range fresh {
+		fc, ref, key := &fresh[i], refs[i], keys[i]
+		if ref.Group == "" {
+			continue // not the reconciler's (yet): next time
+		}
+		p := s.ports[key.cookie]
+		if p == nil || p.group != ref.Group || p.port != ref.Port {
+			// New, or its cookie names another group's port now.
+			p = &portStats{group: ref.Group, port: ref.Port}
+			s.ports[key.cookie] = p
+		}
+		var c memberCount
+		switch old := p.find(key.index); {
+		case old == nil:
+			c = memberCount{total: fc.packets}
+		case old.member() == ref.Member:
+			c = *old
+			s.count(&c, fc, since)
+		case fc.duration < since:
+			c = memberCount{total: fc.packets}
+		default:
+			c = memberCount{} // a flow that counted for another member until now
+		}
+		c.index, c.addr, c.port, c.raw, c.seen = key.index, ref.Member.Addr().As16(), ref.Member.Port(), fc.packets, s.reads
+		p.put(c)
+		touched[p] = true
+	}
+	// Appends left up to twice the room needed: 10,000 ports of 10 members
+	// held 16 each.
+	for p := range touched {
+		if cap(p.members) > len(p.members) {
+			p.members = slices.Clone(p.members)
+		}
+	}
+}
+
+// sweep drops the counts of flows the last read did not see.
+func (s *memberStats) sweep() {
+	s.members = 0
+	for cookie, p := range s.ports {
+		p.members = slices.DeleteFunc(p.members, func(c memberCount) bool { return c.seen != s.reads })
+		if len(p.members) == 0 {
+			delete(s.ports, cookie)
+		}
+		s.members += len(p.members)
+	}
+	s.gauge.Set(float64(s.members))
+}
+
+// count adds what flow fc gained since c last saw it.
+func (s *memberStats) count(c *memberCount, fc *flowCount, since time.Duration) {
+	if fc.duration < since || fc.packets < c.raw {
+		c.total += fc.packets // made again since the last read
 	} else {
-		c.total += fs.Packets - c.raw
+		c.total += fc.packets - c.raw
 	}
-	c.raw, c.seen = fs.Packets, s.reads
-}
-
-// memberIndex is the member index a commit flow matches.
-func memberIndex(f *ofctrl.Flow) (uint16, bool) {
-	v, _, ok := f.Match.Value(ofctrl.Reg(pipeline.RegMember))
-	if !ok || len(v) != 4 {
-		return 0, false
-	}
-	return uint16(v[2])<<8 | uint16(v[3]), true
+	c.raw, c.seen = fc.packets, s.reads
 }
 
 // totals is each member's count, summed over its commit flows.
 func (s *memberStats) totals() map[memberRef]uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sums := make(map[memberRef]uint64, len(s.counters))
-	for _, c := range s.counters {
-		sums[c.ref] += c.total
+	sums := make(map[memberRef]uint64, s.members)
+	for _, p := range s.ports {
+		for _, c := range p.members {
+			sums[memberRef{p.group, p.port, c.member()}] += c.total
+		}
 	}
 	return sums
 }
@@ -252,6 +392,6 @@ func (s *memberStats) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for ref, n := range sums {
-		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.CounterValue, float64(n), ref.Group, ref.Port, ref.Member)
+		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.CounterValue, float64(n), ref.Group, ref.Port, memberLabel(ref.Member))
 	}
 }

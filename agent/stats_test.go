@@ -1,48 +1,35 @@
 package agent
 
 import (
-	"context"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
-	"github.com/ovs-dlb/dlb/ofctrl"
 	"github.com/ovs-dlb/dlb/pipeline"
 )
 
-// fakeResolver names commit flows from a table, and counts changes.
+// fakeResolver names commit flows from a table.
 type fakeResolver struct {
-	refs    map[commitKey]memberRef
-	changes uint64
+	refs map[commitKey]memberRef
 }
 
-func (f *fakeResolver) resolveCommits(keys []commitKey) []*memberRef {
-	out := make([]*memberRef, len(keys))
+func (f *fakeResolver) resolveCommits(keys []commitKey) []memberRef {
+	out := make([]memberRef, len(keys))
 	for i, k := range keys {
-		if r, ok := f.refs[k]; ok {
-			out[i] = &r
-		}
+		out[i] = f.refs[k]
 	}
 	return out
 }
 
-func (f *fakeResolver) commitChanges() uint64 { return f.changes }
+func (f *fakeResolver) commitChanges() uint64 { return 0 }
 
-// fakeFlows is a switch's commit flows, read by DumpFlows.
-type fakeFlows []ofctrl.FlowStats
-
-func (f fakeFlows) DumpFlows(context.Context, uint8, uint64, uint64) ([]ofctrl.FlowStats, error) {
-	return f, nil
-}
-
-func commitFlow(cookie uint64, index uint16, packets uint64, age time.Duration) ofctrl.FlowStats {
-	f := ofctrl.NewFlow(8, 100).Cookie(cookie).Match(ofctrl.RegEq(pipeline.RegMember, uint32(index))).Done()
-	return ofctrl.FlowStats{Flow: f, Packets: packets, Duration: age}
+func commitFlow(cookie uint64, index uint16, packets uint64, age time.Duration) flowCount {
+	return flowCount{key: commitKey{cookie, index}, packets: packets, duration: age}
 }
 
 // TestMemberStatsCountAcrossResets: the counters only grow, whatever the
@@ -50,35 +37,35 @@ func commitFlow(cookie uint64, index uint16, packets uint64, age time.Duration) 
 // gone), and each read brings what the flows gained, once.
 func TestMemberStatsCountAcrossResets(t *testing.T) {
 	web := pipeline.Cookie(pipeline.KindMember, 7, 1)
-	s1 := memberRef{"web", "tcp/80", "10.0.0.11"}
-	s2 := memberRef{"web", "tcp/80", "10.0.0.12"}
-	s4 := memberRef{"web", "tcp/80", "10.0.0.14"}
+	s1 := memberRef{"web", "tcp/80", netip.MustParseAddrPort("10.0.0.11:0")}
+	s2 := memberRef{"web", "tcp/80", netip.MustParseAddrPort("10.0.0.12:0")}
+	s4 := memberRef{"web", "tcp/80", netip.MustParseAddrPort("10.0.0.14:0")}
 	type read struct {
 		name    string
-		flows   fakeFlows
+		flows   []flowCount
 		refs    map[commitKey]memberRef // nil: as before
 		changes uint64
 		want    map[memberRef]uint64
 	}
 	k1, k2 := commitKey{web, 1}, commitKey{web, 2}
 	reads := []read{
-		{"agent start: the flows' counts since they were made", fakeFlows{commitFlow(web, 1, 5, time.Hour), commitFlow(web, 2, 3, time.Hour)},
+		{"agent start: the flows' counts since they were made", []flowCount{commitFlow(web, 1, 5, time.Hour), commitFlow(web, 2, 3, time.Hour)},
 			map[commitKey]memberRef{k1: s1, k2: s2}, 1, map[memberRef]uint64{s1: 5, s2: 3}},
-		{"what they gained", fakeFlows{commitFlow(web, 1, 9, time.Hour), commitFlow(web, 2, 3, time.Hour)},
+		{"what they gained", []flowCount{commitFlow(web, 1, 9, time.Hour), commitFlow(web, 2, 3, time.Hour)},
 			nil, 1, map[memberRef]uint64{s1: 9, s2: 3}},
-		{"the switch restarted: made again since the last read", fakeFlows{commitFlow(web, 1, 2, 100*time.Millisecond), commitFlow(web, 2, 1, 100*time.Millisecond)},
+		{"the switch restarted: made again since the last read", []flowCount{commitFlow(web, 1, 2, 100*time.Millisecond), commitFlow(web, 2, 1, 100*time.Millisecond)},
 			nil, 1, map[memberRef]uint64{s1: 11, s2: 4}},
-		{"a count that went down was made again", fakeFlows{commitFlow(web, 1, 1, time.Hour), commitFlow(web, 2, 6, time.Hour)},
+		{"a count that went down was made again", []flowCount{commitFlow(web, 1, 1, time.Hour), commitFlow(web, 2, 6, time.Hour)},
 			nil, 1, map[memberRef]uint64{s1: 12, s2: 9}},
-		{"s2 left and s4 took its index: the modified flow keeps s2's count, s4 starts from it", fakeFlows{commitFlow(web, 1, 4, time.Hour), commitFlow(web, 2, 10, time.Hour)},
+		{"s2 left and s4 took its index: the modified flow keeps s2's count, s4 starts from it", []flowCount{commitFlow(web, 1, 4, time.Hour), commitFlow(web, 2, 10, time.Hour)},
 			map[commitKey]memberRef{k1: s1, k2: s4}, 2, map[memberRef]uint64{s1: 15, s4: 0}},
-		{"s4's own", fakeFlows{commitFlow(web, 1, 4, time.Hour), commitFlow(web, 2, 13, time.Hour)},
+		{"s4's own", []flowCount{commitFlow(web, 1, 4, time.Hour), commitFlow(web, 2, 13, time.Hour)},
 			nil, 2, map[memberRef]uint64{s1: 15, s4: 3}},
-		{"another change that leaves both (a MAC): counted on", fakeFlows{commitFlow(web, 1, 6, time.Hour), commitFlow(web, 2, 14, time.Hour)},
+		{"another change that leaves both (a MAC): counted on", []flowCount{commitFlow(web, 1, 6, time.Hour), commitFlow(web, 2, 14, time.Hour)},
 			nil, 3, map[memberRef]uint64{s1: 17, s4: 4}},
-		{"s1's flow gone: so is its counter", fakeFlows{commitFlow(web, 2, 15, time.Hour)},
+		{"s1's flow gone: so is its counter", []flowCount{commitFlow(web, 2, 15, time.Hour)},
 			nil, 4, map[memberRef]uint64{s4: 5}},
-		{"a flow the reconciler did not make is not counted", fakeFlows{commitFlow(web, 2, 15, time.Hour), commitFlow(web, 3, 50, time.Hour)},
+		{"a flow the reconciler did not make is not counted", []flowCount{commitFlow(web, 2, 15, time.Hour), commitFlow(web, 3, 50, time.Hour)},
 			nil, 4, map[memberRef]uint64{s4: 5}},
 	}
 	res := &fakeResolver{}
@@ -89,9 +76,8 @@ func TestMemberStatsCountAcrossResets(t *testing.T) {
 		if r.refs != nil {
 			res.refs = r.refs
 		}
-		res.changes = r.changes
 		now = now.Add(time.Second)
-		require.NoError(t, s.read(context.Background(), r.flows, now), r.name)
+		s.observe(r.flows, now, r.changes)
 		assert.Equal(t, r.want, s.totals(), r.name)
 	}
 	assert.Equal(t, 1, testutil.CollectAndCount(s, "dlb_agent_member_new_connections_total"))
@@ -103,13 +89,13 @@ func TestMemberStatsCountAcrossResets(t *testing.T) {
 func TestMemberStatsLimit(t *testing.T) {
 	web := pipeline.Cookie(pipeline.KindMember, 7, 1)
 	res := &fakeResolver{refs: map[commitKey]memberRef{
-		{web, 1}: {"web", "tcp/80", "10.0.0.11"}, {web, 2}: {"web", "tcp/80", "10.0.0.12"}}}
+		{web, 1}: {"web", "tcp/80", netip.MustParseAddrPort("10.0.0.11:0")}, {web, 2}: {"web", "tcp/80", netip.MustParseAddrPort("10.0.0.12:8080")}}}
 	for _, tc := range []struct {
 		limit, want int
 	}{{2, 2}, {1, 0}, {0, 0}} {
 		s := newMemberStats(8, tc.limit, res, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-		require.NoError(t, s.read(context.Background(), fakeFlows{commitFlow(web, 1, 1, time.Hour), commitFlow(web, 2, 1, time.Hour)}, time.Now()))
+		s.observe([]flowCount{commitFlow(web, 1, 1, time.Hour), commitFlow(web, 2, 1, time.Hour)}, time.Now(), 0)
 		assert.Equal(t, tc.want, testutil.CollectAndCount(s, "dlb_agent_member_new_connections_total"), "limit %d", tc.limit)
-		assert.Equal(t, 2.0, testutil.ToFloat64(s.members))
+		assert.Equal(t, 2.0, testutil.ToFloat64(s.gauge))
 	}
 }

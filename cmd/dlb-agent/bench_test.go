@@ -125,6 +125,27 @@ func BenchmarkVIPvsDirect(b *testing.B) {
 	}
 }
 
+// statsCost reports what reading the members' counters costs an agent
+// whose host holds 100,000 commit flows (issue 17): its CPU and
+// ovs-vswitchd's over 10 s of reads (paced: see agent.readShare), a
+// read's duration, and the agent's peak RSS after them.
+func statsCost(b *testing.B, a *agentProc, h *testbed.Host) {
+	time.Sleep(3 * time.Second) // reads under way
+	vs, ok := h.VSwitchdPID()
+	require.True(b, ok)
+	agentCPU, switchCPU := procCPUSeconds(b, a.cmd.Process.Pid), procCPUSeconds(b, vs)
+	reads := a.metric(`dlb_agent_stats_reads_total{result="ok"}`)
+	const window = 10 * time.Second
+	time.Sleep(window)
+	agentCPU, switchCPU = procCPUSeconds(b, a.cmd.Process.Pid)-agentCPU, procCPUSeconds(b, vs)-switchCPU
+	reads = a.metric(`dlb_agent_stats_reads_total{result="ok"}`) - reads
+	members, took := a.metric("dlb_agent_stats_members"), a.metric("dlb_agent_stats_read_seconds")
+	b.ReportMetric(agentCPU/window.Seconds()*100, "stats-agent-cpu-%")
+	b.ReportMetric(switchCPU/window.Seconds()*100, "stats-vswitchd-cpu-%")
+	fmt.Printf("reading %.0f members' counters (every stats_interval, 1 s, or 20 times the last read's time if longer: %.0f reads in %v, the last %.0f ms): agent CPU %.1f %% of a core, ovs-vswitchd %.1f %% (nothing else to do); agent peak RSS after them %.0f MiB\n",
+		members, reads, window, took*1000, agentCPU/window.Seconds()*100, switchCPU/window.Seconds()*100, peakRSS(b, a.cmd.Process.Pid)/1024)
+}
+
 // savedPipeline is what a host's switch held, as ovs-ofctl dumped it.
 type savedPipeline struct {
 	h             *testbed.Host
@@ -337,6 +358,9 @@ func benchInstall(b *testing.B, weightOf func(i, k int) int) {
 		changes = append(changes, time.Since(start).Seconds())
 		changeReconciles = append(changeReconciles, a.metric("dlb_agent_last_reconcile_seconds"))
 		b.Logf("reconciles after the change: %v", a.metric("dlb_agent_reconciles_total")-before)
+		if len(changes) == 1 {
+			statsCost(b, a, h)
+		}
 		a.stop()
 	}
 	// The floor: ovs-ofctl adds the same groups and flows in two bundles.
