@@ -94,52 +94,121 @@ func TestCommittedFlowChoosesOnce(t *testing.T) {
 }
 
 // memberConnections reads an agent's count of new connections to a
-// member through a VIP port of the web group.
-func memberConnections(a *agentProc, port, member string) float64 {
-	return a.metric(fmt.Sprintf(`dlb_agent_member_new_connections_total{group="web",member=%q,port=%q}`, member, port))
+// member through a VIP port of a group.
+func memberConnections(a *agentProc, group, port, member string) float64 {
+	return a.metric(fmt.Sprintf(`dlb_agent_member_new_connections_total{group=%q,member=%q,port=%q}`, group, member, port))
 }
 
 // TestMemberNewConnectionsCounted: clients on two hosts (c1 on h1 with
 // member s1, c2 on h2 with s2), and s1 itself (its connections to itself
-// through the VIP are hairpinned), open TCP connections and UDP flows
-// through the VIP; once the agents read their counters again, each
-// member's new connections summed over the hosts equal, exactly, what the
-// load tool says the member answered, for a member on the client's host
-// and on another alike.
+// through the VIP are hairpinned, in NAT mode), open TCP connections and
+// UDP flows through the VIP; once the agents read their counters again,
+// each member's new connections summed over the hosts equal, exactly, what
+// the load tool says the member answered, for a member on the client's
+// host and on another alike: in a weighted group, with session affinity,
+// and in DSR mode.
 func TestMemberNewConnectionsCounted(t *testing.T) {
-	c := newClusterFor(t, func(tb *testbed.Testbed) string {
-		return webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ""))
-	})
-	want := map[string]map[string]int{"tcp/80": {}, "udp/53": {}}
-	for _, run := range []struct {
-		vm, port string
-		count    int
-	}{{"c1", "tcp/80", 600}, {"c2", "tcp/80", 400}, {"s1", "tcp/80", 60}, {"c1", "udp/53", 300}, {"c2", "udp/53", 200}, {"s1", "udp/53", 30}} {
-		proto, vport, _ := strings.Cut(run.port, "/")
-		res := c.load(t, testbed.LoadSpec{VM: run.vm, Target: "10.96.0.10:" + vport, Proto: proto, Count: run.count})
-		require.Zero(t, res.Failed(), "%s %s: %v %v", run.vm, run.port, res.Failures, res.FailureExamples)
-		for server, n := range res.Answers {
-			want[run.port][c.tb.VM(server).Addr().String()] += n
-		}
-	}
-	counted := func() map[string]map[string]int {
-		got := map[string]map[string]int{"tcp/80": {}, "udp/53": {}}
-		for port := range got {
-			for _, s := range []string{"s1", "s2", "s3"} {
-				ip := c.tb.VM(s).Addr().String()
-				for _, a := range c.agents {
-					if n := int(memberConnections(a, port, ip)); n > 0 {
-						got[port][ip] += n
+	for _, tc := range []struct {
+		name, group, vip string
+		ports            map[string]string // counted port → the port the tool connects to
+		clients          []string
+		dsr              bool
+		// over is how many more than answered a member may be counted
+		// (0: exactly as many).
+		over int
+		doc  func(tb *testbed.Testbed) string
+	}{
+		{name: "weighted", group: "web", vip: "10.96.0.10", ports: map[string]string{"tcp/80": "80", "udp/53": "53"}, clients: []string{"c1", "c2", "s1"},
+			doc: func(tb *testbed.Testbed) string {
+				return webGroup(tb, member(tb, "s1", ""), member(tb, "s2", ""), member(tb, "s3", ""))
+			}},
+		// A client's first connection learns its member; the learned flow
+		// makes OVS translate cached datapath flows again, and it credits
+		// the commit flow a connection's first packet went through
+		// anew now and then: 1 to 3 more of 1,060 were seen.
+		{name: "affinity", group: "web", vip: "10.96.0.10", ports: map[string]string{"tcp/80": "80", "udp/53": "53"}, clients: []string{"c1", "c2", "s1"}, over: 3,
+			doc: func(tb *testbed.Testbed) string { return stickyGroup(tb, 600, nil) }},
+		{name: "dsr", group: "direct", vip: "10.96.0.40", ports: map[string]string{"tcp/8080": "8080", "udp/5353": "5353"}, clients: []string{"c1", "c2"}, dsr: true,
+			doc: func(tb *testbed.Testbed) string {
+				s := "groups:\n  - name: direct\n    vip: 10.96.0.40\n    mode: dsr\n    ports: [{protocol: tcp, port: 8080}, {protocol: udp, port: 5353}]\n    members:\n"
+				for _, vm := range []string{"s1", "s2", "s3"} {
+					s += member(tb, vm, "")
+				}
+				return s
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topo, err := testbed.Example("three-hosts")
+			require.NoError(t, err)
+			if tc.dsr {
+				for i := range topo.Hosts {
+					for j := range topo.Hosts[i].VMs {
+						if vm := &topo.Hosts[i].VMs[j]; strings.HasPrefix(vm.Name, "s") {
+							vm.VIPOnLo = []string{tc.vip}
+						}
 					}
 				}
 			}
-		}
-		return got
+			c := newClusterOn(t, topo, tc.doc)
+			want := map[string]map[string]int{}
+			for port, vport := range tc.ports {
+				want[port] = map[string]int{}
+				proto, _, _ := strings.Cut(port, "/")
+				for k, vm := range tc.clients {
+					count := []int{600, 400, 60}[k]
+					if proto == "udp" {
+						count /= 2
+					}
+					res := c.load(t, testbed.LoadSpec{VM: vm, Target: tc.vip + ":" + vport, Proto: proto, Count: count})
+					require.Zero(t, res.Failed(), "%s %s: %v %v", vm, port, res.Failures, res.FailureExamples)
+					for server, n := range res.Answers {
+						want[port][c.tb.VM(server).Addr().String()] += n
+					}
+				}
+			}
+			counted := func() map[string]map[string]int {
+				got := map[string]map[string]int{}
+				for port := range tc.ports {
+					got[port] = map[string]int{}
+					for _, s := range []string{"s1", "s2", "s3"} {
+						ip := c.tb.VM(s).Addr().String()
+						for _, a := range c.agents {
+							if n := int(memberConnections(a, tc.group, port, ip)); n > 0 {
+								got[port][ip] += n
+							}
+						}
+					}
+				}
+				return got
+			}
+			var got map[string]map[string]int
+			deadline := time.Now().Add(10 * time.Second)
+			settled := func(got map[string]map[string]int) bool {
+				if tc.over == 0 {
+					return assert.ObjectsAreEqual(want, got)
+				}
+				for port := range want {
+					for m, n := range want[port] {
+						if got[port][m] < n {
+							return false
+						}
+					}
+				}
+				return true
+			}
+			for got = counted(); !settled(got) && time.Now().Before(deadline); got = counted() {
+				time.Sleep(200 * time.Millisecond)
+			}
+			if tc.over == 0 {
+				require.Equal(t, want, got, "the agents' counts, summed over hosts, are the tool's answers")
+			}
+			for port := range want {
+				for m, n := range want[port] {
+					assert.GreaterOrEqual(t, got[port][m], n, "%s %s: never fewer than answered", port, m)
+					assert.LessOrEqual(t, got[port][m], n+max(tc.over, n/100), "%s %s: at most %d or 1 %% more than answered", port, m, tc.over)
+				}
+			}
+			t.Logf("new connections per member, counted by the agents and by the tool: %v", got)
+		})
 	}
-	var got map[string]map[string]int
-	require.Eventually(t, func() bool {
-		got = counted()
-		return assert.ObjectsAreEqual(want, got)
-	}, 10*time.Second, 200*time.Millisecond, "the agents' counts, summed over hosts, are the tool's answers: want %v, have %v", want, got)
-	t.Logf("new connections per member, counted by the agents and by the tool: %v", got)
 }
