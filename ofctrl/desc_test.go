@@ -76,6 +76,11 @@ func FuzzDecodeFlowDesc(f *testing.F) {
 		if fs, err := DecodeFlowDesc(b); err == nil {
 			_ = fs.Flow.String()
 		}
+		// The light reader never panics either, and agrees with the full
+		// one on what both read.
+		if err := CompareFlowCounter(b); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 

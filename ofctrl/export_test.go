@@ -2,6 +2,7 @@ package ofctrl
 
 import (
 	"encoding/binary"
+	"fmt"
 	"time"
 )
 
@@ -76,3 +77,37 @@ var ErrShortAction = errShort
 
 // EncodeAction is an action's wire bytes.
 func EncodeAction(a Action) []byte { return a.appendTo(nil) }
+
+// CompareFlowCounter reads a flow desc as EachFlowCounter does (b of at
+// least 24 bytes, as the dump's loop guarantees) and, when the full
+// decoder reads it too, says where the two disagree: cookie, counters, or
+// a register the match requires exactly.
+func CompareFlowCounter(b []byte) error {
+	if len(b) < 24 {
+		return nil
+	}
+	var fc FlowCounter
+	lerr := readFlowCounter(b, &fc)
+	var regs [16]uint32
+	var has [16]bool
+	if lerr == nil {
+		for i := range regs {
+			regs[i], has[i] = fc.Reg(i)
+		}
+	}
+	fs, err := decodeFlowDesc(b)
+	if err != nil || lerr != nil {
+		return nil
+	}
+	if fc.Cookie != fs.Flow.Cookie || fc.Packets != fs.Packets || fc.Bytes != fs.Bytes || fc.Duration != fs.Duration {
+		return fmt.Errorf("light read %+v, full read %+v", fc, fs)
+	}
+	for i := range regs {
+		v, m, ok := fs.Flow.Match.Value(Reg(i))
+		exact := ok && len(v) == 4 && (m == nil || allOnes(m))
+		if exact != has[i] || exact && regs[i] != be32(v) {
+			return fmt.Errorf("reg%d: light read %#x (%v), full read %x/%x", i, regs[i], has[i], v, m)
+		}
+	}
+	return nil
+}

@@ -31,15 +31,7 @@ type FlowStats struct {
 // DumpFlows returns the flows of a table (TableAll for every table) whose
 // cookie matches cookie under mask (mask 0: every cookie).
 func (c *Conn) DumpFlows(ctx context.Context, table uint8, cookie, mask uint64) ([]FlowStats, error) {
-	var req []byte
-	req = append(req, table, 0, 0, 0)
-	req = put32(req, PortAny)
-	req = put32(req, groupAny)
-	req = zeros(req, 4)
-	req = put64(req, cookie)
-	req = put64(req, mask)
-	req = (&Match{}).appendTo(req)
-	body, err := c.multipart(ctx, mpFlowDesc, req)
+	body, err := c.multipart(ctx, mpFlowDesc, flowDumpRequest(table, cookie, mask))
 	if err != nil {
 		return nil, fmt.Errorf("dump flows: %w", err)
 	}
@@ -113,17 +105,9 @@ func (fc *FlowCounter) Reg(i int) (uint32, bool) {
 // must not keep its argument). A flow it cannot read ends the dump with
 // an error, after the reply.
 func (c *Conn) EachFlowCounter(ctx context.Context, table uint8, cookie, mask uint64, fn func(*FlowCounter)) error {
-	var req []byte
-	req = append(req, table, 0, 0, 0)
-	req = put32(req, PortAny)
-	req = put32(req, groupAny)
-	req = zeros(req, 4)
-	req = put64(req, cookie)
-	req = put64(req, mask)
-	req = (&Match{}).appendTo(req)
 	var bad error
 	var fc FlowCounter
-	err := c.multipartEach(ctx, mpFlowDesc, req, func(body []byte) {
+	err := c.multipartEach(ctx, mpFlowDesc, flowDumpRequest(table, cookie, mask), func(body []byte) {
 		for len(body) > 0 && bad == nil {
 			n := 0
 			if len(body) >= 24 {
@@ -171,22 +155,53 @@ func readFlowCounter(b []byte, fc *FlowCounter) error {
 	if slen < 4 || slen > len(p) {
 		return fmt.Errorf("flow stats length %d past the end of %d bytes", slen, len(p))
 	}
-	for s := p[4:slen]; len(s) >= 4; {
+	var fs FlowStats
+	if err := readStats(p[4:slen], &fs); err != nil {
+		return err
+	}
+	fc.Duration, fc.Packets, fc.Bytes = fs.Duration, fs.Packets, fs.Bytes
+	return nil
+}
+
+// flowDumpRequest is the body of a flow dump's multipart request: the
+// flows of table (TableAll: every table) whose cookie matches cookie under
+// mask, any match.
+func flowDumpRequest(table uint8, cookie, mask uint64) []byte {
+	var req []byte
+	req = append(req, table, 0, 0, 0)
+	req = put32(req, PortAny)
+	req = put32(req, groupAny)
+	req = zeros(req, 4)
+	req = put64(req, cookie)
+	req = put64(req, mask)
+	return (&Match{}).appendTo(req)
+}
+
+// readStats reads an ofp_stats' OXS fields (after its header) into fs's
+// duration, idle age and counters.
+func readStats(s []byte, fs *FlowStats) error {
+	for len(s) >= 4 {
 		h := be32(s)
 		l := int(h & 0xff)
 		if 4+l > len(s) {
 			return fmt.Errorf("flow stat %#x of %d bytes past the end: %w", h, l, errShort)
 		}
 		v := s[4 : 4+l]
-		if len(v) >= 8 {
-			switch h >> 9 & 0x7f {
-			case 0: // duration
-				fc.Duration = time.Duration(be32(v))*time.Second + time.Duration(be32(v[4:]))
-			case 4: // packet count
-				fc.Packets = be64(v)
-			case 5: // byte count
-				fc.Bytes = be64(v)
+		switch h >> 9 & 0x7f {
+		case 0, 1, 4, 5:
+			if len(v) < 8 {
+				return fmt.Errorf("flow stat %#x of %d bytes, want 8", h, l)
 			}
+		}
+		switch h >> 9 & 0x7f {
+		case 0: // duration
+			fs.Duration = time.Duration(be32(v))*time.Second + time.Duration(be32(v[4:]))
+		case 1: // idle time
+			fs.IdleAge = time.Duration(be32(v))*time.Second + time.Duration(be32(v[4:]))
+		case 4: // packet count
+			fs.Packets = be64(v)
+		case 5: // byte count
+			fs.Bytes = be64(v)
 		}
 		s = s[4+l:]
 	}
@@ -216,30 +231,8 @@ func decodeFlowDesc(b []byte) (FlowStats, error) {
 		return FlowStats{}, fmt.Errorf("%s: flow stats length %d (padded to 8) past the end of %d bytes", f.matchString(), slen, len(p))
 	}
 	fs := FlowStats{Flow: f}
-	for s := p[4:slen]; len(s) >= 4; {
-		h := be32(s)
-		l := int(h & 0xff)
-		if 4+l > len(s) {
-			return FlowStats{}, fmt.Errorf("%s: flow stat %#x of %d bytes past the end: %w", f.matchString(), h, l, errShort)
-		}
-		v := s[4 : 4+l]
-		switch h >> 9 & 0x7f {
-		case 0, 1, 4, 5:
-			if len(v) < 8 {
-				return FlowStats{}, fmt.Errorf("%s: flow stat %#x of %d bytes, want 8", f.matchString(), h, l)
-			}
-		}
-		switch h >> 9 & 0x7f {
-		case 0: // duration
-			fs.Duration = time.Duration(be32(v))*time.Second + time.Duration(be32(v[4:]))
-		case 1: // idle time
-			fs.IdleAge = time.Duration(be32(v))*time.Second + time.Duration(be32(v[4:]))
-		case 4: // packet count
-			fs.Packets = be64(v)
-		case 5: // byte count
-			fs.Bytes = be64(v)
-		}
-		s = s[4+l:]
+	if err := readStats(p[4:slen], &fs); err != nil {
+		return FlowStats{}, fmt.Errorf("%s: %w", f.matchString(), err)
 	}
 	if err := f.decodeInstructions(p[pad8(slen):]); err != nil {
 		return FlowStats{}, fmt.Errorf("%s: %w", f.matchString(), err)
