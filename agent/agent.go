@@ -298,6 +298,9 @@ func (a *Agent) run(ctx context.Context, g *errgroup.Group, db *ovsdb.Client, in
 		})
 	}
 	stats := newMemberStats(pc.Table(pipeline.TableMember), cfg.MemberMetricsLimit, r, log, m.reg)
+	if follow != nil {
+		stats.report = follow.c.ReportStats
+	}
 	g.Go(func() error { stats.run(ctx, switchOf{sw}, cfg.StatsInterval); return nil })
 	g.Go(func() error { r.run(ctx, switchOf{sw}); return nil })
 	g.Go(func() error { r.runAffinityExpiry(ctx); return nil })

@@ -5,12 +5,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
 	"github.com/ovs-dlb/dlb/ofctrl"
 	"github.com/ovs-dlb/dlb/pipeline"
@@ -24,19 +24,12 @@ type memberRef struct {
 	Member      netip.AddrPort
 }
 
-// memberLabel is a member as the metrics name it: "10.0.0.11", or
-// "10.0.0.11:8080" for a member with a port of its own.
-func memberLabel(m netip.AddrPort) string {
-	if m.Port() == 0 {
-		return m.Addr().String()
-	}
-	return m.String()
-}
+// memberLabel is a member as the metrics name it (lb.MemberLabel).
+func memberLabel(m netip.AddrPort) string { return lb.MemberLabel(m.Addr(), int(m.Port())) }
 
 // refOf names member m of port p of group g.
 func refOf(g *lb.Checked, p, m int) memberRef {
-	ps := g.Ports[p]
-	return memberRef{Group: g.Name, Port: ps.Protocol + "/" + strconv.Itoa(ps.Port),
+	return memberRef{Group: g.Name, Port: lb.PortLabel(g.Ports[p]),
 		Member: netip.AddrPortFrom(g.MemberAddr(m), uint16(g.Members[m].Port))}
 }
 
@@ -49,10 +42,11 @@ type commitKey struct {
 
 // memberCount is one commit flow's count, kept as a counter: total only
 // grows, across the flow's re-creation (the switch restarted) and changes
-// of its actions (the member's MAC). 40 bytes: a host may count 100,000.
+// of its actions (the member's MAC). 48 bytes: a host may count 100,000.
 type memberCount struct {
 	raw   uint64 // the flow's packet count when last read
 	total uint64
+	sent  uint64 // total as the controller last took it
 	seen  uint32 // the read that last saw it
 	index uint16 // the member index the flow matches
 	port  uint16 // the member's own port, 0 for none
@@ -134,6 +128,11 @@ type memberStats struct {
 	last    time.Time // of the last read
 	changes uint64    // the resolver's, at the last read
 	warned  bool      // about the limit
+	// report sends the counters after each read (nil: no controller);
+	// full says the next report has every member.
+	report func(ctx context.Context, r wire.StatsReport) (wire.StatsAnswer, error)
+	full   bool
+	sent   *prometheus.CounterVec
 
 	polls    *prometheus.CounterVec
 	duration prometheus.Gauge
@@ -142,7 +141,9 @@ type memberStats struct {
 }
 
 func newMemberStats(table uint8, limit int, resolver memberResolver, log *slog.Logger, reg prometheus.Registerer) *memberStats {
-	s := &memberStats{table: table, resolver: resolver, log: log, limit: limit, ports: map[uint64]*portStats{},
+	s := &memberStats{table: table, resolver: resolver, log: log, limit: limit, ports: map[uint64]*portStats{}, full: true,
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dlb_agent_stats_reports_total",
+			Help: "Reports of the members' counters to the controller, by result (ok; refused: the controller took nothing, all are sent again; error: not delivered)."}, []string{"result"}),
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dlb_agent_stats_reads_total",
 			Help: "Reads of the members' counters from the switch, by result (ok, error)."}, []string{"result"}),
 		duration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dlb_agent_stats_read_seconds",
@@ -155,7 +156,10 @@ func newMemberStats(table uint8, limit int, resolver memberResolver, log *slog.L
 	}
 	s.polls.WithLabelValues("ok")
 	s.polls.WithLabelValues("error")
-	reg.MustRegister(s.polls, s.duration, s.gauge, s)
+	for _, r := range []string{"ok", "refused", "error"} {
+		s.sent.WithLabelValues(r)
+	}
+	reg.MustRegister(s.polls, s.duration, s.gauge, s.sent, s)
 	return s
 }
 
@@ -184,8 +188,13 @@ func (s *memberStats) run(ctx context.Context, sw bridgeSwitch, interval time.Du
 		start := time.Now()
 		if err := s.read(ctx, c, start); err != nil && ctx.Err() == nil {
 			s.log.Debug("members' counters not read", "err", err)
+			continue
 		}
-		wait = max(interval, readShare*time.Since(start)) - time.Since(start)
+		next := max(interval, readShare*time.Since(start))
+		if s.report != nil {
+			s.send(ctx, next)
+		}
+		wait = next - time.Since(start)
 	}
 }
 

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"testing"
@@ -10,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 
+	"github.com/ovs-dlb/dlb/controller/client"
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/pipeline"
 )
 
@@ -98,4 +102,64 @@ func TestMemberStatsLimit(t *testing.T) {
 		assert.Equal(t, tc.want, testutil.CollectAndCount(s, "dlb_agent_member_new_connections_total"), "limit %d", tc.limit)
 		assert.Equal(t, 2.0, testutil.ToFloat64(s.gauge))
 	}
+}
+
+// TestReportsSendWhatChanged: the first report has every member; later
+// ones what changed since the controller took it; a report not delivered
+// goes with the next; a refused one, or the controller asking, makes the
+// next one full.
+func TestReportsSendWhatChanged(t *testing.T) {
+	web := pipeline.Cookie(pipeline.KindMember, 7, 1)
+	res := &fakeResolver{refs: map[commitKey]memberRef{
+		{web, 1}: {"web", "tcp/80", netip.MustParseAddrPort("10.0.0.11:0")}, {web, 2}: {"web", "tcp/80", netip.MustParseAddrPort("10.0.0.12:0")}}}
+	s := newMemberStats(8, 100, res, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	var got []wire.StatsReport
+	var answer wire.StatsAnswer
+	var fail error
+	s.report = func(_ context.Context, r wire.StatsReport) (wire.StatsAnswer, error) {
+		got = append(got, r)
+		return answer, fail
+	}
+	now := time.Unix(1000, 0)
+	step := func(a, b uint64) wire.StatsReport {
+		now = now.Add(time.Second)
+		s.observe([]flowCount{commitFlow(web, 1, a, time.Hour), commitFlow(web, 2, b, time.Hour)}, now, 0)
+		n := len(got)
+		s.send(context.Background(), time.Second)
+		if len(got) == n {
+			return wire.StatsReport{}
+		}
+		return got[len(got)-1]
+	}
+	count := func(m string, n uint64) wire.MemberCount {
+		return wire.MemberCount{Group: "web", Port: "tcp/80", Member: m, NewConnections: n}
+	}
+	byMember := func(r wire.StatsReport) map[string]uint64 {
+		out := map[string]uint64{}
+		for _, m := range r.Members {
+			out[m.Member] = m.NewConnections
+		}
+		return out
+	}
+	r := step(5, 3)
+	assert.True(t, r.Full)
+	assert.Equal(t, map[string]uint64{"10.0.0.11": 5, "10.0.0.12": 3}, byMember(r))
+	r = step(6, 3)
+	assert.False(t, r.Full)
+	assert.Equal(t, []wire.MemberCount{count("10.0.0.11", 6)}, r.Members, "what changed")
+	assert.Equal(t, wire.StatsReport{}, step(6, 3), "nothing changed: nothing sent")
+	fail = errors.New("controller down")
+	step(7, 3)
+	fail = nil
+	assert.Equal(t, []wire.MemberCount{count("10.0.0.11", 8)}, step(8, 3).Members, "not delivered: sent with the next")
+	fail = &client.APIError{Status: 422, Message: "invalid statistics report"}
+	step(8, 4)
+	fail = nil
+	r = step(8, 4)
+	assert.True(t, r.Full, "refused: everything again")
+	assert.Len(t, r.Members, 2)
+	answer = wire.StatsAnswer{WantFull: true}
+	step(9, 4)
+	answer = wire.StatsAnswer{}
+	assert.True(t, step(9, 4).Full, "asked for everything")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/pipeline"
 	"github.com/ovs-dlb/dlb/testbed"
 )
@@ -211,4 +213,52 @@ func TestMemberNewConnectionsCounted(t *testing.T) {
 			t.Logf("new connections per member, counted by the agents and by the tool: %v", got)
 		})
 	}
+}
+
+// TestControllerSumsMemberStats: with a controller, the agents report
+// their members' counters and the controller's statistics of the group,
+// summed over the hosts, equal what the load tool says each member
+// answered (TCP connections and UDP flows from clients on two hosts), with
+// each host's share and no host stale.
+func TestControllerSumsMemberStats(t *testing.T) {
+	f := newFleet(t)
+	var members []string
+	for _, vm := range []string{"s1", "s2", "s3"} {
+		members = append(members, fmt.Sprintf(`{"ip":%q}`, f.tb.VM(vm).Addr()))
+	}
+	f.ctl.Call("POST", "/v1/groups", `{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80,"target_port":8080},{"protocol":"udp","port":53,"target_port":5353}],"members":[`+strings.Join(members, ",")+`]}`, 201)
+	g := f.group(t, "web")
+	f.appliedEverywhere(t, g.ModifyIndex, time.Now())
+	want := map[string]map[string]uint64{"tcp/80": {}, "udp/53": {}}
+	for _, run := range []struct {
+		vm, proto, port string
+		count           int
+	}{{"c1", "tcp", "80", 600}, {"c2", "tcp", "80", 400}, {"c1", "udp", "53", 300}, {"c2", "udp", "53", 200}} {
+		res, err := f.tb.Load(f.ctx, testbed.LoadSpec{VM: run.vm, Target: "10.96.0.10:" + run.port, Proto: run.proto, Count: run.count})
+		require.NoError(t, err)
+		require.Zero(t, res.Failed(), "%v %v", res.Failures, res.FailureExamples)
+		for server, n := range res.Answers {
+			want[run.proto+"/"+run.port][f.tb.VM(server).Addr().String()] += uint64(n)
+		}
+	}
+	var st wire.GroupStats
+	got := func() map[string]map[string]uint64 {
+		require.NoError(t, json.Unmarshal(f.ctl.Call("GET", "/v1/groups/web/stats", "", 200), &st))
+		out := map[string]map[string]uint64{"tcp/80": {}, "udp/53": {}}
+		for _, m := range st.Members {
+			if m.NewConnections > 0 {
+				out[m.Port][m.Member] = m.NewConnections
+			}
+			var hosts uint64
+			for _, h := range m.Hosts {
+				hosts += h.NewConnections
+			}
+			assert.Equal(t, m.NewConnections, hosts, "%s %s: the hosts' parts add up", m.Port, m.Member)
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, got()) }, 15*time.Second, 250*time.Millisecond,
+		"the controller's totals are the tool's answers: want %v", want)
+	assert.Empty(t, st.StaleHosts)
+	t.Logf("the controller's statistics of web: %+v", st.Members)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ovs-dlb/dlb/controller/stats"
 	"github.com/ovs-dlb/dlb/controller/store"
 	"github.com/ovs-dlb/dlb/controller/wire"
 )
@@ -54,6 +55,7 @@ type Server struct {
 	api     huma.API
 	routes  []string // "METHOD /path" of every route, for the OpenAPI test
 	hosts   hostStatus
+	stats   *stats.Stats // the hosts' member statistics (in memory)
 	metrics *metrics
 	// closing ends when the server shuts down: long polls answer, streams
 	// end (EndWatches).
@@ -98,7 +100,7 @@ func New(opts Options) *Server {
 	cfg.OpenAPIPath = "/openapi" // serves /openapi.json and /openapi.yaml
 	cfg.DocsPath = ""            // the docs page loads scripts from a CDN
 	cfg.CreateHooks = nil        // no $schema links in bodies: a GET's output is a valid PUT input
-	s := &Server{opts: opts, log: opts.Log, st: opts.Store, mux: http.NewServeMux()}
+	s := &Server{opts: opts, log: opts.Log, st: opts.Store, mux: http.NewServeMux(), stats: stats.New()}
 	s.closing, s.endWatches = context.WithCancel(context.Background())
 	s.api = humago.New(s.mux, cfg)
 	s.metrics = newMetrics(opts.Registry, opts.Store)
@@ -106,6 +108,7 @@ func New(opts Options) *Server {
 	s.groupRoutes()
 	s.memberRoutes()
 	s.hostRoutes()
+	s.statsRoutes()
 	s.watchRoutes()
 	s.plain("/healthz", "Liveness: the process serves", "ok", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

@@ -168,6 +168,7 @@ func (s *Server) hostRoutes() {
 				return nil, fromStore(err)
 			}
 			s.hosts.forget(in.Name)
+			s.stats.ForgetHost(in.Name)
 			return nil, nil
 		})
 	huma.Register(s.api, s.op("host-heartbeat", http.MethodPost, "/v1/hosts/{name}/heartbeat", "An agent's report: alive, and the groups index it has installed", http.StatusNoContent),

@@ -47,6 +47,12 @@ func (c *Client) GetGroup(ctx context.Context, name string, b Blocking) (*Answer
 	return call[wire.Group](ctx, c, c.read(b, "v1", "groups", name))
 }
 
+// GroupStats reads a group's members' statistics over every host (GET
+// /v1/groups/{name}/stats).
+func (c *Client) GroupStats(ctx context.Context, name string) (*Answer[wire.GroupStats], error) {
+	return call[wire.GroupStats](ctx, c, request{method: http.MethodGet, url: c.url("v1", "groups", name, "stats")})
+}
+
 // CreateGroup creates a group; the controller refuses (409) a name in use
 // (POST /v1/groups).
 func (c *Client) CreateGroup(ctx context.Context, g lb.Group) (*Answer[wire.Group], error) {

@@ -37,6 +37,18 @@ func (c *Client) Heartbeat(ctx context.Context, host string, applied uint64) err
 	return err
 }
 
+// ReportStats sends a host's members' counters (POST
+// /v1/hosts/{host}/stats); the answer says whether the controller wants
+// all of them next time.
+func (c *Client) ReportStats(ctx context.Context, host string, r wire.StatsReport) (wire.StatsAnswer, error) {
+	var a wire.StatsAnswer
+	_, _, err := c.do(ctx, request{method: http.MethodPost, url: c.url("v1", "hosts", host, "stats"), body: r}, &a)
+	if IsStatus(err, http.StatusNotFound) {
+		return a, fmt.Errorf("%w: %v", ErrNotRegistered, err)
+	}
+	return a, err
+}
+
 // Watch asks for the host's groups that changed after index, waiting up to
 // wait for a change (GET /v1/watch/groups, a long poll).
 func (c *Client) Watch(ctx context.Context, host string, index uint64, wait time.Duration) (*wire.GroupChanges, error) {
@@ -168,6 +180,11 @@ func (h *HostClient) Register(ctx context.Context, reg wire.HostRegistration) er
 // installed; ErrNotRegistered when the controller does not know the host.
 func (h *HostClient) Heartbeat(ctx context.Context, applied uint64) error {
 	return h.c.Heartbeat(ctx, h.host, applied)
+}
+
+// ReportStats is Client.ReportStats for the host.
+func (h *HostClient) ReportStats(ctx context.Context, r wire.StatsReport) (wire.StatsAnswer, error) {
+	return h.c.ReportStats(ctx, h.host, r)
 }
 
 // Watch is Client.Watch for the host.

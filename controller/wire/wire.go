@@ -141,3 +141,61 @@ type FieldError struct {
 	Path    string `json:"path"`
 	Message string `json:"message"`
 }
+
+// MemberCount is one member's counters on one host as its agent reports
+// them: counted since the agent's flows for the member were made, so they
+// only grow while the agent and its switch run (a value below the last
+// one means they started again).
+type MemberCount struct {
+	Group          string `json:"group" maxLength:"63" doc:"The group"`
+	Port           string `json:"port" maxLength:"16" doc:"The VIP port: protocol/port, e.g. tcp/80"`
+	Member         string `json:"member" maxLength:"64" doc:"The member: its address, or address:port for a member with a port of its own"`
+	NewConnections uint64 `json:"new_connections" doc:"New connections the host sent the member through the port"`
+}
+
+// StatsReport is an agent's report of its members' counters (POST
+// /v1/hosts/{name}/stats): those that changed since its last report the
+// controller took, or all of them (full) at its start and whenever the
+// controller asks for everything.
+type StatsReport struct {
+	Full bool `json:"full,omitempty" doc:"Every member the host counts (a host's first report, or one the controller asked for)"`
+	// IntervalS is how often the agent reports: the controller takes a
+	// host for stale after three intervals without a report.
+	IntervalS float64       `json:"interval_s" minimum:"0.1" maximum:"3600" doc:"Seconds between the agent's reports"`
+	Members   []MemberCount `json:"members" maxItems:"262144" doc:"The members' counters"`
+}
+
+// StatsAnswer answers a report.
+type StatsAnswer struct {
+	WantFull bool `json:"want_full,omitempty" doc:"The controller does not have every member of the host (it restarted, or the report was refused): send them all next time"`
+}
+
+// GroupStats is a group's members' statistics over every host (GET
+// /v1/groups/{name}/stats).
+type GroupStats struct {
+	Group string `json:"group"`
+	// StaleHosts reported before but not in the last three of their
+	// intervals: their counts are in the totals (they happened), not in
+	// the rates.
+	StaleHosts []string      `json:"stale_hosts"`
+	Members    []MemberStats `json:"members"`
+}
+
+// MemberStats is one member on one VIP port, over every host.
+type MemberStats struct {
+	Port           string `json:"port"`
+	Member         string `json:"member"`
+	NewConnections uint64 `json:"new_connections" doc:"New connections from every host, since the hosts' counts began"`
+	// NewPerSecond is the rate of new connections over the last reports
+	// of the hosts that are not stale (about the last 10 s).
+	NewPerSecond float64            `json:"new_connections_per_second"`
+	Hosts        []MemberHostCounts `json:"hosts"`
+}
+
+// MemberHostCounts is one host's part of a member's statistics.
+type MemberHostCounts struct {
+	Host           string  `json:"host"`
+	NewConnections uint64  `json:"new_connections"`
+	AgeS           float64 `json:"age_s" doc:"Seconds since the host's last report of this member's counters"`
+	Stale          bool    `json:"stale,omitempty"`
+}

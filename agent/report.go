@@ -1,0 +1,70 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/ovs-dlb/dlb/controller/client"
+	"github.com/ovs-dlb/dlb/controller/wire"
+)
+
+// send reports the members' counters that changed since the controller
+// last took them (all of them at the start, and after the controller
+// asked for everything or refused a report), every is how often it
+// reports. What was not delivered goes with the next report.
+func (s *memberStats) send(ctx context.Context, every time.Duration) {
+	type sentRef struct {
+		c     *memberCount
+		total uint64
+	}
+	s.mu.Lock()
+	r := wire.StatsReport{Full: s.full, IntervalS: every.Seconds(), Members: []wire.MemberCount{}}
+	var refs []sentRef
+	for _, p := range s.ports {
+		for i := range p.members {
+			c := &p.members[i]
+			if !s.full && c.total == c.sent {
+				continue
+			}
+			r.Members = append(r.Members, wire.MemberCount{Group: p.group, Port: p.port, Member: memberLabel(c.member()), NewConnections: c.total})
+			refs = append(refs, sentRef{c, c.total})
+		}
+	}
+	reads := s.reads
+	s.mu.Unlock()
+	if !r.Full && len(r.Members) == 0 {
+		return // nothing new (the heartbeat says the host is alive)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ans, err := s.report(rctx, r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case client.IsStatus(err, http.StatusUnprocessableEntity):
+		// Refused whole (a group deleted since the read, say): everything
+		// again next time.
+		s.sent.WithLabelValues("refused").Inc()
+		s.log.Warn("the controller refused the members' counters; sending all of them next time", "err", err)
+		s.full = true
+		return
+	case errors.Is(err, client.ErrNotRegistered):
+		s.sent.WithLabelValues("error").Inc()
+		s.full = true
+		return
+	case err != nil:
+		s.sent.WithLabelValues("error").Inc()
+		s.log.Debug("members' counters not reported", "err", err)
+		return
+	}
+	s.sent.WithLabelValues("ok").Inc()
+	s.full = ans.WantFull
+	if s.reads != reads {
+		return // a read came in between (it cannot: one goroutine), stay safe
+	}
+	for _, ref := range refs {
+		ref.c.sent = ref.total
+	}
+}

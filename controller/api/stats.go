@@ -1,0 +1,139 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/ovs-dlb/dlb/controller/stats"
+	"github.com/ovs-dlb/dlb/controller/view"
+	"github.com/ovs-dlb/dlb/controller/wire"
+	"github.com/ovs-dlb/dlb/lb"
+)
+
+// maxStatsBody bounds a statistics report: 262,144 members of some 100
+// bytes (a host with 10,000 groups of 10 members sends 100,000 in full).
+const maxStatsBody = 32 << 20
+
+// maxCount bounds a reported count: what JSON carries exactly (2^53).
+const maxCount = 1 << 53
+
+type reportStatsInput struct {
+	HostParam
+	Body wire.StatsReport
+}
+
+type reportStatsOutput struct {
+	Body wire.StatsAnswer
+}
+
+type groupStatsInput struct{ NameParam }
+
+type groupStatsOutput struct {
+	Body wire.GroupStats
+}
+
+// statsRoutes declares the member statistics (issue 17): hosts report
+// their members' counters, admins read them per group.
+func (s *Server) statsRoutes() {
+	op := s.op("report-stats", http.MethodPost, "/v1/hosts/{name}/stats", "An agent's report of its members' counters (those that changed, or all)", http.StatusOK)
+	op.MaxBodyBytes = maxStatsBody
+	huma.Register(s.api, op, func(ctx context.Context, in *reportStatsInput) (*reportStatsOutput, error) {
+		h, err := s.st.View().Host(nil, in.Name)
+		if err != nil {
+			return nil, fromStore(err)
+		}
+		if h == nil {
+			return nil, errorf(http.StatusNotFound, "host %q: not registered (PUT /v1/hosts/%s first)", in.Name, in.Name)
+		}
+		if err := s.checkReport(in.Name, &in.Body); err != nil {
+			return nil, err
+		}
+		want := s.stats.Report(in.Name, in.Body, time.Now())
+		return &reportStatsOutput{Body: wire.StatsAnswer{WantFull: want}}, nil
+	})
+	huma.Register(s.api, s.op("group-stats", http.MethodGet, "/v1/groups/{name}/stats", "A group's members' statistics, over every host", http.StatusOK),
+		func(ctx context.Context, in *groupStatsInput) (*groupStatsOutput, error) {
+			_, e, err := s.st.View().Group(nil, in.Name)
+			if err != nil {
+				return nil, fromStore(err)
+			}
+			if e == nil {
+				return nil, errorf(http.StatusNotFound, "group %q: not found", in.Name)
+			}
+			refs := memberRefs(&e.Group)
+			s.stats.Keep(in.Name, refs)
+			return &groupStatsOutput{Body: s.stats.Group(in.Name, refs, time.Now())}, nil
+		})
+}
+
+// memberRefs are a group's (port, member) pairs as the hosts name them,
+// port by port.
+func memberRefs(g *lb.Group) []stats.MemberRef {
+	labels := g.MemberLabels()
+	refs := make([]stats.MemberRef, 0, len(g.Ports)*len(labels))
+	for _, ps := range g.Ports {
+		port := lb.PortLabel(ps)
+		for _, m := range labels {
+			refs = append(refs, stats.MemberRef{Port: port, Member: m})
+		}
+	}
+	return refs
+}
+
+// checkReport checks a report against what the host may speak of: groups
+// for it, their ports and members, each once, counts JSON carries. A
+// report with a problem is refused whole (422, naming each entry at fault)
+// and changes nothing.
+func (s *Server) checkReport(host string, r *wire.StatsReport) error {
+	e := &Error{status: http.StatusUnprocessableEntity, Message: "invalid statistics report"}
+	known := map[string]map[stats.MemberRef]bool{} // group → its members, nil for one not for this host
+	seen := make(map[wire.MemberCount]bool, len(r.Members))
+	for i, m := range r.Members {
+		at := func(field string) string { return fmt.Sprintf("members[%d].%s", i, field) }
+		refs, ok := known[m.Group]
+		if !ok {
+			_, g, err := s.st.View().Group(nil, m.Group)
+			if err != nil {
+				return fromStore(err)
+			}
+			refs = groupRefs(g, host)
+			known[m.Group] = refs
+		}
+		key := wire.MemberCount{Group: m.Group, Port: m.Port, Member: m.Member}
+		switch {
+		case refs == nil:
+			e.Fields = append(e.Fields, FieldError{Path: at("group"), Message: fmt.Sprintf("%q is no group of host %q", m.Group, host)})
+		case !refs[stats.MemberRef{Port: m.Port, Member: m.Member}]:
+			e.Fields = append(e.Fields, FieldError{Path: at("member"), Message: fmt.Sprintf("%s on %s is not a member of group %q on that port", m.Member, m.Port, m.Group)})
+		case seen[key]:
+			e.Fields = append(e.Fields, FieldError{Path: at("member"), Message: fmt.Sprintf("%s on %s of group %q is reported twice", m.Member, m.Port, m.Group)})
+		case m.NewConnections > maxCount:
+			e.Fields = append(e.Fields, FieldError{Path: at("new_connections"), Message: fmt.Sprintf("%d is more than 2^53", m.NewConnections)})
+		}
+		seen[key] = true
+		if len(e.Fields) >= 20 {
+			break // enough to go on
+		}
+	}
+	if len(e.Fields) > 0 {
+		return e
+	}
+	return nil
+}
+
+// groupRefs are the members a host may report of a group: nil when the
+// group is gone or not for the host.
+func groupRefs(g *view.GroupEntry, host string) map[stats.MemberRef]bool {
+	if g == nil || !concerns(&g.Group, host) {
+		return nil
+	}
+	refs := map[stats.MemberRef]bool{}
+	for _, r := range memberRefs(&g.Group) {
+		refs[r] = true
+	}
+	return refs
+}

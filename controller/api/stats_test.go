@@ -1,0 +1,100 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ovs-dlb/dlb/controller/wire"
+)
+
+// TestStatsReports: a registered host reports its members' counters and
+// the group's statistics sum them; a report that speaks of anything the
+// host may not (an unknown host, a group not for it, a port or member the
+// group has not, an entry twice, a count past 2^53) is refused whole with
+// 4xx naming each entry, and changes nothing; a host the statistics do not
+// know is asked for everything.
+func TestStatsReports(t *testing.T) {
+	e := newEnv(t)
+	for _, h := range []string{"h1", "h2", "h3"} {
+		code, _, body := e.do("PUT", "/v1/hosts/"+h, nil, `{"ports":[]}`)
+		require.Equal(t, http.StatusOK, code, "%s", body)
+	}
+	code, _, body := e.do("POST", "/v1/groups", nil, `{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.11"},{"ip":"10.0.0.12","port":8080}]}`)
+	require.Equal(t, http.StatusCreated, code, "%s", body)
+	code, _, body = e.do("POST", "/v1/groups", nil, `{"name":"only-h3","vip":"10.96.0.11","scope":{"hosts":["h3"]},"ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.11"}]}`)
+	require.Equal(t, http.StatusCreated, code, "%s", body)
+
+	stats := func() wire.GroupStats {
+		code, _, body := e.do("GET", "/v1/groups/web/stats", nil, "")
+		require.Equal(t, http.StatusOK, code, "%s", body)
+		var g wire.GroupStats
+		require.NoError(t, json.Unmarshal(body, &g))
+		return g
+	}
+	totals := func() map[string]uint64 {
+		out := map[string]uint64{}
+		for _, m := range stats().Members {
+			out[m.Member] = m.NewConnections
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name, host, report string
+		code               int
+		fields             []string // paths named in a refusal
+		wantFull           bool
+		totals             map[string]uint64
+	}{
+		{"h1, everything", "h1", `{"full":true,"interval_s":1,"members":[{"group":"web","port":"tcp/80","member":"10.0.0.11","new_connections":5},{"group":"web","port":"tcp/80","member":"10.0.0.12:8080","new_connections":3}]}`,
+			200, nil, false, map[string]uint64{"10.0.0.11": 5, "10.0.0.12:8080": 3}},
+		{"h2, what changed, unknown: asked for everything", "h2", `{"interval_s":1,"members":[{"group":"web","port":"tcp/80","member":"10.0.0.11","new_connections":2}]}`,
+			200, nil, true, map[string]uint64{"10.0.0.11": 7, "10.0.0.12:8080": 3}},
+		{"an unregistered host", "h9", `{"interval_s":1,"members":[]}`, 404, nil, false, map[string]uint64{"10.0.0.11": 7, "10.0.0.12:8080": 3}},
+		{"entries it may not report, with a good one: nothing taken", "h1", `{"interval_s":1,"members":[
+			{"group":"web","port":"tcp/80","member":"10.0.0.11","new_connections":50},
+			{"group":"only-h3","port":"tcp/80","member":"10.0.0.11","new_connections":1},
+			{"group":"gone","port":"tcp/80","member":"10.0.0.11","new_connections":1},
+			{"group":"web","port":"udp/53","member":"10.0.0.11","new_connections":1},
+			{"group":"web","port":"tcp/80","member":"10.0.0.12","new_connections":1},
+			{"group":"web","port":"tcp/80","member":"10.0.0.11","new_connections":60},
+			{"group":"web","port":"tcp/80","member":"10.0.0.12:8080","new_connections":9007199254740993}]}`,
+			422, []string{"members[1].group", "members[2].group", "members[3].member", "members[4].member", "members[5].member", "members[6].new_connections"},
+			false, map[string]uint64{"10.0.0.11": 7, "10.0.0.12:8080": 3}},
+		{"a bad interval", "h1", `{"interval_s":0,"members":[]}`, 422, []string{"interval_s"}, false, map[string]uint64{"10.0.0.11": 7, "10.0.0.12:8080": 3}},
+		{"h1 goes on", "h1", `{"interval_s":1,"members":[{"group":"web","port":"tcp/80","member":"10.0.0.11","new_connections":8}]}`,
+			200, nil, false, map[string]uint64{"10.0.0.11": 10, "10.0.0.12:8080": 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, body := e.do("POST", "/v1/hosts/"+tc.host+"/stats", nil, tc.report)
+			require.Equal(t, tc.code, code, "%s", body)
+			if code == http.StatusOK {
+				var a wire.StatsAnswer
+				require.NoError(t, json.Unmarshal(body, &a))
+				assert.Equal(t, tc.wantFull, a.WantFull)
+			}
+			if tc.fields != nil {
+				var perr wire.Error
+				require.NoError(t, json.Unmarshal(body, &perr))
+				var paths []string
+				for _, f := range perr.Fields {
+					paths = append(paths, f.Path)
+				}
+				assert.Equal(t, tc.fields, paths, "%s", body)
+			}
+			assert.Equal(t, tc.totals, totals())
+		})
+	}
+	g := stats()
+	require.Len(t, g.Members, 2)
+	assert.Len(t, g.Members[0].Hosts, 2, "10.0.0.11 from h1 and h2")
+	code, _, _ = e.do("GET", "/v1/groups/nope/stats", nil, "")
+	assert.Equal(t, http.StatusNotFound, code)
+	// A deleted host's counts leave the totals.
+	code, _, body = e.do("DELETE", "/v1/hosts/h2", nil, "")
+	require.Equal(t, http.StatusNoContent, code, "%s", body)
+	assert.Equal(t, map[string]uint64{"10.0.0.11": 8, "10.0.0.12:8080": 3}, totals())
+}
