@@ -261,4 +261,14 @@ func TestControllerSumsMemberStats(t *testing.T) {
 		"the controller's totals are the tool's answers: want %v", want)
 	assert.Empty(t, st.StaleHosts)
 	t.Logf("the controller's statistics of web: %+v", st.Members)
+	// dlbctl shows them: a line per port and member with its total, and
+	// with --by-host each host's part.
+	out := f.dlbctl(t, "", "group", "stats", "web", "--by-host")
+	t.Logf("dlbctl group stats web --by-host:\n%s", out)
+	for port, members := range want {
+		for ip, n := range members {
+			assert.Regexp(t, regexp.MustCompile(regexp.QuoteMeta(port)+`\s+`+regexp.QuoteMeta(ip)+`\s+active\s+100\s+[0-9.]+\s+`+strconv.FormatUint(n, 10)+`\s`), out)
+		}
+	}
+	assert.Contains(t, out, "on h1")
 }

@@ -25,7 +25,7 @@ func groupCmd(a *app) *cobra.Command {
 		Aliases: []string{"groups", "g"},
 		Short:   "Create, show, edit and delete DCN groups",
 	}
-	cmd.AddCommand(groupCreateCmd(a), groupGetCmd(a), groupEditCmd(a), groupDeleteCmd(a))
+	cmd.AddCommand(groupCreateCmd(a), groupGetCmd(a), groupEditCmd(a), groupDeleteCmd(a), groupStatsCmd(a))
 	return cmd
 }
 

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ovs-dlb/dlb/controller/client"
+	"github.com/ovs-dlb/dlb/controller/wire"
+	"github.com/ovs-dlb/dlb/lb"
+)
+
+func groupStatsCmd(a *app) *cobra.Command {
+	var byHost, watch bool
+	var every time.Duration
+	cmd := &cobra.Command{
+		Use:   "stats NAME",
+		Short: "Show a group's members' statistics over every host",
+		Long: `Shows each member of the group on each of its ports: its state and weight,
+new connections a second and in all (from every host), and its share of the
+port's new connections beside its weight's share of the active weights.
+--by-host adds a line per host (with the age of its last report); hosts that
+stopped reporting are named, their counts kept in the totals but not in the
+rates. --watch shows it again every --every (default 1s) until interrupted.`,
+		Example: `  dlbctl group stats web
+  dlbctl group stats web --by-host
+  dlbctl group stats web -o json
+  dlbctl group stats web --watch`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, c, err := a.printerAndClient()
+			if err != nil {
+				return err
+			}
+			show := func(ctx context.Context) error {
+				g, err := c.GetGroup(ctx, args[0], client.Blocking{})
+				if err != nil {
+					return err
+				}
+				st, err := c.GroupStats(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return p.print(st.Raw, func(w io.Writer) { writeGroupStats(w, &g.Doc.Group, st.Doc, byHost) })
+			}
+			if !watch {
+				return show(cmd.Context())
+			}
+			if every < 100*time.Millisecond {
+				return fmt.Errorf("--every: %v is below 100ms", every)
+			}
+			for {
+				if p.format == formatTable {
+					fmt.Fprintf(a.stdout, "%s\n", time.Now().Format(time.TimeOnly))
+				}
+				if err := show(cmd.Context()); err != nil {
+					return err
+				}
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(every):
+				}
+				fmt.Fprintln(a.stdout)
+			}
+		},
+	}
+	cmd.Flags().BoolVar(&byHost, "by-host", false, "a line per host under each member")
+	cmd.Flags().BoolVar(&watch, "watch", false, "show it again every --every until interrupted")
+	cmd.Flags().DurationVar(&every, "every", time.Second, "with --watch, how often")
+	return cmd
+}
+
+// writeGroupStats is the stats table: a line per port and member (and
+// per host with byHost), then the stale hosts.
+func writeGroupStats(w io.Writer, g *lb.Group, st wire.GroupStats, byHost bool) {
+	type member struct{ state, weight, weightShare string }
+	byLabel := map[string]member{}
+	weights := lb.ActiveWeights(g)
+	sum := 0
+	for _, x := range weights {
+		sum += x
+	}
+	for i, label := range g.MemberLabels() {
+		m := member{state: string(g.Members[i].StateOf()), weight: strconv.Itoa(g.Members[i].WeightOf()), weightShare: "-"}
+		if sum > 0 {
+			m.weightShare = fmt.Sprintf("%.1f %%", 100*float64(weights[i])/float64(sum))
+		}
+		byLabel[label] = m
+	}
+	portTotal := map[string]uint64{}
+	for _, m := range st.Members {
+		portTotal[m.Port] += m.NewConnections
+	}
+	fmt.Fprintln(w, "PORT\tMEMBER\tSTATE\tWEIGHT\tCONN/S\tNEW CONNS\tSHARE\tWEIGHT SHARE")
+	for _, m := range st.Members {
+		d := byLabel[m.Member]
+		share := "-"
+		if portTotal[m.Port] > 0 {
+			share = fmt.Sprintf("%.1f %%", 100*float64(m.NewConnections)/float64(portTotal[m.Port]))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1f\t%d\t%s\t%s\n", m.Port, m.Member, d.state, d.weight, m.NewPerSecond, m.NewConnections, share, d.weightShare)
+		if !byHost {
+			continue
+		}
+		for _, h := range m.Hosts {
+			stale := ""
+			if h.Stale {
+				stale = ", stale"
+			}
+			fmt.Fprintf(w, "\t  on %s\t\t\t\t%d\t(report %.1f s old%s)\t\n", h.Host, h.NewConnections, h.AgeS, stale)
+		}
+	}
+	if len(st.StaleHosts) > 0 {
+		fmt.Fprintf(w, "Stale hosts (no report for three of their intervals; counted in the totals, not in the rates): %v\n", st.StaleHosts)
+	}
+}
