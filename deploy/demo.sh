@@ -79,6 +79,10 @@ say "h1's pipeline for the group, as an admin reads it (ovs-ofctl --names; VM po
 ovs-ofctl -O OpenFlow15 --names --no-stats dump-flows "unix:$RUN/h1/br-int.mgmt" | grep -v "in_port=" | cut -c1-180
 ovs-ofctl -O OpenFlow15 dump-groups "unix:$RUN/h1/br-int.mgmt" | cut -c1-200
 
+say "dlbctl group stats web --by-host: each member's new connections, counted by every host's agent and summed by the controller"
+wait_for "every connection counted" "dlbctl group stats web | awk '\$1==\"tcp/80\"{t+=\$6} \$1==\"udp/53\"{u+=\$6} END{exit !(t>=600 && u>=300)}'"
+dlbctl group stats web --by-host
+
 say "dlbctl member drain web 10.0.0.13: s3 takes no new connections (established ones would finish)"
 dlbctl member drain web 10.0.0.13
 wait_for "the drain on every host" "dlbctl group get web | grep -q 'Applied: *3/3'"
@@ -93,7 +97,7 @@ if [ "${KEEP:-0}" = 1 ]; then
   say "Left running (controller and agents: pids ${pids[*]}). Poke at it:"
   cat <<TIPS
   export DLB_SERVER=$DLB_SERVER
-  bin/dlbctl group get web; bin/dlbctl host list
+  bin/dlbctl group get web; bin/dlbctl host list; bin/dlbctl group stats web --watch
   bin/dlbctl member add web 10.0.0.14 --weight 50
   bin/dlb-testbed --name demo load c3 10.96.0.10:80 --count 300
   ovs-ofctl -O OpenFlow15 --names dump-flows unix:$RUN/h2/br-int.mgmt

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,5 +48,14 @@ func TestDemo(t *testing.T) {
 	after := text[strings.Index(text, "dlbctl member drain"):]
 	assert.NotRegexp(t, `(?m)^s3\s`, after[:strings.Index(after, "The store")], "no new connection to the drained member")
 	assert.Contains(t, text, `"10.0.0.13" []  0    draining 100`, "ovsdb-client dump shows the drained member")
+	// The members' statistics before the drain: the 600 TCP connections
+	// and 300 UDP flows, counted by the agents and summed by the
+	// controller.
+	sums := map[string]int{}
+	for _, m := range regexp.MustCompile(`(?m)^(tcp/80|udp/53)\s+\S+\s+\S+\s+\d+\s+[\d.]+\s+(\d+)\s`).FindAllStringSubmatch(text, -1) {
+		n, _ := strconv.Atoi(m[2])
+		sums[m[1]] += n
+	}
+	assert.Equal(t, map[string]int{"tcp/80": 600, "udp/53": 300}, sums, "dlbctl group stats: every connection counted once")
 	assert.Contains(t, text, `testbed "demo" is down`)
 }
