@@ -10,6 +10,9 @@ import (
 type installedCommits struct {
 	set *pipeline.Commits
 	gen uint64
+	// unflagged: read back without send_flow_rem (an agent before the
+	// member statistics installed them): added again, flag included.
+	unflagged bool
 }
 
 // readCommits sorts flows read from the switch into commit sets (by VIP
@@ -35,6 +38,7 @@ func readCommits(fs []*ofctrl.Flow, memberTable uint8) (map[uint32]*installedCom
 			continue
 		}
 		e.set.Members = append(e.set.Members, m)
+		e.unflagged = e.unflagged || f.Flags&ofctrl.FlagSendFlowRemoved == 0
 	}
 	return commits, rest
 }
@@ -60,14 +64,14 @@ func diffCommits(commits map[uint32]*installedCommits, want []*pipeline.Commits,
 				mods = append(mods, ofctrl.SourcedFlowMod{Command: ofctrl.FlowAdd, Src: w, I: i})
 				st.flowAdd++
 			}
-		case have.set == w:
+		case have.set == w && !have.unflagged:
 		default:
-			mods, dels = diffCommitSet(have.set, w, mods, dels, st)
+			mods, dels = diffCommitSet(have.set, w, have.unflagged, mods, dels, st)
 		}
 		if have == nil {
 			commits[w.Port] = &installedCommits{set: w, gen: gen}
 		} else {
-			have.set, have.gen = w, gen
+			have.set, have.gen, have.unflagged = w, gen, false
 		}
 	}
 	if len(commits) != len(want) {
@@ -86,8 +90,8 @@ func diffCommits(commits map[uint32]*installedCommits, want []*pipeline.Commits,
 }
 
 // diffCommitSet is the mods from one port's installed commits to the
-// wanted ones.
-func diffCommitSet(have, want *pipeline.Commits, mods, dels []ofctrl.Mod, st *diffStats) ([]ofctrl.Mod, []ofctrl.Mod) {
+// wanted ones; with replace, every wanted one is added again.
+func diffCommitSet(have, want *pipeline.Commits, replace bool, mods, dels []ofctrl.Mod, st *diffStats) ([]ofctrl.Mod, []ofctrl.Mod) {
 	sameMatch := have.Table == want.Table && have.Port == want.Port && have.V6 == want.V6 && have.Proto == want.Proto
 	byIndex := make(map[uint16]int, len(have.Members))
 	for i, m := range have.Members {
@@ -100,8 +104,8 @@ func diffCommitSet(have, want *pipeline.Commits, mods, dels []ofctrl.Mod, st *di
 		case !ok || !sameMatch:
 			mods = append(mods, ofctrl.SourcedFlowMod{Command: ofctrl.FlowAdd, Src: want, I: i})
 			st.flowAdd++
-		case have.Cookie != want.Cookie:
-			mods = append(mods, ofctrl.SourcedFlowMod{Command: ofctrl.FlowAdd, Src: want, I: i}) // replaces it, cookie included
+		case have.Cookie != want.Cookie || replace:
+			mods = append(mods, ofctrl.SourcedFlowMod{Command: ofctrl.FlowAdd, Src: want, I: i}) // replaces it, cookie and flags included
 			st.flowMod++
 		case have.Members[j].Action.String() != m.Action.String():
 			mods = append(mods, ofctrl.SourcedFlowMod{Command: ofctrl.FlowModifyStrict, Src: want, I: i}) // keeps its counters

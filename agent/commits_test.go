@@ -70,3 +70,33 @@ func TestReadCommits(t *testing.T) {
 		assert.Len(t, got.Members, 2)
 	}
 }
+
+// TestUnflaggedCommitsAddedAgain: commits an agent before the member
+// statistics installed (no send_flow_rem) are added again, flag included,
+// once; the same set read back with the flag changes nothing.
+func TestUnflaggedCommitsAddedAgain(t *testing.T) {
+	s := &pipeline.Commits{Table: 8, Cookie: pipeline.Cookie(pipeline.KindMember, 5, 1), Port: 0xd0000500, Proto: ofctrl.ProtoUDP,
+		Members: []pipeline.Commit{{Index: 1, Action: ofctrl.CTCommitNAT{Dst: netip.MustParseAddrPort("10.0.0.1:53")}}}}
+	flagged := s.Flow(0)
+	unflagged := *flagged
+	unflagged.Flags = 0
+	for _, tc := range []struct {
+		name  string
+		flow  *ofctrl.Flow
+		mods  int
+		again int
+	}{{"unflagged", &unflagged, 1, 0}, {"flagged", flagged, 0, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			commits, _ := readCommits([]*ofctrl.Flow{tc.flow}, 8)
+			var st diffStats
+			mods, dels := diffCommits(commits, []*pipeline.Commits{s}, 1, &st)
+			assert.Len(t, mods, tc.mods)
+			assert.Empty(t, dels)
+			for _, m := range mods {
+				assert.Contains(t, m.(ofctrl.SourcedFlowMod).String(), "send_flow_rem")
+			}
+			mods, _ = diffCommits(commits, []*pipeline.Commits{s}, 2, &st)
+			assert.Len(t, mods, tc.again, "once")
+		})
+	}
+}

@@ -12,8 +12,9 @@ import (
 
 // send reports the members' counters that changed since the controller
 // last took them (all of them at the start, and after the controller
-// asked for everything or refused a report), every is how often it
-// reports. What was not delivered goes with the next report.
+// asked for everything or refused a report; none, when none changed),
+// every is how often it reports. What was not delivered goes with the
+// next report.
 func (s *memberStats) send(ctx context.Context, every time.Duration) {
 	type sentRef struct {
 		c     *memberCount
@@ -34,9 +35,8 @@ func (s *memberStats) send(ctx context.Context, every time.Duration) {
 	}
 	reads := s.reads
 	s.mu.Unlock()
-	if !r.Full && len(r.Members) == 0 {
-		return // nothing new (the heartbeat says the host is alive)
-	}
+	// Sent even when nothing changed: the controller takes a host silent
+	// for three intervals for stale.
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ans, err := s.report(rctx, r)

@@ -42,12 +42,15 @@ type commitKey struct {
 
 // memberCount is one commit flow's count, kept as a counter: total only
 // grows, across the flow's re-creation (the switch restarted) and changes
-// of its actions (the member's MAC). 48 bytes: a host may count 100,000.
+// of its actions (the member's MAC). 56 bytes: a host may count 100,000.
 type memberCount struct {
 	raw   uint64 // the flow's packet count when last read
 	total uint64
 	sent  uint64 // total as the controller last took it
 	seen  uint32 // the read that last saw it
+	// gone: the switch removed the flow and sent its final count, kept
+	// until the controller took it.
+	gone  bool
 	index uint16 // the member index the flow matches
 	port  uint16 // the member's own port, 0 for none
 	addr  [16]byte
@@ -119,7 +122,9 @@ type memberStats struct {
 	// limit bounds the members exported on /metrics.
 	limit int
 
-	fresh []flowCount // flows to name, of a read (its room kept)
+	fresh  []flowCount   // flows to name, of a read (its room kept)
+	dumped time.Duration // how long the last read's dump took
+	unread []flowCount   // removed flows never read, to name (under mu)
 
 	mu      sync.Mutex
 	ports   map[uint64]*portStats // by cookie
@@ -169,6 +174,9 @@ func newMemberStats(table uint8, limit int, resolver memberResolver, log *slog.L
 // read every 3 s rather than every second).
 const readShare = 20
 
+// maxPace bounds the pacing: counters are read at least this often.
+const maxPace = 30 * time.Second
+
 // run reads the counters every interval (or, on a host with so many
 // members that a read takes more than a twentieth of it, readShare times
 // the last read's time) while the switch is connected.
@@ -190,7 +198,9 @@ func (s *memberStats) run(ctx context.Context, sw bridgeSwitch, interval time.Du
 			s.log.Debug("members' counters not read", "err", err)
 			continue
 		}
-		next := max(interval, readShare*time.Since(start))
+		// Paced by the dump alone (the switch's and the agent's work per
+		// flow), not by waits for the reconciler, and at most maxPace.
+		next := max(interval, min(readShare*s.dumped, maxPace))
 		if s.report != nil {
 			s.send(ctx, next)
 		}
@@ -210,6 +220,8 @@ func (s *memberStats) read(ctx context.Context, c statsSource, now time.Time) er
 	again := changes != s.changes
 	fresh := s.fresh[:0]
 	s.mu.Unlock()
+	dumpStart := time.Now()
+	defer func() { s.dumped = time.Since(dumpStart) }()
 	err := c.EachFlowCounter(ctx, s.table, pipeline.Cookie(pipeline.KindMember, 0, 0), pipeline.CookieKindMask, func(fc *ofctrl.FlowCounter) {
 		index, ok := fc.Reg(pipeline.RegMember)
 		if !ok {
@@ -238,6 +250,11 @@ func (s *memberStats) read(ctx context.Context, c statsSource, now time.Time) er
 		return err
 	}
 	s.name(fresh, since)
+	s.mu.Lock()
+	unread := s.unread
+	s.unread = nil
+	s.mu.Unlock()
+	s.nameRemoved(unread)
 	s.mu.Lock()
 	s.last, s.changes = now, changes
 	s.sweep()
@@ -280,6 +297,42 @@ func (s *memberStats) observe(flows []flowCount, now time.Time, changes uint64) 
 	s.last, s.changes = now, changes
 	s.sweep()
 	s.mu.Unlock()
+}
+
+// removed takes a flow removed message: a commit flow the agent took out
+// (its member left, drained, or its group went), with its final count.
+// It runs on the switch connection's reader (which the reconciler waits
+// on while it holds its lock), so it names nothing: a flow made and
+// removed between two reads is not counted.
+func (s *memberStats) removed(fc *ofctrl.FlowCounter) {
+	if pipeline.CookieKind(fc.Cookie) != pipeline.KindMember {
+		return
+	}
+	index, ok := fc.Reg(pipeline.RegMember)
+	if !ok {
+		return
+	}
+	s.final(commitKey{fc.Cookie, uint16(index)}, fc.Packets)
+}
+
+// final takes a removed commit flow's final count.
+func (s *memberStats) final(key commitKey, packets uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.find(key)
+	if c == nil {
+		// Made and removed between two reads: named at the next read
+		// (while the member stays in its group).
+		s.unread = append(s.unread, flowCount{key: key, packets: packets})
+		return
+	}
+	if c.gone {
+		return
+	}
+	if packets >= c.raw {
+		c.total += packets - c.raw
+	}
+	c.raw, c.gone = packets, true
 }
 
 // find returns the count of a commit flow, nil when there is none.
@@ -347,11 +400,43 @@ func (s *memberStats) name(fresh []flowCount, since time.Duration) {
 	}
 }
 
-// sweep drops the counts of flows the last read did not see.
+// nameRemoved names flows the switch removed before any read saw them, and
+// keeps their final counts until the controller took them.
+func (s *memberStats) nameRemoved(unread []flowCount) {
+	if len(unread) == 0 {
+		return
+	}
+	keys := make([]commitKey, len(unread))
+	for i := range unread {
+		keys[i] = unread[i].key
+	}
+	refs := s.resolver.resolveCommits(keys)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, u := range unread {
+		ref := refs[i]
+		if ref.Group == "" || s.find(u.key) != nil {
+			continue // its member left its group; or read meanwhile
+		}
+		p := s.ports[u.key.cookie]
+		if p == nil || p.group != ref.Group || p.port != ref.Port {
+			p = &portStats{group: ref.Group, port: ref.Port}
+			s.ports[u.key.cookie] = p
+		}
+		p.put(memberCount{total: u.packets, raw: u.packets, gone: true, seen: s.reads, index: u.key.index,
+			addr: ref.Member.Addr().As16(), port: ref.Member.Port()})
+	}
+}
+
+// sweep drops the counts of flows the last read did not see, but for
+// those the switch removed whose final count the controller has not
+// taken yet.
 func (s *memberStats) sweep() {
 	s.members = 0
 	for cookie, p := range s.ports {
-		p.members = slices.DeleteFunc(p.members, func(c memberCount) bool { return c.seen != s.reads })
+		p.members = slices.DeleteFunc(p.members, func(c memberCount) bool {
+			return c.seen != s.reads && !(c.gone && s.report != nil && c.sent != c.total)
+		})
 		if len(p.members) == 0 {
 			delete(s.ports, cookie)
 		}
@@ -362,6 +447,13 @@ func (s *memberStats) sweep() {
 
 // count adds what flow fc gained since c last saw it.
 func (s *memberStats) count(c *memberCount, fc *flowCount, since time.Duration) {
+	if c.gone {
+		// Removed since the last read, and made again: all of its count
+		// is new.
+		c.total += fc.packets
+		c.raw, c.seen, c.gone = fc.packets, s.reads, false
+		return
+	}
 	if fc.duration < since || fc.packets < c.raw {
 		c.total += fc.packets // made again since the last read
 	} else {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ovs-dlb/dlb/controller/client"
 	"github.com/ovs-dlb/dlb/controller/wire"
@@ -147,7 +148,9 @@ func TestReportsSendWhatChanged(t *testing.T) {
 	r = step(6, 3)
 	assert.False(t, r.Full)
 	assert.Equal(t, []wire.MemberCount{count("10.0.0.11", 6)}, r.Members, "what changed")
-	assert.Equal(t, wire.StatsReport{}, step(6, 3), "nothing changed: nothing sent")
+	r = step(6, 3)
+	assert.False(t, r.Full)
+	assert.Empty(t, r.Members, "nothing changed: an empty report (the host is alive)")
 	fail = errors.New("controller down")
 	step(7, 3)
 	fail = nil
@@ -162,4 +165,32 @@ func TestReportsSendWhatChanged(t *testing.T) {
 	step(9, 4)
 	answer = wire.StatsAnswer{}
 	assert.True(t, step(9, 4).Full, "asked for everything")
+}
+
+// TestRemovedFlowsFinalCount: a commit flow the switch removed brings its
+// final count, kept and reported until the controller took it, then
+// dropped; made again, it counts anew.
+func TestRemovedFlowsFinalCount(t *testing.T) {
+	web := pipeline.Cookie(pipeline.KindMember, 7, 1)
+	k3 := commitKey{web, 3}
+	res := &fakeResolver{refs: map[commitKey]memberRef{k3: {"web", "tcp/80", netip.MustParseAddrPort("10.0.0.13:0")}}}
+	s := newMemberStats(8, 100, res, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	var got []wire.StatsReport
+	s.report = func(_ context.Context, r wire.StatsReport) (wire.StatsAnswer, error) {
+		got = append(got, r)
+		return wire.StatsAnswer{}, nil
+	}
+	now := time.Unix(1000, 0)
+	s.observe([]flowCount{commitFlow(web, 3, 150, time.Hour)}, now, 0)
+	s.send(context.Background(), time.Second)
+	s.final(k3, 155) // drained: 5 more since the read
+	now = now.Add(time.Second)
+	s.observe(nil, now, 1) // the flow is gone
+	assert.Equal(t, map[memberRef]uint64{res.refs[k3]: 155}, s.totals(), "kept until reported")
+	s.send(context.Background(), time.Second)
+	require.Len(t, got, 2)
+	assert.Equal(t, uint64(155), got[1].Members[0].NewConnections)
+	now = now.Add(time.Second)
+	s.observe(nil, now, 1)
+	assert.Empty(t, s.totals(), "reported: dropped")
 }

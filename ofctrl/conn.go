@@ -35,7 +35,12 @@ type ConnOptions struct {
 	// block for long: the connection queues at most 1024 of them and drops
 	// the rest (counted in Stats).
 	PacketIn func(*PacketIn)
-	Logger   *slog.Logger
+	// FlowRemoved, when set, receives each flow the switch removed that
+	// had FlagSendFlowRemoved, with its final counters, on the
+	// connection's reader: it must be quick and must not keep its
+	// argument.
+	FlowRemoved func(*FlowCounter)
+	Logger      *slog.Logger
 }
 
 func (o *ConnOptions) defaults() {
@@ -162,8 +167,8 @@ func Dial(ctx context.Context, target string, opts ConnOptions) (*Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", target, err)
 	}
-	if opts.PacketIn != nil {
-		if err := c.enablePacketIns(ctx); err != nil {
+	if opts.PacketIn != nil || opts.FlowRemoved != nil {
+		if err := c.enableAsync(ctx, opts.PacketIn != nil, opts.FlowRemoved != nil); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("%s: %w", target, err)
 		}
@@ -171,14 +176,25 @@ func Dial(ctx context.Context, target string, opts ConnOptions) (*Conn, error) {
 	return c, nil
 }
 
-// enablePacketIns asks for packet-ins of every reason. OVS sends none to
+// enableAsync asks for packet-ins of every reason and/or flow removed
+// messages of every reason. OVS sends no asynchronous message to
 // connections on a bridge's management socket unless asked.
-func (c *Conn) enablePacketIns(ctx context.Context) error {
+func (c *Conn) enableAsync(ctx context.Context, packetIns, flowRemoved bool) error {
 	var body []byte
-	for _, prop := range []uint16{0, 1} { // OFPACPT_PACKET_IN_SLAVE, _MASTER
-		body = put16(body, prop)
+	prop := func(typ uint16, mask uint32) {
+		body = put16(body, typ)
 		body = put16(body, 8)
-		body = put32(body, 0x3f) // no_match, action, invalid_ttl, action_set, group, packet_out
+		body = put32(body, mask)
+	}
+	if packetIns {
+		for _, typ := range []uint16{0, 1} { // OFPACPT_PACKET_IN_SLAVE, _MASTER
+			prop(typ, 0x3f) // no_match, action, invalid_ttl, action_set, group, packet_out
+		}
+	}
+	if flowRemoved {
+		for _, typ := range []uint16{4, 5} { // OFPACPT_FLOW_REMOVED_SLAVE, _MASTER
+			prop(typ, 0x3f) // idle and hard timeout, delete, group and meter delete, eviction
+		}
 	}
 	xid := c.nextXid()
 	msg, start := appendHeader(nil, of.Type_SetAsync, xid)
@@ -193,7 +209,7 @@ func (c *Conn) enablePacketIns(ctx context.Context) error {
 		return err
 	}
 	if err := sink.err(); err != nil {
-		return fmt.Errorf("enable packet-ins: %w", err)
+		return fmt.Errorf("enable asynchronous messages: %w", err)
 	}
 	return nil
 }
@@ -370,6 +386,17 @@ func (c *Conn) dispatch(msg []byte) {
 		default:
 			c.log.Warn("switch error for no pending request", "err", serr)
 		}
+		return
+	case of.Type_FlowRemoved:
+		if c.opts.FlowRemoved == nil {
+			return
+		}
+		var fc FlowCounter
+		if err := readFlowRemoved(msg, &fc); err != nil {
+			c.log.Warn("bad flow removed", "err", err)
+			return
+		}
+		c.opts.FlowRemoved(&fc)
 		return
 	case of.Type_PacketIn:
 		pi, err := decodePacketIn(msg)

@@ -23,8 +23,10 @@ type Flow struct {
 	Cookie      uint64
 	IdleTimeout uint16
 	HardTimeout uint16
-	Match       Match
-	Actions     []Action
+	// Flags are the flow's OpenFlow flags: FlagSendFlowRemoved or 0.
+	Flags   uint16
+	Match   Match
+	Actions []Action
 	// hasGoto and gotoTable are the goto_table instruction.
 	hasGoto   bool
 	gotoTable uint8
@@ -43,6 +45,11 @@ func (f *Flow) GotoTable() (uint8, bool) { return f.gotoTable, f.hasGoto }
 //		Done()
 type FlowBuilder struct{ f Flow }
 
+// FlagSendFlowRemoved (OFPFF_SEND_FLOW_REM) has the switch send a flow
+// removed message, with the flow's final counters, when it removes the
+// flow (ConnOptions.FlowRemoved).
+const FlagSendFlowRemoved uint16 = 1
+
 // NewFlow starts a flow in a table with a priority.
 func NewFlow(table uint8, priority uint16) *FlowBuilder {
 	return &FlowBuilder{f: Flow{Table: table, Priority: priority}}
@@ -50,6 +57,9 @@ func NewFlow(table uint8, priority uint16) *FlowBuilder {
 
 // Cookie sets the flow's cookie.
 func (b *FlowBuilder) Cookie(c uint64) *FlowBuilder { b.f.Cookie = c; return b }
+
+// SendFlowRemoved sets FlagSendFlowRemoved.
+func (b *FlowBuilder) SendFlowRemoved() *FlowBuilder { b.f.Flags |= FlagSendFlowRemoved; return b }
 
 // IdleTimeout removes the flow after it matched nothing for d.
 func (b *FlowBuilder) IdleTimeout(d time.Duration) *FlowBuilder {
@@ -113,6 +123,9 @@ func (f *Flow) String() string {
 	}
 	if f.HardTimeout != 0 {
 		fmt.Fprintf(&s, "hard_timeout=%d, ", f.HardTimeout)
+	}
+	if f.Flags&FlagSendFlowRemoved != 0 {
+		s.WriteString("send_flow_rem ")
 	}
 	s.WriteString(f.matchString())
 	if s.Len() > 0 && !strings.HasSuffix(s.String(), " ") {
@@ -286,7 +299,7 @@ func (m FlowMod) appendTo(b []byte, xid uint32) []byte {
 	b = put32(b, bufferNone)
 	b = put32(b, PortAny)
 	b = put32(b, groupAny)
-	b = put16(b, 0) // flags
+	b = put16(b, f.Flags)
 	b = put16(b, 0) // importance
 	b = f.Match.appendTo(b)
 	if m.Command != FlowDelete && m.Command != FlowDeleteStrict {

@@ -474,3 +474,43 @@ func TestEachFlowCounter(t *testing.T) {
 	assert.Equal(t, 3000, n)
 	assert.Equal(t, uint64(3), byCookie[0xdb04000000000005].Packets, "the packet-outs went through flow 5")
 }
+
+// TestFlowRemovedCounts: a flow with send_flow_rem prints as ovs-ofctl
+// prints it, reads back with the flag, and, deleted in a bundle, comes
+// back in a flow removed message with its final counters and its
+// registers (to a connection on the management socket that asked for
+// them).
+func TestFlowRemovedCounts(t *testing.T) {
+	b := newBridge(t)
+	c := ctx(t)
+	removed := make(chan FlowCounter, 4)
+	var regs []uint32
+	conn, err := Dial(c, b.host.OpenFlowTarget(), ConnOptions{FlowRemoved: func(fc *FlowCounter) {
+		r, _ := fc.Reg(2)
+		regs = append(regs, r)
+		removed <- *fc
+	}})
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	f := NewFlow(8, 100).Cookie(0xdb04000000000001).SendFlowRemoved().Match(RegEq(2, 7)).Done()
+	require.NoError(t, conn.Apply(c, f.Add()))
+	assert.Equal(t, []string{"cookie=0xdb04000000000001, table=8, send_flow_rem priority=100,reg2=0x7 actions=drop"}, b.ovsFlows(t))
+	fs, err := conn.DumpFlows(c, 8, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, fs, 1)
+	assert.Equal(t, f.String(), fs[0].Flow.String(), "the flag reads back")
+	frame, err := hex.DecodeString("ffffffffffff0000000000010800450000140000000040ff00000a0000010a000002")
+	require.NoError(t, err)
+	require.NoError(t, conn.Send(c, PacketOut{InPort: PortController, Data: frame, Actions: []Action{Set(Reg(2), 7), ResubmitTable(8), ResubmitTable(8)}}))
+	require.NoError(t, conn.Barrier(c))
+	require.NoError(t, conn.Apply(c, f.DeleteStrict())) // in a bundle, as the agent deletes
+	select {
+	case fc := <-removed:
+		assert.Equal(t, uint64(0xdb04000000000001), fc.Cookie)
+		assert.Equal(t, uint8(8), fc.Table)
+		assert.Equal(t, uint64(2), fc.Packets, "the final count")
+		assert.Equal(t, []uint32{7}, regs)
+	case <-time.After(15 * time.Second):
+		t.Fatal("no flow removed message")
+	}
+}

@@ -138,7 +138,23 @@ func (c *Conn) EachFlowCounter(ctx context.Context, table uint8, cookie, mask ui
 // fc (its match pointing into b).
 func readFlowCounter(b []byte, fc *FlowCounter) error {
 	*fc = FlowCounter{Table: b[4], Priority: be16(b[6:]), Cookie: be64(b[16:])}
-	m := b[24:]
+	return readMatchAndStats(b[24:], fc)
+}
+
+// readFlowRemoved reads an OpenFlow 1.5 flow removed message (header,
+// table, reason, priority, timeouts, cookie, then the match and the
+// stats) into fc.
+func readFlowRemoved(msg []byte, fc *FlowCounter) error {
+	if len(msg) < 24 {
+		return fmt.Errorf("flow removed of %d bytes: %w", len(msg), errShort)
+	}
+	*fc = FlowCounter{Table: msg[8], Priority: be16(msg[10:]), Cookie: be64(msg[16:])}
+	return readMatchAndStats(msg[24:], fc)
+}
+
+// readMatchAndStats reads an ofp_match (kept raw in fc) and the ofp_stats
+// after it.
+func readMatchAndStats(m []byte, fc *FlowCounter) error {
 	if len(m) < 4 || be16(m) != 1 {
 		return errors.New("not an OXM match")
 	}
@@ -215,7 +231,7 @@ func decodeFlowDesc(b []byte) (FlowStats, error) {
 	if len(b) < 24 {
 		return FlowStats{}, fmt.Errorf("flow desc of %d bytes: %w", len(b), errShort)
 	}
-	f := &Flow{Table: b[4], Priority: be16(b[6:]), IdleTimeout: be16(b[8:]), HardTimeout: be16(b[10:]), Cookie: be64(b[16:])}
+	f := &Flow{Table: b[4], Priority: be16(b[6:]), IdleTimeout: be16(b[8:]), HardTimeout: be16(b[10:]), Flags: be16(b[12:]) & FlagSendFlowRemoved, Cookie: be64(b[16:])}
 	m, n, err := decodeMatch(b[24:], true)
 	if err != nil {
 		return FlowStats{}, err

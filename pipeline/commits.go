@@ -35,7 +35,9 @@ const commitPriority = 100
 // Flow is the flow of member i.
 func (c *Commits) Flow(i int) *of.Flow {
 	m := c.Members[i]
-	return of.NewFlow(c.Table, commitPriority).Cookie(c.Cookie).
+	// send_flow_rem: when the agent removes it (its member left or
+	// drained), OVS sends its final count (the member statistics).
+	return of.NewFlow(c.Table, commitPriority).Cookie(c.Cookie).SendFlowRemoved().
 		Match(of.RegEq(RegService, c.Port), of.RegEq(RegMember, uint32(m.Index)), of.L4(c.V6, c.Proto)).
 		Actions(m.Action).Done()
 }

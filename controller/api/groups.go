@@ -199,6 +199,7 @@ func (s *Server) groupRoutes() {
 			}}); err != nil {
 				return nil, err
 			}
+			s.stats.Keep(in.Name, nil) // its members' statistics go with it
 			return nil, nil
 		})
 }
