@@ -212,14 +212,10 @@ func (s *memberStats) run(ctx context.Context, sw bridgeSwitch, interval time.Du
 func (s *memberStats) read(ctx context.Context, c statsSource, now time.Time) error {
 	start := time.Now()
 	changes := s.resolver.commitChanges()
+	since, again := s.begin(now, changes)
 	// The counts known are taken as the reply comes (no copy of 100,000
 	// flows); the others are named after it.
-	s.mu.Lock()
-	s.reads++
-	since := now.Sub(s.last)
-	again := changes != s.changes
 	fresh := s.fresh[:0]
-	s.mu.Unlock()
 	dumpStart := time.Now()
 	defer func() { s.dumped = time.Since(dumpStart) }()
 	err := c.EachFlowCounter(ctx, s.table, pipeline.Cookie(pipeline.KindMember, 0, 0), pipeline.CookieKindMask, func(fc *ofctrl.FlowCounter) {
@@ -228,18 +224,12 @@ func (s *memberStats) read(ctx context.Context, c statsSource, now time.Time) er
 			return
 		}
 		f := flowCount{commitKey{fc.Cookie, uint16(index)}, fc.Packets, fc.Duration}
-		if !again {
-			s.mu.Lock()
-			c := s.find(f.key)
-			if c != nil {
-				s.count(c, &f, since)
-			}
-			s.mu.Unlock()
-			if c != nil {
-				return
-			}
+		s.mu.Lock()
+		taken := s.take(&f, since, again)
+		s.mu.Unlock()
+		if !taken {
+			fresh = append(fresh, f)
 		}
-		fresh = append(fresh, f)
 	})
 	s.fresh = fresh[:0]
 	if cap(fresh) > 4096 {
@@ -249,24 +239,15 @@ func (s *memberStats) read(ctx context.Context, c statsSource, now time.Time) er
 		s.polls.WithLabelValues("error").Inc()
 		return err
 	}
-	s.name(fresh, since)
-	s.mu.Lock()
-	unread := s.unread
-	s.unread = nil
-	s.mu.Unlock()
-	s.nameRemoved(unread)
-	s.mu.Lock()
-	s.last, s.changes = now, changes
-	s.sweep()
-	s.mu.Unlock()
+	s.finish(fresh, now, changes, since)
 	s.polls.WithLabelValues("ok").Inc()
 	s.duration.Set(time.Since(start).Seconds())
 	return nil
 }
 
 // observe folds one read of the commit flows, taken at now after the
-// resolver's changes-th change, into the counters (read's work, for
-// tests):
+// resolver's changes-th change, into the counters, as read does with the
+// switch's reply (for tests):
 //
 //   - a flow not counted before brings its whole count (since it was
 //     made: at an agent's start, what its flows counted before it);
@@ -279,31 +260,61 @@ func (s *memberStats) read(ctx context.Context, c statsSource, now time.Time) er
 //     counter from its count there;
 //   - counters of flows gone are dropped with them.
 func (s *memberStats) observe(flows []flowCount, now time.Time, changes uint64) {
-	s.mu.Lock()
-	s.reads++
-	since := now.Sub(s.last)
-	again := changes != s.changes
+	since, again := s.begin(now, changes)
 	var fresh []flowCount
+	s.mu.Lock()
 	for i := range flows {
-		if c := s.find(flows[i].key); c != nil && !again {
-			s.count(c, &flows[i], since)
-			continue
+		if !s.take(&flows[i], since, again) {
+			fresh = append(fresh, flows[i])
 		}
-		fresh = append(fresh, flows[i])
 	}
 	s.mu.Unlock()
+	s.finish(fresh, now, changes, since)
+}
+
+// begin starts a read at now, after the resolver's changes-th change: the
+// time since the last read, and whether every flow is to be named again.
+func (s *memberStats) begin(now time.Time, changes uint64) (since time.Duration, again bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	return now.Sub(s.last), changes != s.changes
+}
+
+// take counts a flow read if it is known and need not be named again
+// (under mu).
+func (s *memberStats) take(f *flowCount, since time.Duration, again bool) bool {
+	if again {
+		return false
+	}
+	c := s.find(f.key)
+	if c == nil {
+		return false
+	}
+	s.count(c, f, since)
+	return true
+}
+
+// finish ends a read: names the flows read that were not taken and the
+// removed ones no read saw, and drops the counts of flows gone.
+func (s *memberStats) finish(fresh []flowCount, now time.Time, changes uint64, since time.Duration) {
 	s.name(fresh, since)
 	s.mu.Lock()
+	unread := s.unread
+	s.unread = nil
+	s.mu.Unlock()
+	s.nameRemoved(unread)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.last, s.changes = now, changes
 	s.sweep()
-	s.mu.Unlock()
 }
 
 // removed takes a flow removed message: a commit flow the agent took out
 // (its member left, drained, or its group went), with its final count.
 // It runs on the switch connection's reader (which the reconciler waits
 // on while it holds its lock), so it names nothing: a flow made and
-// removed between two reads is not counted.
+// removed between two reads is named at the next read (nameRemoved).
 func (s *memberStats) removed(fc *ofctrl.FlowCounter) {
 	if pipeline.CookieKind(fc.Cookie) != pipeline.KindMember {
 		return
@@ -356,25 +367,16 @@ func (s *memberStats) name(fresh []flowCount, since time.Duration) {
 	if len(fresh) == 0 {
 		return
 	}
-	keys := make([]commitKey, len(fresh))
-	for i := range fresh {
-		keys[i] = fresh[i].key
-	}
-	refs := s.resolver.resolveCommits(keys)
+	refs := s.resolve(fresh)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	touched := map[*portStats]bool{}
 	for i := range fresh {
-		fc, ref, key := &fresh[i], refs[i], keys[i]
+		fc, ref, key := &fresh[i], refs[i], fresh[i].key
 		if ref.Group == "" {
 			continue // not the reconciler's (yet): next time
 		}
-		p := s.ports[key.cookie]
-		if p == nil || p.group != ref.Group || p.port != ref.Port {
-			// New, or its cookie names another group's port now.
-			p = &portStats{group: ref.Group, port: ref.Port}
-			s.ports[key.cookie] = p
-		}
+		p := s.portOf(key, ref)
 		var c memberCount
 		switch old := p.find(key.index); {
 		case old == nil:
@@ -400,17 +402,34 @@ func (s *memberStats) name(fresh []flowCount, since time.Duration) {
 	}
 }
 
+// resolve names flows' members (zero for those the reconciler did not
+// make), with the resolver's lock, not mu.
+func (s *memberStats) resolve(flows []flowCount) []memberRef {
+	keys := make([]commitKey, len(flows))
+	for i := range flows {
+		keys[i] = flows[i].key
+	}
+	return s.resolver.resolveCommits(keys)
+}
+
+// portOf is the counts of a flow's VIP port, made anew when its cookie is
+// new or names another group's port now (under mu).
+func (s *memberStats) portOf(key commitKey, ref memberRef) *portStats {
+	p := s.ports[key.cookie]
+	if p == nil || p.group != ref.Group || p.port != ref.Port {
+		p = &portStats{group: ref.Group, port: ref.Port}
+		s.ports[key.cookie] = p
+	}
+	return p
+}
+
 // nameRemoved names flows the switch removed before any read saw them, and
 // keeps their final counts until the controller took them.
 func (s *memberStats) nameRemoved(unread []flowCount) {
 	if len(unread) == 0 {
 		return
 	}
-	keys := make([]commitKey, len(unread))
-	for i := range unread {
-		keys[i] = unread[i].key
-	}
-	refs := s.resolver.resolveCommits(keys)
+	refs := s.resolve(unread)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, u := range unread {
@@ -418,12 +437,7 @@ func (s *memberStats) nameRemoved(unread []flowCount) {
 		if ref.Group == "" || s.find(u.key) != nil {
 			continue // its member left its group; or read meanwhile
 		}
-		p := s.ports[u.key.cookie]
-		if p == nil || p.group != ref.Group || p.port != ref.Port {
-			p = &portStats{group: ref.Group, port: ref.Port}
-			s.ports[u.key.cookie] = p
-		}
-		p.put(memberCount{total: u.packets, raw: u.packets, gone: true, seen: s.reads, index: u.key.index,
+		s.portOf(u.key, ref).put(memberCount{total: u.packets, raw: u.packets, gone: true, seen: s.reads, index: u.key.index,
 			addr: ref.Member.Addr().As16(), port: ref.Member.Port()})
 	}
 }

@@ -193,4 +193,13 @@ func TestRemovedFlowsFinalCount(t *testing.T) {
 	now = now.Add(time.Second)
 	s.observe(nil, now, 1)
 	assert.Empty(t, s.totals(), "reported: dropped")
+
+	// Made and removed between two reads: named at the next one.
+	s.final(k3, 7)
+	now = now.Add(time.Second)
+	s.observe(nil, now, 2)
+	assert.Equal(t, map[memberRef]uint64{res.refs[k3]: 7}, s.totals(), "never read, still counted")
+	s.send(context.Background(), time.Second)
+	require.Len(t, got, 3)
+	assert.Equal(t, uint64(7), got[2].Members[0].NewConnections)
 }
