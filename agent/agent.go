@@ -248,7 +248,7 @@ func (a *Agent) run(ctx context.Context, g *errgroup.Group, db *ovsdb.Client, in
 	r := newReconciler(pc, inv, log, m)
 	r.flusher = &conntrackFlusher{ctl: a.vswitchdCtl, zone: pc.Zone}
 	nd := &responder{mac: pc.MAC, log: log, refusals: m.refusals, limit: &limiter{perSec: refusalsPerSecond}}
-	stats := newMemberStats(pc.Table(pipeline.TableMember), cfg.MemberMetricsLimit, r, log, m.reg)
+	stats := newMemberStats(pc, cfg.MemberMetricsLimit, r, log, m.reg)
 	sw := ofctrl.NewSwitch(cfg.OpenFlow, ofctrl.SwitchOptions{
 		ConnOptions: ofctrl.ConnOptions{Logger: log, PacketIn: nd.packetIn, FlowRemoved: stats.removed},
 		OnConnect:   func(ctx context.Context, c *ofctrl.Conn) error { return r.onConnect(ctx, c) },

@@ -5,8 +5,8 @@ import (
 	"github.com/ovs-dlb/dlb/pipeline"
 )
 
-// installedCommits is a VIP port's commit flows on the switch and the last
-// reconcile that wanted them.
+// installedCommits is a VIP port's commit flows (or counting flows of one
+// direction) on the switch and the last reconcile that wanted them.
 type installedCommits struct {
 	set *pipeline.Commits
 	gen uint64
@@ -15,22 +15,22 @@ type installedCommits struct {
 	unflagged bool
 }
 
-// readCommits sorts flows read from the switch into commit sets (by VIP
-// port) and the rest.
-func readCommits(fs []*ofctrl.Flow, memberTable uint8) (map[uint32]*installedCommits, []*ofctrl.Flow) {
-	commits := map[uint32]*installedCommits{}
+// readCommits sorts flows read from the switch into commit and counting
+// sets (by VIP port and role) and the rest.
+func readCommits(fs []*ofctrl.Flow, cfg pipeline.Config) (map[pipeline.SetKey]*installedCommits, []*ofctrl.Flow) {
+	commits := map[pipeline.SetKey]*installedCommits{}
 	var rest []*ofctrl.Flow
 	for _, f := range fs {
-		head, m, ok := pipeline.CommitsOf(f, memberTable)
+		head, m, ok := pipeline.CommitsOf(f, cfg)
 		if !ok {
 			rest = append(rest, f)
 			continue
 		}
-		e := commits[head.Port]
+		e := commits[head.Key()]
 		if e == nil {
 			set := head
 			e = &installedCommits{set: &set}
-			commits[head.Port] = e
+			commits[head.Key()] = e
 		} else if !e.set.SameHeader(&head) {
 			// Commits of one port with two cookies: keep the first set's,
 			// the other flow is replaced or deleted like any stale one.
@@ -43,8 +43,8 @@ func readCommits(fs []*ofctrl.Flow, memberTable uint8) (map[uint32]*installedCom
 	return commits, rest
 }
 
-// commitCount is the number of commit flows installed.
-func commitCount(commits map[uint32]*installedCommits) int {
+// commitCount is the number of commit and counting flows installed.
+func commitCount(commits map[pipeline.SetKey]*installedCommits) int {
 	n := 0
 	for _, e := range commits {
 		n += len(e.set.Members)
@@ -55,9 +55,9 @@ func commitCount(commits map[uint32]*installedCommits) int {
 // diffCommits compares the wanted commit sets with the installed ones,
 // member by member (a set the compiler reused is skipped by pointer), and
 // records the wanted ones as installed.
-func diffCommits(commits map[uint32]*installedCommits, want []*pipeline.Commits, gen uint64, st *diffStats) (mods, dels []ofctrl.Mod) {
+func diffCommits(commits map[pipeline.SetKey]*installedCommits, want []*pipeline.Commits, gen uint64, st *diffStats) (mods, dels []ofctrl.Mod) {
 	for _, w := range want {
-		have := commits[w.Port]
+		have := commits[w.Key()]
 		switch {
 		case have == nil:
 			for i := range w.Members {
@@ -69,7 +69,7 @@ func diffCommits(commits map[uint32]*installedCommits, want []*pipeline.Commits,
 			mods, dels = diffCommitSet(have.set, w, have.unflagged, mods, dels, st)
 		}
 		if have == nil {
-			commits[w.Port] = &installedCommits{set: w, gen: gen}
+			commits[w.Key()] = &installedCommits{set: w, gen: gen}
 		} else {
 			have.set, have.gen, have.unflagged = w, gen, false
 		}
@@ -107,7 +107,7 @@ func diffCommitSet(have, want *pipeline.Commits, replace bool, mods, dels []ofct
 		case have.Cookie != want.Cookie || replace:
 			mods = append(mods, ofctrl.SourcedFlowMod{Command: ofctrl.FlowAdd, Src: want, I: i}) // replaces it, cookie and flags included
 			st.flowMod++
-		case have.Members[j].Action.String() != m.Action.String():
+		case want.Role == pipeline.RoleCommit && have.Members[j].Action.String() != m.Action.String():
 			mods = append(mods, ofctrl.SourcedFlowMod{Command: ofctrl.FlowModifyStrict, Src: want, I: i}) // keeps its counters
 			st.flowMod++
 		}

@@ -35,9 +35,9 @@ func TestDiffCommits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			commits := map[uint32]*installedCommits{}
+			commits := map[pipeline.SetKey]*installedCommits{}
 			if tt.have != nil {
-				commits[tt.have.Port] = &installedCommits{set: tt.have, gen: 1}
+				commits[tt.have.Key()] = &installedCommits{set: tt.have, gen: 1}
 			}
 			var want []*pipeline.Commits
 			if tt.want != nil {
@@ -62,10 +62,10 @@ func TestReadCommits(t *testing.T) {
 	s := &pipeline.Commits{Table: 8, Cookie: pipeline.Cookie(pipeline.KindMember, 5, 1), Port: 0xd0000500, Proto: ofctrl.ProtoUDP,
 		Members: []pipeline.Commit{{Index: 1, Action: ofctrl.CTCommitNAT{Dst: netip.MustParseAddrPort("10.0.0.1:53")}}, {Index: 4, Action: ofctrl.CTCommitNAT{Dst: netip.MustParseAddrPort("10.0.0.4:53")}}}}
 	other := ofctrl.NewFlow(8, 0).Cookie(pipeline.Cookie(pipeline.KindPipeline, 0, 0)).Done()
-	commits, rest := readCommits([]*ofctrl.Flow{s.Flow(0), other, s.Flow(1)}, 8)
+	commits, rest := readCommits([]*ofctrl.Flow{s.Flow(0), other, s.Flow(1)}, testCfg)
 	assert.Equal(t, []*ofctrl.Flow{other}, rest)
-	if assert.Contains(t, commits, s.Port) {
-		got := commits[s.Port].set
+	if assert.Contains(t, commits, s.Key()) {
+		got := commits[s.Key()].set
 		assert.True(t, got.SameHeader(s))
 		assert.Len(t, got.Members, 2)
 	}
@@ -87,7 +87,7 @@ func TestUnflaggedCommitsAddedAgain(t *testing.T) {
 		again int
 	}{{"unflagged", &unflagged, 1, 0}, {"flagged", flagged, 0, 0}} {
 		t.Run(tc.name, func(t *testing.T) {
-			commits, _ := readCommits([]*ofctrl.Flow{tc.flow}, 8)
+			commits, _ := readCommits([]*ofctrl.Flow{tc.flow}, testCfg)
 			var st diffStats
 			mods, dels := diffCommits(commits, []*pipeline.Commits{s}, 1, &st)
 			assert.Len(t, mods, tc.mods)

@@ -28,7 +28,7 @@ func BenchmarkCompileAndDiffOneMember(b *testing.B) {
 	cfg := pipeline.Config{Zone: lb.DefaultZone, MAC: net.HardwareAddr{0x0a, 0xdb, 0, 0, 0, 1}}
 	comp := pipeline.NewCompiler()
 	flows := map[string]*installed{}
-	commits := map[uint32]*installedCommits{}
+	commits := map[pipeline.SetKey]*installedCommits{}
 	ofGroups := map[uint32]*ofctrl.Group{}
 	var gen uint64
 	var changed map[string]bool // nil the first time: everything is new

@@ -23,7 +23,7 @@ func TestDiffAgainstInstalled(t *testing.T) {
 	}
 	cfg := pipeline.Config{Zone: lb.DefaultZone, MAC: net.HardwareAddr{0x0a, 0xdb, 0, 0, 0, 1}}
 	flows := map[string]*installed{}
-	commits := map[uint32]*installedCommits{}
+	commits := map[pipeline.SetKey]*installedCommits{}
 	groups := map[uint32]*ofctrl.Group{}
 	var gen uint64
 	steps := []struct {

@@ -93,7 +93,7 @@ type reconciler struct {
 	// valid only for conn.
 	conn     switchConn
 	flows    map[string]*installed
-	commits  map[uint32]*installedCommits // by VIP port
+	commits  map[pipeline.SetKey]*installedCommits // by VIP port and role
 	ofGroups map[uint32]*ofctrl.Group
 	// adopt says the next compile takes over what was read (members'
 	// indexes and slots), rather than going on from its own last output.
@@ -283,7 +283,7 @@ func (r *reconciler) readInstalled(ctx context.Context, c switchConn) error {
 		}
 		rest = append(rest, f.Flow)
 	}
-	r.commits, rest = readCommits(rest, r.cfg.Table(pipeline.TableMember))
+	r.commits, rest = readCommits(rest, r.cfg)
 	r.seedMACs()
 	r.flows = make(map[string]*installed, len(rest))
 	for _, f := range rest {
@@ -563,7 +563,7 @@ func (s diffStats) total() int {
 // deleted after. It updates flows and groups to the desired state (gen
 // marks the flows wanted now). Objects the compiler reused are the very
 // ones installed, so unchanged groups cost a pointer comparison.
-func diff(flows map[string]*installed, commits map[uint32]*installedCommits, groups map[uint32]*ofctrl.Group, out *pipeline.Output, gen uint64) ([]ofctrl.Mod, diffStats) {
+func diff(flows map[string]*installed, commits map[pipeline.SetKey]*installedCommits, groups map[uint32]*ofctrl.Group, out *pipeline.Output, gen uint64) ([]ofctrl.Mod, diffStats) {
 	var st diffStats
 	var groupAdds, flowMods, flowDels, groupDels []ofctrl.Mod
 	for _, g := range out.Groups {

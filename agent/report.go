@@ -18,7 +18,7 @@ import (
 func (s *memberStats) send(ctx context.Context, every time.Duration) {
 	type sentRef struct {
 		c     *memberCount
-		total uint64
+		total [numRoles]tally
 	}
 	s.mu.Lock()
 	r := wire.StatsReport{Full: s.full, IntervalS: every.Seconds(), Members: []wire.MemberCount{}}
@@ -29,7 +29,9 @@ func (s *memberStats) send(ctx context.Context, every time.Duration) {
 			if !s.full && c.total == c.sent {
 				continue
 			}
-			r.Members = append(r.Members, wire.MemberCount{Group: p.group, Port: p.port, Member: memberLabel(c.member()), NewConnections: c.total})
+			n := c.counts()
+			r.Members = append(r.Members, wire.MemberCount{Group: p.group, Port: p.port, Member: memberLabel(c.member()), NewConnections: n.New,
+				PacketsToMember: n.To.packets, BytesToMember: n.To.bytes, PacketsFromMember: n.From.packets, BytesFromMember: n.From.bytes})
 			refs = append(refs, sentRef{c, c.total})
 		}
 	}

@@ -33,35 +33,105 @@ func refOf(g *lb.Checked, p, m int) memberRef {
 		Member: netip.AddrPortFrom(g.MemberAddr(m), uint16(g.Members[m].Port))}
 }
 
-// commitKey identifies a member's commit flow in DLB_MEMBER: its cookie
-// (group and VIP port) and the member index it matches.
+// commitKey identifies a member's flows of one VIP port: the cookie of its
+// commit flow in DLB_MEMBER (group and VIP port; its counting flows'
+// cookies differ by kind only: baseCookie) and its member index.
 type commitKey struct {
 	cookie uint64
 	index  uint16
 }
 
-// memberCount is one commit flow's count, kept as a counter: total only
-// grows, across the flow's re-creation (the switch restarted) and changes
-// of its actions (the member's MAC). 56 bytes: a host may count 100,000.
-type memberCount struct {
-	raw   uint64 // the flow's packet count when last read
-	total uint64
-	sent  uint64 // total as the controller last took it
-	seen  uint32 // the read that last saw it
+// baseCookie is the commit flows' cookie of a member's flow of any role.
+func baseCookie(cookie uint64) uint64 {
+	return pipeline.Cookie(pipeline.KindMember, pipeline.CookieService(cookie), uint16(cookie))
+}
+
+// roleOf is the role of a flow of the DLB by its cookie (ok false for a
+// flow that counts nothing of a member).
+func roleOf(cookie uint64) (pipeline.Role, bool) {
+	switch pipeline.CookieKind(cookie) {
+	case pipeline.KindMember:
+		return pipeline.RoleCommit, true
+	case pipeline.KindCountTo:
+		return pipeline.RoleCountTo, true
+	case pipeline.KindCountFrom:
+		return pipeline.RoleCountFrom, true
+	}
+	return 0, false
+}
+
+// tally is a flow's counters.
+type tally struct{ packets, bytes uint64 }
+
+func (t tally) add(o tally) tally { return tally{t.packets + o.packets, t.bytes + o.bytes} }
+func (t tally) sub(o tally) tally { return tally{t.packets - o.packets, t.bytes - o.bytes} }
+
+// flowRaw is one of a member's flows as a read last saw it.
+type flowRaw struct {
+	tally
+	seen uint32 // the read that last saw it (0: none)
 	// gone: the switch removed the flow and sent its final count, kept
 	// until the controller took it.
-	gone  bool
-	index uint16 // the member index the flow matches
-	port  uint16 // the member's own port, 0 for none
-	addr  [16]byte
+	gone bool
 }
+
+// memberCount is a member's counts on one VIP port, kept as counters: each
+// role's total only grows, across its flow's re-creation (the switch
+// restarted) and changes of its actions (the member's MAC). The commit
+// flow's packets are the member's new connections, its counting flows'
+// the packets and bytes of its connections each way. About 190 bytes: a
+// host may count 100,000.
+type memberCount struct {
+	raw   [numRoles]flowRaw
+	total [numRoles]tally
+	sent  [numRoles]tally // total as the controller last took it
+	// reborn: made in place of another member that had the index (its
+	// flows' counts until now were that member's).
+	reborn bool
+	index  uint16 // the member index its flows match
+	port   uint16 // the member's own port, 0 for none
+	addr   [16]byte
+}
+
+// numRoles is how many flows count for a member.
+const numRoles = 3
 
 // member is the member the count is about.
 func (c *memberCount) member() netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16(c.addr).Unmap(), c.port)
 }
 
-// portStats are the counts of one VIP port's commit flows (one cookie),
+// seenIn reports whether read saw any of its flows.
+func (c *memberCount) seenIn(read uint32) bool {
+	for _, r := range c.raw {
+		if r.seen == read {
+			return true
+		}
+	}
+	return false
+}
+
+// unsent reports whether a removed flow's final count is still to go.
+func (c *memberCount) unsent() bool {
+	for r := range c.raw {
+		if c.raw[r].gone && c.sent[r] != c.total[r] {
+			return true
+		}
+	}
+	return false
+}
+
+// counts are a member's counters as reported.
+type counts struct {
+	New      uint64
+	To, From tally
+}
+
+func (c *memberCount) counts() counts {
+	return counts{New: c.total[pipeline.RoleCommit].packets, To: c.total[pipeline.RoleCountTo], From: c.total[pipeline.RoleCountFrom]}
+}
+
+// portStats are the counts of one VIP port's members (one commit cookie),
 // by member index: 10,000 VIP ports of 10 members are 10,000 of these,
 // not 100,000 objects.
 type portStats struct {
@@ -94,10 +164,11 @@ type statsSource interface {
 	EachFlowCounter(ctx context.Context, table uint8, cookie, mask uint64, fn func(*ofctrl.FlowCounter)) error
 }
 
-// flowCount is one commit flow as a read found it.
+// flowCount is one of a member's flows as a read found it.
 type flowCount struct {
-	key      commitKey
-	packets  uint64
+	key  commitKey
+	role pipeline.Role
+	tally
 	duration time.Duration // since the flow was made
 }
 
@@ -110,13 +181,14 @@ type memberResolver interface {
 	commitChanges() uint64
 }
 
-// memberStats counts, on this host, each member's new connections: the
+// memberStats counts, on this host, each member's new connections (the
 // packets of its commit flows in DLB_MEMBER, which see the first packet of
-// each connection the host sends it (docs/pipeline.md, "Counting new
-// connections"). It reads them every interval and keeps them as counters,
-// exported on /metrics as dlb_agent_member_new_connections_total.
+// each connection the host sends it) and its connections' packets and
+// bytes each way (its counting flows in DLB_COUNT): docs/pipeline.md,
+// "Counting". It reads them every interval and keeps them as counters,
+// exported on /metrics (dlb_agent_member_*_total).
 type memberStats struct {
-	table    uint8
+	cfg      pipeline.Config
 	resolver memberResolver
 	log      *slog.Logger
 	// limit bounds the members exported on /metrics.
@@ -142,11 +214,13 @@ type memberStats struct {
 	polls    *prometheus.CounterVec
 	duration prometheus.Gauge
 	gauge    prometheus.Gauge // members counted
-	desc     *prometheus.Desc
+	desc     *prometheus.Desc // new connections
+	packets  *prometheus.Desc
+	bytes    *prometheus.Desc
 }
 
-func newMemberStats(table uint8, limit int, resolver memberResolver, log *slog.Logger, reg prometheus.Registerer) *memberStats {
-	s := &memberStats{table: table, resolver: resolver, log: log, limit: limit, ports: map[uint64]*portStats{}, full: true,
+func newMemberStats(cfg pipeline.Config, limit int, resolver memberResolver, log *slog.Logger, reg prometheus.Registerer) *memberStats {
+	s := &memberStats{cfg: cfg, resolver: resolver, log: log, limit: limit, ports: map[uint64]*portStats{}, full: true,
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dlb_agent_stats_reports_total",
 			Help: "Reports of the members' counters to the controller, by result (ok; refused: the controller took nothing, all are sent again; error: not delivered)."}, []string{"result"}),
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dlb_agent_stats_reads_total",
@@ -154,10 +228,16 @@ func newMemberStats(table uint8, limit int, resolver memberResolver, log *slog.L
 		duration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dlb_agent_stats_read_seconds",
 			Help: "How long the last read of the members' counters took."}),
 		gauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dlb_agent_stats_members",
-			Help: "Members' commit flows counted on this host (one per group, VIP port and active member)."}),
+			Help: "Members counted on this host (one per group, VIP port and member)."}),
 		desc: prometheus.NewDesc("dlb_agent_member_new_connections_total",
 			"New connections this host sent to a member through a VIP port of a group (the packets of the member's commit flow; exported up to member_metrics_limit members).",
 			[]string{"group", "port", "member"}, nil),
+		packets: prometheus.NewDesc("dlb_agent_member_packets_total",
+			"Packets of the connections this host sent to a member through a VIP port of a group, by direction: to_member, from_member (the member's counting flows; up to member_metrics_limit members).",
+			[]string{"group", "port", "member", "direction"}, nil),
+		bytes: prometheus.NewDesc("dlb_agent_member_bytes_total",
+			"Bytes (Ethernet frames) of the connections this host sent to a member through a VIP port of a group, by direction: to_member, from_member (up to member_metrics_limit members).",
+			[]string{"group", "port", "member", "direction"}, nil),
 	}
 	s.polls.WithLabelValues("ok")
 	s.polls.WithLabelValues("error")
@@ -208,29 +288,32 @@ func (s *memberStats) run(ctx context.Context, sw bridgeSwitch, interval time.Du
 	}
 }
 
-// read takes the commit flows' counters from the switch, at now.
+// read takes the members' flows' counters from the switch, at now.
 func (s *memberStats) read(ctx context.Context, c statsSource, now time.Time) error {
 	start := time.Now()
 	changes := s.resolver.commitChanges()
 	since, again := s.begin(now, changes)
-	// The counts known are taken as the reply comes (no copy of 100,000
+	// The counts known are taken as the reply comes (no copy of 300,000
 	// flows); the others are named after it.
 	fresh := s.fresh[:0]
 	dumpStart := time.Now()
 	defer func() { s.dumped = time.Since(dumpStart) }()
-	err := c.EachFlowCounter(ctx, s.table, pipeline.Cookie(pipeline.KindMember, 0, 0), pipeline.CookieKindMask, func(fc *ofctrl.FlowCounter) {
-		index, ok := fc.Reg(pipeline.RegMember)
+	each := func(fc *ofctrl.FlowCounter) {
+		f, ok := flowCountOf(fc)
 		if !ok {
 			return
 		}
-		f := flowCount{commitKey{fc.Cookie, uint16(index)}, fc.Packets, fc.Duration}
 		s.mu.Lock()
 		taken := s.take(&f, since, again)
 		s.mu.Unlock()
 		if !taken {
 			fresh = append(fresh, f)
 		}
-	})
+	}
+	err := c.EachFlowCounter(ctx, s.cfg.Table(pipeline.TableMember), pipeline.Cookie(pipeline.KindMember, 0, 0), pipeline.CookieKindMask, each)
+	if err == nil {
+		err = c.EachFlowCounter(ctx, s.cfg.Table(pipeline.TableCount), pipeline.CookieMagic, pipeline.CookieMagicMask, each)
+	}
 	s.fresh = fresh[:0]
 	if cap(fresh) > 4096 {
 		s.fresh = nil // a first read's, or after a change: not kept
@@ -245,7 +328,35 @@ func (s *memberStats) read(ctx context.Context, c statsSource, now time.Time) er
 	return nil
 }
 
-// observe folds one read of the commit flows, taken at now after the
+// flowCountOf reads a flow's counters as one of a member's flows: a commit
+// flow names its member index in RegMember, a counting flow in the label
+// it matches. ok is false for any other flow.
+func flowCountOf(fc *ofctrl.FlowCounter) (flowCount, bool) {
+	role, ok := roleOf(fc.Cookie)
+	if !ok {
+		return flowCount{}, false
+	}
+	var index uint16
+	if role == pipeline.RoleCommit {
+		i, ok := fc.Reg(pipeline.RegMember)
+		if !ok || i > 0xffff {
+			return flowCount{}, false
+		}
+		index = uint16(i)
+	} else {
+		v, _, ok := fc.Label()
+		if !ok {
+			return flowCount{}, false
+		}
+		if _, index, ok = pipeline.LabelMember(v); !ok {
+			return flowCount{}, false
+		}
+	}
+	return flowCount{key: commitKey{baseCookie(fc.Cookie), index}, role: role,
+		tally: tally{fc.Packets, fc.Bytes}, duration: fc.Duration}, true
+}
+
+// observe folds one read of the members' flows, taken at now after the
 // resolver's changes-th change, into the counters, as read does with the
 // switch's reply (for tests):
 //
@@ -258,7 +369,7 @@ func (s *memberStats) read(ctx context.Context, c statsSource, now time.Time) er
 //     one that stands for another member now (a member that took a
 //     departed one's index; a modified flow keeps its count) starts a new
 //     counter from its count there;
-//   - counters of flows gone are dropped with them.
+//   - counters of members whose flows are all gone are dropped with them.
 func (s *memberStats) observe(flows []flowCount, now time.Time, changes uint64) {
 	since, again := s.begin(now, changes)
 	var fresh []flowCount
@@ -296,7 +407,7 @@ func (s *memberStats) take(f *flowCount, since time.Duration, again bool) bool {
 }
 
 // finish ends a read: names the flows read that were not taken and the
-// removed ones no read saw, and drops the counts of flows gone.
+// removed ones no read saw, and drops the counts of members gone.
 func (s *memberStats) finish(fresh []flowCount, now time.Time, changes uint64, since time.Duration) {
 	s.name(fresh, since)
 	s.mu.Lock()
@@ -310,43 +421,39 @@ func (s *memberStats) finish(fresh []flowCount, now time.Time, changes uint64, s
 	s.sweep()
 }
 
-// removed takes a flow removed message: a commit flow the agent took out
-// (its member left, drained, or its group went), with its final count.
-// It runs on the switch connection's reader (which the reconciler waits
-// on while it holds its lock), so it names nothing: a flow made and
+// removed takes a flow removed message: a member's flow the agent took
+// out (its member left, drained, or its group went), with its final
+// count. It runs on the switch connection's reader (which the reconciler
+// waits on while it holds its lock), so it names nothing: a flow made and
 // removed between two reads is named at the next read (nameRemoved).
 func (s *memberStats) removed(fc *ofctrl.FlowCounter) {
-	if pipeline.CookieKind(fc.Cookie) != pipeline.KindMember {
-		return
+	if f, ok := flowCountOf(fc); ok {
+		s.final(f)
 	}
-	index, ok := fc.Reg(pipeline.RegMember)
-	if !ok {
-		return
-	}
-	s.final(commitKey{fc.Cookie, uint16(index)}, fc.Packets)
 }
 
-// final takes a removed commit flow's final count.
-func (s *memberStats) final(key commitKey, packets uint64) {
+// final takes a removed flow's final count.
+func (s *memberStats) final(f flowCount) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.find(key)
+	c := s.find(f.key)
 	if c == nil {
 		// Made and removed between two reads: named at the next read
 		// (while the member stays in its group).
-		s.unread = append(s.unread, flowCount{key: key, packets: packets})
+		s.unread = append(s.unread, f)
 		return
 	}
-	if c.gone {
+	r := &c.raw[f.role]
+	if r.gone {
 		return
 	}
-	if packets >= c.raw {
-		c.total += packets - c.raw
+	if f.packets >= r.packets && f.bytes >= r.bytes {
+		c.total[f.role] = c.total[f.role].add(f.tally.sub(r.tally))
 	}
-	c.raw, c.gone = packets, true
+	r.tally, r.gone = f.tally, true
 }
 
-// find returns the count of a commit flow, nil when there is none.
+// find returns the count of a member, nil when there is none.
 func (s *memberStats) find(k commitKey) *memberCount {
 	if p := s.ports[k.cookie]; p != nil {
 		return p.find(k.index)
@@ -377,21 +484,15 @@ func (s *memberStats) name(fresh []flowCount, since time.Duration) {
 			continue // not the reconciler's (yet): next time
 		}
 		p := s.portOf(key, ref)
-		var c memberCount
-		switch old := p.find(key.index); {
-		case old == nil:
-			c = memberCount{total: fc.packets}
-		case old.member() == ref.Member:
-			c = *old
-			s.count(&c, fc, since)
-		case fc.duration < since:
-			c = memberCount{total: fc.packets}
-		default:
-			c = memberCount{} // a flow that counted for another member until now
+		c := p.find(key.index)
+		if c == nil || c.member() != ref.Member {
+			// A member counted for the first time, or one that took
+			// another's index: the flows read from now on are its own.
+			p.put(memberCount{reborn: c != nil, index: key.index, addr: ref.Member.Addr().As16(), port: ref.Member.Port()})
+			c = p.find(key.index)
+			touched[p] = true
 		}
-		c.index, c.addr, c.port, c.raw, c.seen = key.index, ref.Member.Addr().As16(), ref.Member.Port(), fc.packets, s.reads
-		p.put(c)
-		touched[p] = true
+		s.count(c, fc, since)
 	}
 	// Appends left up to twice the room needed: 10,000 ports of 10 members
 	// held 16 each.
@@ -434,22 +535,31 @@ func (s *memberStats) nameRemoved(unread []flowCount) {
 	defer s.mu.Unlock()
 	for i, u := range unread {
 		ref := refs[i]
-		if ref.Group == "" || s.find(u.key) != nil {
-			continue // its member left its group; or read meanwhile
+		if ref.Group == "" {
+			continue // its member left its group
 		}
-		s.portOf(u.key, ref).put(memberCount{total: u.packets, raw: u.packets, gone: true, seen: s.reads, index: u.key.index,
-			addr: ref.Member.Addr().As16(), port: ref.Member.Port()})
+		p := s.portOf(u.key, ref)
+		c := p.find(u.key.index)
+		if c == nil {
+			p.put(memberCount{index: u.key.index, addr: ref.Member.Addr().As16(), port: ref.Member.Port()})
+			c = p.find(u.key.index)
+		}
+		if c.member() != ref.Member || c.raw[u.role].seen != 0 {
+			continue // read meanwhile
+		}
+		c.total[u.role] = c.total[u.role].add(u.tally)
+		c.raw[u.role] = flowRaw{tally: u.tally, seen: s.reads, gone: true}
 	}
 }
 
-// sweep drops the counts of flows the last read did not see, but for
-// those the switch removed whose final count the controller has not
-// taken yet.
+// sweep drops the counts of members none of whose flows the last read saw,
+// but for those the switch removed whose final counts the controller has
+// not taken yet.
 func (s *memberStats) sweep() {
 	s.members = 0
 	for cookie, p := range s.ports {
 		p.members = slices.DeleteFunc(p.members, func(c memberCount) bool {
-			return c.seen != s.reads && !(c.gone && s.report != nil && c.sent != c.total)
+			return !c.seenIn(s.reads) && !(s.report != nil && c.unsent())
 		})
 		if len(p.members) == 0 {
 			delete(s.ports, cookie)
@@ -459,44 +569,59 @@ func (s *memberStats) sweep() {
 	s.gauge.Set(float64(s.members))
 }
 
-// count adds what flow fc gained since c last saw it.
-func (s *memberStats) count(c *memberCount, fc *flowCount, since time.Duration) {
-	if c.gone {
-		// Removed since the last read, and made again: all of its count
-		// is new.
-		c.total += fc.packets
-		c.raw, c.seen, c.gone = fc.packets, s.reads, false
-		return
+// count adds what flow f gained since c last saw it.
+func (s *memberStats) count(c *memberCount, f *flowCount, since time.Duration) {
+	r := &c.raw[f.role]
+	switch {
+	case r.seen == 0 && c.reborn && f.duration >= since:
+		// The flow counted for the member that had the index until now.
+	case r.seen == 0 || r.gone || f.duration < since || f.packets < r.packets || f.bytes < r.bytes:
+		// First seen; or removed since the last read, or made again
+		// since (the switch restarted): all of its count is new.
+		c.total[f.role] = c.total[f.role].add(f.tally)
+	default:
+		c.total[f.role] = c.total[f.role].add(f.tally.sub(r.tally))
 	}
-	if fc.duration < since || fc.packets < c.raw {
-		c.total += fc.packets // made again since the last read
-	} else {
-		c.total += fc.packets - c.raw
-	}
-	c.raw, c.seen = fc.packets, s.reads
+	*r = flowRaw{tally: f.tally, seen: s.reads}
 }
 
-// totals is each member's count, summed over its commit flows.
+// totals is each member's new connections, summed over its commit flows.
 func (s *memberStats) totals() map[memberRef]uint64 {
+	sums := map[memberRef]uint64{}
+	for ref, c := range s.countsOf() {
+		sums[ref] = c.New
+	}
+	return sums
+}
+
+// countsOf is each member's counters.
+func (s *memberStats) countsOf() map[memberRef]counts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sums := make(map[memberRef]uint64, s.members)
+	sums := make(map[memberRef]counts, s.members)
 	for _, p := range s.ports {
-		for _, c := range p.members {
-			sums[memberRef{p.group, p.port, c.member()}] += c.total
+		for i := range p.members {
+			c := &p.members[i]
+			ref := memberRef{p.group, p.port, c.member()}
+			sum, n := sums[ref], c.counts()
+			sums[ref] = counts{New: sum.New + n.New, To: sum.To.add(n.To), From: sum.From.add(n.From)}
 		}
 	}
 	return sums
 }
 
 // Describe is the prometheus.Collector's.
-func (s *memberStats) Describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
+func (s *memberStats) Describe(ch chan<- *prometheus.Desc) {
+	ch <- s.desc
+	ch <- s.packets
+	ch <- s.bytes
+}
 
-// Collect is the prometheus.Collector's: one series per (group, port,
-// member), unless there are more than limit (then none, and a warning
-// once: a host with 10,000 groups of 10 members would export 100,000).
+// Collect is the prometheus.Collector's: series per (group, port, member),
+// unless there are more than limit members (then none, and a warning
+// once: a host with 10,000 groups of 10 members would export 500,000).
 func (s *memberStats) Collect(ch chan<- prometheus.Metric) {
-	sums := s.totals()
+	sums := s.countsOf()
 	if len(sums) > s.limit {
 		s.mu.Lock()
 		if !s.warned {
@@ -507,6 +632,14 @@ func (s *memberStats) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for ref, n := range sums {
-		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.CounterValue, float64(n), ref.Group, ref.Port, memberLabel(ref.Member))
+		g, p, m := ref.Group, ref.Port, memberLabel(ref.Member)
+		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.CounterValue, float64(n.New), g, p, m)
+		for _, d := range []struct {
+			dir string
+			t   tally
+		}{{"to_member", n.To}, {"from_member", n.From}} {
+			ch <- prometheus.MustNewConstMetric(s.packets, prometheus.CounterValue, float64(d.t.packets), g, p, m, d.dir)
+			ch <- prometheus.MustNewConstMetric(s.bytes, prometheus.CounterValue, float64(d.t.bytes), g, p, m, d.dir)
+		}
 	}
 }

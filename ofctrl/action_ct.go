@@ -305,20 +305,65 @@ func decodeCT(b []byte) (Action, error) {
 type CTCommitNAT struct {
 	Zone  uint16
 	Table uint8
-	// LabelStart and LabelBits are the ct_label bits the exec writes.
-	LabelStart, LabelBits uint8
-	Dst                   netip.AddrPort
-	Label                 uint64
+	// LoBits and HiBits are how many of Label's low bits of each half the
+	// exec writes into ct_label: bits 0..LoBits-1 and 64..64+HiBits-1 (no
+	// exec when both are 0).
+	LoBits, HiBits uint8
+	Dst            netip.AddrPort
+	Label          Label128
+}
+
+// LabelMask is the mask of the bits the exec writes.
+func (a CTCommitNAT) LabelMask() Label128 {
+	return Label128{Hi: lowBits(a.HiBits), Lo: lowBits(a.LoBits)}
+}
+
+func lowBits(n uint8) uint64 {
+	if n >= 64 {
+		return ^uint64(0)
+	}
+	return 1<<n - 1
+}
+
+// Label128 is a value of the 128-bit ct_label: Hi is bits 64..127, Lo bits
+// 0..63.
+type Label128 struct{ Hi, Lo uint64 }
+
+// Bytes is the label as the ct_label field carries it (network order).
+func (l Label128) Bytes() (b [16]byte) {
+	binary.BigEndian.PutUint64(b[:8], l.Hi)
+	binary.BigEndian.PutUint64(b[8:], l.Lo)
+	return b
+}
+
+// IsZero reports whether no bit is set.
+func (l Label128) IsZero() bool { return l.Hi == 0 && l.Lo == 0 }
+
+// LabelOf reads a label from the ct_label field's 16 bytes.
+func LabelOf(b []byte) Label128 {
+	if len(b) != 16 {
+		return Label128{}
+	}
+	return Label128{Hi: binary.BigEndian.Uint64(b[:8]), Lo: binary.BigEndian.Uint64(b[8:])}
 }
 
 // CT expands the action.
 func (a CTCommitNAT) CT() CT {
 	ct := CT{Commit: true, Zone: a.Zone, Table: a.Table, NAT: &NAT{Dst: true, AddrMin: a.Dst.Addr(), PortMin: a.Dst.Port()}}
-	if a.LabelBits != 0 {
-		start := int(a.LabelStart)
-		ct.Exec = []Action{LoadBits(FieldCTLabel, start, start+int(a.LabelBits)-1, a.Label)}
+	if a.LoBits != 0 || a.HiBits != 0 {
+		v, m := a.labelSet()
+		ct.Exec = []Action{SetField{Field: FieldCTLabel, Value: v[:], Mask: m[:]}}
 	}
 	return ct
+}
+
+// labelSet is the exec's set_field value and mask.
+func (a CTCommitNAT) labelSet() (v, m [16]byte) {
+	v, m = a.Label.Bytes(), a.LabelMask().Bytes()
+	for i := range v {
+		v[i] &= m[i]
+	}
+	return v, m
 }
 
 func (a CTCommitNAT) String() string { return a.CT().String() }
@@ -335,10 +380,9 @@ func (a CTCommitNAT) appendTo(b []byte) []byte {
 	b = put16(b, 0) // alg
 	nat := NAT{Dst: true, AddrMin: a.Dst.Addr(), PortMin: a.Dst.Port()}
 	b = nat.appendTo(b)
-	if a.LabelBits != 0 {
-		var value, mask [16]byte
-		loadBits(FieldCTLabel, int(a.LabelStart), int(a.LabelStart)+int(a.LabelBits)-1, a.Label, value[:], mask[:])
-		b = SetField{Field: FieldCTLabel, Value: value[:], Mask: mask[:]}.appendTo(b)
+	if a.LoBits != 0 || a.HiBits != 0 {
+		v, m := a.labelSet()
+		b = SetField{Field: FieldCTLabel, Value: v[:], Mask: m[:]}.appendTo(b)
 	}
 	binary.BigEndian.PutUint16(b[start+2:], uint16(len(b)-start))
 	return b

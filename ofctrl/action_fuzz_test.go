@@ -48,7 +48,8 @@ func seedActions() []Action {
 		}})
 	}
 	return append(as,
-		CTCommitNAT{Zone: 65000, Table: 30, Dst: dcn, Label: 0x2000a00000b, LabelBits: 48},
+		CTCommitNAT{Zone: 65000, Table: 30, Dst: dcn, Label: Label128{Lo: 0x2000a00000b}, LoBits: 48},
+		CTCommitNAT{Zone: 65000, Table: 30, Dst: dcn, Label: Label128{Hi: 0x1dd289a00, Lo: 0x2000a00000b}, HiBits: 48, LoBits: 48},
 		CTCommitNAT{Zone: 65000, Table: 30, Dst: dcn6},
 		labelled, hairpin, lookup,
 		Move{Src: All(L4PortField(ProtoTCP, true)), Dst: Sub(Reg(8), 0, 15)},

@@ -75,14 +75,14 @@ func TestCTCommitNATIsCT(t *testing.T) {
 		a    CTCommitNAT
 		want string
 	}{
-		{CTCommitNAT{Zone: 9, Table: 3, Dst: dst, Label: 0x2000000000b, LabelBits: 48},
+		{CTCommitNAT{Zone: 9, Table: 3, Dst: dst, Label: Label128{Lo: 0x2000000000b}, LoBits: 48},
 			"ct(commit,table=3,zone=9,nat(dst=10.0.0.11:8080),exec(set_field:0x2000000000b/0xffffffffffff->ct_label))"},
 		{CTCommitNAT{Zone: 9, Table: 3, Dst: dst},
 			"ct(commit,table=3,zone=9,nat(dst=10.0.0.11:8080))"},
-		{CTCommitNAT{Zone: 1, Table: NoTable, Dst: netip.AddrPortFrom(dcn2, 0), Label: 5, LabelStart: 100, LabelBits: 4},
-			"ct(commit,zone=1,nat(dst=10.0.0.12),exec(set_field:0x50000000000000000000000000/0xf0000000000000000000000000->ct_label))"},
-		{CTCommitNAT{Zone: 65000, Table: 30, Dst: netip.MustParseAddrPort("[fd00::11]:80"), Label: 1, LabelStart: 127, LabelBits: 1},
-			"ct(commit,table=30,zone=65000,nat(dst=[fd00::11]:80),exec(set_field:0x80000000000000000000000000000000/0x80000000000000000000000000000000->ct_label))"},
+		{CTCommitNAT{Zone: 1, Table: NoTable, Dst: netip.AddrPortFrom(dcn2, 0), Label: Label128{Hi: 5}, HiBits: 4},
+			"ct(commit,zone=1,nat(dst=10.0.0.12),exec(set_field:0x50000000000000000/0xf0000000000000000->ct_label))"},
+		{CTCommitNAT{Zone: 65000, Table: 30, Dst: netip.MustParseAddrPort("[fd00::11]:80"), Label: Label128{Hi: 1 << 63, Lo: 1}, HiBits: 64, LoBits: 1},
+			"ct(commit,table=30,zone=65000,nat(dst=[fd00::11]:80),exec(set_field:0x80000000000000000000000000000001/0xffffffffffffffff0000000000000001->ct_label))"},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, tt.a.String())
@@ -93,5 +93,5 @@ func TestCTCommitNATIsCT(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, g.String(), back.String(), "it encodes as the CT it stands for")
 	}
-	assert.LessOrEqual(t, unsafe.Sizeof(CTCommitNAT{}), uintptr(48), "compact: pipelines hold one a member")
+	assert.LessOrEqual(t, unsafe.Sizeof(CTCommitNAT{}), uintptr(56), "compact: pipelines hold one a member")
 }

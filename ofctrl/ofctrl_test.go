@@ -475,6 +475,44 @@ func TestEachFlowCounter(t *testing.T) {
 	assert.Equal(t, uint64(3), byCookie[0xdb04000000000005].Packets, "the packet-outs went through flow 5")
 }
 
+// TestFlowCounterLabel: a counter reads the ct_label a flow matches,
+// masked or exact, from the raw match; not a flow that does not match it.
+func TestFlowCounterLabel(t *testing.T) {
+	b := newBridge(t)
+	c := ctx(t)
+	masked := Label128{Hi: 0xffffffffffff}
+	tests := []struct {
+		value, mask Label128
+		match       bool
+	}{
+		{Label128{Hi: 0x1dd289a00}, masked, true},
+		{Label128{Hi: 0x100d0000001, Lo: 7}, Label128{Hi: ^uint64(0), Lo: ^uint64(0)}, true},
+		{Label128{}, Label128{}, false},
+	}
+	var mods []Mod
+	for i, tt := range tests {
+		fb := NewFlow(9, uint16(100+i)).Cookie(uint64(i + 1))
+		if tt.match {
+			v, m := tt.value.Bytes(), tt.mask.Bytes()
+			fb = fb.Match(CTState(CTTrk, CTTrk), CTLabel(v, m))
+		}
+		mods = append(mods, fb.Done().Add())
+	}
+	require.NoError(t, b.conn.Apply(c, mods...))
+	seen := 0
+	require.NoError(t, b.conn.EachFlowCounter(c, 9, 0, 0, func(fc *FlowCounter) {
+		tt := tests[fc.Cookie-1]
+		seen++
+		v, m, ok := fc.Label()
+		assert.Equal(t, tt.match, ok, "flow %d", fc.Cookie)
+		if tt.match {
+			assert.Equal(t, tt.value, v)
+			assert.Equal(t, tt.mask, m)
+		}
+	}))
+	assert.Equal(t, len(tests), seen)
+}
+
 // TestFlowRemovedCounts: a flow with send_flow_rem prints as ovs-ofctl
 // prints it, reads back with the flag, and, deleted in a bundle, comes
 // back in a flow removed message with its final counters and its

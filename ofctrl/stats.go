@@ -99,6 +99,30 @@ func (fc *FlowCounter) Reg(i int) (uint32, bool) {
 	return 0, false
 }
 
+// Label is what the flow's match requires of ct_label: the value and the
+// mask (all ones for an exact match); ok false when it does not match on
+// it. Read from the raw match without allocating.
+func (fc *FlowCounter) Label() (value, mask Label128, ok bool) {
+	for p := fc.match; len(p) >= 4; {
+		h := be32(p)
+		l := int(h & 0xff)
+		if 4+l > len(p) {
+			return Label128{}, Label128{}, false
+		}
+		if v := p[4 : 4+l]; h>>16 == of.OXM_CLASS_NXM_1 && int(h>>9&0x7f) == of.NXM_NX_CT_LABEL {
+			switch {
+			case h&0x100 == 0 && l == 16:
+				return LabelOf(v), Label128{Hi: ^uint64(0), Lo: ^uint64(0)}, true
+			case h&0x100 != 0 && l == 32:
+				return LabelOf(v[:16]), LabelOf(v[16:]), true
+			}
+			return Label128{}, Label128{}, false
+		}
+		p = p[4+l:]
+	}
+	return Label128{}, Label128{}, false
+}
+
 // EachFlowCounter dumps the flows of a table (TableAll for every table)
 // whose cookie matches cookie under mask, and calls fn with each as the
 // reply's parts arrive, on the connection's reader (fn must be quick and

@@ -29,16 +29,17 @@ func (c *compiler) pipeline() {
 	// before the reply): to the member its label names, past
 	// DLB_TO_MEMBER's affinity learning (the choice was learned at the
 	// commit).
-	c.add(c.flow(TableSelect, 50, fixed).Match(of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk)).Actions(toMemberMAC).Goto(c.t(TableOutput)))
+	c.add(c.flow(TableSelect, 50, fixed).Match(of.CTState(of.CTNew|of.CTTrk, of.CTNew|of.CTTrk)).Actions(toMemberMAC, c.count()).Goto(c.t(TableOutput)))
 	c.add(c.flow(TableSelect, 40, fixed).Match(of.CTState(of.CTInv|of.CTTrk, of.CTInv|of.CTTrk)))
 	c.add(c.flow(TableSelect, 0, fixed))
 	// The member's MAC rides in the connection's label (bits 0-47), set by
-	// the bucket that committed it, so one flow serves every member.
-	c.add(c.flow(TableToMember, 0, fixed).Actions(toMemberMAC).Goto(c.t(TableOutput)))
+	// the member's commit, so one flow serves every member. Each packet to
+	// a member, and each packet back, is counted in DLB_COUNT on the way.
+	c.add(c.flow(TableToMember, 0, fixed).Actions(toMemberMAC, c.count()).Goto(c.t(TableOutput)))
 	c.add(c.flow(TableReply, 0, fixed).Goto(c.t(TableOutput)))
 	// Replies of DLB connections leave from the DLB's MAC, as the VIP.
 	c.add(c.flow(TableUnNAT, 100, fixed).Match(of.CTState(of.CTRpl|of.CTTrk, of.CTRpl|of.CTTrk)).
-		Actions(of.SetBytes(of.FieldEthSrc, c.cfg.MAC)).Goto(c.t(TableOutput)))
+		Actions(of.SetBytes(of.FieldEthSrc, c.cfg.MAC), c.count()).Goto(c.t(TableOutput)))
 	c.add(c.flow(TableUnNAT, 0, fixed).Goto(c.t(TableOutput)))
 	if sh := c.cfg.Shared; sh != nil {
 		// Shared bridge: the one hook, and back to the owner's pipeline.
@@ -50,6 +51,9 @@ func (c *compiler) pipeline() {
 	// A client with no learned entry leaves RegMember at 0.
 	c.add(c.flow(TableAffinity, 0, fixed))
 	c.add(c.flow(TableMember, 0, fixed))
+	// A connection no member's counting flow knows (committed by an agent
+	// before they existed, or a hairpin's source translation) counts here.
+	c.add(c.flow(TableCount, 0, fixed))
 	// Answers to the agent's own ARP requests and neighbour solicitations
 	// for members' MACs come to the DLB's MAC: the agent reads them.
 	c.add(c.flow(TableClassify, 110, fixed).Match(of.ARP, of.ARPOp(2), of.EthDst(c.cfg.MAC)).Actions(of.Controller{MaxLen: 128}))
@@ -71,7 +75,7 @@ func (c *compiler) pipeline() {
 			Actions(natLookup(c.cfg.Zone, c.t(TableHairpin))))
 	}
 	c.add(c.flow(TableHairpinReply, 0, fixed))
-	c.add(c.flow(TableHairpin, 0, fixed).Actions(
+	c.add(c.flow(TableHairpin, 0, fixed).Actions(c.count(),
 		of.Move{Src: of.All(of.FieldEthSrc), Dst: of.All(of.FieldEthDst)},
 		of.SetBytes(of.FieldEthSrc, c.cfg.MAC), of.OutInPort()))
 }

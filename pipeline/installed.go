@@ -55,13 +55,18 @@ func (c *compiler) adopt(in *Installed) {
 		a.commits[port][m.Index] = m.Action
 	}
 	for _, set := range in.Commits {
+		if set.Role != RoleCommit {
+			continue
+		}
 		for _, m := range set.Members {
 			addCommit(set.Port, m)
 		}
 	}
 	for _, f := range in.Flows {
-		if set, m, ok := CommitsOf(f, c.t(TableMember)); ok {
-			addCommit(set.Port, m)
+		if set, m, ok := CommitsOf(f, c.cfg); ok {
+			if set.Role == RoleCommit {
+				addCommit(set.Port, m)
+			}
 			continue
 		}
 		pid, ok := regOf(f, RegService)
@@ -246,7 +251,7 @@ func CommitMAC(a of.Action) (netip.Addr, net.HardwareAddr, bool) {
 // labelOf is the MAC (ct_label bits 0..47) a commit records, if it does.
 func labelOf(a of.Action) (uint64, bool) {
 	if n, ok := a.(of.CTCommitNAT); ok {
-		return n.Label, n.LabelBits == 48 && n.LabelStart == 0
+		return n.Label.Lo & (1<<labelMACBits - 1), n.LoBits == labelMACBits
 	}
 	ct, ok := a.(of.CT)
 	if !ok {

@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"github.com/ovs-dlb/dlb/lb"
+	of "github.com/ovs-dlb/dlb/ofctrl"
 )
 
 // Tables of the pipeline, as offsets from Config.TableBase. docs/pipeline.md
@@ -22,13 +23,14 @@ const (
 	TableMember              // a new connection's member (by index) → its commit
 	TableHairpinReply        // a member's reply to itself as client, un-SNATed
 	TableHairpin             // back out of the port it came in on
+	TableCount               // per member and direction: counts packets and bytes (resubmitted to)
 	numTables
 )
 
 // TableNames are the names the agent gives the tables in OVSDB.
 var TableNames = [numTables]string{
 	"DLB_CLASSIFY", "DLB_SERVICE", "DLB_SELECT", "DLB_TO_MEMBER", "DLB_REPLY", "DLB_UNNAT", "DLB_OUTPUT",
-	"DLB_AFFINITY", "DLB_MEMBER", "DLB_HAIRPIN_REPLY", "DLB_HAIRPIN",
+	"DLB_AFFINITY", "DLB_MEMBER", "DLB_HAIRPIN_REPLY", "DLB_HAIRPIN", "DLB_COUNT",
 }
 
 // Registers.
@@ -84,6 +86,12 @@ const (
 	// KindHairpin is a group's source translation for a local member that
 	// reached itself through the VIP (detail: the member's ofport).
 	KindHairpin = 8
+	// KindCountTo and KindCountFrom are a member's counting flows in
+	// DLB_COUNT, one per VIP port and member for each direction (detail:
+	// port index + 1): the packets and bytes of its connections on that
+	// port, to the member and from it.
+	KindCountTo   = 9
+	KindCountFrom = 10
 )
 
 // CookieKindMask selects a cookie's magic and kind.
@@ -114,6 +122,42 @@ const (
 // PortID is the id of a service's VIP port, which RegService carries.
 func PortID(service uint32, port int) uint32 {
 	return portIDBase | (service&(1<<serviceBits-1))<<8 | uint32(port&0xff)
+}
+
+// PortCookie is the cookie of kind of a VIP port's flows, from its id.
+func PortCookie(kind uint8, port uint32) uint64 {
+	return Cookie(kind, port>>8&(1<<serviceBits-1), uint16(port&0xff)+1)
+}
+
+// A member's commit writes into its connections' ct_label the member's
+// MAC in bits 0..47 (DLB_TO_MEMBER takes the destination from there), the
+// VIP port's id in bits 64..95 and the member's index in bits 96..111:
+// DLB_COUNT's flows and the agent's reading of conntrack tell a host's
+// connections apart by member with them.
+const (
+	labelMACBits = 48
+	labelIDBits  = 48
+)
+
+// labelMemberMask is the label's port id and member index bits.
+var labelMemberMask = of.Label128{Hi: 1<<labelIDBits - 1}
+
+// MemberLabel is the label a commit of member index of VIP port port
+// writes (with the MAC, when known).
+func MemberLabel(port uint32, index uint16, mac net.HardwareAddr) of.Label128 {
+	l := of.Label128{Hi: uint64(index)<<32 | uint64(port)}
+	if mac != nil {
+		l.Lo = labelMAC(mac)
+	}
+	return l
+}
+
+// LabelMember reads the VIP port id and member index a connection's label
+// holds; ok is false for a label without them (a connection committed by
+// an agent before they were written, or none of the DLB's).
+func LabelMember(l of.Label128) (port uint32, index uint16, ok bool) {
+	port, index = uint32(l.Hi), uint16(l.Hi>>32)
+	return port, index, port&portIDMask == portIDBase && index != 0
 }
 
 // Group ids: 0xd | 28 bits of a hash of the slots' member indexes (see

@@ -76,6 +76,17 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 					Match(of.InPort(p.OFPort), of.L4(v6, proto), of.IPDst(of.Host(vip)), of.DstPort(proto, uint16(ps.Port))).
 					Actions(of.Set(of.Reg(RegService), uint64(pid)), natLookup(zone, c.t(TableSelect))).Done())
 		}
+		// Every member's counting flows, each direction: a draining or
+		// disabled member's connections go on.
+		to := &Commits{Role: RoleCountTo, Table: c.t(TableCount), Cookie: Cookie(KindCountTo, id, uint16(k+1)), Port: pid,
+			Members: make([]Commit, len(g.Members))}
+		for m := range g.Members {
+			to.Members[m] = Commit{Index: idx[m]}
+		}
+		slices.SortFunc(to.Members, func(a, b Commit) int { return int(a.Index) - int(b.Index) })
+		from := &Commits{Role: RoleCountFrom, Table: c.t(TableCount), Cookie: Cookie(KindCountFrom, id, uint16(k+1)), Port: pid,
+			Members: to.Members}
+		e.commits = append(e.commits, to, from)
 		if sh == nil {
 			// Refused by the agent: a TCP reset or an ICMP port
 			// unreachable, built from the packet (OVS cannot make either).
@@ -89,7 +100,7 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 		set := &Commits{Table: c.t(TableMember), Cookie: Cookie(KindMember, id, uint16(k+1)), Port: pid, V6: v6, Proto: proto}
 		for m := range g.Members {
 			if weights[m] > 0 {
-				set.Members = append(set.Members, Commit{Index: idx[m], Action: c.commitAction(g, m, ps, macs[m])})
+				set.Members = append(set.Members, Commit{Index: idx[m], Action: c.commitAction(g, m, ps, MemberLabel(pid, idx[m], macs[m]), macs[m] != nil)})
 			}
 		}
 		slices.SortFunc(set.Members, func(a, b Commit) int { return int(a.Index) - int(b.Index) })
@@ -120,7 +131,7 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 			// (the group's, or DLB_MEMBER's: refreshing it).
 			e.flows = append(e.flows, c.flow(TableToMember, 100, Cookie(KindVIP, id, 0)).
 				Match(isNew, ofService(id), ipOf(v6)).
-				Actions(c.learnAffinity(g, id), toMemberMAC).Goto(c.t(TableOutput)).Done())
+				Actions(c.learnAffinity(g, id), toMemberMAC, c.count()).Goto(c.t(TableOutput)).Done())
 		}
 	}
 	if g.Mode != lb.ModeDSR && scope == nil { // a DSR member holds the VIP: its kernel answers itself
@@ -212,27 +223,31 @@ var labelMACMask = [16]byte{10: 0xff, 11: 0xff, 12: 0xff, 13: 0xff, 14: 0xff, 15
 const RejectMaxLen = 128
 
 // commitAction sends a new connection to a member: the commit, recording
-// the member's MAC in the connection's label, with DNAT to the member
-// (mode dnat) or none (mode dsr: the member holds the VIP), then on to
-// DLB_TO_MEMBER, which writes the MAC from the label. (A ct action with no
-// table, followed by output in the same pass, is dropped from the datapath
-// actions by OVS 3.1: the recirculation is needed.)
-func (c *compiler) commitAction(g *lb.Checked, m int, ps lb.PortSpec, mac net.HardwareAddr) of.Action {
+// the member's label (its VIP port and index, and its MAC when known: mac)
+// in the connection, with DNAT to the member (mode dnat) or none (mode
+// dsr: the member holds the VIP), then on to DLB_TO_MEMBER, which writes
+// the MAC from the label. (A ct action with no table, followed by output
+// in the same pass, is dropped from the datapath actions by OVS 3.1: the
+// recirculation is needed.)
+func (c *compiler) commitAction(g *lb.Checked, m int, ps lb.PortSpec, label of.Label128, mac bool) of.Action {
+	var macBits uint8
+	if mac {
+		macBits = labelMACBits
+	}
 	if g.Mode == lb.ModeDSR {
 		ct := of.ConnTrack(c.cfg.ZoneOf(g.Scope))
 		ct.Commit, ct.Table = true, c.t(TableToMember)
-		if mac != nil {
-			ct.Exec = []of.Action{of.LoadBits(of.FieldCTLabel, 0, 47, labelMAC(mac))}
-		}
+		n := of.CTCommitNAT{Label: label, LoBits: macBits, HiBits: labelIDBits}
+		ct.Exec = n.CT().Exec
 		return ct
 	}
-	a := of.CTCommitNAT{Zone: c.cfg.ZoneOf(g.Scope), Table: c.t(TableToMember),
-		Dst: netip.AddrPortFrom(g.MemberAddr(m), lb.TargetPort(ps, g.Members[m]))}
-	if mac != nil {
-		a.Label, a.LabelBits = labelMAC(mac), 48
-	}
-	return a
+	return of.CTCommitNAT{Zone: c.cfg.ZoneOf(g.Scope), Table: c.t(TableToMember),
+		Dst: netip.AddrPortFrom(g.MemberAddr(m), lb.TargetPort(ps, g.Members[m])), Label: label, LoBits: macBits, HiBits: labelIDBits}
 }
+
+// count is the resubmit to DLB_COUNT, whose flows count a connection's
+// packets by member and direction (from its label) and do nothing else.
+func (c *compiler) count() of.Action { return of.ResubmitTable(c.t(TableCount)) }
 
 // labelMAC is a MAC as the value of the connection label's bits 0..47
 // (where DLB_TO_MEMBER takes the member's MAC from).

@@ -151,6 +151,12 @@ type MemberCount struct {
 	Port           string `json:"port" maxLength:"16" doc:"The VIP port: protocol/port, e.g. tcp/80"`
 	Member         string `json:"member" maxLength:"64" doc:"The member: its address, or address:port for a member with a port of its own"`
 	NewConnections uint64 `json:"new_connections" doc:"New connections the host sent the member through the port"`
+	// The packets and bytes (Ethernet frames, as the switch counts them)
+	// of those connections, each way.
+	PacketsToMember   uint64 `json:"packets_to_member,omitempty" doc:"Packets of those connections to the member"`
+	BytesToMember     uint64 `json:"bytes_to_member,omitempty" doc:"Bytes of those connections to the member"`
+	PacketsFromMember uint64 `json:"packets_from_member,omitempty" doc:"Packets of those connections from the member"`
+	BytesFromMember   uint64 `json:"bytes_from_member,omitempty" doc:"Bytes of those connections from the member"`
 }
 
 // StatsReport is an agent's report of its members' counters (POST
