@@ -96,14 +96,15 @@ func writeGroupStats(w io.Writer, g *lb.Group, st wire.GroupStats, byHost bool) 
 	for _, m := range st.Members {
 		portTotal[m.Port] += m.NewConnections
 	}
-	fmt.Fprintln(w, "PORT\tMEMBER\tSTATE\tWEIGHT\tCONN/S\tNEW CONNS\tSHARE\tWEIGHT SHARE")
+	fmt.Fprintln(w, "PORT\tMEMBER\tSTATE\tWEIGHT\tCONN/S\tNEW CONNS\tACTIVE\tB/S IN\tB/S OUT\tSHARE\tWEIGHT SHARE")
 	for _, m := range st.Members {
 		d := byLabel[m.Member]
 		share := "-"
 		if portTotal[m.Port] > 0 {
 			share = fmt.Sprintf("%.1f %%", 100*float64(m.NewConnections)/float64(portTotal[m.Port]))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1f\t%d\t%s\t%s\n", m.Port, m.Member, d.state, d.weight, m.NewPerSecond, m.NewConnections, share, d.weightShare)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1f\t%d\t%d\t%s\t%s\t%s\t%s\n", m.Port, m.Member, d.state, d.weight, m.NewPerSecond, m.NewConnections,
+			m.ActiveConnections, siRate(m.BytesToPerSecond), siRate(m.BytesFromPerSecond), share, d.weightShare)
 		if !byHost {
 			continue
 		}
@@ -112,10 +113,23 @@ func writeGroupStats(w io.Writer, g *lb.Group, st wire.GroupStats, byHost bool) 
 			if h.Stale {
 				stale = ", stale"
 			}
-			fmt.Fprintf(w, "\t  on %s\t\t\t\t%d\t(report %.1f s old%s)\t\n", h.Host, h.NewConnections, h.AgeS, stale)
+			fmt.Fprintf(w, "\t  on %s\t\t\t\t%d\t%d\t\t\t(report %.1f s old%s)\t\n", h.Host, h.NewConnections, h.ActiveConnections, h.AgeS, stale)
 		}
 	}
 	if len(st.StaleHosts) > 0 {
 		fmt.Fprintf(w, "Stale hosts (no report for three of their intervals; counted in the totals, not in the rates): %v\n", st.StaleHosts)
 	}
+}
+
+// siRate writes a rate with an SI prefix: 950, 12.3k, 4.56M.
+func siRate(v float64) string {
+	switch {
+	case v >= 1e9:
+		return fmt.Sprintf("%.3gG", v/1e9)
+	case v >= 1e6:
+		return fmt.Sprintf("%.3gM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.3gk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
 }

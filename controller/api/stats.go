@@ -18,8 +18,12 @@ import (
 // bytes (a host with 10,000 groups of 10 members sends 100,000 in full).
 const maxStatsBody = 32 << 20
 
-// maxCount bounds a reported count: what JSON carries exactly (2^53).
+// maxCount bounds a reported counter: what JSON carries exactly (2^53).
 const maxCount = 1 << 53
+
+// maxActive bounds a host's reported active connections of a member: more
+// than a switch's conntrack table holds (OVS's default is 3,000,000).
+const maxActive = 1 << 32
 
 type reportStatsInput struct {
 	HostParam
@@ -30,7 +34,10 @@ type reportStatsOutput struct {
 	Body wire.StatsAnswer
 }
 
-type groupStatsInput struct{ NameParam }
+type groupStatsInput struct {
+	NameParam
+	History bool `query:"history" doc:"Also each member's totals every 2 s over the last five minutes"`
+}
 
 type groupStatsOutput struct {
 	Body wire.GroupStats
@@ -66,7 +73,7 @@ func (s *Server) statsRoutes() {
 			}
 			refs := memberRefs(&e.Group)
 			s.stats.Keep(in.Name, refs)
-			return &groupStatsOutput{Body: s.stats.Group(in.Name, refs, time.Now())}, nil
+			return &groupStatsOutput{Body: s.stats.Group(in.Name, refs, time.Now(), in.History)}, nil
 		})
 }
 
@@ -111,8 +118,17 @@ func (s *Server) checkReport(host string, r *wire.StatsReport) error {
 			e.Fields = append(e.Fields, FieldError{Path: at("member"), Message: fmt.Sprintf("%s on %s is not a member of group %q on that port", m.Member, m.Port, m.Group)})
 		case seen[key]:
 			e.Fields = append(e.Fields, FieldError{Path: at("member"), Message: fmt.Sprintf("%s on %s of group %q is reported twice", m.Member, m.Port, m.Group)})
-		case m.NewConnections > maxCount:
-			e.Fields = append(e.Fields, FieldError{Path: at("new_connections"), Message: fmt.Sprintf("%d is more than 2^53", m.NewConnections)})
+		default:
+			for _, f := range []struct {
+				name     string
+				v, bound uint64
+			}{{"new_connections", m.NewConnections, maxCount}, {"packets_to_member", m.PacketsToMember, maxCount},
+				{"bytes_to_member", m.BytesToMember, maxCount}, {"packets_from_member", m.PacketsFromMember, maxCount},
+				{"bytes_from_member", m.BytesFromMember, maxCount}, {"active_connections", m.ActiveConnections, maxActive}} {
+				if f.v > f.bound {
+					e.Fields = append(e.Fields, FieldError{Path: at(f.name), Message: fmt.Sprintf("%d is more than %d", f.v, f.bound)})
+				}
+			}
 		}
 		seen[key] = true
 		if len(e.Fields) >= 20 {

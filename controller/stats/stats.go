@@ -1,7 +1,7 @@
 // Package stats keeps, in memory, the member statistics the hosts report
-// (issue 17): per group, VIP port and member, each host's count of new
-// connections, their sum over the hosts, and five minutes of history for
-// rates. It is not the store of record: a restarted controller asks every
+// (issue 17): per group, VIP port and member, each host's counters (new
+// connections, packets and bytes each way) and active connections, their
+// sums over the hosts, and five minutes of history for rates and charts. It is not the store of record: a restarted controller asks every
 // host for all its counters again (wire.StatsAnswer.WantFull), and a
 // host's counters go on from what its switch counted. It knows neither
 // HTTP nor OpenFlow: the API checks a report before it comes here.
@@ -52,26 +52,58 @@ type memberKey struct{ port, member string }
 
 type member struct {
 	hosts map[string]*count
-	// cur is the total as of the last report; history the totals at most
-	// every sampleEvery (a ring, oldest at next once full).
+	// cur is the totals as of the last report; history the totals at
+	// most every sampleEvery (a ring, oldest at next once full).
 	cur     sample
 	history []sample
 	next    int
 }
 
-// count is one host's count of a member: raw as last reported, total
-// what it adds up to across the host's restarts, at when it was last
-// reported, and rate the new connections a second between the host's two
-// last reports of it.
-type count struct {
-	raw, total uint64
-	at         time.Time
-	rate       float64
+// Counters, in a vec.
+const (
+	cNew = iota
+	cPacketsTo
+	cBytesTo
+	cPacketsFrom
+	cBytesFrom
+	numCounters
+)
+
+// vec is a member's counters on a host, or summed.
+type vec [numCounters]uint64
+
+func vecOf(m *wire.MemberCount) vec {
+	return vec{m.NewConnections, m.PacketsToMember, m.BytesToMember, m.PacketsFromMember, m.BytesFromMember}
 }
 
+// below reports whether any counter of v is below o's: counting started
+// again.
+func (v vec) below(o vec) bool {
+	for i := range v {
+		if v[i] < o[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// count is one host's counts of a member: raw as last reported, total
+// what they add up to across the host's restarts, at when it was last
+// reported, rate the counters a second between the host's two last
+// reports of it, and active its active connections then.
+type count struct {
+	raw, total vec
+	at         time.Time
+	rate       [numCounters]float64
+	active     uint64
+}
+
+// sample is a member's totals at a time (unix milliseconds): its counters
+// over every host and its active connections over the hosts not stale.
 type sample struct {
-	at    time.Time
-	total uint64
+	at     int64
+	total  vec
+	active uint64
 }
 
 // Report takes a host's report, checked by the caller, at now. It says
@@ -90,7 +122,8 @@ func (s *Stats) Report(hostName string, r wire.StatsReport, now time.Time) (want
 	h.interval = time.Duration(r.IntervalS * float64(time.Second))
 	h.last = now
 	touched := map[*member]bool{}
-	for _, m := range r.Members {
+	for i := range r.Members {
+		m := &r.Members[i]
 		g := s.groups[m.Group]
 		if g == nil {
 			g = &group{members: map[memberKey]*member{}}
@@ -102,46 +135,57 @@ func (s *Stats) Report(hostName string, r wire.StatsReport, now time.Time) (want
 			mem = &member{hosts: map[string]*count{}}
 			g.members[k] = mem
 		}
+		v := vecOf(m)
 		c := mem.hosts[hostName]
 		switch {
 		case c == nil:
-			c = &count{total: m.NewConnections}
+			c = &count{total: v}
 			mem.hosts[hostName] = c
 		default:
-			added := m.NewConnections - c.raw
-			if m.NewConnections < c.raw {
-				// The host's agent and switch started again: its count
-				// starts from 0, and all of it is new.
-				added = m.NewConnections
-			}
-			c.total += added
-			if dt := now.Sub(c.at); dt > 0 {
-				c.rate = float64(added) / dt.Seconds()
+			added := v
+			if !v.below(c.raw) {
+				for i := range added {
+					added[i] -= c.raw[i]
+				}
+			} // else the host's agent and switch started again: its
+			// counts start from 0, and all of them are new.
+			dt := now.Sub(c.at).Seconds()
+			for i := range added {
+				c.total[i] += added[i]
+				if dt > 0 {
+					c.rate[i] = float64(added[i]) / dt
+				}
 			}
 		}
-		c.raw, c.at = m.NewConnections, now
+		c.raw, c.at, c.active = v, now, m.ActiveConnections
 		touched[mem] = true
 	}
 	for mem := range touched {
-		mem.sample(now)
+		mem.sample(s.hosts, now)
 	}
 	return wantFull
 }
 
-// sample records the member's total at now, and keeps it in the history
-// unless the history's last sample is more recent than sampleEvery.
-func (m *member) sample(now time.Time) {
-	var total uint64
-	for _, c := range m.hosts {
-		total += c.total
+// sample records the member's totals at now, and keeps them in the
+// history unless the history's last sample is more recent than
+// sampleEvery.
+func (m *member) sample(hosts map[string]*host, now time.Time) {
+	cur := sample{at: now.UnixMilli()}
+	for name, c := range m.hosts {
+		for i := range cur.total {
+			cur.total[i] += c.total[i]
+		}
+		if h := hosts[name]; h != nil && !h.stale(now) {
+			cur.active += c.active
+		}
 	}
-	m.cur = sample{now, total}
+	m.cur = cur
 	switch last := m.latest(); {
-	case last != nil && now.Sub(last.at) < sampleEvery:
+	case last != nil && cur.at-last.at < sampleEvery.Milliseconds():
 	case len(m.history) < historyLen:
-		m.history = append(m.history, m.cur)
+		m.history = append(m.history, cur)
 	default:
-		m.history[m.next] = m.cur
+		m.history[m.next] = cur
 		m.next = (m.next + 1) % historyLen
 	}
 }
@@ -158,19 +202,28 @@ func (m *member) latest() *sample {
 	}
 }
 
-// rate is the member's new connections a second: the sum of each host's
-// rate between its last two reports of the member, for the hosts that
-// reported it lately (a host reports a member whose count changed, so one
-// silent about it for two of its intervals had none; a stale one is not
+// samples is the history, oldest first.
+func (m *member) samples() []sample {
+	if len(m.history) < historyLen {
+		return m.history
+	}
+	return append(slices.Clone(m.history[m.next:]), m.history[:m.next]...)
+}
+
+// rates are the member's counters a second: the sum of each host's rate
+// between its last two reports of the member, for the hosts that reported
+// it lately (a host reports a member whose counts changed, so one silent
+// about it for two of its intervals had none; a stale one is not
 // counted).
-func (m *member) rate(hosts map[string]*host, now time.Time) float64 {
-	var r float64
+func (m *member) rates(hosts map[string]*host, now time.Time) (r [numCounters]float64) {
 	for name, c := range m.hosts {
 		h := hosts[name]
 		if h == nil || h.stale(now) || now.Sub(c.at) > 2*max(h.interval, time.Second) {
 			continue
 		}
-		r += c.rate
+		for i := range r {
+			r[i] += c.rate[i]
+		}
 	}
 	return r
 }
@@ -184,8 +237,9 @@ func (h *host) stale(now time.Time) bool {
 type MemberRef struct{ Port, Member string }
 
 // Group is the statistics of a group's members (each once, in the order
-// given, those without reports at zero) at now.
-func (s *Stats) Group(name string, members []MemberRef, now time.Time) wire.GroupStats {
+// given, those without reports at zero) at now; with history, each
+// member's samples of the last five minutes.
+func (s *Stats) Group(name string, members []MemberRef, now time.Time, history bool) wire.GroupStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := wire.GroupStats{Group: name, StaleHosts: []string{}, Members: make([]wire.MemberStats, 0, len(members))}
@@ -195,17 +249,25 @@ func (s *Stats) Group(name string, members []MemberRef, now time.Time) wire.Grou
 		ms := wire.MemberStats{Port: ref.Port, Member: ref.Member, Hosts: []wire.MemberHostCounts{}}
 		if g != nil {
 			if m := g.members[memberKey{ref.Port, ref.Member}]; m != nil {
-				ms.NewPerSecond = m.rate(s.hosts, now)
+				r := m.rates(s.hosts, now)
+				ms.NewPerSecond, ms.BytesToPerSecond, ms.BytesFromPerSecond = r[cNew], r[cBytesTo], r[cBytesFrom]
 				for name, c := range m.hosts {
 					h := s.hosts[name]
-					hc := wire.MemberHostCounts{Host: name, NewConnections: c.total, AgeS: now.Sub(c.at).Seconds(), Stale: h == nil || h.stale(now)}
+					hc := wire.MemberHostCounts{Host: name, Counts: countsOf(c.total, c.active), AgeS: now.Sub(c.at).Seconds(), Stale: h == nil || h.stale(now)}
 					if hc.Stale {
 						stale[name] = true
+						hc.ActiveConnections = 0 // not known now
 					}
-					ms.NewConnections += c.total
+					ms.Counts = ms.Counts.Add(hc.Counts)
 					ms.Hosts = append(ms.Hosts, hc)
 				}
 				slices.SortFunc(ms.Hosts, func(a, b wire.MemberHostCounts) int { return strings.Compare(a.Host, b.Host) })
+				if history {
+					ms.History = []wire.StatsSample{}
+					for _, x := range m.samples() {
+						ms.History = append(ms.History, wire.StatsSample{At: float64(x.at) / 1000, Counts: countsOf(x.total, x.active)})
+					}
+				}
 			}
 		}
 		out.Members = append(out.Members, ms)
@@ -215,6 +277,12 @@ func (s *Stats) Group(name string, members []MemberRef, now time.Time) wire.Grou
 	}
 	slices.Sort(out.StaleHosts)
 	return out
+}
+
+// countsOf is counters as the API shows them.
+func countsOf(v vec, active uint64) wire.Counts {
+	return wire.Counts{NewConnections: v[cNew], ActiveConnections: active,
+		PacketsToMember: v[cPacketsTo], BytesToMember: v[cBytesTo], PacketsFromMember: v[cPacketsFrom], BytesFromMember: v[cBytesFrom]}
 }
 
 // Keep drops what the statistics hold of a group's members that keep

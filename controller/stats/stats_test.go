@@ -44,7 +44,7 @@ func TestTotalsAcrossRestarts(t *testing.T) {
 			s := sharedStats
 			assert.Equal(t, tc.wantFull, s.Report(tc.host, tc.report, t0), "want full")
 			got := map[string]uint64{}
-			for _, m := range s.Group("web", members, t0).Members {
+			for _, m := range s.Group("web", members, t0, false).Members {
 				got[m.Member] = m.NewConnections
 			}
 			assert.Equal(t, tc.want, got)
@@ -68,7 +68,7 @@ func TestRatesAndStaleHosts(t *testing.T) {
 		}
 	}
 	now := t0.Add(20 * time.Second)
-	g := s.Group("web", members, now)
+	g := s.Group("web", members, now, false)
 	require.Len(t, g.Members, 2)
 	m := g.Members[0]
 	assert.Equal(t, uint64(200+108), m.NewConnections)
@@ -84,18 +84,18 @@ func TestRatesAndStaleHosts(t *testing.T) {
 	for i := 21; i <= 25; i++ {
 		s.Report("h1", report(false, web("10.0.0.12", uint64(i))), t0.Add(time.Duration(i)*time.Second))
 	}
-	later := s.Group("web", members, t0.Add(25*time.Second))
+	later := s.Group("web", members, t0.Add(25*time.Second), false)
 	assert.Zero(t, later.Members[0].NewPerSecond, "quiet for more than two intervals: no rate")
 	assert.Equal(t, []string{"h2"}, later.StaleHosts)
 
 	s.ForgetHost("h2")
-	g = s.Group("web", members, now)
+	g = s.Group("web", members, now, false)
 	assert.Equal(t, uint64(200), g.Members[0].NewConnections)
 	assert.Empty(t, g.StaleHosts)
 
 	s.Keep("web", members[1:])
-	assert.Zero(t, s.Group("web", members, now).Members[0].NewConnections, "10.0.0.11 left the group")
-	assert.InDelta(t, 0, s.Group("web", members, now.Add(time.Minute)).Members[0].NewPerSecond, 0, "no recent report: no rate")
+	assert.Zero(t, s.Group("web", members, now, false).Members[0].NewConnections, "10.0.0.11 left the group")
+	assert.InDelta(t, 0, s.Group("web", members, now.Add(time.Minute), false).Members[0].NewPerSecond, 0, "no recent report: no rate")
 }
 
 // TestHistoryIsBounded: five minutes of reports a second keep at most
@@ -108,5 +108,45 @@ func TestHistoryIsBounded(t *testing.T) {
 	}
 	m := s.groups["web"].members[memberKey{"tcp/80", "10.0.0.11"}]
 	assert.Len(t, m.history, historyLen)
-	assert.InDelta(t, 1, m.rate(s.hosts, t0.Add(599*time.Second)), 0.01)
+	assert.InDelta(t, 1, m.rates(s.hosts, t0.Add(599*time.Second))[cNew], 0.01)
+	h := s.Group("web", members[:1], t0.Add(599*time.Second), true).Members[0].History
+	require.Len(t, h, historyLen)
+	assert.Equal(t, float64(1000+600-2*historyLen), h[0].At, "the oldest first: five minutes and a bit ago")
+	assert.Equal(t, uint64(599-2*historyLen+1), h[0].NewConnections)
+	assert.Equal(t, uint64(598), h[historyLen-1].NewConnections, "a sample every 2 s")
+}
+
+// TestBytesAndActive: packets and bytes add up over hosts and restarts
+// like new connections, with their rates; active connections are each
+// host's last figure, summed over the hosts not stale (shown as 0 for a
+// stale one).
+func TestBytesAndActive(t *testing.T) {
+	s := New()
+	t0 := time.Unix(1000, 0)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
+	c := func(n, active, bytes uint64) wire.MemberCount {
+		m := web("10.0.0.11", n)
+		m.ActiveConnections, m.PacketsToMember, m.BytesToMember, m.PacketsFromMember, m.BytesFromMember = active, n*10, bytes, n*8, 2*bytes
+		return m
+	}
+	s.Report("h1", report(true, c(10, 4, 1000)), at(0))
+	s.Report("h2", report(true, c(5, 2, 500)), at(0))
+	s.Report("h1", report(false, c(20, 6, 3000)), at(1))
+	s.Report("h2", report(false, c(7, 1, 800)), at(1))
+	m := s.Group("web", members[:1], at(1), false).Members[0]
+	assert.Equal(t, wire.Counts{NewConnections: 27, ActiveConnections: 7, PacketsToMember: 270, BytesToMember: 3800, PacketsFromMember: 216, BytesFromMember: 7600}, m.Counts)
+	assert.InDelta(t, 12, m.NewPerSecond, 0.01)
+	assert.InDelta(t, 2300, m.BytesToPerSecond, 0.01)
+	assert.InDelta(t, 4600, m.BytesFromPerSecond, 0.01)
+	// h2 restarted: its counts start again.
+	s.Report("h2", report(true, c(1, 1, 100)), at(2))
+	assert.Equal(t, uint64(3900), s.Group("web", members[:1], at(2), false).Members[0].BytesToMember)
+	// h2 silent: stale, its active connections not summed.
+	s.Report("h1", report(false, c(21, 6, 3100)), at(6))
+	m = s.Group("web", members[:1], at(6), false).Members[0]
+	assert.Equal(t, uint64(6), m.ActiveConnections)
+	require.Len(t, m.Hosts, 2)
+	assert.True(t, m.Hosts[1].Stale)
+	assert.Zero(t, m.Hosts[1].ActiveConnections)
+	assert.Equal(t, uint64(4000), m.BytesToMember, "a stale host's counts happened: in the totals")
 }

@@ -157,6 +157,9 @@ type MemberCount struct {
 	BytesToMember     uint64 `json:"bytes_to_member,omitempty" doc:"Bytes of those connections to the member"`
 	PacketsFromMember uint64 `json:"packets_from_member,omitempty" doc:"Packets of those connections from the member"`
 	BytesFromMember   uint64 `json:"bytes_from_member,omitempty" doc:"Bytes of those connections from the member"`
+	// ActiveConnections is a gauge: the member's connections from the
+	// host open now.
+	ActiveConnections uint64 `json:"active_connections,omitempty" doc:"The member's connections from the host open now"`
 }
 
 // StatsReport is an agent's report of its members' counters (POST
@@ -187,21 +190,52 @@ type GroupStats struct {
 	Members    []MemberStats `json:"members"`
 }
 
-// MemberStats is one member on one VIP port, over every host.
+// MemberStats is one member on one VIP port, over every host: its
+// counters summed over the hosts (active connections over the hosts not
+// stale), and their rates.
 type MemberStats struct {
-	Port           string `json:"port"`
-	Member         string `json:"member"`
-	NewConnections uint64 `json:"new_connections" doc:"New connections from every host, since the hosts' counts began"`
-	// NewPerSecond is the rate of new connections over the last reports
-	// of the hosts that are not stale (about the last 10 s).
-	NewPerSecond float64            `json:"new_connections_per_second"`
-	Hosts        []MemberHostCounts `json:"hosts"`
+	Port   string `json:"port"`
+	Member string `json:"member"`
+	Counts
+	// The rates are the sums of each host's rate between its last two
+	// reports of the member, over the hosts not stale.
+	NewPerSecond       float64            `json:"new_connections_per_second"`
+	BytesToPerSecond   float64            `json:"bytes_to_member_per_second"`
+	BytesFromPerSecond float64            `json:"bytes_from_member_per_second"`
+	Hosts              []MemberHostCounts `json:"hosts"`
+	// History is the member's totals every 2 s or so over the last five
+	// minutes, oldest first (asked for with ?history=true).
+	History []StatsSample `json:"history,omitempty"`
+}
+
+// Counts are a member's counters (since the hosts' counts began) and its
+// active connections.
+type Counts struct {
+	NewConnections    uint64 `json:"new_connections" doc:"New connections"`
+	ActiveConnections uint64 `json:"active_connections" doc:"Connections open now (conntrack entries not closed)"`
+	PacketsToMember   uint64 `json:"packets_to_member"`
+	BytesToMember     uint64 `json:"bytes_to_member" doc:"Bytes (Ethernet frames) of the connections to the member"`
+	PacketsFromMember uint64 `json:"packets_from_member"`
+	BytesFromMember   uint64 `json:"bytes_from_member" doc:"Bytes (Ethernet frames) of the connections from the member"`
+}
+
+// Add is the sum of two counts.
+func (c Counts) Add(o Counts) Counts {
+	return Counts{c.NewConnections + o.NewConnections, c.ActiveConnections + o.ActiveConnections,
+		c.PacketsToMember + o.PacketsToMember, c.BytesToMember + o.BytesToMember,
+		c.PacketsFromMember + o.PacketsFromMember, c.BytesFromMember + o.BytesFromMember}
 }
 
 // MemberHostCounts is one host's part of a member's statistics.
 type MemberHostCounts struct {
-	Host           string  `json:"host"`
-	NewConnections uint64  `json:"new_connections"`
-	AgeS           float64 `json:"age_s" doc:"Seconds since the host's last report of this member's counters"`
-	Stale          bool    `json:"stale,omitempty"`
+	Host string `json:"host"`
+	Counts
+	AgeS  float64 `json:"age_s" doc:"Seconds since the host's last report of this member's counters"`
+	Stale bool    `json:"stale,omitempty"`
+}
+
+// StatsSample is a member's totals at a time.
+type StatsSample struct {
+	At float64 `json:"t" doc:"Unix time, seconds"`
+	Counts
 }
