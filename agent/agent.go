@@ -301,6 +301,7 @@ func (a *Agent) run(ctx context.Context, g *errgroup.Group, db *ovsdb.Client, in
 	if follow != nil {
 		stats.report = follow.c.ReportStats
 	}
+	stats.conntrack = unixctlDumper{ctl: a.vswitchdCtl}
 	g.Go(func() error { stats.run(ctx, switchOf{sw}, cfg.StatsInterval); return nil })
 	g.Go(func() error { r.run(ctx, switchOf{sw}); return nil })
 	g.Go(func() error { r.runAffinityExpiry(ctx); return nil })

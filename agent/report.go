@@ -17,8 +17,9 @@ import (
 // next report.
 func (s *memberStats) send(ctx context.Context, every time.Duration) {
 	type sentRef struct {
-		c     *memberCount
-		total [numRoles]tally
+		c      *memberCount
+		total  [numRoles]tally
+		active uint32
 	}
 	s.mu.Lock()
 	r := wire.StatsReport{Full: s.full, IntervalS: every.Seconds(), Members: []wire.MemberCount{}}
@@ -26,13 +27,13 @@ func (s *memberStats) send(ctx context.Context, every time.Duration) {
 	for _, p := range s.ports {
 		for i := range p.members {
 			c := &p.members[i]
-			if !s.full && c.total == c.sent {
+			if !s.full && c.total == c.sent && c.active == c.activeSent {
 				continue
 			}
 			n := c.counts()
 			r.Members = append(r.Members, wire.MemberCount{Group: p.group, Port: p.port, Member: memberLabel(c.member()), NewConnections: n.New,
-				PacketsToMember: n.To.packets, BytesToMember: n.To.bytes, PacketsFromMember: n.From.packets, BytesFromMember: n.From.bytes})
-			refs = append(refs, sentRef{c, c.total})
+				PacketsToMember: n.To.packets, BytesToMember: n.To.bytes, PacketsFromMember: n.From.packets, BytesFromMember: n.From.bytes, ActiveConnections: uint64(c.active)})
+			refs = append(refs, sentRef{c, c.total, c.active})
 		}
 	}
 	s.mu.Unlock()
@@ -65,6 +66,6 @@ func (s *memberStats) send(ctx context.Context, every time.Duration) {
 	// No read came in between (reads and reports take turns on one
 	// goroutine): refs still point into the counts.
 	for _, ref := range refs {
-		ref.c.sent = ref.total
+		ref.c.sent, ref.c.activeSent = ref.total, ref.active
 	}
 }

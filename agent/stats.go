@@ -85,6 +85,9 @@ type memberCount struct {
 	raw   [numRoles]flowRaw
 	total [numRoles]tally
 	sent  [numRoles]tally // total as the controller last took it
+	// active is the member's connections open (conntrack entries not
+	// closed) as last read, activeSent as the controller last took it.
+	active, activeSent uint32
 	// reborn: made in place of another member that had the index (its
 	// flows' counts until now were that member's).
 	reborn bool
@@ -125,10 +128,11 @@ func (c *memberCount) unsent() bool {
 type counts struct {
 	New      uint64
 	To, From tally
+	Active   uint64
 }
 
 func (c *memberCount) counts() counts {
-	return counts{New: c.total[pipeline.RoleCommit].packets, To: c.total[pipeline.RoleCountTo], From: c.total[pipeline.RoleCountFrom]}
+	return counts{New: c.total[pipeline.RoleCommit].packets, To: c.total[pipeline.RoleCountTo], From: c.total[pipeline.RoleCountFrom], Active: uint64(c.active)}
 }
 
 // portStats are the counts of one VIP port's members (one commit cookie),
@@ -196,6 +200,12 @@ type memberStats struct {
 
 	fresh  []flowCount   // flows to name, of a read (its room kept)
 	dumped time.Duration // how long the last read's dump took
+	// conntrack is where active connections are read (nil: not read);
+	// ctDumped how long the last dump took, activeLen how many members
+	// it found.
+	conntrack conntrackDumper
+	ctDumped  time.Duration
+	activeLen int
 	unread []flowCount   // removed flows never read, to name (under mu)
 
 	mu      sync.Mutex
@@ -217,6 +227,7 @@ type memberStats struct {
 	desc     *prometheus.Desc // new connections
 	packets  *prometheus.Desc
 	bytes    *prometheus.Desc
+	active   *prometheus.Desc
 }
 
 func newMemberStats(cfg pipeline.Config, limit int, resolver memberResolver, log *slog.Logger, reg prometheus.Registerer) *memberStats {
@@ -238,6 +249,9 @@ func newMemberStats(cfg pipeline.Config, limit int, resolver memberResolver, log
 		bytes: prometheus.NewDesc("dlb_agent_member_bytes_total",
 			"Bytes (Ethernet frames) of the connections this host sent to a member through a VIP port of a group, by direction: to_member, from_member (up to member_metrics_limit members).",
 			[]string{"group", "port", "member", "direction"}, nil),
+		active: prometheus.NewDesc("dlb_agent_member_active_connections",
+			"Connections from this host to a member through a VIP port of a group that are open (conntrack entries not closed), as last read (up to member_metrics_limit members).",
+			[]string{"group", "port", "member"}, nil),
 	}
 	s.polls.WithLabelValues("ok")
 	s.polls.WithLabelValues("error")
@@ -262,6 +276,7 @@ const maxPace = 30 * time.Second
 // the last read's time) while the switch is connected.
 func (s *memberStats) run(ctx context.Context, sw bridgeSwitch, interval time.Duration) {
 	wait := interval
+	var ctDue time.Time // of the next conntrack dump
 	for {
 		select {
 		case <-ctx.Done():
@@ -281,6 +296,13 @@ func (s *memberStats) run(ctx context.Context, sw bridgeSwitch, interval time.Du
 		// Paced by the dump alone (the switch's and the agent's work per
 		// flow), not by waits for the reconciler, and at most maxPace.
 		next := max(interval, min(readShare*s.dumped, maxPace))
+		if now := time.Now(); s.conntrack != nil && !now.Before(ctDue) {
+			// Conntrack too, by its own dump's time.
+			if err := s.readActive(ctx, s.conntrack); err != nil && ctx.Err() == nil {
+				s.log.Debug("active connections not read", "err", err)
+			}
+			ctDue = now.Add(max(interval, min(readShare*s.ctDumped, maxPace)) - interval/2)
+		}
 		if s.report != nil {
 			s.send(ctx, next)
 		}
@@ -604,7 +626,7 @@ func (s *memberStats) countsOf() map[memberRef]counts {
 			c := &p.members[i]
 			ref := memberRef{p.group, p.port, c.member()}
 			sum, n := sums[ref], c.counts()
-			sums[ref] = counts{New: sum.New + n.New, To: sum.To.add(n.To), From: sum.From.add(n.From)}
+			sums[ref] = counts{New: sum.New + n.New, To: sum.To.add(n.To), From: sum.From.add(n.From), Active: sum.Active + n.Active}
 		}
 	}
 	return sums
@@ -615,11 +637,12 @@ func (s *memberStats) Describe(ch chan<- *prometheus.Desc) {
 	ch <- s.desc
 	ch <- s.packets
 	ch <- s.bytes
+	ch <- s.active
 }
 
 // Collect is the prometheus.Collector's: series per (group, port, member),
 // unless there are more than limit members (then none, and a warning
-// once: a host with 10,000 groups of 10 members would export 500,000).
+// once: a host with 10,000 groups of 10 members would export 600,000).
 func (s *memberStats) Collect(ch chan<- prometheus.Metric) {
 	sums := s.countsOf()
 	if len(sums) > s.limit {
@@ -634,6 +657,7 @@ func (s *memberStats) Collect(ch chan<- prometheus.Metric) {
 	for ref, n := range sums {
 		g, p, m := ref.Group, ref.Port, memberLabel(ref.Member)
 		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.CounterValue, float64(n.New), g, p, m)
+		ch <- prometheus.MustNewConstMetric(s.active, prometheus.GaugeValue, float64(n.Active), g, p, m)
 		for _, d := range []struct {
 			dir string
 			t   tally

@@ -92,7 +92,7 @@ func TestMemberStatsCountAcrossResets(t *testing.T) {
 		assert.Equal(t, r.want, s.totals(), r.name)
 	}
 	assert.Equal(t, 1, testutil.CollectAndCount(s, "dlb_agent_member_new_connections_total"))
-	assert.Equal(t, 5, testutil.CollectAndCount(s), "new connections, and packets and bytes each way")
+	assert.Equal(t, 6, testutil.CollectAndCount(s), "new connections, active ones, and packets and bytes each way")
 	assert.NoError(t, testutil.CollectAndCompare(s, strings.NewReader(`
 # HELP dlb_agent_member_new_connections_total New connections this host sent to a member through a VIP port of a group (the packets of the member's commit flow; exported up to member_metrics_limit members).
 # TYPE dlb_agent_member_new_connections_total counter

@@ -53,6 +53,10 @@ type LoadSpec struct {
 	Sources []netip.AddrPort
 	// Record keeps, in the result, which server answered each source.
 	Record bool
+	// Opened, when set, is called with the server's name as each
+	// exchange gets its first answer (before Hold): with Hold, the
+	// connections open at a time (called from the tool's goroutines).
+	Opened func(server string)
 }
 
 // Exchange is one recorded connection or datagram exchange.
@@ -317,6 +321,9 @@ func exchange(ctx context.Context, spec LoadSpec, src, dst netip.AddrPort) (stri
 		return strings.TrimSpace(line), nil
 	}
 	name, err := ask()
+	if err == nil && spec.Opened != nil {
+		spec.Opened(name)
+	}
 	if err != nil || spec.Hold == 0 {
 		return name, err
 	}

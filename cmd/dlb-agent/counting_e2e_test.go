@@ -3,9 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,10 +220,13 @@ func TestMemberNewConnectionsCounted(t *testing.T) {
 // TestControllerSumsMemberStats: with a controller, the agents report
 // their members' counters and the controller's statistics of the group,
 // summed over the hosts, equal what the load tool says each member
-// answered (TCP connections and UDP flows from clients on two hosts), with
-// each host's share and no host stale; a member drained keeps its count
-// (its commit flows are removed, their final counts sent), the others go
-// on counting.
+// answered (TCP connections and UDP flows from clients on two hosts, to
+// members on the clients' hosts and on another), with each host's share
+// and no host stale. The bytes each way are within 1 % of what the
+// members' own kernels received and sent. Connections held open are
+// the members' active connections (within 2) while they are, and none
+// once they closed. A member drained keeps its count (its commit flows are
+// removed, their final counts sent), the others go on counting.
 func TestControllerSumsMemberStats(t *testing.T) {
 	f := newFleet(t)
 	var members []string
@@ -231,6 +236,10 @@ func TestControllerSumsMemberStats(t *testing.T) {
 	f.ctl.Call("POST", "/v1/groups", `{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80,"target_port":8080},{"protocol":"udp","port":53,"target_port":5353}],"members":[`+strings.Join(members, ",")+`]}`, 201)
 	g := f.group(t, "web")
 	f.appliedEverywhere(t, g.ModifyIndex, time.Now())
+	servers := []string{"s1", "s2", "s3"}
+	for _, vm := range servers {
+		require.NoError(t, f.tb.CountL4(f.ctx, vm))
+	}
 	want := map[string]map[string]uint64{"tcp/80": {}, "udp/53": {}}
 	for _, run := range []struct {
 		vm, proto, port string
@@ -268,6 +277,102 @@ func TestControllerSumsMemberStats(t *testing.T) {
 		require.Equal(t, want, have, "%s: the controller's totals are the tool's answers", what)
 	}
 	settle("after the traffic")
+
+	// Held open: the members' active connections.
+	active := func() map[string]uint64 {
+		require.NoError(t, json.Unmarshal(f.ctl.Call("GET", "/v1/groups/web/stats", "", 200), &st))
+		out := map[string]uint64{}
+		for _, m := range st.Members {
+			if m.Port == "tcp/80" {
+				out[m.Member] = m.ActiveConnections
+			}
+		}
+		return out
+	}
+	near := func(want, got map[string]uint64) bool {
+		for _, vm := range servers {
+			ip := f.tb.VM(vm).Addr().String()
+			if d := int64(got[ip]) - int64(want[ip]); d < -2 || d > 2 {
+				return false
+			}
+		}
+		return true
+	}
+	var mu sync.Mutex
+	open := map[string]uint64{}
+	held := 0
+	done := make(chan *testbed.LoadResult, 2)
+	for _, run := range []struct {
+		vm    string
+		count int
+	}{{"c1", 90}, {"c2", 60}} {
+		held += run.count
+		go func() {
+			res, err := f.tb.Load(f.ctx, testbed.LoadSpec{VM: run.vm, Target: "10.96.0.10:80", Count: run.count, Concurrency: run.count, Hold: 12 * time.Second,
+				Timeout: 5 * time.Second, Opened: func(server string) {
+					mu.Lock()
+					defer mu.Unlock()
+					open[f.tb.VM(server).Addr().String()]++
+				}})
+			assert.NoError(t, err)
+			done <- res
+		}()
+	}
+	openNow := func() (map[string]uint64, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, v := range open {
+			n += int(v)
+		}
+		return maps.Clone(open), n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := openNow(); n < held && time.Now().Before(deadline); _, n = openNow() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantOpen, n := openNow()
+	require.Equal(t, held, n, "every held connection answered")
+	time.Sleep(2 * time.Second) // two intervals
+	var have map[string]uint64
+	for have = active(); !near(wantOpen, have) && time.Now().Before(deadline.Add(2*time.Second)); have = active() {
+		time.Sleep(200 * time.Millisecond)
+	}
+	assert.True(t, near(wantOpen, have), "held open %v, active %v: within 2", wantOpen, have)
+	t.Logf("connections held open per member %v; the controller's active connections %v", wantOpen, have)
+	for range 2 {
+		res := <-done
+		require.NotNil(t, res)
+		require.Zero(t, res.Failed(), "%v %v", res.Failures, res.FailureExamples)
+		for server, n := range res.Answers {
+			want["tcp/80"][f.tb.VM(server).Addr().String()] += uint64(n)
+		}
+	}
+	settle("after the held connections")
+	closed := map[string]uint64{}
+	deadline = time.Now().Add(10 * time.Second)
+	for have = active(); !near(closed, have) && time.Now().Before(deadline); have = active() {
+		time.Sleep(200 * time.Millisecond)
+	}
+	assert.True(t, near(closed, have), "closed: active %v", have)
+
+	// Bytes each way, as the members' kernels counted their TCP and UDP
+	// packets (they exchange nothing else).
+	for _, vm := range servers {
+		d, err := f.tb.L4Counters(f.ctx, vm)
+		require.NoError(t, err)
+		ip := f.tb.VM(vm).Addr().String()
+		var to, from, pto, pfrom uint64
+		for _, m := range st.Members {
+			if m.Member == ip {
+				to, from, pto, pfrom = to+m.BytesToMember, from+m.BytesFromMember, pto+m.PacketsToMember, pfrom+m.PacketsFromMember
+			}
+		}
+		assert.InEpsilon(t, d.RxBytes, to, 0.01, "%s: bytes to it, counted %d, its kernel received %d", vm, to, d.RxBytes)
+		assert.InEpsilon(t, d.TxBytes, from, 0.01, "%s: bytes from it, counted %d, its kernel sent %d", vm, from, d.TxBytes)
+		t.Logf("%s: to it %d packets %d bytes (its kernel: %d, %d); from it %d packets %d bytes (%d, %d)",
+			vm, pto, to, d.RxPackets, d.RxBytes, pfrom, from, d.TxPackets, d.TxBytes)
+	}
 	// s3 drained: its commit flows go (their final counts come in flow
 	// removed messages); its count stays, the others go on.
 	f.ctl.Call("PATCH", "/v1/groups/web/members/"+f.tb.VM("s3").Addr().String(), `{"state":"draining"}`, 200)

@@ -1,0 +1,141 @@
+package testbed
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// IfCounters are a VM's interface counters (every interface but lo): the
+// Ethernet frames it received and sent, as the kernel counts them.
+type IfCounters struct {
+	RxPackets, RxBytes, TxPackets, TxBytes uint64
+}
+
+// Sub is c minus o.
+func (c IfCounters) Sub(o IfCounters) IfCounters {
+	return IfCounters{c.RxPackets - o.RxPackets, c.RxBytes - o.RxBytes, c.TxPackets - o.TxPackets, c.TxBytes - o.TxBytes}
+}
+
+// VMCounters reads a VM's interface counters (/proc/net/dev in its
+// namespace).
+func (tb *Testbed) VMCounters(ctx context.Context, vm string) (IfCounters, error) {
+	out, err := tb.Exec(ctx, vm, "cat", "/proc/net/dev")
+	if err != nil {
+		return IfCounters{}, err
+	}
+	return parseNetDev(out)
+}
+
+// parseNetDev sums /proc/net/dev's lines but lo's.
+func parseNetDev(s string) (IfCounters, error) {
+	var c IfCounters
+	for _, line := range strings.Split(s, "\n") {
+		name, rest, ok := strings.Cut(line, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "lo" || strings.Contains(name, "|") {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 10 {
+			return IfCounters{}, fmt.Errorf("/proc/net/dev: %q", line)
+		}
+		var v [4]uint64
+		for i, k := range []int{1, 0, 9, 8} { // rx packets, rx bytes, tx packets, tx bytes
+			n, err := strconv.ParseUint(f[k], 10, 64)
+			if err != nil {
+				return IfCounters{}, fmt.Errorf("/proc/net/dev: %q: %w", line, err)
+			}
+			v[i] = n
+		}
+		c.RxPackets += v[0]
+		c.RxBytes += v[1]
+		c.TxPackets += v[2]
+		c.TxBytes += v[3]
+	}
+	return c, nil
+}
+
+// acctTable is the nftables table CountL4 adds in a VM.
+const acctTable = "dlbtestbed_acct"
+
+// CountL4 starts counting, in a VM's namespace, the TCP and UDP packets it
+// receives and sends (nftables counters, ahead of conntrack): what its
+// services exchange, without the ARP, neighbour discovery and multicast
+// that also reach its interface. Started again, the counters start from 0.
+func (tb *Testbed) CountL4(ctx context.Context, vm string) error {
+	v := tb.VM(vm)
+	if v == nil {
+		return fmt.Errorf("no VM %q", vm)
+	}
+	_, _ = inNetns(ctx, v.Namespace, "nft", "delete", "table", "inet", acctTable)
+	ruleset := "table inet " + acctTable + " {\n" +
+		" chain in { type filter hook input priority -300; meta l4proto { tcp, udp } counter; }\n" +
+		" chain out { type filter hook output priority -300; meta l4proto { tcp, udp } counter; }\n}\n"
+	if _, err := inNetns(ctx, v.Namespace, "nft", ruleset); err != nil {
+		return fmt.Errorf("count TCP and UDP in VM %s: %w", vm, err)
+	}
+	return nil
+}
+
+// L4Counters reads what CountL4 counted since it started, as Ethernet
+// frames (the IP packets' length and 14 bytes of Ethernet header each):
+// received (Rx) and sent (Tx).
+func (tb *Testbed) L4Counters(ctx context.Context, vm string) (IfCounters, error) {
+	v := tb.VM(vm)
+	if v == nil {
+		return IfCounters{}, fmt.Errorf("no VM %q", vm)
+	}
+	out, err := inNetns(ctx, v.Namespace, "nft", "-j", "list", "table", "inet", acctTable)
+	if err != nil {
+		return IfCounters{}, fmt.Errorf("read counters in VM %s: %w", vm, err)
+	}
+	return parseL4Counters(out)
+}
+
+// parseL4Counters reads the counters of CountL4's chains from `nft -j
+// list table`.
+func parseL4Counters(out string) (IfCounters, error) {
+	var doc struct {
+		Nftables []struct {
+			Rule *struct {
+				Chain string `json:"chain"`
+				Expr  []struct {
+					Counter *struct {
+						Packets, Bytes uint64
+					} `json:"counter"`
+				} `json:"expr"`
+			} `json:"rule"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		return IfCounters{}, fmt.Errorf("nft -j: %w", err)
+	}
+	var c IfCounters
+	found := 0
+	for _, o := range doc.Nftables {
+		if o.Rule == nil {
+			continue
+		}
+		for _, e := range o.Rule.Expr {
+			if e.Counter == nil {
+				continue
+			}
+			frames := e.Counter.Bytes + 14*e.Counter.Packets
+			switch o.Rule.Chain {
+			case "in":
+				c.RxPackets, c.RxBytes = e.Counter.Packets, frames
+				found++
+			case "out":
+				c.TxPackets, c.TxBytes = e.Counter.Packets, frames
+				found++
+			}
+		}
+	}
+	if found != 2 {
+		return IfCounters{}, fmt.Errorf("nft -j: %d counters, want 2", found)
+	}
+	return c, nil
+}
