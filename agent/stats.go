@@ -206,7 +206,7 @@ type memberStats struct {
 	conntrack conntrackDumper
 	ctDumped  time.Duration
 	activeLen int
-	unread []flowCount   // removed flows never read, to name (under mu)
+	unread    []flowCount // removed flows never read, to name (under mu)
 
 	mu      sync.Mutex
 	ports   map[uint64]*portStats // by cookie

@@ -98,44 +98,89 @@ func (tb *Testbed) L4Counters(ctx context.Context, vm string) (IfCounters, error
 // parseL4Counters reads the counters of CountL4's chains from `nft -j
 // list table`.
 func parseL4Counters(out string) (IfCounters, error) {
+	cs, err := parseCounters(out)
+	if err != nil {
+		return IfCounters{}, err
+	}
+	in, ok1 := cs["in"]
+	o, ok2 := cs["out"]
+	if !ok1 || !ok2 {
+		return IfCounters{}, fmt.Errorf("nft -j: %d counters, want one in chain in and one in chain out", len(cs))
+	}
+	// Frames: the IP packets and an Ethernet header each.
+	return IfCounters{RxPackets: in.Packets, RxBytes: in.Bytes + 14*in.Packets, TxPackets: o.Packets, TxBytes: o.Bytes + 14*o.Packets}, nil
+}
+
+// nftCounter is a counter's value.
+type nftCounter struct{ Packets, Bytes uint64 }
+
+// parseCounters reads `nft -j list table`: the counter of each chain's
+// rule (one a chain).
+func parseCounters(out string) (map[string]nftCounter, error) {
 	var doc struct {
 		Nftables []struct {
 			Rule *struct {
 				Chain string `json:"chain"`
 				Expr  []struct {
-					Counter *struct {
-						Packets, Bytes uint64
-					} `json:"counter"`
+					Counter *nftCounter `json:"counter"`
 				} `json:"expr"`
 			} `json:"rule"`
 		} `json:"nftables"`
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		return IfCounters{}, fmt.Errorf("nft -j: %w", err)
+		return nil, fmt.Errorf("nft -j: %w", err)
 	}
-	var c IfCounters
-	found := 0
+	cs := map[string]nftCounter{}
 	for _, o := range doc.Nftables {
 		if o.Rule == nil {
 			continue
 		}
 		for _, e := range o.Rule.Expr {
-			if e.Counter == nil {
-				continue
-			}
-			frames := e.Counter.Bytes + 14*e.Counter.Packets
-			switch o.Rule.Chain {
-			case "in":
-				c.RxPackets, c.RxBytes = e.Counter.Packets, frames
-				found++
-			case "out":
-				c.TxPackets, c.TxBytes = e.Counter.Packets, frames
-				found++
+			if e.Counter != nil {
+				cs[o.Rule.Chain] = *e.Counter
 			}
 		}
 	}
-	if found != 2 {
-		return IfCounters{}, fmt.Errorf("nft -j: %d counters, want 2", found)
+	return cs, nil
+}
+
+// synTable is the nftables table CountSYN adds in a VM.
+const synTable = "dlbtestbed_syn"
+
+// CountSYN starts counting, in a VM's namespace, the TCP connections it
+// is asked for: SYNs its own conntrack sees as new (a SYN sent again for
+// the same connection is not counted again). Started again, the count
+// starts from 0.
+func (tb *Testbed) CountSYN(ctx context.Context, vm string) error {
+	v := tb.VM(vm)
+	if v == nil {
+		return fmt.Errorf("no VM %q", vm)
 	}
-	return c, nil
+	_, _ = inNetns(ctx, v.Namespace, "nft", "delete", "table", "inet", synTable)
+	ruleset := "table inet " + synTable + " {\n" +
+		" chain in { type filter hook input priority 0; tcp flags & (syn | ack) == syn ct state new counter; }\n}\n"
+	if _, err := inNetns(ctx, v.Namespace, "nft", ruleset); err != nil {
+		return fmt.Errorf("count connections in VM %s: %w", vm, err)
+	}
+	return nil
+}
+
+// SYNCount reads what CountSYN counted since it started.
+func (tb *Testbed) SYNCount(ctx context.Context, vm string) (uint64, error) {
+	v := tb.VM(vm)
+	if v == nil {
+		return 0, fmt.Errorf("no VM %q", vm)
+	}
+	out, err := inNetns(ctx, v.Namespace, "nft", "-j", "list", "table", "inet", synTable)
+	if err != nil {
+		return 0, fmt.Errorf("read the connection count in VM %s: %w", vm, err)
+	}
+	c, err := parseCounters(out)
+	if err != nil {
+		return 0, err
+	}
+	if n, ok := c["in"]; ok {
+		return n.Packets, nil
+	}
+	return 0, fmt.Errorf("nft -j: no counter in chain in")
 }

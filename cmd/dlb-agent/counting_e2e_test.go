@@ -398,3 +398,160 @@ func TestControllerSumsMemberStats(t *testing.T) {
 	}
 	assert.Contains(t, out, "on h1")
 }
+
+// TestStatsSurviveRestarts: clients on h1 and h2 open connections at a
+// steady rate while h1's agent is killed and started again, h2's
+// ovs-vswitchd restarts (its flows and their counters start again from
+// zero) and the controller is killed and started again (it asks every
+// host for all its counters). The controller's statistics, read every
+// 200 ms, never show a negative rate, and a member's total never goes
+// down but across the controller's restart. Once the traffic stopped,
+// h1's counts (its agent and the controller restarted) are c1's answers
+// exactly; h2's lost what its switch counted since the agent's last read
+// (OVS's counters die with it), and no member is counted more than the
+// connections its kernel accepted.
+func TestStatsSurviveRestarts(t *testing.T) {
+	f := newFleet(t)
+	f.dlbctl(t, webGroupYAML(f.tb, "s1", "s2", "s3"), "group", "create", "-f", "-")
+	f.appliedEverywhere(t, f.group(t, "web").ModifyIndex, time.Now())
+	servers := []string{"s1", "s2", "s3"}
+	for _, vm := range servers {
+		require.NoError(t, f.tb.CountSYN(f.ctx, vm))
+	}
+	type result struct {
+		res *testbed.LoadResult
+		err error
+	}
+	results := make(chan result, 2)
+	for _, c := range []string{"c1", "c2"} {
+		go func() {
+			res, err := f.tb.Load(f.ctx, testbed.LoadSpec{VM: c, Target: "10.96.0.10:80", Count: 1200, Concurrency: 16, Rate: 100, Timeout: 3 * time.Second})
+			results <- result{res, err}
+		}()
+	}
+	// The controller's view, polled: totals and rates by member.
+	type poll struct {
+		at       time.Time
+		restarts int // controller restarts before it
+		totals   map[string]uint64
+	}
+	var (
+		mu       sync.Mutex
+		polls    []poll
+		restarts int
+		negative []string
+	)
+	stop := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			code, body, err := f.ctl.Do("GET", "/v1/groups/web/stats", "")
+			if err != nil || code != 200 {
+				continue // the controller is down
+			}
+			var st wire.GroupStats
+			if json.Unmarshal(body, &st) != nil {
+				continue
+			}
+			p := poll{at: time.Now(), totals: map[string]uint64{}}
+			mu.Lock()
+			p.restarts = restarts
+			for _, m := range st.Members {
+				p.totals[m.Member] = m.NewConnections
+				if m.NewPerSecond < 0 || m.BytesToPerSecond < 0 || m.BytesFromPerSecond < 0 {
+					negative = append(negative, fmt.Sprintf("%s: %+v", m.Member, m))
+				}
+			}
+			polls = append(polls, p)
+			mu.Unlock()
+		}
+	}()
+	time.Sleep(2 * time.Second)
+	a := f.agents["h1"]
+	a.kill9()
+	time.Sleep(300 * time.Millisecond)
+	a.start()
+	t.Log("agent on h1 killed and started again")
+	time.Sleep(2 * time.Second)
+	require.NoError(t, f.tb.Host("h2").RestartVSwitchd(f.ctx))
+	t.Log("ovs-vswitchd on h2 restarted")
+	time.Sleep(2 * time.Second)
+	mu.Lock()
+	restarts++
+	mu.Unlock()
+	f.ctl.Kill()
+	time.Sleep(500 * time.Millisecond)
+	f.ctl.Start()
+	t.Log("controller killed and started again")
+	answered := map[string]map[string]uint64{} // client → member → answers
+	for range 2 {
+		r := <-results
+		require.NoError(t, r.err)
+		t.Logf("%s: answers %v, failures %v %v", r.res.VM, r.res.Answers, r.res.Failures, r.res.FailureExamples)
+		answered[r.res.VM] = map[string]uint64{}
+		for server, n := range r.res.Answers {
+			answered[r.res.VM][f.tb.VM(server).Addr().String()] += uint64(n)
+		}
+	}
+	// Each member's truth: the connections its kernel accepted.
+	accepted := map[string]uint64{}
+	for _, vm := range servers {
+		n, err := f.tb.SYNCount(f.ctx, vm)
+		require.NoError(t, err)
+		accepted[f.tb.VM(vm).Addr().String()] = n
+	}
+	// h1 (its agent restarted, the controller too) loses nothing: its
+	// part is c1's answers exactly. h2's switch restarted: what it counted
+	// since its agent's last read died with it (OVS sends no flow removed
+	// messages when it exits), at most an interval's worth, and nothing is
+	// counted twice.
+	byHost := func() (map[string]map[string]uint64, map[string]uint64) {
+		var st wire.GroupStats
+		require.NoError(t, json.Unmarshal(f.ctl.Call("GET", "/v1/groups/web/stats", "", 200), &st))
+		parts, totals := map[string]map[string]uint64{"h1": {}, "h2": {}}, map[string]uint64{}
+		for _, m := range st.Members {
+			totals[m.Member] = m.NewConnections
+			for _, h := range m.Hosts {
+				if parts[h.Host] != nil {
+					parts[h.Host][m.Member] = h.NewConnections
+				}
+			}
+		}
+		return parts, totals
+	}
+	var parts map[string]map[string]uint64
+	var got map[string]uint64
+	deadline := time.Now().Add(15 * time.Second)
+	for parts, got = byHost(); !assert.ObjectsAreEqual(answered["c1"], parts["h1"]) && time.Now().Before(deadline); parts, got = byHost() {
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // two more reports
+	parts, got = byHost()
+	close(stop)
+	<-polled
+	assert.Equal(t, answered["c1"], parts["h1"], "h1: an agent's and a controller's restart lose nothing")
+	var lost uint64
+	for ip, n := range accepted {
+		assert.LessOrEqual(t, got[ip], n, "%s: never more than it accepted", ip)
+		assert.LessOrEqual(t, parts["h2"][ip], answered["c2"][ip], "%s: h2 never counts more than c2's answers", ip)
+		lost += n - min(n, got[ip])
+	}
+	assert.LessOrEqual(t, lost, uint64(200), "what h2's switch counted in its last interval (at most 2 s at 100 a second) is all that is lost")
+	assert.Empty(t, negative, "no negative rate")
+	for i := 1; i < len(polls); i++ {
+		if polls[i].restarts != polls[i-1].restarts {
+			continue // a restarted controller fills up again
+		}
+		for m, n := range polls[i-1].totals {
+			assert.GreaterOrEqual(t, polls[i].totals[m], n, "%s: its total went down between %s and %s", m, polls[i-1].at.Format("15:04:05.000"), polls[i].at.Format("15:04:05.000"))
+		}
+	}
+	t.Logf("%d polls; the controller's totals %v (h1 %v, h2 %v), the members' kernels %v, the tool's answers %v; lost with h2's switch %d",
+		len(polls), got, parts["h1"], parts["h2"], accepted, answered, lost)
+}
