@@ -44,6 +44,9 @@ type Options struct {
 	KeepAlive time.Duration
 	// Version is reported in the OpenAPI document.
 	Version string
+	// MemberMetricsLimit bounds the members whose statistics /metrics
+	// exports (default DefaultMemberMetricsLimit; negative: none).
+	MemberMetricsLimit int
 }
 
 // Server is the API's handler.
@@ -104,6 +107,10 @@ func New(opts Options) *Server {
 	s.closing, s.endWatches = context.WithCancel(context.Background())
 	s.api = humago.New(s.mux, cfg)
 	s.metrics = newMetrics(opts.Registry, opts.Store)
+	if opts.MemberMetricsLimit == 0 {
+		opts.MemberMetricsLimit = DefaultMemberMetricsLimit
+	}
+	opts.Registry.MustRegister(newStatsCollector(s.stats, opts.MemberMetricsLimit, opts.Log))
 	s.api.UseMiddleware(s.metrics.middleware)
 	s.groupRoutes()
 	s.memberRoutes()

@@ -1,13 +1,17 @@
 package api
 
 import (
+	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ovs-dlb/dlb/controller/stats"
 	"github.com/ovs-dlb/dlb/controller/store"
+	"github.com/ovs-dlb/dlb/controller/wire"
 )
 
 // metrics are the API's: requests by route and code, their latency, and
@@ -66,4 +70,72 @@ func StoreLatency(reg prometheus.Registerer) func(time.Duration) {
 	})
 	reg.MustRegister(h)
 	return func(d time.Duration) { h.Observe(d.Seconds()) }
+}
+
+// DefaultMemberMetricsLimit is how many members' series /metrics exports
+// at most by default.
+const DefaultMemberMetricsLimit = 10000
+
+// statsCollector exports the member statistics the hosts report: per
+// group, VIP port and member, summed over the hosts, up to limit members
+// (beyond, none: 10,000 groups of 10 members would be 600,000 series; the
+// API has them all).
+type statsCollector struct {
+	stats  *stats.Stats
+	limit  int
+	log    *slog.Logger
+	warned sync.Once
+
+	newConns, active, packets, bytes, hosts, members *prometheus.Desc
+}
+
+func newStatsCollector(st *stats.Stats, limit int, log *slog.Logger) *statsCollector {
+	member := []string{"group", "port", "member"}
+	withDir := append(member[:3:3], "direction")
+	return &statsCollector{stats: st, limit: limit, log: log,
+		newConns: prometheus.NewDesc("dlb_controller_member_new_connections_total",
+			"New connections to a member through a VIP port of a group, from every host (as the hosts report them).", member, nil),
+		active: prometheus.NewDesc("dlb_controller_member_active_connections",
+			"Connections to a member through a VIP port of a group open now, over the hosts whose reports are not stale.", member, nil),
+		packets: prometheus.NewDesc("dlb_controller_member_packets_total",
+			"Packets of the connections to a member through a VIP port of a group, from every host, by direction (to_member, from_member).", withDir, nil),
+		bytes: prometheus.NewDesc("dlb_controller_member_bytes_total",
+			"Bytes (Ethernet frames) of the connections to a member through a VIP port of a group, from every host, by direction (to_member, from_member).", withDir, nil),
+		hosts: prometheus.NewDesc("dlb_controller_stats_hosts",
+			"Hosts that report member statistics, by state: fresh, or stale (no report for three of their intervals).", []string{"state"}, nil),
+		members: prometheus.NewDesc("dlb_controller_stats_members",
+			"Members (of a group's VIP port) the statistics hold; their series are exported up to member_metrics_limit.", nil, nil),
+	}
+}
+
+// Describe is the prometheus.Collector's.
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.newConns, c.active, c.packets, c.bytes, c.hosts, c.members} {
+		ch <- d
+	}
+}
+
+// Collect is the prometheus.Collector's.
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.stats.Members()
+	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(n))
+	export := n <= c.limit
+	if !export && n > 0 {
+		c.warned.Do(func() {
+			c.log.Warn("member statistics not exported on /metrics: more members than member_metrics_limit", "members", n, "limit", c.limit)
+		})
+	}
+	hosts, stale := c.stats.Each(time.Now(), func(group, port, member string, m wire.Counts) {
+		if !export {
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(c.newConns, prometheus.CounterValue, float64(m.NewConnections), group, port, member)
+		ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(m.ActiveConnections), group, port, member)
+		ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(m.PacketsToMember), group, port, member, "to_member")
+		ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(m.PacketsFromMember), group, port, member, "from_member")
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(m.BytesToMember), group, port, member, "to_member")
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(m.BytesFromMember), group, port, member, "from_member")
+	})
+	ch <- prometheus.MustNewConstMetric(c.hosts, prometheus.GaugeValue, float64(hosts-stale), "fresh")
+	ch <- prometheus.MustNewConstMetric(c.hosts, prometheus.GaugeValue, float64(stale), "stale")
 }

@@ -285,6 +285,45 @@ func countsOf(v vec, active uint64) wire.Counts {
 		PacketsToMember: v[cPacketsTo], BytesToMember: v[cBytesTo], PacketsFromMember: v[cPacketsFrom], BytesFromMember: v[cBytesFrom]}
 }
 
+// Each calls fn with every member's counters over the hosts (active
+// connections over the hosts not stale), with the statistics locked: fn
+// must be quick. It returns how many hosts report and how many of them
+// are stale.
+func (s *Stats) Each(now time.Time, fn func(group, port, member string, c wire.Counts)) (hosts, stale int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, g := range s.groups {
+		for k, m := range g.members {
+			var sum wire.Counts
+			for hn, c := range m.hosts {
+				hc := countsOf(c.total, c.active)
+				if h := s.hosts[hn]; h == nil || h.stale(now) {
+					hc.ActiveConnections = 0
+				}
+				sum = sum.Add(hc)
+			}
+			fn(name, k.port, k.member, sum)
+		}
+	}
+	for _, h := range s.hosts {
+		if h.stale(now) {
+			stale++
+		}
+	}
+	return len(s.hosts), stale
+}
+
+// Members is how many members the statistics hold.
+func (s *Stats) Members() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, g := range s.groups {
+		n += len(g.members)
+	}
+	return n
+}
+
 // Keep drops what the statistics hold of a group's members that keep
 // does not name (members gone from the group), and of the group when it
 // names none.
