@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -51,14 +52,16 @@ type Options struct {
 
 // Server is the API's handler.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	st      *store.Store
-	mux     *http.ServeMux
-	api     huma.API
-	routes  []string // "METHOD /path" of every route, for the OpenAPI test
-	hosts   hostStatus
-	stats   *stats.Stats // the hosts' member statistics (in memory)
+	opts   Options
+	log    *slog.Logger
+	st     *store.Store
+	mux    *http.ServeMux
+	api    huma.API
+	routes []string // "METHOD /path" of every route, for the OpenAPI test
+	hosts  hostStatus
+	stats  *stats.Stats // the hosts' member statistics (in memory)
+	// reports bounds the statistics reports read and taken at once.
+	reports chan struct{}
 	metrics *metrics
 	// closing ends when the server shuts down: long polls answer, streams
 	// end (EndWatches).
@@ -112,6 +115,8 @@ func New(opts Options) *Server {
 	}
 	opts.Registry.MustRegister(newStatsCollector(s.stats, opts.MemberMetricsLimit, opts.Log))
 	s.api.UseMiddleware(s.metrics.middleware)
+	s.reports = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+	s.api.UseMiddleware(s.oneReportAtATime)
 	s.groupRoutes()
 	s.memberRoutes()
 	s.hostRoutes()

@@ -8,6 +8,7 @@
 package stats
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"sync"
@@ -28,20 +29,28 @@ const (
 )
 
 // Stats is every host's reported counters. Safe for concurrent use.
+//
+// A report from each of 100 hosts of 10,000 members each is a million
+// host counts: each member keeps its hosts' counts in a slice sorted by
+// host id (about 110 bytes each) and its sums over them, kept as the
+// reports come, so that a report costs O(its entries).
 type Stats struct {
-	mu     sync.Mutex
-	hosts  map[string]*host
-	groups map[string]*group
+	mu      sync.Mutex
+	hosts   []*host // by id
+	hostIDs map[string]uint32
+	groups  map[string]*group
 }
 
 // New returns empty statistics.
 func New() *Stats {
-	return &Stats{hosts: map[string]*host{}, groups: map[string]*group{}}
+	return &Stats{hostIDs: map[string]uint32{}, groups: map[string]*group{}}
 }
 
 type host struct {
+	name     string
 	interval time.Duration
 	last     time.Time
+	gone     bool // forgotten (its id is not reused)
 }
 
 type group struct {
@@ -51,10 +60,13 @@ type group struct {
 type memberKey struct{ port, member string }
 
 type member struct {
-	hosts map[string]*count
-	// cur is the totals as of the last report; history the totals at
-	// most every sampleEvery (a ring, oldest at next once full).
-	cur     sample
+	hosts []hostCount // by host id
+	// sum is the hosts' totals, active the hosts' active connections
+	// (stale ones included: Group and Each leave those out).
+	sum    vec
+	active int64
+	// history is the sums at most every sampleEvery (a ring, oldest at
+	// next once full).
 	history []sample
 	next    int
 }
@@ -87,15 +99,33 @@ func (v vec) below(o vec) bool {
 	return false
 }
 
-// count is one host's counts of a member: raw as last reported, total
-// what they add up to across the host's restarts, at when it was last
-// reported, rate the counters a second between the host's two last
-// reports of it, and active its active connections then.
-type count struct {
+// hostCount is one host's counts of a member: raw as last reported,
+// total what they add up to across the host's restarts, at when it was
+// last reported (unix milliseconds), rate the new connections and bytes
+// each way a second between the host's two last reports of it, and
+// active its active connections then.
+type hostCount struct {
+	host       uint32
+	active     uint32
+	at         int64
 	raw, total vec
-	at         time.Time
-	rate       [numCounters]float64
-	active     uint64
+	rate       [3]float32 // new, bytes to, bytes from
+}
+
+// find returns the member's count of host id, nil when there is none.
+func (m *member) find(id uint32) *hostCount {
+	i, ok := slices.BinarySearchFunc(m.hosts, id, func(c hostCount, id uint32) int { return cmp.Compare(c.host, id) })
+	if !ok {
+		return nil
+	}
+	return &m.hosts[i]
+}
+
+// add makes the member's count of host id.
+func (m *member) add(id uint32) *hostCount {
+	i, _ := slices.BinarySearchFunc(m.hosts, id, func(c hostCount, id uint32) int { return cmp.Compare(c.host, id) })
+	m.hosts = slices.Insert(m.hosts, i, hostCount{host: id})
+	return &m.hosts[i]
 }
 
 // sample is a member's totals at a time (unix milliseconds): its counters
@@ -109,77 +139,74 @@ type sample struct {
 // Report takes a host's report, checked by the caller, at now. It says
 // whether the host should send all its counters next time: the
 // statistics do not know the host (a restarted controller) and the report
-// has only what changed.
+// has only what changed. A report names each member once.
 func (s *Stats) Report(hostName string, r wire.StatsReport, now time.Time) (wantFull bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := s.hosts[hostName]
-	if h == nil {
-		h = &host{}
-		s.hosts[hostName] = h
+	id, ok := s.hostIDs[hostName]
+	if !ok {
+		id = uint32(len(s.hosts))
+		s.hosts = append(s.hosts, &host{name: hostName})
+		s.hostIDs[hostName] = id
 		wantFull = !r.Full
 	}
+	h := s.hosts[id]
 	h.interval = time.Duration(r.IntervalS * float64(time.Second))
 	h.last = now
-	touched := map[*member]bool{}
+	ms := now.UnixMilli()
+	var g *group
 	for i := range r.Members {
 		m := &r.Members[i]
-		g := s.groups[m.Group]
-		if g == nil {
-			g = &group{members: map[memberKey]*member{}}
-			s.groups[m.Group] = g
+		if g == nil || i == 0 || m.Group != r.Members[i-1].Group {
+			if g = s.groups[m.Group]; g == nil {
+				g = &group{members: map[memberKey]*member{}}
+				s.groups[m.Group] = g
+			}
 		}
 		k := memberKey{m.Port, m.Member}
 		mem := g.members[k]
 		if mem == nil {
-			mem = &member{hosts: map[string]*count{}}
+			mem = &member{}
 			g.members[k] = mem
 		}
 		v := vecOf(m)
-		c := mem.hosts[hostName]
+		c := mem.find(id)
+		var added vec
 		switch {
 		case c == nil:
-			c = &count{total: v}
-			mem.hosts[hostName] = c
+			c = mem.add(id)
+			added = v
+		case v.below(c.raw):
+			// The host's agent and switch started again: its counts
+			// start from 0, and all of them are new.
+			added = v
 		default:
-			added := v
-			if !v.below(c.raw) {
-				for i := range added {
-					added[i] -= c.raw[i]
-				}
-			} // else the host's agent and switch started again: its
-			// counts start from 0, and all of them are new.
-			dt := now.Sub(c.at).Seconds()
 			for i := range added {
-				c.total[i] += added[i]
-				if dt > 0 {
-					c.rate[i] = float64(added[i]) / dt
-				}
+				added[i] = v[i] - c.raw[i]
 			}
 		}
-		c.raw, c.at, c.active = v, now, m.ActiveConnections
-		touched[mem] = true
-	}
-	for mem := range touched {
-		mem.sample(s.hosts, now)
+		if c.at != 0 {
+			if dt := float64(ms-c.at) / 1000; dt > 0 {
+				c.rate = [3]float32{float32(float64(added[cNew]) / dt), float32(float64(added[cBytesTo]) / dt), float32(float64(added[cBytesFrom]) / dt)}
+			}
+		}
+		for i := range added {
+			c.total[i] += added[i]
+			mem.sum[i] += added[i]
+		}
+		active := uint32(min(m.ActiveConnections, 1<<32-1))
+		mem.active += int64(active) - int64(c.active)
+		c.raw, c.at, c.active = v, ms, active
+		mem.sample(ms)
 	}
 	return wantFull
 }
 
-// sample records the member's totals at now, and keeps them in the
-// history unless the history's last sample is more recent than
+// sample records the member's sums at now (unix milliseconds) in its
+// history, unless the history's last sample is more recent than
 // sampleEvery.
-func (m *member) sample(hosts map[string]*host, now time.Time) {
-	cur := sample{at: now.UnixMilli()}
-	for name, c := range m.hosts {
-		for i := range cur.total {
-			cur.total[i] += c.total[i]
-		}
-		if h := hosts[name]; h != nil && !h.stale(now) {
-			cur.active += c.active
-		}
-	}
-	m.cur = cur
+func (m *member) sample(now int64) {
+	cur := sample{at: now, total: m.sum, active: uint64(max(m.active, 0))}
 	switch last := m.latest(); {
 	case last != nil && cur.at-last.at < sampleEvery.Milliseconds():
 	case len(m.history) < historyLen:
@@ -210,19 +237,20 @@ func (m *member) samples() []sample {
 	return append(slices.Clone(m.history[m.next:]), m.history[:m.next]...)
 }
 
-// rates are the member's counters a second: the sum of each host's rate
-// between its last two reports of the member, for the hosts that reported
-// it lately (a host reports a member whose counts changed, so one silent
-// about it for two of its intervals had none; a stale one is not
-// counted).
-func (m *member) rates(hosts map[string]*host, now time.Time) (r [numCounters]float64) {
-	for name, c := range m.hosts {
-		h := hosts[name]
-		if h == nil || h.stale(now) || now.Sub(c.at) > 2*max(h.interval, time.Second) {
+// rates are the member's new connections and bytes each way a second:
+// the sum of each host's rate between its last two reports of the member,
+// for the hosts that reported it lately (a host reports a member whose
+// counts changed, so one silent about it for two of its intervals had
+// none; a stale one is not counted).
+func (s *Stats) rates(m *member, now time.Time) (r [3]float64) {
+	for i := range m.hosts {
+		c := &m.hosts[i]
+		h := s.hosts[c.host]
+		if h.stale(now) || now.Sub(time.UnixMilli(c.at)) > 2*max(h.interval, time.Second) {
 			continue
 		}
-		for i := range r {
-			r[i] += c.rate[i]
+		for k := range r {
+			r[k] += float64(c.rate[k])
 		}
 	}
 	return r
@@ -238,7 +266,8 @@ type MemberRef struct{ Port, Member string }
 
 // Group is the statistics of a group's members (each once, in the order
 // given, those without reports at zero) at now; with history, each
-// member's samples of the last five minutes.
+// member's samples of the last five minutes (their active connections
+// count stale hosts' too).
 func (s *Stats) Group(name string, members []MemberRef, now time.Time, history bool) wire.GroupStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -249,13 +278,14 @@ func (s *Stats) Group(name string, members []MemberRef, now time.Time, history b
 		ms := wire.MemberStats{Port: ref.Port, Member: ref.Member, Hosts: []wire.MemberHostCounts{}}
 		if g != nil {
 			if m := g.members[memberKey{ref.Port, ref.Member}]; m != nil {
-				r := m.rates(s.hosts, now)
-				ms.NewPerSecond, ms.BytesToPerSecond, ms.BytesFromPerSecond = r[cNew], r[cBytesTo], r[cBytesFrom]
-				for name, c := range m.hosts {
-					h := s.hosts[name]
-					hc := wire.MemberHostCounts{Host: name, Counts: countsOf(c.total, c.active), AgeS: now.Sub(c.at).Seconds(), Stale: h == nil || h.stale(now)}
+				r := s.rates(m, now)
+				ms.NewPerSecond, ms.BytesToPerSecond, ms.BytesFromPerSecond = r[0], r[1], r[2]
+				for i := range m.hosts {
+					c := &m.hosts[i]
+					h := s.hosts[c.host]
+					hc := wire.MemberHostCounts{Host: h.name, Counts: countsOf(c.total, uint64(c.active)), AgeS: now.Sub(time.UnixMilli(c.at)).Seconds(), Stale: h.stale(now)}
 					if hc.Stale {
-						stale[name] = true
+						stale[h.name] = true
 						hc.ActiveConnections = 0 // not known now
 					}
 					ms.Counts = ms.Counts.Add(hc.Counts)
@@ -292,25 +322,28 @@ func countsOf(v vec, active uint64) wire.Counts {
 func (s *Stats) Each(now time.Time, fn func(group, port, member string, c wire.Counts)) (hosts, stale int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for name, g := range s.groups {
-		for k, m := range g.members {
-			var sum wire.Counts
-			for hn, c := range m.hosts {
-				hc := countsOf(c.total, c.active)
-				if h := s.hosts[hn]; h == nil || h.stale(now) {
-					hc.ActiveConnections = 0
-				}
-				sum = sum.Add(hc)
-			}
-			fn(name, k.port, k.member, sum)
+	staleHost := make([]bool, len(s.hosts))
+	for id, h := range s.hosts {
+		if h.gone {
+			continue
 		}
-	}
-	for _, h := range s.hosts {
-		if h.stale(now) {
+		hosts++
+		if staleHost[id] = h.stale(now); staleHost[id] {
 			stale++
 		}
 	}
-	return len(s.hosts), stale
+	for name, g := range s.groups {
+		for k, m := range g.members {
+			var active uint64
+			for i := range m.hosts {
+				if !staleHost[m.hosts[i].host] {
+					active += uint64(m.hosts[i].active)
+				}
+			}
+			fn(name, k.port, k.member, countsOf(m.sum, active))
+		}
+	}
+	return hosts, stale
 }
 
 // Members is how many members the statistics hold.
@@ -352,10 +385,23 @@ func (s *Stats) Keep(group string, keep []MemberRef) {
 func (s *Stats) ForgetHost(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.hosts, name)
+	id, ok := s.hostIDs[name]
+	if !ok {
+		return
+	}
+	delete(s.hostIDs, name)
+	s.hosts[id].gone = true
 	for _, g := range s.groups {
 		for _, m := range g.members {
-			delete(m.hosts, name)
+			c := m.find(id)
+			if c == nil {
+				continue
+			}
+			for i := range m.sum {
+				m.sum[i] -= c.total[i]
+			}
+			m.active -= int64(c.active)
+			m.hosts = slices.DeleteFunc(m.hosts, func(c hostCount) bool { return c.host == id })
 		}
 	}
 }

@@ -108,7 +108,7 @@ func TestHistoryIsBounded(t *testing.T) {
 	}
 	m := s.groups["web"].members[memberKey{"tcp/80", "10.0.0.11"}]
 	assert.Len(t, m.history, historyLen)
-	assert.InDelta(t, 1, m.rates(s.hosts, t0.Add(599*time.Second))[cNew], 0.01)
+	assert.InDelta(t, 1, s.rates(m, t0.Add(599*time.Second))[0], 0.01)
 	h := s.Group("web", members[:1], t0.Add(599*time.Second), true).Members[0].History
 	require.Len(t, h, historyLen)
 	assert.Equal(t, float64(1000+600-2*historyLen), h[0].At, "the oldest first: five minutes and a bit ago")
