@@ -17,6 +17,7 @@ import (
 	"github.com/ovs-dlb/dlb/ofctrl"
 	"github.com/ovs-dlb/dlb/ovsdb"
 	"github.com/ovs-dlb/dlb/pipeline"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is the agent's configuration, as cmd/dlb-agent reads it from
@@ -300,6 +301,9 @@ func (a *Agent) run(ctx context.Context, g *errgroup.Group, db *ovsdb.Client, in
 	}
 	if follow != nil {
 		stats.report = follow.c.ReportStats
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dlb_agent_controller_sent_bytes_total",
+			Help: "Bytes of request bodies the agent sent the controller (the members' statistics, mostly)."},
+			func() float64 { return float64(follow.c.SentBytes()) }))
 	}
 	stats.conntrack = unixctlDumper{ctl: a.vswitchdCtl}
 	g.Go(func() error { stats.run(ctx, switchOf{sw}, cfg.StatsInterval); return nil })

@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -94,7 +95,11 @@ type Client struct {
 	http *http.Client
 	opts Options
 	log  *slog.Logger
+	sent atomic.Int64 // request body bytes
 }
+
+// SentBytes is how many bytes of request bodies the client sent so far.
+func (c *Client) SentBytes() int64 { return c.sent.Load() }
 
 // ParseServer turns a controller address into the API's base URL:
 // "host:port" is taken as http://host:port, and a trailing slash is
@@ -214,6 +219,7 @@ func (c *Client) do(ctx context.Context, req request, out any) ([]byte, http.Hea
 			return nil, nil, fmt.Errorf("encode request: %w", err)
 		}
 		body = bytes.NewReader(data)
+		c.sent.Add(int64(len(data)))
 	}
 	if c.opts.Timeout > 0 {
 		var cancel context.CancelFunc

@@ -153,6 +153,9 @@ type HostClient struct {
 	host string
 }
 
+// SentBytes is how many bytes of request bodies the client sent so far.
+func (h *HostClient) SentBytes() int64 { return h.c.SentBytes() }
+
 // ForHost returns the view of c for host.
 func (c *Client) ForHost(host string) (*HostClient, error) {
 	if host == "" {
