@@ -20,24 +20,27 @@ import (
 // so it is paced like the flow reads, by its own cost.
 
 // conntrackDumper dumps the switch's conntrack table as
-// `ovs-appctl dpctl/dump-conntrack` prints it.
+// `ovs-appctl dpctl/dump-conntrack` prints it, its lines separated by
+// newlines or, as a unixctl reply carries them escaped, by "\\n"; buf is
+// the last dump's room, for the next one.
 type conntrackDumper interface {
-	dumpConntrack(ctx context.Context) ([]byte, error)
+	dumpConntrack(ctx context.Context, buf []byte) (dump, room []byte, err error)
 }
 
 // unixctlDumper dumps through ovs-vswitchd's control socket.
 type unixctlDumper struct{ ctl func() (string, error) }
 
-func (u unixctlDumper) dumpConntrack(ctx context.Context) ([]byte, error) {
+func (u unixctlDumper) dumpConntrack(ctx context.Context, buf []byte) ([]byte, []byte, error) {
 	path, err := u.ctl()
 	if err != nil {
-		return nil, err
+		return nil, buf, err
 	}
-	out, err := unixctl(ctx, path, "dpctl/dump-conntrack")
+	reply, err := unixctlRaw(ctx, path, buf, "dpctl/dump-conntrack")
 	if err != nil {
-		return nil, err
+		return nil, reply, err
 	}
-	return []byte(out), nil
+	dump, err := replyResult(reply)
+	return dump, reply, err
 }
 
 // activeCounts counts, in a conntrack dump, each member's connections
@@ -50,8 +53,8 @@ func (u unixctlDumper) dumpConntrack(ctx context.Context) ([]byte, error) {
 func activeCounts(dump []byte, into map[commitKey]uint32) error {
 	for len(dump) > 0 {
 		line := dump
-		if i := bytes.IndexByte(dump, '\n'); i >= 0 {
-			line, dump = dump[:i], dump[i+1:]
+		if i, n := lineEnd(dump); i >= 0 {
+			line, dump = dump[:i], dump[i+n:]
 		} else {
 			dump = nil
 		}
@@ -79,6 +82,20 @@ func activeCounts(dump []byte, into map[commitKey]uint32) error {
 	return nil
 }
 
+// lineEnd finds the first line's end: a newline, or an escaped one
+// ("\\n", as a unixctl reply carries it); n is its length.
+func lineEnd(b []byte) (i, n int) {
+	for k, c := range b {
+		switch {
+		case c == '\n':
+			return k, 1
+		case c == '\\' && k+1 < len(b) && b[k+1] == 'n':
+			return k, 2
+		}
+	}
+	return -1, 0
+}
+
 // parseLabel reads a label as dump-conntrack prints it: up to 32 hex
 // digits, leading zeros left out.
 func parseLabel(h []byte) (ofctrl.Label128, error) {
@@ -101,7 +118,8 @@ func parseLabel(h []byte) (ofctrl.Label128, error) {
 // (0 for those with none).
 func (s *memberStats) readActive(ctx context.Context, d conntrackDumper) error {
 	start := time.Now()
-	dump, err := d.dumpConntrack(ctx)
+	dump, room, err := d.dumpConntrack(ctx, s.ctRoom)
+	s.ctRoom = room[:0]
 	if err != nil {
 		return fmt.Errorf("dump conntrack: %w", err)
 	}

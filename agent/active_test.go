@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -18,7 +19,10 @@ import (
 
 type fakeDumper struct{ dump string }
 
-func (f *fakeDumper) dumpConntrack(context.Context) ([]byte, error) { return []byte(f.dump), nil }
+func (f *fakeDumper) dumpConntrack(_ context.Context, buf []byte) ([]byte, []byte, error) {
+	buf = append(buf[:0], f.dump...)
+	return buf, buf, nil
+}
 
 // ctEntry is a dump-conntrack line of a connection to member index of
 // VIP port (service 7, port index 0).
@@ -77,4 +81,32 @@ func TestActiveReported(t *testing.T) {
 	s.send(context.Background(), time.Second)
 	assert.Equal(t, map[string]uint64{"10.0.0.12": 0}, active(got[1]), "only what changed, to 0 too")
 	assert.Equal(t, uint64(2), s.countsOf()[res.refs[commitKey{web, 1}]].Active)
+}
+
+// TestRawReply: a unixctl reply read raw, in pieces of any size, ends at
+// its object's closing brace (not at one inside its string), and its
+// result is counted as it is, escaped; an error reply is an error.
+func TestRawReply(t *testing.T) {
+	dump := ctEntry("tcp", 1, 1, "ESTABLISHED") + ctEntry("tcp", 2, 1, "TIME_WAIT") + ctEntry("udp", 3, 2, "") + `weird "quoted" {brace}` + "\n"
+	reply, err := json.Marshal(map[string]any{"error": nil, "id": 0, "result": dump})
+	require.NoError(t, err)
+	stream := append(append([]byte{}, reply...), []byte(`{"next":1}`)...)
+	for _, piece := range []int{1, 7, 100, len(stream)} {
+		var o objectEnd
+		end := -1
+		for off := 0; off < len(stream) && end < 0; off += piece {
+			if e := o.scan(stream[off:min(off+piece, len(stream))]); e >= 0 {
+				end = off + e
+			}
+		}
+		assert.Equal(t, len(reply)-1, end, "pieces of %d", piece)
+	}
+	res, err := replyResult(reply)
+	require.NoError(t, err)
+	got := map[commitKey]uint32{}
+	require.NoError(t, activeCounts(res, got))
+	web := pipeline.Cookie(pipeline.KindMember, 7, 1)
+	assert.Equal(t, map[commitKey]uint32{{web, 1}: 1, {web, 2}: 1}, got)
+	_, err = replyResult([]byte(`{"error":"\"dpctl/dump-conntrack\" is not a valid command","id":0,"result":null}`))
+	assert.ErrorContains(t, err, "not a valid command")
 }

@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -113,4 +115,112 @@ func unixctl(ctx context.Context, path, method string, params ...string) (string
 		return "", nil
 	}
 	return *rep.Result, nil
+}
+
+// unixctlRaw runs one command on an OVS daemon's control socket and
+// returns its JSON-RPC reply as it came, in buf (grown as needed): a
+// reply of 25 MB (a conntrack table of 100,000 entries) is read without
+// decoding it into a string and copying it again.
+func unixctlRaw(ctx context.Context, path string, buf []byte, method string, params ...string) ([]byte, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return buf, fmt.Errorf("unixctl %s: %w", path, err)
+	}
+	defer conn.Close()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(30 * time.Second)
+	}
+	_ = conn.SetDeadline(deadline)
+	if params == nil {
+		params = []string{}
+	}
+	if err := json.NewEncoder(conn).Encode(map[string]any{"id": 0, "method": method, "params": params}); err != nil {
+		return buf, fmt.Errorf("unixctl %s: %w", method, err)
+	}
+	buf = buf[:0]
+	var sc objectEnd
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := conn.Read(buf[len(buf):cap(buf)])
+		if end := sc.scan(buf[len(buf) : len(buf)+n]); end >= 0 {
+			return buf[:len(buf)+end+1], nil
+		}
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return buf, fmt.Errorf("unixctl %s: reply: %w", method, err)
+		}
+	}
+}
+
+// objectEnd finds the end of one JSON object in a stream: the brace that
+// closes the first one opened, outside strings.
+type objectEnd struct {
+	depth         int
+	inString, esc bool
+	started       bool
+}
+
+// scan reads p, the stream's next bytes, and returns the index in p of
+// the closing brace, or -1.
+func (o *objectEnd) scan(p []byte) int {
+	for i, c := range p {
+		switch {
+		case o.inString:
+			switch {
+			case o.esc:
+				o.esc = false
+			case c == '\\':
+				o.esc = true
+			case c == '"':
+				o.inString = false
+			}
+		case c == '"':
+			o.inString = true
+		case c == '{':
+			o.depth++
+			o.started = true
+		case c == '}':
+			o.depth--
+			if o.started && o.depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// replyResult is a unixctl reply's result, still escaped as a JSON string
+// (without its quotes), or the error the reply carries.
+func replyResult(reply []byte) ([]byte, error) {
+	const key = `"result":"`
+	if i := bytes.Index(reply, []byte(key)); i >= 0 {
+		r := reply[i+len(key):]
+		esc := false
+		for j, c := range r {
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				return r[:j], nil
+			}
+		}
+		return nil, errors.New("unixctl reply: unterminated result")
+	}
+	var rep struct {
+		Result *string `json:"result"`
+		Error  any     `json:"error"`
+	}
+	if err := json.Unmarshal(reply, &rep); err != nil {
+		return nil, fmt.Errorf("unixctl reply: %w", err)
+	}
+	if rep.Error != nil {
+		return nil, fmt.Errorf("unixctl: %v", rep.Error)
+	}
+	return nil, nil // an empty result
 }

@@ -204,6 +204,7 @@ type memberStats struct {
 	// ctDumped how long the last dump took, activeLen how many members
 	// it found.
 	conntrack conntrackDumper
+	ctRoom    []byte // the last dump's buffer, kept for the next
 	ctDumped  time.Duration
 	activeLen int
 	unread    []flowCount // removed flows never read, to name (under mu)

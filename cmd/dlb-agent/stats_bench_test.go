@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -93,12 +97,26 @@ func BenchmarkStats100kConnections(b *testing.B) {
 	require.GreaterOrEqual(b, res.Answered(), conns*95/100)
 	open := res.Answered()
 	for b.Loop() {
-		time.Sleep(5 * time.Second) // reads of everything under way
+		// Past the first reads of everything (the counters' read is paced
+		// to at most every 30 s): the steady state.
+		time.Sleep(35 * time.Second)
 		vs, ok := h.VSwitchdPID()
 		require.True(b, ok)
 		agentCPU, switchCPU, sent := procCPUSeconds(b, a.cmd.Process.Pid), procCPUSeconds(b, vs), a.metric("dlb_agent_controller_sent_bytes_total")
 		reads := a.metric(`dlb_agent_stats_reads_total{result="ok"}`)
-		const window = 20 * time.Second
+		const window = 60 * time.Second
+		if dir := os.Getenv("DLB_PROFILE_DIR"); dir != "" {
+			// The agent's CPU profile over the window, for go tool pprof.
+			go func() {
+				resp, err := http.Get("http://" + a.metrics + "/debug/pprof/profile?seconds=55")
+				if err != nil {
+					return
+				}
+				defer resp.Body.Close()
+				data, _ := io.ReadAll(resp.Body)
+				_ = os.WriteFile(filepath.Join(dir, "agent-stats.pprof"), data, 0o644)
+			}()
+		}
 		time.Sleep(window)
 		agentCPU, switchCPU = procCPUSeconds(b, a.cmd.Process.Pid)-agentCPU, procCPUSeconds(b, vs)-switchCPU
 		sent = a.metric("dlb_agent_controller_sent_bytes_total") - sent
@@ -119,4 +137,3 @@ func BenchmarkStats100kConnections(b *testing.B) {
 			a.metric("process_resident_memory_bytes")/(1<<20), peakRSS(b, a.cmd.Process.Pid)/1024, active, 20*conns/groups)
 	}
 }
-
