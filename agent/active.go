@@ -123,12 +123,17 @@ func (s *memberStats) readActive(ctx context.Context, d conntrackDumper) error {
 	if err != nil {
 		return fmt.Errorf("dump conntrack: %w", err)
 	}
-	counts := make(map[commitKey]uint32, s.activeLen)
+	counts := s.ctCounts
+	if counts == nil {
+		counts = map[commitKey]uint32{}
+		s.ctCounts = counts
+	}
+	clear(counts)
 	if err := activeCounts(dump, counts); err != nil {
 		return err
 	}
 	s.setActive(counts)
-	s.ctDumped, s.activeLen = time.Since(start), len(counts)
+	s.ctDumped = time.Since(start)
 	return nil
 }
 

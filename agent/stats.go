@@ -201,12 +201,12 @@ type memberStats struct {
 	fresh  []flowCount   // flows to name, of a read (its room kept)
 	dumped time.Duration // how long the last read's dump took
 	// conntrack is where active connections are read (nil: not read);
-	// ctDumped how long the last dump took, activeLen how many members
-	// it found.
+	// ctDumped how long the last dump took; ctRoom and ctCounts the last
+	// dump's buffer and counts, kept for the next.
 	conntrack conntrackDumper
-	ctRoom    []byte // the last dump's buffer, kept for the next
 	ctDumped  time.Duration
-	activeLen int
+	ctRoom    []byte
+	ctCounts  map[commitKey]uint32
 	unread    []flowCount // removed flows never read, to name (under mu)
 
 	mu      sync.Mutex
