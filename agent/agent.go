@@ -50,6 +50,9 @@ type Config struct {
 	// MemberMetricsLimit bounds the members whose counters /metrics
 	// exports (above it, none are).
 	MemberMetricsLimit int `mapstructure:"member_metrics_limit"`
+	// CountBytes installs each member's counting flows (packets and
+	// bytes each way; nil: true).
+	CountBytes *bool `mapstructure:"count_bytes"`
 }
 
 // DefaultStatsInterval is stats_interval's default.
@@ -114,7 +117,8 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 
 // pipelineConfig turns the agent's settings into the pipeline's.
 func pipelineConfig(cfg Config, hostID string) (pipeline.Config, error) {
-	pc := pipeline.Config{TableBase: uint8(cfg.TableBase), Zone: uint16(cfg.Zone), Buckets: cfg.Buckets, MAC: pipeline.HostMAC(hostID)}
+	pc := pipeline.Config{TableBase: uint8(cfg.TableBase), Zone: uint16(cfg.Zone), Buckets: cfg.Buckets, MAC: pipeline.HostMAC(hostID),
+		NoByteCounts: cfg.CountBytes != nil && !*cfg.CountBytes}
 	if cfg.TableBase < 0 || cfg.TableBase > 255 {
 		return pc, fmt.Errorf("table_base: %d is not a table", cfg.TableBase)
 	}
@@ -306,7 +310,7 @@ func (a *Agent) run(ctx context.Context, g *errgroup.Group, db *ovsdb.Client, in
 			func() float64 { return float64(follow.c.SentBytes()) }))
 	}
 	stats.conntrack = unixctlDumper{ctl: a.vswitchdCtl}
-	g.Go(func() error { stats.run(ctx, switchOf{sw}, cfg.StatsInterval); return nil })
+	g.Go(func() error { stats.run(ctx, switchOf{sw}, cfg.StatsInterval, r.first); return nil })
 	g.Go(func() error { r.run(ctx, switchOf{sw}); return nil })
 	g.Go(func() error { r.runAffinityExpiry(ctx); return nil })
 	g.Go(func() error { r.runFlushes(ctx); return nil })

@@ -275,7 +275,12 @@ const maxPace = 30 * time.Second
 // run reads the counters every interval (or, on a host with so many
 // members that a read takes more than a twentieth of it, readShare times
 // the last read's time) while the switch is connected.
-func (s *memberStats) run(ctx context.Context, sw bridgeSwitch, interval time.Duration) {
+func (s *memberStats) run(ctx context.Context, sw bridgeSwitch, interval time.Duration, ready <-chan struct{}) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-ready:
+	}
 	wait := interval
 	var ctDue time.Time // of the next conntrack dump
 	for {

@@ -85,3 +85,26 @@ func goldenGroups(t *testing.T, name string) []lb.Group {
 	t.Fatalf("no golden case %s", name)
 	return nil
 }
+
+// TestNoByteCounts: without byte counts, no counting flows; the commits
+// are the same.
+func TestNoByteCounts(t *testing.T) {
+	groups := goldenGroups(t, "web-tcp")
+	with, err := Compile(Input{Config: testConfig, Groups: checked(t, groups...), Ports: testPorts})
+	require.NoError(t, err)
+	cfg := testConfig
+	cfg.NoByteCounts = true
+	without, err := Compile(Input{Config: cfg, Groups: checked(t, groups...), Ports: testPorts})
+	require.NoError(t, err)
+	roles := func(o *Output) map[Role]int {
+		n := map[Role]int{}
+		for _, set := range o.Commits {
+			n[set.Role] += len(set.Members)
+		}
+		return n
+	}
+	w, wo := roles(with), roles(without)
+	assert.Positive(t, w[RoleCountTo])
+	assert.Equal(t, w[RoleCountTo], w[RoleCountFrom])
+	assert.Equal(t, map[Role]int{RoleCommit: w[RoleCommit]}, wo)
+}

@@ -189,6 +189,10 @@ type Config struct {
 	// VIP port (a power of two, 16..256); 0 chooses per group
 	// (lb.SlotCount).
 	Buckets int
+	// NoByteCounts leaves out the members' counting flows in DLB_COUNT
+	// (two per VIP port and member): packets and bytes are not counted,
+	// new and active connections still are.
+	NoByteCounts bool
 	// Shared, when set, puts the pipeline on a bridge whose other flows
 	// belong to someone else; nil means the DLB owns the bridge.
 	Shared *Shared

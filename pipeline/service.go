@@ -78,15 +78,9 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 		}
 		// Every member's counting flows, each direction: a draining or
 		// disabled member's connections go on.
-		to := &Commits{Role: RoleCountTo, Table: c.t(TableCount), Cookie: Cookie(KindCountTo, id, uint16(k+1)), Port: pid,
-			Members: make([]Commit, len(g.Members))}
-		for m := range g.Members {
-			to.Members[m] = Commit{Index: idx[m]}
+		if !c.cfg.NoByteCounts {
+			e.commits = append(e.commits, countSets(c.t(TableCount), id, k, pid, idx)...)
 		}
-		slices.SortFunc(to.Members, func(a, b Commit) int { return int(a.Index) - int(b.Index) })
-		from := &Commits{Role: RoleCountFrom, Table: c.t(TableCount), Cookie: Cookie(KindCountFrom, id, uint16(k+1)), Port: pid,
-			Members: to.Members}
-		e.commits = append(e.commits, to, from)
 		if sh == nil {
 			// Refused by the agent: a TCP reset or an ICMP port
 			// unreachable, built from the packet (OVS cannot make either).
@@ -139,6 +133,18 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 	}
 	e.shared = c.sharedFlows(g, id)
 	return e
+}
+
+// countSets are a VIP port's counting flows, to the members and from
+// them, one each for every member with an index.
+func countSets(table uint8, id uint32, k int, pid uint32, idx []uint16) []*Commits {
+	to := &Commits{Role: RoleCountTo, Table: table, Cookie: Cookie(KindCountTo, id, uint16(k+1)), Port: pid, Members: make([]Commit, len(idx))}
+	for m := range idx {
+		to.Members[m] = Commit{Index: idx[m]}
+	}
+	slices.SortFunc(to.Members, func(a, b Commit) int { return int(a.Index) - int(b.Index) })
+	from := &Commits{Role: RoleCountFrom, Table: table, Cookie: Cookie(KindCountFrom, id, uint16(k+1)), Port: pid, Members: to.Members}
+	return []*Commits{to, from}
 }
 
 // sharedFlows lists the flows a group shares with others: the answer to

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,6 +105,12 @@ func memberConnections(a *agentProc, group, port, member string) float64 {
 	return a.metric(fmt.Sprintf(`dlb_agent_member_new_connections_total{group=%q,member=%q,port=%q}`, group, member, port))
 }
 
+// memberBytes is an agent's count of the bytes of a member's connections
+// one way (direction to_member or from_member).
+func memberBytes(a *agentProc, group, port, member, direction string) float64 {
+	return a.metric(fmt.Sprintf(`dlb_agent_member_bytes_total{direction=%q,group=%q,member=%q,port=%q}`, direction, group, member, port))
+}
+
 // TestMemberNewConnectionsCounted: clients on two hosts (c1 on h1 with
 // member s1, c2 on h2 with s2), and s1 itself (its connections to itself
 // through the VIP are hairpinned, in NAT mode), open TCP connections and
@@ -110,7 +118,8 @@ func memberConnections(a *agentProc, group, port, member string) float64 {
 // each member's new connections summed over the hosts equal, exactly, what
 // the load tool says the member answered, for a member on the client's
 // host and on another alike: in a weighted group, with session affinity,
-// and in DSR mode.
+// and in DSR mode. The bytes each way of the members that are not clients
+// equal what their kernels counted.
 func TestMemberNewConnectionsCounted(t *testing.T) {
 	for _, tc := range []struct {
 		name, group, vip string
@@ -154,6 +163,15 @@ func TestMemberNewConnectionsCounted(t *testing.T) {
 				}
 			}
 			c := newClusterOn(t, topo, tc.doc)
+			// The members' kernels count what they receive and send, but
+			// for a member that is a client too (its own traffic mixes in).
+			var watched []string
+			for _, vm := range []string{"s1", "s2", "s3"} {
+				if !slices.Contains(tc.clients, vm) {
+					require.NoError(t, c.tb.CountL4(c.ctx, vm))
+					watched = append(watched, vm)
+				}
+			}
 			want := map[string]map[string]int{}
 			for port, vport := range tc.ports {
 				want[port] = map[string]int{}
@@ -213,6 +231,32 @@ func TestMemberNewConnectionsCounted(t *testing.T) {
 				}
 			}
 			t.Logf("new connections per member, counted by the agents and by the tool: %v", got)
+			// Bytes each way, summed over the hosts and the ports, are what
+			// the member's kernel received and sent.
+			for _, vm := range watched {
+				ip := c.tb.VM(vm).Addr().String()
+				var to, from float64
+				var k testbed.IfCounters
+				near := func(a float64, b uint64) bool { return math.Abs(a-float64(b)) <= 0.01*float64(b) }
+				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+					to, from = 0, 0
+					for port := range tc.ports {
+						for _, a := range c.agents {
+							to += memberBytes(a, tc.group, port, ip, "to_member")
+							from += memberBytes(a, tc.group, port, ip, "from_member")
+						}
+					}
+					var err error
+					k, err = c.tb.L4Counters(c.ctx, vm)
+					require.NoError(t, err)
+					if near(to, k.RxBytes) && near(from, k.TxBytes) || time.Now().After(deadline) {
+						break
+					}
+				}
+				assert.InEpsilon(t, float64(k.RxBytes), to, 0.01, "%s: bytes to it %v, its kernel received %d", vm, to, k.RxBytes)
+				assert.InEpsilon(t, float64(k.TxBytes), from, 0.01, "%s: bytes from it %v, its kernel sent %d", vm, from, k.TxBytes)
+				t.Logf("%s: bytes to it %.0f (its kernel %d), from it %.0f (%d)", vm, to, k.RxBytes, from, k.TxBytes)
+			}
 		})
 	}
 }

@@ -78,6 +78,7 @@ func newRoot() *cobra.Command {
 	f.String("memory-limit", "82MiB", `soft limit of the Go heap, e.g. 82MiB (raise it above ~15,000 VIPs; "off" for none); GOMEMLIMIT wins`)
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.Duration("stats-interval", agent.DefaultStatsInterval, "how often the members' counters are read from the switch (at least 100ms)")
+	f.Bool("count-bytes", true, "install each member's counting flows (2 per VIP port and member): packets and bytes each way; false: only new and active connections are counted")
 	f.Int("member-metrics-limit", agent.DefaultMemberMetricsLimit, "export each member's counters on /metrics while there are at most this many (group, port, member) on the host")
 	cli.Bind(v, f, "config", "print-flows")
 	return cmd
