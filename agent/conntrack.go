@@ -83,29 +83,15 @@ func vswitchdCtl(rundir string) (string, error) {
 // unixctl runs one command on an OVS daemon's control socket, as
 // ovs-appctl does: a JSON-RPC request, one reply.
 func unixctl(ctx context.Context, path, method string, params ...string) (string, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
+	raw, err := unixctlRaw(ctx, path, nil, method, params...)
 	if err != nil {
-		return "", fmt.Errorf("unixctl %s: %w", path, err)
-	}
-	defer conn.Close()
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(5 * time.Second)
-	}
-	_ = conn.SetDeadline(deadline)
-	if params == nil {
-		params = []string{}
-	}
-	req := map[string]any{"id": 0, "method": method, "params": params}
-	if err := json.NewEncoder(conn).Encode(req); err != nil {
-		return "", fmt.Errorf("unixctl %s: %w", method, err)
+		return "", err
 	}
 	var rep struct {
 		Result *string `json:"result"`
 		Error  any     `json:"error"`
 	}
-	if err := json.NewDecoder(conn).Decode(&rep); err != nil {
+	if err := json.Unmarshal(raw, &rep); err != nil {
 		return "", fmt.Errorf("unixctl %s: reply: %w", method, err)
 	}
 	if rep.Error != nil {

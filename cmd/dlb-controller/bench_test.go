@@ -43,6 +43,22 @@ func groupDoc(name string, k, n int) string {
 		name, k/250%250, k%250+1, strings.Join(m, ","))
 }
 
+// putGroups writes groups g0..g(n-1) of members members each, 4 at a
+// time.
+func putGroups(b *testing.B, hc *http.Client, addr string, n, members int) {
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 4 {
+				put(b, hc, addr, fmt.Sprintf("g%d", i), groupDoc(fmt.Sprintf("g%d", i), i, members))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 func put(b *testing.B, hc *http.Client, addr, name, doc string) time.Duration {
 	req, err := http.NewRequest("PUT", "http://"+addr+"/v1/groups/"+name, strings.NewReader(doc))
 	require.NoError(b, err)
@@ -177,17 +193,7 @@ func BenchmarkMemory10kGroups(b *testing.B) {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	const groups = 10000
 	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < groups; i += 4 {
-				put(b, hc, c.Addr, fmt.Sprintf("g%d", i), groupDoc(fmt.Sprintf("g%d", i), i, 10))
-			}
-		}()
-	}
-	wg.Wait()
+	putGroups(b, hc, c.Addr, groups, 10)
 	load := time.Since(start)
 	for b.Loop() {
 		time.Sleep(100 * time.Millisecond)

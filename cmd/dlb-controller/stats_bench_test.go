@@ -30,17 +30,7 @@ func BenchmarkStats100Hosts(b *testing.B) {
 	c := testbed.StartController(b)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	const groups, members, hosts = 1000, 10, 100
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < groups; i += 4 {
-				put(b, hc, c.Addr, fmt.Sprintf("g%d", i), groupDoc(fmt.Sprintf("g%d", i), i, members))
-			}
-		}()
-	}
-	wg.Wait()
+	putGroups(b, hc, c.Addr, groups, members)
 	post := func(method, path string, body []byte) (time.Duration, error) {
 		req, err := http.NewRequest(method, "http://"+c.Addr+path, bytes.NewReader(body))
 		if err != nil {
