@@ -59,11 +59,7 @@ func TestActiveReported(t *testing.T) {
 	res := &fakeResolver{refs: map[commitKey]memberRef{
 		{web, 1}: {"web", "tcp/80", netip.MustParseAddrPort("10.0.0.11:0")}, {web, 2}: {"web", "tcp/80", netip.MustParseAddrPort("10.0.0.12:0")}}}
 	s := newMemberStats(testCfg, 100, res, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	var got []wire.StatsReport
-	s.report = func(_ context.Context, r wire.StatsReport) (wire.StatsAnswer, error) {
-		got = append(got, r)
-		return wire.StatsAnswer{}, nil
-	}
+	got := captureReports(s)
 	s.observe([]flowCount{commitFlow(web, 1, 3, time.Hour), commitFlow(web, 2, 1, time.Hour)}, time.Unix(1000, 0), 0)
 	d := &fakeDumper{ctEntry("tcp", 1, 1, "ESTABLISHED") + ctEntry("tcp", 2, 1, "ESTABLISHED") + ctEntry("tcp", 3, 2, "ESTABLISHED")}
 	require.NoError(t, s.readActive(context.Background(), d))
@@ -75,11 +71,11 @@ func TestActiveReported(t *testing.T) {
 		}
 		return out
 	}
-	assert.Equal(t, map[string]uint64{"10.0.0.11": 2, "10.0.0.12": 1}, active(got[0]))
+	assert.Equal(t, map[string]uint64{"10.0.0.11": 2, "10.0.0.12": 1}, active((*got)[0]))
 	d.dump = ctEntry("tcp", 1, 1, "ESTABLISHED") + ctEntry("tcp", 2, 1, "ESTABLISHED") + ctEntry("tcp", 3, 2, "TIME_WAIT")
 	require.NoError(t, s.readActive(context.Background(), d))
 	s.send(context.Background(), time.Second)
-	assert.Equal(t, map[string]uint64{"10.0.0.12": 0}, active(got[1]), "only what changed, to 0 too")
+	assert.Equal(t, map[string]uint64{"10.0.0.12": 0}, active((*got)[1]), "only what changed, to 0 too")
 	assert.Equal(t, uint64(2), s.countsOf()[res.refs[commitKey{web, 1}]].Active)
 }
 

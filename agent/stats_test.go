@@ -186,11 +186,7 @@ func TestRemovedFlowsFinalCount(t *testing.T) {
 	k3 := commitKey{web, 3}
 	res := &fakeResolver{refs: map[commitKey]memberRef{k3: {"web", "tcp/80", netip.MustParseAddrPort("10.0.0.13:0")}}}
 	s := newMemberStats(testCfg, 100, res, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	var got []wire.StatsReport
-	s.report = func(_ context.Context, r wire.StatsReport) (wire.StatsAnswer, error) {
-		got = append(got, r)
-		return wire.StatsAnswer{}, nil
-	}
+	got := captureReports(s)
 	now := time.Unix(1000, 0)
 	s.observe([]flowCount{commitFlow(web, 3, 150, time.Hour)}, now, 0)
 	s.send(context.Background(), time.Second)
@@ -199,8 +195,8 @@ func TestRemovedFlowsFinalCount(t *testing.T) {
 	s.observe(nil, now, 1) // the flow is gone
 	assert.Equal(t, map[memberRef]uint64{res.refs[k3]: 155}, s.totals(), "kept until reported")
 	s.send(context.Background(), time.Second)
-	require.Len(t, got, 2)
-	assert.Equal(t, uint64(155), got[1].Members[0].NewConnections)
+	require.Len(t, (*got), 2)
+	assert.Equal(t, uint64(155), (*got)[1].Members[0].NewConnections)
 	now = now.Add(time.Second)
 	s.observe(nil, now, 1)
 	assert.Empty(t, s.totals(), "reported: dropped")
@@ -211,8 +207,8 @@ func TestRemovedFlowsFinalCount(t *testing.T) {
 	s.observe(nil, now, 2)
 	assert.Equal(t, map[memberRef]uint64{res.refs[k3]: 7}, s.totals(), "never read, still counted")
 	s.send(context.Background(), time.Second)
-	require.Len(t, got, 3)
-	assert.Equal(t, uint64(7), got[2].Members[0].NewConnections)
+	require.Len(t, (*got), 3)
+	assert.Equal(t, uint64(7), (*got)[2].Members[0].NewConnections)
 }
 
 // TestMemberStatsEachWay: a member's packets and bytes each way come from
@@ -228,11 +224,7 @@ func TestMemberStatsEachWay(t *testing.T) {
 	k1 := commitKey{web, 1}
 	res := &fakeResolver{refs: map[commitKey]memberRef{k1: s1}}
 	s := newMemberStats(testCfg, 100, res, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	var got []wire.StatsReport
-	s.report = func(_ context.Context, r wire.StatsReport) (wire.StatsAnswer, error) {
-		got = append(got, r)
-		return wire.StatsAnswer{}, nil
-	}
+	got := captureReports(s)
 	now := time.Unix(1000, 0)
 	read := func(changes uint64, flows ...flowCount) counts {
 		now = now.Add(time.Second)
@@ -251,7 +243,7 @@ func TestMemberStatsEachWay(t *testing.T) {
 	s.final(commitFlow(web, 1, 6, h))
 	assert.Equal(t, counts{New: 6, To: tally{60, 6000}, From: tally{45, 9900}},
 		read(2, countFlow(web, to, 1, 60, 6000, h), countFlow(web, from, 1, 45, 9900, h)), "a draining member keeps its new connections")
-	last := got[len(got)-1].Members
+	last := (*got)[len((*got))-1].Members
 	require.Len(t, last, 1)
 	assert.Equal(t, wire.MemberCount{Group: "web", Port: "tcp/80", Member: "10.0.0.11", NewConnections: 6,
 		PacketsToMember: 60, BytesToMember: 6000, PacketsFromMember: 45, BytesFromMember: 9900}, last[0], "reported whole")
@@ -266,4 +258,15 @@ func TestMemberStatsEachWay(t *testing.T) {
 	now = now.Add(time.Second)
 	s.observe([]flowCount{commitFlow(web, 1, 1, h), countFlow(web, to, 1, 5, 500, h), countFlow(web, from, 1, 4, 70, h)}, now, 3)
 	assert.Equal(t, map[memberRef]counts{s4: {New: 1, To: tally{2, 200}, From: tally{1, 10}}}, s.countsOf())
+}
+
+// captureReports makes s report into the slice returned, every report
+// taken.
+func captureReports(s *memberStats) *[]wire.StatsReport {
+	var got []wire.StatsReport
+	s.report = func(_ context.Context, r wire.StatsReport) (wire.StatsAnswer, error) {
+		got = append(got, r)
+		return wire.StatsAnswer{}, nil
+	}
+	return &got
 }
