@@ -79,7 +79,7 @@ type flowRaw struct {
 // role's total only grows, across its flow's re-creation (the switch
 // restarted) and changes of its actions (the member's MAC). The commit
 // flow's packets are the member's new connections, its counting flows'
-// the packets and bytes of its connections each way. About 190 bytes: a
+// the packets and bytes of its connections each way. 200 bytes: a
 // host may count 100,000.
 type memberCount struct {
 	raw   [numRoles]flowRaw

@@ -4,58 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"strings"
 )
 
-// IfCounters are a VM's interface counters (every interface but lo): the
-// Ethernet frames it received and sent, as the kernel counts them.
+// IfCounters are the Ethernet frames a VM received and sent, as its
+// kernel counts them.
 type IfCounters struct {
 	RxPackets, RxBytes, TxPackets, TxBytes uint64
-}
-
-// Sub is c minus o.
-func (c IfCounters) Sub(o IfCounters) IfCounters {
-	return IfCounters{c.RxPackets - o.RxPackets, c.RxBytes - o.RxBytes, c.TxPackets - o.TxPackets, c.TxBytes - o.TxBytes}
-}
-
-// VMCounters reads a VM's interface counters (/proc/net/dev in its
-// namespace).
-func (tb *Testbed) VMCounters(ctx context.Context, vm string) (IfCounters, error) {
-	out, err := tb.Exec(ctx, vm, "cat", "/proc/net/dev")
-	if err != nil {
-		return IfCounters{}, err
-	}
-	return parseNetDev(out)
-}
-
-// parseNetDev sums /proc/net/dev's lines but lo's.
-func parseNetDev(s string) (IfCounters, error) {
-	var c IfCounters
-	for _, line := range strings.Split(s, "\n") {
-		name, rest, ok := strings.Cut(line, ":")
-		name = strings.TrimSpace(name)
-		if !ok || name == "lo" || strings.Contains(name, "|") {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) < 10 {
-			return IfCounters{}, fmt.Errorf("/proc/net/dev: %q", line)
-		}
-		var v [4]uint64
-		for i, k := range []int{1, 0, 9, 8} { // rx packets, rx bytes, tx packets, tx bytes
-			n, err := strconv.ParseUint(f[k], 10, 64)
-			if err != nil {
-				return IfCounters{}, fmt.Errorf("/proc/net/dev: %q: %w", line, err)
-			}
-			v[i] = n
-		}
-		c.RxPackets += v[0]
-		c.RxBytes += v[1]
-		c.TxPackets += v[2]
-		c.TxBytes += v[3]
-	}
-	return c, nil
 }
 
 // acctTable is the nftables table CountL4 adds in a VM.

@@ -7,19 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestParseNetDev(t *testing.T) {
-	const dev = `Inter-|   Receive                                                |  Transmit
- face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
-    lo:    1000      10    0    0    0     0          0         0     1000      10    0    0    0     0       0          0
-  eth0:  123456     789    0    0    0     0          0         3    65432     321    0    0    0     0       0          0
-`
-	c, err := parseNetDev(dev)
-	require.NoError(t, err)
-	assert.Equal(t, IfCounters{RxPackets: 789, RxBytes: 123456, TxPackets: 321, TxBytes: 65432}, c)
-	_, err = parseNetDev("  eth0: 1 2 3\n")
-	assert.Error(t, err)
-}
-
 func TestParseL4Counters(t *testing.T) {
 	const out = `{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "dlbtestbed_acct", "handle": 1}}, {"chain": {"family": "inet", "table": "dlbtestbed_acct", "name": "in", "handle": 1, "type": "filter", "hook": "input", "prio": -300, "policy": "accept"}}, {"chain": {"family": "inet", "table": "dlbtestbed_acct", "name": "out", "handle": 3, "type": "filter", "hook": "output", "prio": -300, "policy": "accept"}}, {"rule": {"family": "inet", "table": "dlbtestbed_acct", "chain": "in", "handle": 2, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": {"set": ["tcp", "udp"]}}}, {"counter": {"packets": 10, "bytes": 600}}]}}, {"rule": {"family": "inet", "table": "dlbtestbed_acct", "chain": "out", "handle": 4, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": {"set": ["tcp", "udp"]}}}, {"counter": {"packets": 8, "bytes": 500}}]}}]}`
 	c, err := parseL4Counters(out)

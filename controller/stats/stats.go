@@ -32,7 +32,7 @@ const (
 //
 // A report from each of 100 hosts of 10,000 members each is a million
 // host counts: each member keeps its hosts' counts in a slice sorted by
-// host id (about 110 bytes each) and its sums over them, kept as the
+// host id (112 bytes each) and its sums over them, kept as the
 // reports come, so that a report costs O(its entries).
 type Stats struct {
 	mu      sync.Mutex
