@@ -17,6 +17,15 @@ type Group struct {
 	Affinity *Affinity  `json:"affinity,omitempty" yaml:"affinity,omitempty"`
 	Mode     string     `json:"mode,omitempty" yaml:"mode,omitempty"`
 	Scope    *Scope     `json:"scope,omitempty" yaml:"scope,omitempty"`
+	// Algorithm is how new connections are shared: weighted (the
+	// default: by the members' weights) or least-connections (the weights
+	// are capacities, and each host moves its shares so that the members'
+	// active connections follow them: docs/architecture.md).
+	Algorithm string `json:"algorithm,omitempty" yaml:"algorithm,omitempty"`
+	// LoadView is whose connections least-connections counts: global (the
+	// default: every host's, from the controller) or local (the host's
+	// own). Only with least-connections.
+	LoadView string `json:"load_view,omitempty" yaml:"load_view,omitempty"`
 }
 
 // PortSpec is one port of the VIP.
@@ -69,6 +78,18 @@ const (
 	ModeDSR  = "dsr"
 )
 
+// Algorithms.
+const (
+	AlgorithmWeighted         = "weighted"
+	AlgorithmLeastConnections = "least-connections"
+)
+
+// Load views of least-connections.
+const (
+	LoadViewGlobal = "global"
+	LoadViewLocal  = "local"
+)
+
 // DefaultWeight is a member's weight when none is given.
 const DefaultWeight = 100
 
@@ -90,6 +111,30 @@ func (m Member) StateOf() string {
 		return StateActive
 	}
 	return m.State
+}
+
+// AlgorithmOf is the group's algorithm, weighted when unset.
+func (g *Group) AlgorithmOf() string {
+	if g.Algorithm == "" {
+		return AlgorithmWeighted
+	}
+	return g.Algorithm
+}
+
+// LeastConnections reports whether the group balances by least
+// connections.
+func (g *Group) LeastConnections() bool { return g.Algorithm == AlgorithmLeastConnections }
+
+// LoadViewOf is the group's load view: global when unset, "" for a group
+// that does not balance by least connections.
+func (g *Group) LoadViewOf() string {
+	switch {
+	case !g.LeastConnections():
+		return ""
+	case g.LoadView == "":
+		return LoadViewGlobal
+	}
+	return g.LoadView
 }
 
 // Problem is one thing wrong with a document, at a field path.
@@ -330,6 +375,17 @@ func (g *Group) check(c *checker, p string) {
 	default:
 		c.add(join(p, "mode"), "%q: want dnat or dsr", g.Mode)
 	}
+	switch g.Algorithm {
+	case "", AlgorithmWeighted, AlgorithmLeastConnections:
+	default:
+		c.add(join(p, "algorithm"), "%q: want weighted or least-connections", g.Algorithm)
+	}
+	switch {
+	case g.LoadView != "" && g.LoadView != LoadViewGlobal && g.LoadView != LoadViewLocal:
+		c.add(join(p, "load_view"), "%q: want global or local", g.LoadView)
+	case g.LoadView != "" && !g.LeastConnections():
+		c.add(join(p, "load_view"), "only with algorithm least-connections")
+	}
 	if g.Mode == ModeDSR {
 		for i, ps := range g.Ports {
 			if ps.TargetPort != 0 && ps.TargetPort != ps.Port {
@@ -431,6 +487,8 @@ func (g *Group) Fingerprint() uint64 {
 	str(g.Name)
 	str(g.VIP)
 	str(g.Mode)
+	str(g.Algorithm)
+	str(g.LoadView)
 	num(len(g.Ports))
 	for _, p := range g.Ports {
 		str(p.Protocol)

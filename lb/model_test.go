@@ -28,6 +28,10 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		{"affinity and mode", Group{Name: "a", VIP: "10.96.0.1", Ports: []PortSpec{{Protocol: "tcp", Port: 80, TargetPort: 8080}}, Mode: "dsr",
 			Affinity: &Affinity{ClientIPTimeoutS: 90000}},
 			[]string{"affinity.client_ip_timeout_s: 90000 is out of range (1..86400)", "ports[0].target_port: dsr mode cannot change the port"}},
+		{"algorithm", Group{Name: "l", VIP: "10.96.0.1", Ports: []PortSpec{{Protocol: "tcp", Port: 80}}, Algorithm: "round-robin", LoadView: "fleet"},
+			[]string{`algorithm: "round-robin": want weighted or least-connections`, `load_view: "fleet": want global or local`}},
+		{"load view without least connections", Group{Name: "l", VIP: "10.96.0.1", Ports: []PortSpec{{Protocol: "tcp", Port: 80}}, LoadView: "local"},
+			[]string{"load_view: only with algorithm least-connections"}},
 		{"duplicate port", Group{Name: "d", VIP: "10.96.0.1", Ports: []PortSpec{{Protocol: "tcp", Port: 80}, {Protocol: "TCP", Port: 80}}},
 			[]string{"ports[1]: tcp/80 is listed twice"}},
 	}

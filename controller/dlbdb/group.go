@@ -6,20 +6,28 @@ package dlbdb
 const GroupTable = "Group"
 
 type (
-	GroupMode = string
+	GroupAlgorithm = string
+	GroupLoadView  = string
+	GroupMode      = string
 )
 
 var (
-	GroupModeDNAT GroupMode = "dnat"
-	GroupModeDsr  GroupMode = "dsr"
+	GroupAlgorithmWeighted         GroupAlgorithm = "weighted"
+	GroupAlgorithmLeastConnections GroupAlgorithm = "least-connections"
+	GroupLoadViewGlobal            GroupLoadView  = "global"
+	GroupLoadViewLocal             GroupLoadView  = "local"
+	GroupModeDNAT                  GroupMode      = "dnat"
+	GroupModeDsr                   GroupMode      = "dsr"
 )
 
 // Group defines an object in Group table
 type Group struct {
 	UUID            string            `ovsdb:"_uuid"`
 	AffinityTimeout *int              `ovsdb:"affinity_timeout"`
+	Algorithm       *GroupAlgorithm   `ovsdb:"algorithm"`
 	CreateIndex     int               `ovsdb:"create_index"`
 	ExternalIDs     map[string]string `ovsdb:"external_ids"`
+	LoadView        *GroupLoadView    `ovsdb:"load_view"`
 	Members         []string          `ovsdb:"members"`
 	Mode            GroupMode         `ovsdb:"mode"`
 	ModifyIndex     int               `ovsdb:"modify_index"`

@@ -23,7 +23,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "DLB",
-  "version": "1.4.0",
+  "version": "1.5.0",
   "tables": {
     "DLB_Global": {
       "columns": {
@@ -74,6 +74,22 @@ var schema = `{
             "max": 1
           }
         },
+        "algorithm": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "weighted",
+                  "least-connections"
+                ]
+              ]
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
         "create_index": {
           "type": {
             "key": {
@@ -92,6 +108,22 @@ var schema = `{
             },
             "min": 0,
             "max": "unlimited"
+          }
+        },
+        "load_view": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "global",
+                  "local"
+                ]
+              ]
+            },
+            "min": 0,
+            "max": 1
           }
         },
         "members": {

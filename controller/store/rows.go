@@ -37,6 +37,14 @@ func ToRows(g lb.Group) Rows {
 		t := g.Affinity.ClientIPTimeoutS
 		r.Group.AffinityTimeout = &t
 	}
+	if g.LeastConnections() {
+		a := dlbdb.GroupAlgorithmLeastConnections
+		r.Group.Algorithm = &a
+		if g.LoadView == lb.LoadViewLocal {
+			v := dlbdb.GroupLoadViewLocal
+			r.Group.LoadView = &v
+		}
+	}
 	if s := g.Scope; s != nil {
 		r.Group.ScopeIfaceIDs = slices.Clone(s.IfaceIDs)
 		r.Group.ScopeHosts = slices.Clone(s.Hosts)
@@ -75,6 +83,12 @@ func FromRows(r Rows) lb.Group {
 	}
 	if t := r.Group.AffinityTimeout; t != nil {
 		g.Affinity = &lb.Affinity{ClientIPTimeoutS: *t}
+	}
+	if a := r.Group.Algorithm; a != nil && *a == dlbdb.GroupAlgorithmLeastConnections {
+		g.Algorithm = lb.AlgorithmLeastConnections
+		if v := r.Group.LoadView; v != nil && *v == dlbdb.GroupLoadViewLocal {
+			g.LoadView = lb.LoadViewLocal
+		}
 	}
 	if len(r.Group.ScopeIfaceIDs)+len(r.Group.ScopeLabels)+len(r.Group.ScopeHosts) > 0 {
 		g.Scope = &lb.Scope{IfaceIDs: slices.Sorted(slices.Values(r.Group.ScopeIfaceIDs)), Hosts: slices.Sorted(slices.Values(r.Group.ScopeHosts))}

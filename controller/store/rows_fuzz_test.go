@@ -19,6 +19,7 @@ func FuzzGroupDocument(f *testing.F) {
 		`{"name":"v6","vip":"fd00::10","ports":[{"protocol":"udp","port":53},{"protocol":"sctp","port":9}],"members":[{"ip":"fd00::11","port":5353,"mac":"02:00:00:00:00:01"}],"affinity":{"client_ip_timeout_s":86400},"scope":{"iface_ids":["b","a"],"labels":{"k":"v"},"hosts":["h"]}}`,
 		`{"name":"nat","vip":"10.96.0.12","mode":"dnat","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.1"}]}`,
 		`{"name":"dsr","vip":"10.96.0.11","mode":"dsr","ports":[{"protocol":"tcp","port":443}],"members":[]}`,
+		`{"name":"lc","vip":"10.96.0.13","algorithm":"least-connections","load_view":"local","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.1","weight":3}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -35,6 +36,9 @@ func FuzzGroupDocument(f *testing.F) {
 		}
 		if len(got.Members) != len(g.Members) || len(got.Ports) != len(g.Ports) || got.Name != g.Name || got.VIP != g.VIP || (got.Mode == lb.ModeDSR) != (g.Mode == lb.ModeDSR) {
 			t.Fatalf("round trip lost something:\nin:  %+v\nout: %+v", g, got)
+		}
+		if got.AlgorithmOf() != g.AlgorithmOf() || got.LoadViewOf() != g.LoadViewOf() {
+			t.Fatalf("algorithm lost: %q/%q -> %q/%q", g.AlgorithmOf(), g.LoadViewOf(), got.AlgorithmOf(), got.LoadViewOf())
 		}
 		if (g.Affinity == nil) != (got.Affinity == nil) {
 			t.Fatalf("affinity lost: %+v -> %+v", g.Affinity, got.Affinity)

@@ -42,6 +42,24 @@ func TestRowsRoundTrip(t *testing.T) {
 					{IP: "fd00::12", Port: 9001, Weight: intp(lb.DefaultWeight), State: lb.StateActive}}},
 		},
 		{
+			name: "least connections: weighted and global are the defaults",
+			in: lb.Group{Name: "lc", VIP: "10.96.0.21", Algorithm: lb.AlgorithmLeastConnections, LoadView: lb.LoadViewGlobal,
+				Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}}},
+			want: lb.Group{Name: "lc", VIP: "10.96.0.21", Algorithm: lb.AlgorithmLeastConnections, Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}}, Members: []lb.Member{}},
+		},
+		{
+			name: "least connections, local",
+			in: lb.Group{Name: "lc", VIP: "10.96.0.21", Algorithm: lb.AlgorithmLeastConnections, LoadView: lb.LoadViewLocal,
+				Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}}},
+			want: lb.Group{Name: "lc", VIP: "10.96.0.21", Algorithm: lb.AlgorithmLeastConnections, LoadView: lb.LoadViewLocal,
+				Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}}, Members: []lb.Member{}},
+		},
+		{
+			name: "weighted is the default",
+			in:   lb.Group{Name: "w", VIP: "10.96.0.22", Algorithm: lb.AlgorithmWeighted, Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}}},
+			want: lb.Group{Name: "w", VIP: "10.96.0.22", Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}}, Members: []lb.Member{}},
+		},
+		{
 			name: "dsr, no members",
 			in:   lb.Group{Name: "empty", VIP: "10.96.0.20", Mode: lb.ModeDSR, Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}}},
 			want: lb.Group{Name: "empty", VIP: "10.96.0.20", Mode: lb.ModeDSR, Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}}, Members: []lb.Member{}},
