@@ -41,6 +41,13 @@ type Input struct {
 	// second pass over thousands of groups on every change); otherwise
 	// Compile checks the set.
 	Validated bool
+	// Slots are the shares least-connections groups deal their new
+	// connections by (lb.ShareSlots), by group name: how many of
+	// lb.MaxSlots slots each member gets, in the group's member order. A
+	// group without them (or with a list that does not fit its members)
+	// is dealt by weight. A group whose slots changed must be named in
+	// Changed.
+	Slots map[string][]int
 	// Changed, when not nil, names the groups that may have changed since
 	// the previous Compile on the same Compiler (added ones included); the
 	// others are taken as they were.
@@ -167,7 +174,14 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 				return e.print
 			}
 		}
-		return g.Fingerprint()
+		p := g.Fingerprint()
+		if q, ok := in.Slots[g.Name]; ok {
+			for _, n := range q {
+				p = (p ^ uint64(n)) * 1099511628211
+			}
+			p = (p ^ 0xff) * 1099511628211
+		}
+		return p
 	}
 	k.prints = slices.Grow(k.prints[:0], len(in.Groups))[:len(in.Groups)]
 	prints := k.prints

@@ -380,3 +380,64 @@ func checked(t testing.TB, groups ...lb.Group) []lb.Checked {
 	require.NoError(t, err)
 	return cs
 }
+
+// TestLeastConnectionsSlots: a least-connections group's slots follow the
+// shares the agent gives (256 slots), a change of shares moves only the
+// slots that change member, and a member with capacity keeps a slot.
+func TestLeastConnectionsSlots(t *testing.T) {
+	g := lb.Group{Name: "lc", VIP: "10.96.0.10", Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}}, Algorithm: lb.AlgorithmLeastConnections,
+		Members: []lb.Member{{IP: "10.0.0.11"}, {IP: "10.0.0.12"}, {IP: "10.0.0.13"}, {IP: "10.0.0.14", State: lb.StateDraining}}}
+	cfg := testConfig
+	cfg.Buckets = 0
+	id := ServiceIDs([]string{"lc"})["lc"]
+	count := func(slots []string) map[string]int {
+		n := map[string]int{}
+		for _, s := range slots {
+			n[s]++
+		}
+		return n
+	}
+	k := NewCompiler()
+	out, err := k.Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts})
+	require.NoError(t, err)
+	byWeight := slotMembers(t, out, PortID(id, 0))
+	assert.Len(t, byWeight, 128, "without shares: by weight (lb.SlotCount)")
+
+	out, err = k.Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts, Slots: map[string][]int{"lc": {200, 55, 0, 6}},
+		Changed: map[string]bool{"lc": true}})
+	require.NoError(t, err)
+	first := slotMembers(t, out, PortID(id, 0))
+	require.Len(t, first, lb.MaxSlots)
+	assert.Equal(t, map[string]int{"10.0.0.11": 200, "10.0.0.12": 55, "10.0.0.13": 1}, count(first),
+		"the shares' slots; an active member given none keeps one; a draining one gets none")
+	for s := range first {
+		if byWeight[s%128] == "10.0.0.11" {
+			assert.Equal(t, "10.0.0.11", first[s], "slot %d: a member under its new count keeps its slots", s)
+		}
+	}
+
+	out, err = k.Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts, Slots: map[string][]int{"lc": {190, 56, 10, 0}},
+		Changed: map[string]bool{"lc": true}})
+	require.NoError(t, err)
+	second := slotMembers(t, out, PortID(id, 0))
+	moved := 0
+	for s := range second {
+		if second[s] != first[s] {
+			moved++
+		}
+	}
+	assert.Equal(t, map[string]int{"10.0.0.11": 190, "10.0.0.12": 56, "10.0.0.13": 10}, count(second))
+	assert.Equal(t, 10, moved, "only the slots that change member move")
+
+	// Unchanged (not in Changed): the cached group stays, whatever Slots says.
+	out, err = k.Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts, Slots: map[string][]int{"lc": {1, 1, 254, 0}},
+		Changed: map[string]bool{}})
+	require.NoError(t, err)
+	assert.Equal(t, second, slotMembers(t, out, PortID(id, 0)))
+	// A weighted group ignores shares.
+	g.Algorithm = ""
+	out, err = k.Compile(Input{Config: cfg, Groups: checked(t, g), Ports: testPorts, Slots: map[string][]int{"lc": {1, 1, 254, 0}}})
+	require.NoError(t, err)
+	assert.Len(t, slotMembers(t, out, PortID(id, 0)), lb.MaxSlots, "the slots grown to 256 are kept (never halved)")
+	assert.Equal(t, map[string]int{"10.0.0.11": 86, "10.0.0.12": 85, "10.0.0.13": 85}, count(slotMembers(t, out, PortID(id, 0))))
+}

@@ -21,7 +21,7 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 
 	// New-connection choice: every port deals the same slots, by member
 	// index, through one shared select group (shape.go).
-	weights := lb.ActiveWeights(&g.Group)
+	weights, dealt := c.slotWeights(g)
 	macs := make([]net.HardwareAddr, len(g.Members))
 	for i := range g.Members {
 		ip := g.MemberAddr(i)
@@ -38,7 +38,11 @@ func (c *compiler) service(g *lb.Checked, id uint32) *groupOut {
 	var sh *shapeOut
 	if slices.ContainsFunc(weights, func(w int) bool { return w > 0 }) {
 		b := c.cfg.Buckets
-		if b == 0 {
+		switch {
+		case b != 0:
+		case dealt:
+			b = lb.MaxSlots
+		default:
 			b = lb.SlotCount(weights, len(lay.slots))
 		}
 		slots := Assign(b, weights, lay.previous(idx, kept))
@@ -333,4 +337,26 @@ func containsAddr(as []netip.Addr, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// slotWeights are the weights a group's slots are dealt by: its members'
+// (0 for one that takes no new connections), or, for a least-connections
+// group with shares (Input.Slots), those shares' slot counts over
+// lb.MaxSlots slots (dealt true).
+func (c *compiler) slotWeights(g *lb.Checked) (weights []int, dealt bool) {
+	weights = lb.ActiveWeights(&g.Group)
+	q, ok := c.in.Slots[g.Name]
+	if !ok || !g.LeastConnections() || len(q) != len(weights) {
+		return weights, false
+	}
+	shares := make([]int, len(q))
+	for i, n := range q {
+		if weights[i] > 0 {
+			shares[i] = max(n, 1) // never starved
+		}
+	}
+	if !slices.ContainsFunc(shares, func(n int) bool { return n > 0 }) {
+		return weights, false
+	}
+	return shares, true
 }
