@@ -125,6 +125,9 @@ func (s *Server) groupRoutes() {
 			}
 			out := groupOut(e, idx)
 			out.Body.Applied = s.applied(e)
+			if e.Group.LeastConnections() {
+				out.Body.Balancing = s.stats.LoadStatus(e.Name, time.Now())
+			}
 			return out, nil
 		})
 	huma.Register(s.api, s.op("create-group", http.MethodPost, "/v1/groups", "Create a group", http.StatusCreated),

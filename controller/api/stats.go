@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -65,8 +66,15 @@ func (s *Server) statsRoutes() {
 		if err := s.checkReport(in.Name, &in.Body); err != nil {
 			return nil, err
 		}
-		want := s.stats.Report(in.Name, in.Body, time.Now())
-		return &reportStatsOutput{Body: wire.StatsAnswer{WantFull: want}}, nil
+		now := time.Now()
+		want := s.stats.Report(in.Name, in.Body, now)
+		ans := wire.StatsAnswer{WantFull: want}
+		groups, err := s.loadGroups(in.Name)
+		if err != nil {
+			return nil, err
+		}
+		ans.LoadsSeq, ans.LoadsFull, ans.Loads = s.stats.Loads(in.Body.LoadsSince, groups, now)
+		return &reportStatsOutput{Body: ans}, nil
 	})
 	huma.Register(s.api, s.op("group-stats", http.MethodGet, "/v1/groups/{name}/stats", "A group's members' statistics, over every host", http.StatusOK),
 		func(ctx context.Context, in *groupStatsInput) (*groupStatsOutput, error) {
@@ -79,8 +87,29 @@ func (s *Server) statsRoutes() {
 			}
 			refs := memberRefs(&e.Group)
 			s.stats.Keep(in.Name, refs)
-			return &groupStatsOutput{Body: s.stats.Group(in.Name, refs, time.Now(), in.History)}, nil
+			now := time.Now()
+			out := &groupStatsOutput{Body: s.stats.Group(in.Name, refs, now, in.History)}
+			if e.Group.LeastConnections() {
+				out.Body.Balancing = s.stats.Shares(in.Name, e.Group.MemberLabels(), now)
+			}
+			return out, nil
 		})
+}
+
+// loadGroups are the least-connections groups with a global view that
+// concern a host, whose loads its reports are answered with.
+func (s *Server) loadGroups(host string) ([]stats.LoadGroup, error) {
+	entries, err := s.st.View().LoadGroups(nil, lb.LoadViewGlobal)
+	if err != nil {
+		return nil, fromStore(err)
+	}
+	out := make([]stats.LoadGroup, 0, len(entries))
+	for _, e := range entries {
+		if concerns(&e.Group, host) {
+			out = append(out, stats.LoadGroup{Name: e.Name, Members: e.Group.MemberLabels()})
+		}
+	}
+	return out, nil
 }
 
 // memberRefs are a group's (port, member) pairs as the hosts name them,
@@ -154,10 +183,80 @@ func (s *Server) checkReport(host string, r *wire.StatsReport) error {
 			break // enough to go on
 		}
 	}
+	if len(e.Fields) < 20 {
+		s.checkBalancing(host, r, e)
+	}
 	if len(e.Fields) > 0 {
 		return e
 	}
 	return nil
+}
+
+// checkBalancing checks a report's shares: groups of the host that
+// balance by least connections, each once; their members, each once;
+// slots that a host's 256 hold.
+func (s *Server) checkBalancing(host string, r *wire.StatsReport, e *Error) {
+	if !(r.BalancedAt >= 0 && r.BalancedAt < 1e11) {
+		e.Fields = append(e.Fields, FieldError{Path: "balanced_at", Message: fmt.Sprintf("%g is not a time (unix seconds)", r.BalancedAt)})
+	}
+	if len(r.Balancing) > maxReportMembers {
+		e.Fields = append(e.Fields, FieldError{Path: "balancing", Message: fmt.Sprintf("%d entries: at most %d", len(r.Balancing), maxReportMembers)})
+		return
+	}
+	seen := map[string]bool{}
+	for i, b := range r.Balancing {
+		at := func(field string) string { return fmt.Sprintf("balancing[%d].%s", i, field) }
+		if len(e.Fields) >= 20 {
+			return
+		}
+		if len(b.Group) > 63 {
+			e.Fields = append(e.Fields, FieldError{Path: at("group"), Message: "longer than 63 characters"})
+			continue
+		}
+		_, g, err := s.st.View().Group(nil, b.Group)
+		switch {
+		case err != nil:
+			e.Fields = append(e.Fields, FieldError{Path: at("group"), Message: err.Error()})
+			continue
+		case g == nil || !concerns(&g.Group, host):
+			e.Fields = append(e.Fields, FieldError{Path: at("group"), Message: fmt.Sprintf("%q is no group of host %q", b.Group, host)})
+			continue
+		case !g.Group.LeastConnections():
+			e.Fields = append(e.Fields, FieldError{Path: at("group"), Message: fmt.Sprintf("group %q does not balance by least connections", b.Group)})
+			continue
+		case seen[b.Group]:
+			e.Fields = append(e.Fields, FieldError{Path: at("group"), Message: fmt.Sprintf("group %q is reported twice", b.Group)})
+			continue
+		}
+		seen[b.Group] = true
+		switch b.View {
+		case wire.ViewGlobal, wire.ViewLocal, wire.ViewWeights:
+		default:
+			e.Fields = append(e.Fields, FieldError{Path: at("view"), Message: fmt.Sprintf("%q: want global, local or weights", b.View)})
+		}
+		labels := g.Group.MemberLabels()
+		if len(b.Members) > len(labels) {
+			e.Fields = append(e.Fields, FieldError{Path: at("members"), Message: fmt.Sprintf("%d entries: the group has %d members", len(b.Members), len(labels))})
+			continue
+		}
+		total, members := 0, map[string]bool{}
+		for j, m := range b.Members {
+			switch {
+			case !slices.Contains(labels, m.Member):
+				e.Fields = append(e.Fields, FieldError{Path: fmt.Sprintf("balancing[%d].members[%d].member", i, j), Message: fmt.Sprintf("%.64q is not a member of group %q", m.Member, b.Group)})
+			case members[m.Member]:
+				e.Fields = append(e.Fields, FieldError{Path: fmt.Sprintf("balancing[%d].members[%d].member", i, j), Message: fmt.Sprintf("%s is reported twice", m.Member)})
+			case m.Slots < 0 || m.Slots > lb.MaxSlots:
+				e.Fields = append(e.Fields, FieldError{Path: fmt.Sprintf("balancing[%d].members[%d].slots", i, j), Message: fmt.Sprintf("%d: want 0 to %d", m.Slots, lb.MaxSlots)})
+			default:
+				total += m.Slots
+			}
+			members[m.Member] = true
+		}
+		if total > lb.MaxSlots {
+			e.Fields = append(e.Fields, FieldError{Path: at("members"), Message: fmt.Sprintf("%d slots: a host has %d", total, lb.MaxSlots)})
+		}
+	}
 }
 
 // groupRefs are the members a host may report of a group: nil when the

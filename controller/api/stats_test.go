@@ -2,8 +2,11 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -98,4 +101,87 @@ func TestStatsReports(t *testing.T) {
 	code, _, body = e.do("DELETE", "/v1/hosts/h2", nil, "")
 	require.Equal(t, http.StatusNoContent, code, "%s", body)
 	assert.Equal(t, map[string]uint64{"10.0.0.11": 8, "10.0.0.12:8080": 3}, totals())
+}
+
+// TestLeastConnectionsLoads: a report is answered with the loads of the
+// host's least-connections groups with a global view (all, then what
+// changed since the seq it gives); the shares it reports show in the
+// group's statistics and status; shares it may not report are refused
+// with 422 naming each, and change nothing.
+func TestLeastConnectionsLoads(t *testing.T) {
+	e := newEnv(t)
+	for _, h := range []string{"h1", "h2"} {
+		code, _, body := e.do("PUT", "/v1/hosts/"+h, nil, `{"ports":[]}`)
+		require.Equal(t, http.StatusOK, code, "%s", body)
+	}
+	for _, g := range []string{
+		`{"name":"lc","vip":"10.96.0.10","algorithm":"least-connections","ports":[{"protocol":"tcp","port":80},{"protocol":"tcp","port":443}],"members":[{"ip":"10.0.0.11"},{"ip":"10.0.0.12"}]}`,
+		`{"name":"local","vip":"10.96.0.11","algorithm":"least-connections","load_view":"local","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.11"}]}`,
+		`{"name":"w","vip":"10.96.0.12","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.11"}]}`,
+		`{"name":"lc-h2","vip":"10.96.0.13","algorithm":"least-connections","scope":{"hosts":["h2"]},"ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.11"}]}`,
+	} {
+		code, _, body := e.do("POST", "/v1/groups", nil, g)
+		require.Equal(t, http.StatusCreated, code, "%s", body)
+	}
+	send := func(host, report string) (int, wire.StatsAnswer, []byte) {
+		code, _, body := e.do("POST", "/v1/hosts/"+host+"/stats", nil, report)
+		var a wire.StatsAnswer
+		if code == http.StatusOK {
+			require.NoError(t, json.Unmarshal(body, &a))
+		}
+		return code, a, body
+	}
+	code, a, body := send("h2", `{"full":true,"interval_s":1,"members":[{"group":"lc","port":"tcp/80","member":"10.0.0.11","new_connections":5,"active_connections":3},{"group":"lc","port":"tcp/443","member":"10.0.0.11","new_connections":2,"active_connections":1}]}`)
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	code, a, body = send("h1", `{"full":true,"interval_s":1,"members":[{"group":"lc","port":"tcp/80","member":"10.0.0.12","new_connections":1,"active_connections":1}]}`)
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	assert.True(t, a.LoadsFull)
+	assert.Equal(t, []wire.GroupLoad{{Group: "lc", Members: []wire.MemberLoad{{"10.0.0.11", 4, 7}, {"10.0.0.12", 1, 1}}}}, a.Loads,
+		"h1's global groups only, every host's counts summed over the ports")
+	code, b, body := send("h1", fmt.Sprintf(`{"interval_s":1,"members":[],"loads_since":%d}`, a.LoadsSeq))
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	assert.False(t, b.LoadsFull)
+	assert.Empty(t, b.Loads, "nothing changed since")
+
+	// Shares.
+	good := `{"interval_s":1,"members":[],"balanced_at":1700000000.25,"balancing":[{"group":"lc","view":"global","members":[{"member":"10.0.0.11","slots":200},{"member":"10.0.0.12","slots":56}]}]}`
+	code, _, body = send("h1", good)
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	for _, bad := range []struct{ report, fields string }{
+		{`{"interval_s":1,"members":[],"balanced_at":-1,"balancing":[
+			{"group":"w","view":"global","members":[]},
+			{"group":"lc-h2","view":"global","members":[]},
+			{"group":"lc","view":"fleet","members":[{"member":"10.0.0.13","slots":1},{"member":"10.0.0.11","slots":300}]},
+			{"group":"lc","view":"global","members":[{"member":"10.0.0.11","slots":200},{"member":"10.0.0.11","slots":1}]}]}`,
+			"balanced_at balancing[0].group balancing[1].group balancing[2].view balancing[2].members[0].member balancing[2].members[1].slots balancing[3].group"},
+		{`{"interval_s":1,"members":[],"balancing":[{"group":"lc","view":"global","members":[{"member":"10.0.0.11","slots":200},{"member":"10.0.0.12","slots":57}]}]}`,
+			"balancing[0].members"},
+	} {
+		code, _, body = send("h1", bad.report)
+		require.Equal(t, http.StatusUnprocessableEntity, code, "%s", body)
+		var perr wire.Error
+		require.NoError(t, json.Unmarshal(body, &perr))
+		var paths []string
+		for _, f := range perr.Fields {
+			paths = append(paths, f.Path)
+		}
+		assert.Equal(t, bad.fields, strings.Join(paths, " "), "%s", body)
+	}
+	code, _, body = e.do("GET", "/v1/groups/lc/stats", nil, "")
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	var gs wire.GroupStats
+	require.NoError(t, json.Unmarshal(body, &gs))
+	require.Len(t, gs.Balancing, 1, "%s", body)
+	assert.Equal(t, "h1", gs.Balancing[0].Host)
+	assert.Equal(t, []wire.MemberShare{{"10.0.0.11", 200, 200.0 / 256}, {"10.0.0.12", 56, 56.0 / 256}}, gs.Balancing[0].Members, "the refused reports changed nothing")
+	code, _, body = e.do("GET", "/v1/groups/lc", nil, "")
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	var g wire.Group
+	require.NoError(t, json.Unmarshal(body, &g))
+	require.NotNil(t, g.Balancing, "%s", body)
+	assert.Equal(t, 1, g.Balancing.Global)
+	assert.Equal(t, time.Unix(1700000000, 250e6).UTC(), *g.Balancing.LastRecomputed)
+	// The status is read-only: the answer is a valid PUT body.
+	code, _, body = e.do("PUT", "/v1/groups/lc", nil, string(body))
+	assert.Equal(t, http.StatusOK, code, "%s", body)
 }

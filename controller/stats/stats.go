@@ -39,11 +39,19 @@ type Stats struct {
 	hosts   []*host // by id
 	hostIDs map[string]uint32
 	groups  map[string]*group
+	// Loads (loads.go): seq numbers the changes of the members' live
+	// active connections and new connections, from start (this process's
+	// start, in unix nanoseconds: a restarted controller's seqs are all
+	// above an earlier one's, so a host asking from an old seq gets
+	// everything); everyChanged is the last seq at which every group's
+	// loads changed (a host went stale or came back).
+	start, seq, everyChanged uint64
 }
 
 // New returns empty statistics.
 func New() *Stats {
-	return &Stats{hostIDs: map[string]uint32{}, groups: map[string]*group{}}
+	start := uint64(time.Now().UnixNano())
+	return &Stats{hostIDs: map[string]uint32{}, groups: map[string]*group{}, start: start, seq: start, everyChanged: start}
 }
 
 type host struct {
@@ -51,10 +59,21 @@ type host struct {
 	interval time.Duration
 	last     time.Time
 	gone     bool // forgotten (its id is not reused)
+	// dropped: its active connections are out of the members' live sums,
+	// it went stale (loads.go).
+	dropped bool
+	// balancedAt is the host's last recomputation of its
+	// least-connections shares (unix milliseconds; 0: none).
+	balancedAt int64
 }
 
 type group struct {
 	members map[memberKey]*member
+	// changed is the seq of the last change of its members' loads.
+	changed uint64
+	// shares are the hosts' shares of a least-connections group, by host
+	// id.
+	shares map[uint32]*hostShares
 }
 
 type memberKey struct{ port, member string }
@@ -62,9 +81,10 @@ type memberKey struct{ port, member string }
 type member struct {
 	hosts []hostCount // by host id
 	// sum is the hosts' totals, active the hosts' active connections
-	// (stale ones included: Group and Each leave those out).
-	sum    vec
-	active int64
+	// (stale ones included: Group and Each leave those out), live those
+	// of the hosts not stale (as last marked, loads.go).
+	sum          vec
+	active, live int64
 	// history is the sums at most every sampleEvery (a ring, oldest at
 	// next once full).
 	history []sample
@@ -153,7 +173,14 @@ func (s *Stats) Report(hostName string, r wire.StatsReport, now time.Time) (want
 	h := s.hosts[id]
 	h.interval = time.Duration(r.IntervalS * float64(time.Second))
 	h.last = now
+	if h.dropped {
+		s.revive(id)
+	}
 	ms := now.UnixMilli()
+	if r.BalancedAt > 0 {
+		h.balancedAt = int64(r.BalancedAt * 1000)
+	}
+	changed := false
 	var g *group
 	for i := range r.Members {
 		m := &r.Members[i]
@@ -195,10 +222,19 @@ func (s *Stats) Report(hostName string, r wire.StatsReport, now time.Time) (want
 			mem.sum[i] += added[i]
 		}
 		active := uint32(min(m.ActiveConnections, 1<<32-1))
-		mem.active += int64(active) - int64(c.active)
+		if d := int64(active) - int64(c.active); d != 0 || added[cNew] != 0 {
+			mem.active += d
+			mem.live += d
+			if !changed {
+				changed = true
+				s.seq++
+			}
+			g.changed = s.seq
+		}
 		c.raw, c.at, c.active = v, ms, active
 		mem.sample(ms)
 	}
+	s.balancing(id, r.Balancing)
 	return wantFull
 }
 
@@ -391,7 +427,10 @@ func (s *Stats) ForgetHost(name string) {
 	}
 	delete(s.hostIDs, name)
 	s.hosts[id].gone = true
+	s.seq++
+	s.everyChanged = s.seq
 	for _, g := range s.groups {
+		delete(g.shares, id)
 		for _, m := range g.members {
 			c := m.find(id)
 			if c == nil {
@@ -401,6 +440,9 @@ func (s *Stats) ForgetHost(name string) {
 				m.sum[i] -= c.total[i]
 			}
 			m.active -= int64(c.active)
+			if !s.hosts[id].dropped {
+				m.live -= int64(c.active)
+			}
 			m.hosts = slices.DeleteFunc(m.hosts, func(c hostCount) bool { return c.host == id })
 		}
 	}

@@ -438,7 +438,7 @@ func groupEntry(g *dlbdb.Group, ports, members *cache.RowCache) (*view.GroupEntr
 		r.Members = append(r.Members, *m.(*dlbdb.Member))
 	}
 	doc := FromRows(r)
-	return &view.GroupEntry{Name: g.Name, VIP: canonicalIP(g.Vip), Group: doc,
+	return &view.GroupEntry{Name: g.Name, VIP: canonicalIP(g.Vip), LoadView: doc.LoadViewOf(), Group: doc,
 		CreateIndex: uint64(g.CreateIndex), ModifyIndex: uint64(g.ModifyIndex)}, nil
 }
 

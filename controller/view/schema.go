@@ -28,8 +28,9 @@ const (
 
 // Index names: every table has indexID, unique.
 const (
-	indexID  = "id"
-	indexVIP = "vip"
+	indexID       = "id"
+	indexVIP      = "vip"
+	indexLoadView = "load_view"
 )
 
 // schema declares every table and index of the view: one function per
@@ -49,14 +50,17 @@ func schema() *memdb.DBSchema {
 }
 
 // groupsTableSchema is the groups table: one *GroupEntry per group, by
-// name (indexID) and by VIP (indexVIP, not unique: a VIP has a group per
-// set of ports).
+// name (indexID), by VIP (indexVIP, not unique: a VIP has a group per
+// set of ports) and, for least-connections groups, by load view
+// (indexLoadView: the groups whose figures agents are sent).
 func groupsTableSchema() *memdb.TableSchema {
 	return &memdb.TableSchema{
 		Name: TableGroups,
 		Indexes: map[string]*memdb.IndexSchema{
 			indexID:  {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
 			indexVIP: {Name: indexVIP, Indexer: &memdb.StringFieldIndex{Field: "VIP"}},
+			// Least-connections groups by load view (others have none).
+			indexLoadView: {Name: indexLoadView, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "LoadView"}},
 		},
 	}
 }

@@ -19,7 +19,7 @@ func TestSchema(t *testing.T) {
 		table   string
 		indexes []string
 	}{
-		{TableGroups, []string{indexID, indexVIP}},
+		{TableGroups, []string{indexID, indexVIP, indexLoadView}},
 		{TableHosts, []string{indexID}},
 		{TableIndex, []string{indexID}},
 		{TableTombstones, []string{indexID}},

@@ -14,8 +14,11 @@ import (
 
 // GroupEntry is a group as the view holds it.
 type GroupEntry struct {
-	Name        string
-	VIP         string
+	Name string
+	VIP  string
+	// LoadView is the group's lb.LoadViewOf: global or local for a
+	// least-connections group, "" for others (indexLoadView).
+	LoadView    string
 	Group       lb.Group
 	CreateIndex uint64
 	ModifyIndex uint64
@@ -126,6 +129,22 @@ func groups(txn *memdb.Txn, ws memdb.WatchSet) (uint64, []*GroupEntry, error) {
 		out = append(out, raw.(*GroupEntry))
 	}
 	return tableIndex(txn, TableGroups), out, nil
+}
+
+// LoadGroups lists the least-connections groups with a load view (lb.LoadViewGlobal
+// or lb.LoadViewLocal), by name.
+func (v *View) LoadGroups(ws memdb.WatchSet, loadView string) ([]*GroupEntry, error) {
+	txn := v.db.ReadTxn()
+	it, err := txn.Get(TableGroups, indexLoadView, loadView)
+	if err != nil {
+		return nil, err
+	}
+	ws.Add(it.WatchCh())
+	var out []*GroupEntry
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*GroupEntry))
+	}
+	return out, nil
 }
 
 // keyFloor is the index-table key of the tombstone floor: deletions at or

@@ -187,3 +187,29 @@ func TestReadsWatch(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadGroups(t *testing.T) {
+	v, err := New()
+	require.NoError(t, err)
+	entry := func(name, loadView string, idx uint64) *GroupEntry {
+		g := lb.Group{Name: name, VIP: "10.96.0.1"}
+		if loadView != "" {
+			g.Algorithm, g.LoadView = lb.AlgorithmLeastConnections, loadView
+		}
+		return &GroupEntry{Name: name, VIP: g.VIP, LoadView: g.LoadViewOf(), Group: g, CreateIndex: 1, ModifyIndex: idx}
+	}
+	require.NoError(t, v.Apply(1, Batch{Groups: []*GroupEntry{entry("a", lb.LoadViewGlobal, 1), entry("b", "", 1), entry("c", lb.LoadViewLocal, 1), entry("d", lb.LoadViewGlobal, 1)}}))
+	ws := memdb.NewWatchSet()
+	got, err := v.LoadGroups(ws, lb.LoadViewGlobal)
+	require.NoError(t, err)
+	names := []string{}
+	for _, e := range got {
+		names = append(names, e.Name)
+	}
+	assert.Equal(t, []string{"a", "d"}, names)
+	require.NoError(t, v.Apply(2, Batch{Groups: []*GroupEntry{entry("b", lb.LoadViewGlobal, 2)}}))
+	assert.False(t, ws.Watch(time.After(time.Second)), "a group that becomes least-connections wakes the watch")
+	got, err = v.LoadGroups(nil, lb.LoadViewGlobal)
+	require.NoError(t, err)
+	assert.Len(t, got, 3)
+}

@@ -22,6 +22,9 @@ type Group struct {
 	// count their own slots), ignored in a body: a GET's answer stays a
 	// valid PUT body.
 	Balance *Balance `json:"balance,omitempty" yaml:"balance,omitempty" readOnly:"true" doc:"How closely the group's hash slots follow its active members' weights (set by the controller; docs/api.md)"`
+	// Balancing is set on GET /v1/groups/{name} of a least-connections
+	// group, ignored in a body.
+	Balancing *LoadStatus `json:"balancing,omitempty" yaml:"balancing,omitempty" readOnly:"true" doc:"How the hosts balance a least-connections group (set by the controller)"`
 }
 
 // Balance is how closely the hash slots a host installing the group deals
@@ -172,11 +175,65 @@ type StatsReport struct {
 	// host for stale after three intervals without a report.
 	IntervalS float64       `json:"interval_s" minimum:"0.1" maximum:"3600" doc:"Seconds between the agent's reports"`
 	Members   []MemberCount `json:"members" maxItems:"262144" doc:"The members' counters"`
+	// LoadsSince asks for the loads of the least-connections groups with
+	// a global view that changed since an answer's LoadsSeq (0: all).
+	LoadsSince uint64 `json:"loads_since,omitempty" doc:"The loads_seq of the last answer whose loads the agent took (0: all of them)"`
+	// BalancedAt is when the agent last recomputed its shares of its
+	// least-connections groups (unix seconds; 0: it has none).
+	BalancedAt float64 `json:"balanced_at,omitempty" doc:"When the host last recomputed its least-connections shares, unix seconds"`
+	// Balancing is the host's shares of its least-connections groups that
+	// changed since its last report the controller took (all in a full
+	// one).
+	Balancing []HostBalancing `json:"balancing,omitempty" maxItems:"262144" doc:"The host's shares of its least-connections groups that changed"`
+}
+
+// Views a host balances a least-connections group by.
+const (
+	ViewGlobal  = "global"  // every host's figures
+	ViewLocal   = "local"   // the host's own
+	ViewWeights = "weights" // fell back to the weights: the global figures are too old
+)
+
+// HostBalancing is how a host deals a least-connections group's new
+// connections: by which figures, and each member's slots.
+type HostBalancing struct {
+	Group   string        `json:"group" maxLength:"63"`
+	View    string        `json:"view" enum:"global,local,weights" doc:"The figures the shares follow: global (every host's), local (the host's own), weights (a fall-back: the global figures are older than 3 intervals)"`
+	Members []MemberSlots `json:"members" maxItems:"256"`
+}
+
+// MemberSlots is a member's part of a host's slots.
+type MemberSlots struct {
+	Member string `json:"member" maxLength:"64"`
+	Slots  int    `json:"slots" minimum:"0" maximum:"256" doc:"Of the host's 256 slots for the group"`
 }
 
 // StatsAnswer answers a report.
 type StatsAnswer struct {
 	WantFull bool `json:"want_full,omitempty" doc:"The controller does not have every member of the host (it restarted, or the report was refused): send them all next time"`
+	// Loads are the figures least-connections groups with a global view
+	// balance by: those that changed since the report's LoadsSince, or
+	// all of them (LoadsFull: the agent drops what it has of the others).
+	LoadsSeq  uint64      `json:"loads_seq,omitempty" doc:"Ask from this next (loads_since)"`
+	LoadsFull bool        `json:"loads_full,omitempty" doc:"The loads are every least-connections group's of the host"`
+	Loads     []GroupLoad `json:"loads,omitempty"`
+}
+
+// GroupLoad is a least-connections group's members' load over every host.
+type GroupLoad struct {
+	Group   string       `json:"group"`
+	Members []MemberLoad `json:"members"`
+}
+
+// MemberLoad is a member's load over every host, summed over the group's
+// VIP ports.
+type MemberLoad struct {
+	Member string `json:"member"`
+	// ActiveConnections over the hosts not stale.
+	ActiveConnections uint64 `json:"active_connections"`
+	// NewConnections over every host: a counter (lower than before after a
+	// controller's restart).
+	NewConnections uint64 `json:"new_connections"`
 }
 
 // GroupStats is a group's members' statistics over every host (GET
@@ -188,6 +245,37 @@ type GroupStats struct {
 	// the rates.
 	StaleHosts []string      `json:"stale_hosts"`
 	Members    []MemberStats `json:"members"`
+	// Balancing is, for a least-connections group, each host's shares.
+	Balancing []HostShares `json:"balancing,omitempty"`
+}
+
+// HostShares is a host's shares of a least-connections group's new
+// connections, as it last reported them.
+type HostShares struct {
+	Host string `json:"host"`
+	View string `json:"view" doc:"global, local, or weights (the host fell back: global figures too old)"`
+	// RecomputedAt is the host's last recomputation (of all its groups).
+	RecomputedAt *time.Time    `json:"recomputed_at,omitempty"`
+	Stale        bool          `json:"stale,omitempty" doc:"The host has not reported for three of its intervals"`
+	Members      []MemberShare `json:"members"`
+}
+
+// MemberShare is a member's share of a host's new connections.
+type MemberShare struct {
+	Member string  `json:"member"`
+	Slots  int     `json:"slots"`
+	Share  float64 `json:"share" doc:"slots / 256"`
+}
+
+// LoadStatus is how the hosts balance a least-connections group (a
+// group's read-only status).
+type LoadStatus struct {
+	Hosts          int        `json:"hosts" readOnly:"true" doc:"Hosts that reported shares of the group"`
+	Global         int        `json:"global" readOnly:"true" doc:"Of them, balancing by every host's figures"`
+	Local          int        `json:"local" readOnly:"true" doc:"By their own figures"`
+	Weights        int        `json:"weights" readOnly:"true" doc:"Fallen back to the weights (global figures too old)"`
+	Stale          int        `json:"stale" readOnly:"true" doc:"Silent for three of their intervals"`
+	LastRecomputed *time.Time `json:"last_recomputed,omitempty" readOnly:"true" doc:"The latest recomputation of any host"`
 }
 
 // MemberStats is one member on one VIP port, over every host: its
