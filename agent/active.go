@@ -145,6 +145,7 @@ func (s *memberStats) setActive(counts map[commitKey]uint32) {
 		for i := range p.members {
 			c := &p.members[i]
 			c.active = counts[commitKey{cookie, c.index}]
+			c.newAtDump = c.total[pipeline.RoleCommit].packets
 		}
 	}
 }

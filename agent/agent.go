@@ -310,6 +310,7 @@ func (a *Agent) run(ctx context.Context, g *errgroup.Group, db *ovsdb.Client, in
 			func() float64 { return float64(follow.c.SentBytes()) }))
 	}
 	stats.conntrack = unixctlDumper{ctl: a.vswitchdCtl}
+	stats.bal = newBalancer(r, cfg.StatsInterval, cfg.MemberMetricsLimit, log, m.reg)
 	g.Go(func() error { stats.run(ctx, switchOf{sw}, cfg.StatsInterval, r.first); return nil })
 	g.Go(func() error { r.run(ctx, switchOf{sw}); return nil })
 	g.Go(func() error { r.runAffinityExpiry(ctx); return nil })

@@ -119,6 +119,10 @@ type reconciler struct {
 	// it is reported applied anyway (unresolvedGrace).
 	grace time.Duration
 
+	// slots are the least-connections groups' shares (the balancer's),
+	// by group name.
+	slots map[string][]int
+
 	macMu sync.Mutex                      // guards macs
 	macs  map[netip.Addr]net.HardwareAddr // members' MACs the resolver learned
 	// resolve, when set, is told which members still need a MAC (member ->
@@ -219,6 +223,48 @@ func (r *reconciler) setGroups(groups []lb.Checked, version uint64) {
 	r.groups, r.prints, r.sparePrints, r.version = groups, prints, r.prints, version
 	r.mu.Unlock()
 	r.trigger()
+}
+
+// setSlots installs the shares of the least-connections groups named in
+// changed (slots has every such group's), and reconciles.
+func (r *reconciler) setSlots(slots map[string][]int, changed []string) {
+	r.mu.Lock()
+	r.slots = slots
+	if r.changed != nil {
+		for _, name := range changed {
+			r.changed[name] = true
+		}
+	}
+	r.mu.Unlock()
+	r.trigger()
+}
+
+// lcGroup is a least-connections group as the balancer sees it.
+type lcGroup struct {
+	name, view string
+	// keys are the members' labels, capacity their weights (0 for those
+	// that take no new connections), in the group's order.
+	keys     []string
+	capacity []int
+}
+
+// lcGroups are the desired least-connections groups.
+func (r *reconciler) lcGroups() []lcGroup {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []lcGroup
+	for i := range r.groups {
+		g := &r.groups[i]
+		if !g.LeastConnections() {
+			continue
+		}
+		e := lcGroup{name: g.Name, view: g.LoadViewOf(), keys: make([]string, len(g.Members)), capacity: lb.ActiveWeights(&g.Group)}
+		for m := range g.Members {
+			e.keys[m] = lb.MemberLabel(g.MemberAddr(m), g.Members[m].Port)
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // run reconciles whenever something changed, and retries failures.
@@ -345,7 +391,7 @@ func (r *reconciler) reconcile(ctx context.Context, c switchConn) error {
 	}
 	// Sources deliver only checked sets (lb.Checked, the set through lb.CheckSet).
 	out, err := r.comp.Compile(pipeline.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.knownMACs(),
-		Installed: inst, Validated: true, Changed: r.changed})
+		Installed: inst, Validated: true, Changed: r.changed, Slots: r.slots})
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
@@ -373,7 +419,14 @@ func (r *reconciler) reconcile(ctx context.Context, c switchConn) error {
 	took := time.Since(start)
 	r.metrics.observe(st, took, len(r.flows)+commitCount(r.commits), len(r.ofGroups))
 	if len(mods) > 0 {
-		r.log.Info("reconciled", "flow_adds", st.flowAdd, "flow_mods", st.flowMod, "flow_dels", st.flowDel,
+		level := slog.LevelInfo
+		if st.flowAdd+st.flowDel == 0 && st.groupMod == 0 {
+			// A least-connections group's new shares (a new select
+			// group, its flow pointed at it, the old one deleted) every
+			// interval: not news.
+			level = slog.LevelDebug
+		}
+		r.log.Log(ctx, level, "reconciled", "flow_adds", st.flowAdd, "flow_mods", st.flowMod, "flow_dels", st.flowDel,
 			"group_adds", st.groupAdd, "group_mods", st.groupMod, "group_dels", st.groupDel, "took", took,
 			"computing", computed.Sub(start), "switch", took-computed.Sub(start))
 	}

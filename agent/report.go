@@ -36,7 +36,12 @@ func (s *memberStats) send(ctx context.Context, every time.Duration) {
 			refs = append(refs, sentRef{c, c.total, c.active})
 		}
 	}
+	full := s.full
 	s.mu.Unlock()
+	taken := func() {}
+	if s.bal != nil {
+		taken = s.bal.report(&r, full)
+	}
 	// Sent even when nothing changed: the controller takes a host silent
 	// for three intervals for stale.
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -51,10 +56,16 @@ func (s *memberStats) send(ctx context.Context, every time.Duration) {
 		s.sent.WithLabelValues("refused").Inc()
 		s.log.Warn("the controller refused the members' counters; sending all of them next time", "err", err)
 		s.full = true
+		if s.bal != nil {
+			s.bal.refused()
+		}
 		return
 	case errors.Is(err, client.ErrNotRegistered):
 		s.sent.WithLabelValues("error").Inc()
 		s.full = true
+		if s.bal != nil {
+			s.bal.refused()
+		}
 		return
 	case err != nil:
 		s.sent.WithLabelValues("error").Inc()
@@ -63,6 +74,10 @@ func (s *memberStats) send(ctx context.Context, every time.Duration) {
 	}
 	s.sent.WithLabelValues("ok").Inc()
 	s.full = ans.WantFull
+	taken()
+	if s.bal != nil {
+		s.bal.answered(ans, time.Now())
+	}
 	// No read came in between (reads and reports take turns on one
 	// goroutine): refs still point into the counts.
 	for _, ref := range refs {

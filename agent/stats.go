@@ -79,7 +79,7 @@ type flowRaw struct {
 // role's total only grows, across its flow's re-creation (the switch
 // restarted) and changes of its actions (the member's MAC). The commit
 // flow's packets are the member's new connections, its counting flows'
-// the packets and bytes of its connections each way. 200 bytes: a
+// the packets and bytes of its connections each way. 208 bytes: a
 // host may count 100,000.
 type memberCount struct {
 	raw   [numRoles]flowRaw
@@ -88,6 +88,9 @@ type memberCount struct {
 	// active is the member's connections open (conntrack entries not
 	// closed) as last read, activeSent as the controller last took it.
 	active, activeSent uint32
+	// newAtDump is the new connections counted when active was read
+	// (what a least-connections group adds to the figures since).
+	newAtDump uint64
 	// reborn: made in place of another member that had the index (its
 	// flows' counts until now were that member's).
 	reborn bool
@@ -220,6 +223,9 @@ type memberStats struct {
 	// full says the next report has every member.
 	report func(ctx context.Context, r wire.StatsReport) (wire.StatsAnswer, error)
 	full   bool
+	// bal balances the least-connections groups after each report (nil:
+	// none, in tests).
+	bal *balancer
 	sent   *prometheus.CounterVec
 
 	polls    *prometheus.CounterVec
@@ -311,6 +317,9 @@ func (s *memberStats) run(ctx context.Context, sw bridgeSwitch, interval time.Du
 		}
 		if s.report != nil {
 			s.send(ctx, next)
+		}
+		if s.bal != nil {
+			s.bal.recompute(time.Now(), s.ownLoads)
 		}
 		wait = next - time.Since(start)
 	}
@@ -636,6 +645,31 @@ func (s *memberStats) countsOf() map[memberRef]counts {
 		}
 	}
 	return sums
+}
+
+// ownLoads are the host's own figures of the members of groups, summed
+// over their VIP ports, for least connections.
+func (s *memberStats) ownLoads(groups map[string]bool) map[lcKey]ownLoad {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[lcKey]ownLoad{}
+	for _, p := range s.ports {
+		if !groups[p.group] {
+			continue
+		}
+		for i := range p.members {
+			c := &p.members[i]
+			total := c.total[pipeline.RoleCommit].packets
+			k := lcKey{p.group, memberLabel(c.member())}
+			o := out[k]
+			o.active += float64(c.active)
+			o.sinceRead += float64(total - min(c.newAtDump, total))
+			o.total += float64(total)
+			o.unsent += float64(total - min(c.sent[pipeline.RoleCommit].packets, total))
+			out[k] = o
+		}
+	}
+	return out
 }
 
 // Describe is the prometheus.Collector's.
