@@ -225,8 +225,8 @@ type memberStats struct {
 	full   bool
 	// bal balances the least-connections groups after each report (nil:
 	// none, in tests).
-	bal *balancer
-	sent   *prometheus.CounterVec
+	bal  *balancer
+	sent *prometheus.CounterVec
 
 	polls    *prometheus.CounterVec
 	duration prometheus.Gauge
