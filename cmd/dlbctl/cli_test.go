@@ -246,13 +246,13 @@ func TestCommands(t *testing.T) {
 			name:    "group get NAME shows the group and its members",
 			args:    []string{"group", "get", "web"},
 			replies: map[string]reply{"GET /v1/groups/web": {body: webJSON}},
-			stdout:  []string{"Name:      web\n", "IP         PORT  WEIGHT  STATE\n10.0.0.11  -     100     active\n10.0.0.12  9090  50      draining\n"},
+			stdout:  []string{"Name:       web\n", "IP         PORT  WEIGHT  STATE\n10.0.0.11  -     100     active\n10.0.0.12  9090  50      draining\n"},
 		},
 		{
 			name:    "group get NAME shows the balance",
 			args:    []string{"group", "get", "web"},
 			replies: map[string]reply{"GET /v1/groups/web": {body: webBalancedJSON}},
-			stdout:  []string{"Index:     created 3, modified 7\nBalance:   16 slots, every share exact, within the bound\n\n"},
+			stdout:  []string{"Index:      created 3, modified 7\nBalance:    16 slots, every share exact, within the bound\n\n"},
 		},
 		{
 			name:    "group get NAME -o json carries the balance",
@@ -323,7 +323,7 @@ func TestCommands(t *testing.T) {
 				"GET /v1/groups/web": {body: webJSON},
 				"PUT /v1/groups/web": {body: webJSON},
 			},
-			stdout: []string{"Name:      web\n"},
+			stdout: []string{"Name:       web\n"},
 			reqs: []want{
 				{method: "GET", path: "/v1/groups/web"},
 				{method: "PUT", path: "/v1/groups/web", ifMatch: `"7"`, body: webBody},
@@ -357,7 +357,7 @@ func TestCommands(t *testing.T) {
 			name:    "member add with a weight",
 			args:    []string{"member", "add", "web", "10.0.0.13", "--weight", "50"},
 			replies: map[string]reply{"POST /v1/groups/web/members": {status: 201, body: webJSON}},
-			stdout:  []string{"member 10.0.0.13 added to group \"web\"\n\nName:      web\n"},
+			stdout:  []string{"member 10.0.0.13 added to group \"web\"\n\nName:       web\n"},
 			reqs:    []want{{method: "POST", path: "/v1/groups/web/members", contentType: "application/json", body: `{"ip":"10.0.0.13","weight":50}`}},
 		},
 		{

@@ -138,7 +138,7 @@ members:
 	assert.Regexp(t, `^NAME\s+VIP\s+PORTS\s+MEMBERS\s+MODE\s+INDEX\s+BALANCE\n`, out)
 	assert.Regexp(t, `(?m)^web\s+10\.96\.0\.10\s+tcp/80→8080\s+2/2\s+dnat\s+\d+\s+within, exact$`, out)
 	out = ok("group", "get", "web")
-	assert.Contains(t, out, "\nBalance:   16 slots, every share exact, within the bound\n")
+	assert.Contains(t, out, "\nBalance:    16 slots, every share exact, within the bound\n")
 	assert.Regexp(t, `(?m)^10\.0\.0\.11\s+-\s+100\s+active$`, out)
 	assert.Regexp(t, `(?m)^10\.0\.0\.12\s+-\s+100\s+active$`, out)
 	var got Group

@@ -344,6 +344,7 @@ func normalized(g lb.Group) lb.Group {
 	if g.Mode == "" {
 		g.Mode = lb.ModeDNAT
 	}
+	g.Algorithm, g.LoadView = g.AlgorithmOf(), g.LoadViewOf()
 	for i := range g.Ports {
 		g.Ports[i].Protocol = strings.ToLower(g.Ports[i].Protocol)
 		if g.Ports[i].TargetPort == 0 {

@@ -221,6 +221,7 @@ func writeGroupDetail(w io.Writer, g Group) {
 	fmt.Fprintf(w, "VIP:\t%s\n", g.VIP)
 	fmt.Fprintf(w, "Ports:\t%s\n", portsString(g.Ports))
 	fmt.Fprintf(w, "Mode:\t%s\n", modeOf(g.Group))
+	fmt.Fprintf(w, "Algorithm:\t%s\n", algorithmString(g))
 	if g.Affinity != nil {
 		fmt.Fprintf(w, "Affinity:\tclient IP, %d s\n", g.Affinity.ClientIPTimeoutS)
 	} else {
@@ -259,6 +260,22 @@ func writeGroupDetail(w io.Writer, g Group) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// algorithmString is a group's algorithm, with, for least connections,
+// its load view and how its hosts balance it.
+func algorithmString(g Group) string {
+	if !g.LeastConnections() {
+		return lb.AlgorithmWeighted
+	}
+	s := fmt.Sprintf("%s (%s load)", lb.AlgorithmLeastConnections, g.LoadViewOf())
+	if b := g.Balancing; b != nil {
+		s += fmt.Sprintf("; %d hosts: %d on global figures, %d on local ones, %d fell back to the weights, %d stale", b.Hosts, b.Global, b.Local, b.Weights, b.Stale)
+		if b.LastRecomputed != nil {
+			s += "; last recomputed " + b.LastRecomputed.Local().Format("15:04:05.000")
+		}
+	}
+	return s
 }
 
 // scopeString shows a scope on one line.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"text/tabwriter"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -115,14 +117,15 @@ func TestPrint(t *testing.T) {
 			name: "one group as a table", format: formatTable, raw: webJSON,
 			table: func(w io.Writer) { writeGroupDetail(w, web) },
 			want: "" +
-				"Name:      web\n" +
-				"VIP:       10.96.0.10\n" +
-				"Ports:     tcp/80→8080,udp/53\n" +
-				"Mode:      dnat\n" +
-				"Affinity:  none\n" +
-				"Scope:     labels=app=web,tier=front\n" +
-				"Members:   1/2 active\n" +
-				"Index:     created 3, modified 7\n" +
+				"Name:       web\n" +
+				"VIP:        10.96.0.10\n" +
+				"Ports:      tcp/80→8080,udp/53\n" +
+				"Mode:       dnat\n" +
+				"Algorithm:  weighted\n" +
+				"Affinity:   none\n" +
+				"Scope:      labels=app=web,tier=front\n" +
+				"Members:    1/2 active\n" +
+				"Index:      created 3, modified 7\n" +
 				"\n" +
 				"IP         PORT  WEIGHT  STATE\n" +
 				"10.0.0.11  -     100     active\n" +
@@ -132,15 +135,16 @@ func TestPrint(t *testing.T) {
 			name: "one group with its balance as a table", format: formatTable, raw: webBalancedJSON,
 			table: func(w io.Writer) { writeGroupDetail(w, decodeGroup(t, webBalancedJSON)) },
 			want: "" +
-				"Name:      web\n" +
-				"VIP:       10.96.0.10\n" +
-				"Ports:     tcp/80→8080,udp/53\n" +
-				"Mode:      dnat\n" +
-				"Affinity:  none\n" +
-				"Scope:     labels=app=web,tier=front\n" +
-				"Members:   1/2 active\n" +
-				"Index:     created 3, modified 7\n" +
-				"Balance:   16 slots, every share exact, within the bound\n" +
+				"Name:       web\n" +
+				"VIP:        10.96.0.10\n" +
+				"Ports:      tcp/80→8080,udp/53\n" +
+				"Mode:       dnat\n" +
+				"Algorithm:  weighted\n" +
+				"Affinity:   none\n" +
+				"Scope:      labels=app=web,tier=front\n" +
+				"Members:    1/2 active\n" +
+				"Index:      created 3, modified 7\n" +
+				"Balance:    16 slots, every share exact, within the bound\n" +
 				"\n" +
 				"IP         PORT  WEIGHT  STATE\n" +
 				"10.0.0.11  -     100     active\n" +
@@ -273,4 +277,25 @@ func TestBalanceLine(t *testing.T) {
 		})
 	}
 	assert.Equal(t, "-", balanceShort(nil), "a controller without the field")
+}
+
+func TestWriteShares(t *testing.T) {
+	g := lb.Group{Name: "lc", Algorithm: lb.AlgorithmLeastConnections, Members: []lb.Member{{IP: "10.0.0.11"}, {IP: "10.0.0.12"}}}
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.Local)
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	writeShares(tw, &g, []wire.HostShares{
+		{Host: "h1", View: wire.ViewGlobal, RecomputedAt: &at, Members: []wire.MemberShare{{"10.0.0.11", 200, 200.0 / 256}, {"10.0.0.12", 56, 56.0 / 256}}},
+		{Host: "h2", View: wire.ViewWeights, Stale: true, Members: []wire.MemberShare{{"10.0.0.11", 128, 0.5}, {"10.0.0.12", 128, 0.5}}},
+	})
+	require.NoError(t, tw.Flush())
+	assert.Equal(t, "\nAlgorithm: least-connections, global load; each host's shares of new connections:\n"+
+		"HOST  VIEW             RECOMPUTED    10.0.0.11  10.0.0.12\n"+
+		"h1    global           10:00:00.000  78.1 %     21.9 %\n"+
+		"h2    weights (stale)  -             50.0 %     50.0 %\n", buf.String())
+	buf.Reset()
+	writeShares(&buf, &lb.Group{}, nil)
+	assert.Empty(t, buf.String(), "a weighted group has none")
+	assert.Equal(t, "least-connections (local load); 3 hosts: 1 on global figures, 1 on local ones, 0 fell back to the weights, 1 stale",
+		algorithmString(Group{Group: lb.Group{Algorithm: lb.AlgorithmLeastConnections, LoadView: lb.LoadViewLocal}, Balancing: &wire.LoadStatus{Hosts: 3, Global: 1, Local: 1, Stale: 1}}))
 }

@@ -119,6 +119,41 @@ func writeGroupStats(w io.Writer, g *lb.Group, st wire.GroupStats, byHost bool) 
 	if len(st.StaleHosts) > 0 {
 		fmt.Fprintf(w, "Stale hosts (no report for three of their intervals; counted in the totals, not in the rates): %v\n", st.StaleHosts)
 	}
+	writeShares(w, g, st.Balancing)
+}
+
+// writeShares is a least-connections group's shares on each host: a
+// line per host with the figures it follows, its last recomputation and
+// each member's share of its new connections.
+func writeShares(w io.Writer, g *lb.Group, hosts []wire.HostShares) {
+	if !g.LeastConnections() {
+		return
+	}
+	fmt.Fprintf(w, "\nAlgorithm: least-connections, %s load; each host's shares of new connections:\n", g.LoadViewOf())
+	if len(hosts) == 0 {
+		fmt.Fprintln(w, "  (no host reported shares yet)")
+		return
+	}
+	head := "HOST\tVIEW\tRECOMPUTED"
+	for _, m := range hosts[0].Members {
+		head += "\t" + m.Member
+	}
+	fmt.Fprintln(w, head)
+	for _, h := range hosts {
+		at := "-"
+		if h.RecomputedAt != nil {
+			at = h.RecomputedAt.Local().Format("15:04:05.000")
+		}
+		view := h.View
+		if h.Stale {
+			view += " (stale)"
+		}
+		line := h.Host + "\t" + view + "\t" + at
+		for _, m := range h.Members {
+			line += fmt.Sprintf("\t%.1f %%", 100*m.Share)
+		}
+		fmt.Fprintln(w, line)
+	}
 }
 
 // siRate writes a rate with an SI prefix: 950, 12.3k, 4.56M.
