@@ -285,8 +285,8 @@ func TestWriteShares(t *testing.T) {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	writeShares(tw, &g, []wire.HostShares{
-		{Host: "h1", View: wire.ViewGlobal, RecomputedAt: &at, Members: []wire.MemberShare{{"10.0.0.11", 200, 200.0 / 256}, {"10.0.0.12", 56, 56.0 / 256}}},
-		{Host: "h2", View: wire.ViewWeights, Stale: true, Members: []wire.MemberShare{{"10.0.0.11", 128, 0.5}, {"10.0.0.12", 128, 0.5}}},
+		{Host: "h1", View: wire.ViewGlobal, RecomputedAt: &at, Members: []wire.MemberShare{{Member: "10.0.0.11", Slots: 200, Share: 200.0 / 256}, {Member: "10.0.0.12", Slots: 56, Share: 56.0 / 256}}},
+		{Host: "h2", View: wire.ViewWeights, Stale: true, Members: []wire.MemberShare{{Member: "10.0.0.11", Slots: 128, Share: 0.5}, {Member: "10.0.0.12", Slots: 128, Share: 0.5}}},
 	})
 	require.NoError(t, tw.Flush())
 	assert.Equal(t, "\nAlgorithm: least-connections, global load; each host's shares of new connections:\n"+

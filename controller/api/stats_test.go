@@ -136,7 +136,7 @@ func TestLeastConnectionsLoads(t *testing.T) {
 	code, a, body = send("h1", `{"full":true,"interval_s":1,"members":[{"group":"lc","port":"tcp/80","member":"10.0.0.12","new_connections":1,"active_connections":1}]}`)
 	require.Equal(t, http.StatusOK, code, "%s", body)
 	assert.True(t, a.LoadsFull)
-	assert.Equal(t, []wire.GroupLoad{{Group: "lc", Members: []wire.MemberLoad{{"10.0.0.11", 4, 7}, {"10.0.0.12", 1, 1}}}}, a.Loads,
+	assert.Equal(t, []wire.GroupLoad{{Group: "lc", Members: []wire.MemberLoad{{Member: "10.0.0.11", ActiveConnections: 4, NewConnections: 7}, {Member: "10.0.0.12", ActiveConnections: 1, NewConnections: 1}}}}, a.Loads,
 		"h1's global groups only, every host's counts summed over the ports")
 	code, b, body := send("h1", fmt.Sprintf(`{"interval_s":1,"members":[],"loads_since":%d}`, a.LoadsSeq))
 	require.Equal(t, http.StatusOK, code, "%s", body)
@@ -173,7 +173,7 @@ func TestLeastConnectionsLoads(t *testing.T) {
 	require.NoError(t, json.Unmarshal(body, &gs))
 	require.Len(t, gs.Balancing, 1, "%s", body)
 	assert.Equal(t, "h1", gs.Balancing[0].Host)
-	assert.Equal(t, []wire.MemberShare{{"10.0.0.11", 200, 200.0 / 256}, {"10.0.0.12", 56, 56.0 / 256}}, gs.Balancing[0].Members, "the refused reports changed nothing")
+	assert.Equal(t, []wire.MemberShare{{Member: "10.0.0.11", Slots: 200, Share: 200.0 / 256}, {Member: "10.0.0.12", Slots: 56, Share: 56.0 / 256}}, gs.Balancing[0].Members, "the refused reports changed nothing")
 	code, _, body = e.do("GET", "/v1/groups/lc", nil, "")
 	require.Equal(t, http.StatusOK, code, "%s", body)
 	var g wire.Group

@@ -28,8 +28,8 @@ func TestLoads(t *testing.T) {
 	seq, full, loads := s.Loads(0, web, t0)
 	assert.True(t, full)
 	require.Len(t, loads, 2)
-	assert.Equal(t, wire.GroupLoad{Group: "web", Members: []wire.MemberLoad{{"10.0.0.11", 7, 17}, {"10.0.0.12", 3, 3}, {"10.0.0.13", 0, 0}}}, loads[0])
-	assert.Equal(t, wire.GroupLoad{Group: "idle", Members: []wire.MemberLoad{{"10.0.1.1", 0, 0}}}, loads[1], "a group without counts: zeros")
+	assert.Equal(t, wire.GroupLoad{Group: "web", Members: []wire.MemberLoad{{Member: "10.0.0.11", ActiveConnections: 7, NewConnections: 17}, {Member: "10.0.0.12", ActiveConnections: 3, NewConnections: 3}, {Member: "10.0.0.13", ActiveConnections: 0, NewConnections: 0}}}, loads[0])
+	assert.Equal(t, wire.GroupLoad{Group: "idle", Members: []wire.MemberLoad{{Member: "10.0.1.1", ActiveConnections: 0, NewConnections: 0}}}, loads[1], "a group without counts: zeros")
 
 	again, full, loads := s.Loads(seq, web, t0)
 	assert.False(t, full)
@@ -50,7 +50,7 @@ func TestLoads(t *testing.T) {
 	s.Report("h2", report(false, active("tcp/80", "10.0.0.11", 3, 1)), t0.Add(4*time.Second))
 	seq3, _, loads := s.Loads(seq2, web, t0.Add(4*time.Second))
 	require.Len(t, loads, 2, "every group changes when a host goes stale")
-	assert.Equal(t, []wire.MemberLoad{{"10.0.0.11", 1, 18}, {"10.0.0.12", 0, 3}, {"10.0.0.13", 0, 0}}, loads[0].Members,
+	assert.Equal(t, []wire.MemberLoad{{Member: "10.0.0.11", ActiveConnections: 1, NewConnections: 18}, {Member: "10.0.0.12", ActiveConnections: 0, NewConnections: 3}, {Member: "10.0.0.13", ActiveConnections: 0, NewConnections: 0}}, loads[0].Members,
 		"a stale host's connections are not active ones; its new connections stay counted")
 	// It comes back.
 	s.Report("h1", report(false), t0.Add(5*time.Second))
@@ -75,9 +75,9 @@ func TestShares(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	r := report(true)
 	r.BalancedAt = 999.5
-	r.Balancing = []wire.HostBalancing{{Group: "web", View: wire.ViewGlobal, Members: []wire.MemberSlots{{"10.0.0.12", 200}, {"10.0.0.11", 56}}}}
+	r.Balancing = []wire.HostBalancing{{Group: "web", View: wire.ViewGlobal, Members: []wire.MemberSlots{{Member: "10.0.0.12", Slots: 200}, {Member: "10.0.0.11", Slots: 56}}}}
 	s.Report("h2", r, t0)
-	r.Balancing = []wire.HostBalancing{{Group: "web", View: wire.ViewWeights, Members: []wire.MemberSlots{{"10.0.0.11", 128}, {"10.0.0.12", 128}}}}
+	r.Balancing = []wire.HostBalancing{{Group: "web", View: wire.ViewWeights, Members: []wire.MemberSlots{{Member: "10.0.0.11", Slots: 128}, {Member: "10.0.0.12", Slots: 128}}}}
 	s.Report("h1", r, t0)
 	r = report(false)
 	r.BalancedAt = 1000.5
@@ -88,7 +88,7 @@ func TestShares(t *testing.T) {
 	assert.Equal(t, "h1", sh[0].Host)
 	assert.Equal(t, wire.ViewWeights, sh[0].View, "shares not reported again stay")
 	assert.Equal(t, time.Unix(1000, 500e6).UTC(), *sh[0].RecomputedAt)
-	assert.Equal(t, []wire.MemberShare{{"10.0.0.11", 56, 56.0 / 256}, {"10.0.0.12", 200, 200.0 / 256}, {"10.0.0.13", 0, 0}}, sh[1].Members)
+	assert.Equal(t, []wire.MemberShare{{Member: "10.0.0.11", Slots: 56, Share: 56.0 / 256}, {Member: "10.0.0.12", Slots: 200, Share: 200.0 / 256}, {Member: "10.0.0.13", Slots: 0, Share: 0}}, sh[1].Members)
 
 	st := s.LoadStatus("web", t0)
 	assert.Equal(t, &wire.LoadStatus{Hosts: 2, Global: 1, Weights: 1, LastRecomputed: sh[0].RecomputedAt}, st)
