@@ -43,7 +43,7 @@ func TestDemo(t *testing.T) {
 	for _, h := range []string{"h1", "h2", "h3"} {
 		assert.Regexp(t, h+`\s+yes\s+`, text, "agent on %s registered and connected", h)
 	}
-	assert.Contains(t, text, "Applied:   3/3 hosts")
+	assert.Contains(t, text, "Applied:    3/3 hosts")
 	assert.Equal(t, 5, strings.Count(text, "300 answered, 0 failed"), "every connection and datagram answered")
 	after := text[strings.Index(text, "dlbctl member drain"):]
 	assert.NotRegexp(t, `(?m)^s3\s`, after[:strings.Index(after, "The store")], "no new connection to the drained member")
