@@ -134,17 +134,7 @@ func groups(txn *memdb.Txn, ws memdb.WatchSet) (uint64, []*GroupEntry, error) {
 // LoadGroups lists the least-connections groups with a load view (lb.LoadViewGlobal
 // or lb.LoadViewLocal), by name.
 func (v *View) LoadGroups(ws memdb.WatchSet, loadView string) ([]*GroupEntry, error) {
-	txn := v.db.ReadTxn()
-	it, err := txn.Get(TableGroups, indexLoadView, loadView)
-	if err != nil {
-		return nil, err
-	}
-	ws.Add(it.WatchCh())
-	var out []*GroupEntry
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(*GroupEntry))
-	}
-	return out, nil
+	return v.groupsBy(ws, indexLoadView, loadView)
 }
 
 // keyFloor is the index-table key of the tombstone floor: deletions at or
@@ -443,7 +433,13 @@ func (v *View) Host(ws memdb.WatchSet, name string) (*HostEntry, error) {
 
 // GroupsByVIP lists the groups on one VIP, adding what to watch to ws.
 func (v *View) GroupsByVIP(ws memdb.WatchSet, vip string) ([]*GroupEntry, error) {
-	it, err := v.db.ReadTxn().Get(TableGroups, indexVIP, vip)
+	return v.groupsBy(ws, indexVIP, vip)
+}
+
+// groupsBy lists the groups an index finds for a value, adding what to
+// watch to ws.
+func (v *View) groupsBy(ws memdb.WatchSet, index, value string) ([]*GroupEntry, error) {
+	it, err := v.db.ReadTxn().Get(TableGroups, index, value)
 	if err != nil {
 		return nil, err
 	}
