@@ -219,12 +219,11 @@ func (b *balancer) recompute(now time.Time, own func(groups map[string]bool) map
 		shares := st.tracker.Shares(s)
 		slots := lb.ShareSlots(shares, sameKeys(st, g.keys))
 		counts[view]++
-		if !slices.Equal(slots, st.slots) || !slices.Equal(st.keys, g.keys) || st.view != view {
-			st.dirty = true
-		}
-		if !slices.Equal(slots, st.slots) || !slices.Equal(st.keys, g.keys) {
+		moved := !slices.Equal(slots, st.slots) || !slices.Equal(st.keys, g.keys)
+		if moved {
 			changed = append(changed, g.name)
 		}
+		st.dirty = st.dirty || moved || st.view != view
 		st.slots, st.keys, st.view = slots, g.keys, view
 	}
 	for name := range b.groups {

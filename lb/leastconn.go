@@ -252,9 +252,9 @@ func (t *LoadTracker) target(s LoadSample, ms []*trackedMember, byCapacity []flo
 		seen[i] = fair + d*d*d/(d*d+max(fair, 1))
 	}
 	type cand struct {
-		i                int
-		keep, gain, cap_ float64
-		threshold        float64 // λ at which its share becomes positive
+		i                  int
+		keep, gain, weight float64
+		threshold          float64 // λ at which its share becomes positive
 	}
 	var cs []cand
 	for i, m := range ms {
@@ -279,7 +279,7 @@ func (t *LoadTracker) target(s LoadSample, ms []*trackedMember, byCapacity []flo
 			keep, gain = 0, perSecond*1e-3
 		}
 		gain = max(gain, 1e-9)
-		cs = append(cs, cand{i: i, keep: keep, gain: gain, cap_: c, threshold: keep / c})
+		cs = append(cs, cand{i: i, keep: keep, gain: gain, weight: c, threshold: keep / c})
 	}
 	slices.SortFunc(cs, func(a, b cand) int {
 		switch {
@@ -296,7 +296,7 @@ func (t *LoadTracker) target(s LoadSample, ms []*trackedMember, byCapacity []flo
 	level := 0.0
 	for k, c := range cs {
 		sumKeep += c.keep / c.gain
-		sumCap += c.cap_ / c.gain
+		sumCap += c.weight / c.gain
 		level = (1 + sumKeep) / sumCap
 		if k+1 == len(cs) || level <= cs[k+1].threshold {
 			break
@@ -305,7 +305,7 @@ func (t *LoadTracker) target(s LoadSample, ms []*trackedMember, byCapacity []flo
 	out := make([]float64, len(ms))
 	total := 0.0
 	for _, c := range cs {
-		if x := (level*c.cap_ - c.keep) / c.gain; x > 0 {
+		if x := (level*c.weight - c.keep) / c.gain; x > 0 {
 			out[c.i] = x
 			total += x
 		}

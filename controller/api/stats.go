@@ -106,7 +106,7 @@ func (s *Server) loadGroups(host string) ([]stats.LoadGroup, error) {
 	out := make([]stats.LoadGroup, 0, len(entries))
 	for _, e := range entries {
 		if concerns(&e.Group, host) {
-			out = append(out, stats.LoadGroup{Name: e.Name, Members: e.Group.MemberLabels()})
+			out = append(out, &e.Group)
 		}
 	}
 	return out, nil

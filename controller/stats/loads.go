@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ovs-dlb/dlb/controller/wire"
+	"github.com/ovs-dlb/dlb/lb"
 )
 
 // Loads are what least-connections groups with a global view balance by
@@ -24,16 +25,13 @@ type hostShares struct {
 	members []wire.MemberSlots
 }
 
-// LoadGroup is a least-connections group whose loads a host may be sent:
-// its name and its members' labels (each member once, those without
-// counts at zero).
-type LoadGroup struct {
-	Name    string
-	Members []string
-}
+// LoadGroup is a least-connections group whose loads a host may be sent
+// (its members' labels are made only for a group the answer carries).
+type LoadGroup = *lb.Group
 
 // Loads answers a host's ask for the loads changed since seq since (0:
-// all) of groups, at now: the seq to ask from next, whether the answer
+// all) of groups (each member once, those without counts at zero), at
+// now: the seq to ask from next, whether the answer
 // holds every group (the host drops what it has of others) and the
 // groups' loads.
 func (s *Stats) Loads(since uint64, groups []LoadGroup, now time.Time) (seq uint64, full bool, loads []wire.GroupLoad) {
@@ -46,13 +44,14 @@ func (s *Stats) Loads(since uint64, groups []LoadGroup, now time.Time) (seq uint
 		if !full && since >= s.everyChanged && (g == nil || g.changed <= since) {
 			continue
 		}
-		gl := wire.GroupLoad{Group: lg.Name, Members: make([]wire.MemberLoad, len(lg.Members))}
-		for i, label := range lg.Members {
+		labels := lg.MemberLabels()
+		gl := wire.GroupLoad{Group: lg.Name, Members: make([]wire.MemberLoad, len(labels))}
+		for i, label := range labels {
 			gl.Members[i].Member = label
 		}
 		if g != nil {
 			for k, m := range g.members {
-				i := slices.Index(lg.Members, k.member)
+				i := slices.Index(labels, k.member)
 				if i < 0 {
 					continue
 				}

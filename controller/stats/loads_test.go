@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ovs-dlb/dlb/controller/wire"
+	"github.com/ovs-dlb/dlb/lb"
 )
 
 func active(port, member string, n, a uint64) wire.MemberCount {
@@ -21,7 +22,7 @@ func active(port, member string, n, a uint64) wire.MemberCount {
 func TestLoads(t *testing.T) {
 	s := New()
 	t0 := time.Unix(1000, 0)
-	web := []LoadGroup{{Name: "web", Members: []string{"10.0.0.11", "10.0.0.12", "10.0.0.13"}}, {Name: "idle", Members: []string{"10.0.1.1"}}}
+	web := []LoadGroup{{Name: "web", Members: []lb.Member{{IP: "10.0.0.11"}, {IP: "10.0.0.12"}, {IP: "10.0.0.13"}}}, {Name: "idle", Members: []lb.Member{{IP: "10.0.1.1"}}}}
 	s.Report("h1", report(true, active("tcp/80", "10.0.0.11", 10, 4), active("udp/53", "10.0.0.11", 5, 1), active("tcp/80", "10.0.0.12", 3, 3)), t0)
 	s.Report("h2", report(true, active("tcp/80", "10.0.0.11", 2, 2)), t0)
 
