@@ -87,7 +87,12 @@ func TestCommittedFlowChoosesOnce(t *testing.T) {
 				res, err := c.tb.Load(c.ctx, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:54", Proto: "udp", Sources: src, Concurrency: flows, Timeout: 300 * time.Millisecond})
 				require.NoError(t, err)
 				require.Equal(t, flows, res.Failed(), "nobody answers on 5454: %v %v", res.Answers, res.Failures)
+				// The switch's flow counters lag its datapath by up to
+				// about a second (revalidators): wait for what it counted.
 				commits := commitPackets(t, c, "h1", 0)
+				for deadline := time.Now().Add(3 * time.Second); total(commits) < flows && time.Now().Before(deadline); commits = commitPackets(t, c, "h1", 0) {
+					time.Sleep(100 * time.Millisecond)
+				}
 				t.Logf("round %d: commits on h1 by member index %v", round, commits)
 				assert.Equal(t, flows, total(commits), "round %d: one commit per flow, not per datagram", round)
 			}
