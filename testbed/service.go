@@ -20,7 +20,8 @@ import (
 // Serve runs a VM's built-in servers until ctx ends. Every TCP line and
 // every UDP datagram is answered with the VM's name and a newline; a TCP
 // connection that starts with an HTTP request gets an HTTP response whose
-// body is the name, so curl works too. UDP answers leave from the address
+// body is the name, so curl works too; a TCP service with a delay waits
+// that long before each answer. UDP answers leave from the address
 // the datagram was sent to (a VIP on lo in DSR mode, say). ready is called
 // once every listener is bound.
 func Serve(ctx context.Context, name string, services []Service, log *slog.Logger, ready func()) error {
@@ -47,7 +48,7 @@ func Serve(ctx context.Context, name string, services []Service, log *slog.Logge
 				if s.Proto == "proxy" {
 					serveProxy(ln, name, s.Upstream, log)
 				} else {
-					serveTCP(ln, name, reply, log)
+					serveTCP(ln, reply, s.Delay, log)
 				}
 			}()
 		case "udp":
@@ -84,8 +85,10 @@ func Serve(ctx context.Context, name string, services []Service, log *slog.Logge
 	return nil
 }
 
-func serveTCP(ln net.Listener, name string, reply []byte, log *slog.Logger) {
-	accept(ln, log, func(c net.Conn) { handleTCP(c, name, reply) })
+// serveTCP answers every line (or HTTP request) of every connection with
+// reply, each after delay.
+func serveTCP(ln net.Listener, reply []byte, delay time.Duration, log *slog.Logger) {
+	accept(ln, log, func(c net.Conn) { handleTCP(c, reply, delay) })
 }
 
 // accept hands each connection to handle, in its own goroutine, until the
@@ -143,7 +146,7 @@ func relay(c net.Conn, name string, upstream netip.AddrPort) {
 // idleTimeout ends TCP connections nobody speaks on for this long.
 const idleTimeout = 10 * time.Minute
 
-func handleTCP(c net.Conn, name string, reply []byte) {
+func handleTCP(c net.Conn, reply []byte, delay time.Duration) {
 	defer c.Close()
 	r := bufio.NewReader(c)
 	first := true
@@ -152,6 +155,9 @@ func handleTCP(c net.Conn, name string, reply []byte) {
 		line, err := r.ReadString('\n')
 		if err != nil {
 			return
+		}
+		if delay > 0 {
+			time.Sleep(delay)
 		}
 		if first && isHTTPRequest(line) {
 			for {

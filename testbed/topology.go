@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"bytes"
+	"time"
 
 	"fmt"
 	"net"
@@ -37,7 +38,9 @@ type VMSpec struct {
 	// MAC is optional; by default it is derived from IP (02:00 + the four
 	// address bytes).
 	MAC string `yaml:"mac,omitempty" json:"mac,omitempty"`
-	// Services lists built-in servers to run: "tcp:PORT" or "udp:PORT".
+	// Services lists built-in servers to run: "tcp:PORT", "udp:PORT",
+	// "tcp:PORT:delay=DURATION" (each answer waits DURATION: a slow
+	// server) or "proxy:PORT:UPSTREAM".
 	Services []string `yaml:"services,omitempty" json:"services,omitempty"`
 	// ExtraIPs are further addresses (with prefix) put on eth0. The traffic
 	// tool spreads source ports over IP and these when one address's ports
@@ -56,24 +59,37 @@ type Service struct {
 	// Upstream is where a proxy relays each of its connections' lines
 	// (a VIP, say, for a chain of tiers).
 	Upstream netip.AddrPort
+	// Delay is how long a TCP server waits before each answer (a slow
+	// server: its connections last longer).
+	Delay time.Duration
 }
 
 func (s Service) String() string {
-	if s.Proto == "proxy" {
-		return s.Proto + ":" + strconv.Itoa(int(s.Port)) + ":" + s.Upstream.String()
+	out := s.Proto + ":" + strconv.Itoa(int(s.Port))
+	switch {
+	case s.Proto == "proxy":
+		out += ":" + s.Upstream.String()
+	case s.Delay > 0:
+		out += ":delay=" + s.Delay.String()
 	}
-	return s.Proto + ":" + strconv.Itoa(int(s.Port))
+	return out
 }
 
-// ParseService parses "tcp:8080", "udp:5353" or "proxy:8081:10.96.0.20:80"
-// (a TCP server that relays each line to the upstream address over one
-// connection per client connection and answers "NAME>ANSWER").
+// maxServiceDelay bounds a slow server's delay (the client tools time out
+// long before).
+const maxServiceDelay = time.Minute
+
+// ParseService parses "tcp:8080", "udp:5353", "tcp:8082:delay=1s" (a TCP
+// server that waits a second before each answer) or
+// "proxy:8081:10.96.0.20:80" (a TCP server that relays each line to the
+// upstream address over one connection per client connection and answers
+// "NAME>ANSWER").
 func ParseService(s string) (Service, error) {
 	proto, rest, ok := strings.Cut(s, ":")
 	if !ok || (proto != "tcp" && proto != "udp" && proto != "proxy") {
-		return Service{}, fmt.Errorf("%q is not a service (want tcp:PORT, udp:PORT or proxy:PORT:UPSTREAM)", s)
+		return Service{}, fmt.Errorf("%q is not a service (want tcp:PORT, udp:PORT, tcp:PORT:delay=DURATION or proxy:PORT:UPSTREAM)", s)
 	}
-	port, upstream, _ := strings.Cut(rest, ":")
+	port, opt, _ := strings.Cut(rest, ":")
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || p == 0 {
 		return Service{}, fmt.Errorf("%q: port must be 1..65535", s)
@@ -81,10 +97,18 @@ func ParseService(s string) (Service, error) {
 	svc := Service{Proto: proto, Port: uint16(p)}
 	switch {
 	case proto == "proxy":
-		if svc.Upstream, err = netip.ParseAddrPort(upstream); err != nil {
-			return Service{}, fmt.Errorf("%q: upstream %q is not IP:PORT or [IPv6]:PORT", s, upstream)
+		if svc.Upstream, err = netip.ParseAddrPort(opt); err != nil {
+			return Service{}, fmt.Errorf("%q: upstream %q is not IP:PORT or [IPv6]:PORT", s, opt)
 		}
-	case upstream != "":
+	case proto == "tcp" && strings.HasPrefix(opt, "delay="):
+		d, err := time.ParseDuration(strings.TrimPrefix(opt, "delay="))
+		if err != nil || d <= 0 || d > maxServiceDelay {
+			return Service{}, fmt.Errorf("%q: delay must be a duration above 0 and at most %s (like 250ms or 1s)", s, maxServiceDelay)
+		}
+		svc.Delay = d
+	case opt != "" && proto == "tcp":
+		return Service{}, fmt.Errorf("%q: a TCP server's only option is delay=DURATION", s)
+	case opt != "":
 		return Service{}, fmt.Errorf("%q: only a proxy has an upstream", s)
 	}
 	return svc, nil

@@ -44,6 +44,14 @@ func TestParseService(t *testing.T) {
 		{in: "udp:53:10.0.0.1:53", err: "only a proxy"},
 		{in: "sctp:1", err: "not a service"},
 		{in: "tcp:0", err: "port must be"},
+		{in: "tcp:8082:delay=250ms", want: "tcp:8082:delay=250ms"},
+		{in: "tcp:8082:delay=1s", want: "tcp:8082:delay=1s"},
+		{in: "tcp:8082:delay=0s", err: "delay must be"},
+		{in: "tcp:8082:delay=-1s", err: "delay must be"},
+		{in: "tcp:8082:delay=2m", err: "delay must be"},
+		{in: "tcp:8082:delay=soon", err: "delay must be"},
+		{in: "tcp:8082:slow", err: "only option is delay"},
+		{in: "udp:53:delay=1s", err: "only a proxy"},
 	}
 	for _, tt := range tests {
 		s, err := ParseService(tt.in)
