@@ -29,9 +29,12 @@ type fleet struct {
 	ctx    context.Context
 }
 
-func newFleet(t testing.TB) *fleet {
+func newFleet(t testing.TB, edits ...func(*testbed.Topology)) *fleet {
 	topo, err := testbed.Example("three-hosts")
 	require.NoError(t, err)
+	for _, edit := range edits {
+		edit(topo)
+	}
 	tb := testbed.Start(t, topo)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)

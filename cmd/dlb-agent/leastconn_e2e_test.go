@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -141,5 +143,128 @@ func TestGlobalLeastConnections(t *testing.T) {
 		res := <-d
 		require.NotNil(t, res)
 		require.Zero(t, res.Failed(), "no held connection failed or changed member: %v %v", res.Failures, res.FailureExamples)
+	}
+}
+
+// openByPort counts, on each VM, the TCP connections established to each
+// of its local ports, as the VM's kernel sees them (ss).
+func openByPort(t *testing.T, f *fleet, vms []string, ports ...uint16) map[string]map[uint16]int {
+	t.Helper()
+	out := map[string]map[uint16]int{}
+	for _, vm := range vms {
+		text, err := f.tb.Exec(f.ctx, vm, "ss", "-Htn", "state", "established")
+		require.NoError(t, err)
+		out[vm] = map[uint16]int{}
+		for _, line := range strings.Split(text, "\n") {
+			fields := strings.Fields(line)
+			if len(fields) < 4 {
+				continue
+			}
+			ap, err := netip.ParseAddrPort(fields[2])
+			if err != nil {
+				continue
+			}
+			if slices.Contains(ports, ap.Port()) {
+				out[vm][ap.Port()]++
+			}
+		}
+	}
+	return out
+}
+
+// slowMembers gives s1..s4 two slow services: 8082 and 8083 answer each
+// line after a second on s1, s2, s3 and after four on s4.
+func slowMembers(topo *testbed.Topology) {
+	for i := range topo.Hosts {
+		for j := range topo.Hosts[i].VMs {
+			vm := &topo.Hosts[i].VMs[j]
+			if !strings.HasPrefix(vm.Name, "s") {
+				continue
+			}
+			delay := "1s"
+			if vm.Name == "s4" {
+				delay = "4s"
+			}
+			vm.Services = append(vm.Services, "tcp:8082:delay="+delay, "tcp:8083:delay="+delay)
+		}
+	}
+}
+
+// TestSlowMember is the issue's second case: four equal members, s4
+// answers four times slower than the others, so its connections last four
+// times longer; clients on every host open connections at a steady rate,
+// each closed once answered. Two groups over the same servers side by
+// side, a weighted one to port 8082 and a least-connections one to 8083;
+// the members' kernels count the connections open on each. Weighted shares
+// leave s4 with four times the others' connections (max/mean 2.29);
+// least connections sends s4 a quarter of the others' share.
+func TestSlowMember(t *testing.T) {
+	f := newFleet(t, slowMembers)
+	servers := []string{"s1", "s2", "s3", "s4"}
+	var members []string
+	for _, vm := range servers {
+		members = append(members, fmt.Sprintf(`{"ip":%q}`, f.tb.VM(vm).Addr()))
+	}
+	type variant struct {
+		name, vip string
+		port      uint16
+		extra     string
+	}
+	variants := []variant{
+		{"weighted", "10.96.0.30", 8082, ""},
+		{"least-connections", "10.96.0.31", 8083, `,"algorithm":"least-connections"`},
+	}
+	for _, v := range variants {
+		f.ctl.Call("POST", "/v1/groups", fmt.Sprintf(`{"name":%q,"vip":%q,"ports":[{"protocol":"tcp","port":80,"target_port":%d}],"members":[%s]%s}`,
+			v.name, v.vip, v.port, strings.Join(members, ","), v.extra), 201)
+	}
+	f.appliedEverywhere(t, f.group(t, "least-connections").ModifyIndex, time.Now())
+
+	const (
+		rate    = 25.0 // new connections a second, from each client to each group
+		settle  = 45 * time.Second
+		measure = 30 * time.Second
+	)
+	count := int(rate * (settle + measure + 5*time.Second).Seconds())
+	var done []<-chan *testbed.LoadResult
+	for _, c := range []string{"c1", "c2", "c3"} {
+		for _, v := range variants {
+			ch := make(chan *testbed.LoadResult, 1)
+			go func() {
+				res, err := f.tb.Load(f.ctx, testbed.LoadSpec{VM: c, Target: v.vip + ":80", Count: count, Concurrency: 300, Rate: rate, Timeout: 10 * time.Second})
+				assert.NoError(t, err)
+				ch <- res
+			}()
+			done = append(done, ch)
+		}
+	}
+	time.Sleep(settle)
+	sums := map[uint16][]float64{8082: make([]float64, 4), 8083: make([]float64, 4)}
+	samples := 0
+	for end := time.Now().Add(measure); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		open := openByPort(t, f, servers, 8082, 8083)
+		for i, s := range servers {
+			for port, sum := range sums {
+				sum[i] += float64(open[s][port])
+			}
+		}
+		samples++
+	}
+	ratios := map[string]float64{}
+	for _, v := range variants {
+		mean := sums[v.port]
+		for i := range mean {
+			mean[i] /= float64(samples)
+		}
+		ratios[v.name] = maxOverMean(mean)
+		t.Logf("%-18s mean open connections s1..s4 over %d samples: %.1f: max/mean %.2f", v.name, samples, mean, ratios[v.name])
+	}
+	t.Logf("dlbctl group stats least-connections:\n%s", f.dlbctl(t, "", "group", "stats", "least-connections"))
+	assert.Greater(t, ratios["weighted"], 1.8, "static shares: s4 holds four times the others' connections")
+	assert.LessOrEqual(t, ratios["least-connections"], 1.15, "least connections evens them")
+	for _, d := range done {
+		res := <-d
+		require.NotNil(t, res)
+		assert.Zero(t, res.Failed(), "%s: %v %v", res.Target, res.Failures, res.FailureExamples)
 	}
 }
