@@ -268,3 +268,37 @@ func TestSlowMember(t *testing.T) {
 		assert.Zero(t, res.Failed(), "%s: %v %v", res.Target, res.Failures, res.FailureExamples)
 	}
 }
+
+// TestNoHerd is the issue's third case: clients on all three hosts each
+// open 30 long-lived connections in the same second to a least-connections
+// group of three idle members. Every host sees the same (stale) global
+// figures; a greedy choice on them would send every host's burst to the
+// same member, shares do not.
+func TestNoHerd(t *testing.T) {
+	f := newFleet(t)
+	servers := []string{"s1", "s2", "s3"}
+	var members []string
+	for _, vm := range servers {
+		members = append(members, fmt.Sprintf(`{"ip":%q}`, f.tb.VM(vm).Addr()))
+	}
+	f.ctl.Call("POST", "/v1/groups", fmt.Sprintf(`{"name":"herd","vip":"10.96.0.40","ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[%s],"algorithm":"least-connections"}`,
+		strings.Join(members, ",")), 201)
+	f.appliedEverywhere(t, f.group(t, "herd").ModifyIndex, time.Now())
+	time.Sleep(3 * time.Second) // a few recomputations on idle members
+
+	held := newHeldCounts()
+	var done []<-chan *testbed.LoadResult
+	for _, c := range []string{"c1", "c2", "c3"} {
+		done = append(done, held.start(t, f, c, "10.96.0.40:80", 30, 30, 10*time.Second))
+	}
+	require.Eventually(t, func() bool { return held.total() == 90 }, 20*time.Second, 50*time.Millisecond, "every connection answered")
+	open := held.of("10.96.0.40:80", servers)
+	ratio := maxOverMean(open)
+	t.Logf("open connections s1..s3 after three bursts of 30: %v: max/mean %.2f", open, ratio)
+	assert.LessOrEqual(t, ratio, 1.3)
+	for _, d := range done {
+		res := <-d
+		require.NotNil(t, res)
+		require.Zero(t, res.Failed(), "%v %v", res.Failures, res.FailureExamples)
+	}
+}
