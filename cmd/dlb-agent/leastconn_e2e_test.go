@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/testbed"
 )
 
@@ -300,5 +303,82 @@ func TestNoHerd(t *testing.T) {
 		res := <-d
 		require.NotNil(t, res)
 		require.Zero(t, res.Failed(), "%v %v", res.Failures, res.FailureExamples)
+	}
+}
+
+// TestStableShares is the issue's fourth case: constant load (the slow
+// member's, from clients on every host) for 60 s once settled; every
+// host's shares, read from the controller each of its intervals, swing by
+// at most 5 pp between consecutive intervals.
+func TestStableShares(t *testing.T) {
+	f := newFleet(t, slowMembers)
+	servers := []string{"s1", "s2", "s3", "s4"}
+	var members []string
+	for _, vm := range servers {
+		members = append(members, fmt.Sprintf(`{"ip":%q}`, f.tb.VM(vm).Addr()))
+	}
+	f.ctl.Call("POST", "/v1/groups", fmt.Sprintf(`{"name":"stable","vip":"10.96.0.50","ports":[{"protocol":"tcp","port":80,"target_port":8083}],"members":[%s],"algorithm":"least-connections"}`,
+		strings.Join(members, ",")), 201)
+	f.appliedEverywhere(t, f.group(t, "stable").ModifyIndex, time.Now())
+
+	const (
+		rate    = 25.0
+		settle  = 40 * time.Second
+		measure = 60 * time.Second
+	)
+	var done []<-chan *testbed.LoadResult
+	for _, c := range []string{"c1", "c2", "c3"} {
+		ch := make(chan *testbed.LoadResult, 1)
+		go func() {
+			res, err := f.tb.Load(f.ctx, testbed.LoadSpec{VM: c, Target: "10.96.0.50:80", Count: int(rate * (settle + measure + 5*time.Second).Seconds()),
+				Concurrency: 300, Rate: rate, Timeout: 10 * time.Second})
+			assert.NoError(t, err)
+			ch <- res
+		}()
+		done = append(done, ch)
+	}
+	time.Sleep(settle)
+
+	// Each host's shares (s1..s4) at each of its recomputations.
+	series := map[string][][]float64{}
+	last := map[string]time.Time{}
+	for end := time.Now().Add(measure); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+		var st wire.GroupStats
+		require.NoError(t, json.Unmarshal(f.ctl.Call("GET", "/v1/groups/stable/stats", "", 200), &st))
+		for _, h := range st.Balancing {
+			if h.RecomputedAt == nil || h.RecomputedAt.Equal(last[h.Host]) {
+				continue
+			}
+			require.Equal(t, wire.ViewGlobal, h.View, "host %s", h.Host)
+			last[h.Host] = *h.RecomputedAt
+			shares := make([]float64, len(servers))
+			for _, m := range h.Members {
+				for i, s := range servers {
+					if m.Member == f.tb.VM(s).Addr().String() {
+						shares[i] = m.Share
+					}
+				}
+			}
+			series[h.Host] = append(series[h.Host], shares)
+		}
+	}
+	require.Len(t, series, 3, "every host reports its shares")
+	worst := 0.0
+	for host, s := range series {
+		hostWorst := 0.0
+		for k := 1; k < len(s); k++ {
+			for m := range s[k] {
+				hostWorst = max(hostWorst, math.Abs(s[k][m]-s[k-1][m]))
+			}
+		}
+		t.Logf("%s: %d intervals, largest swing %.1f pp, shares s1..s4 first %.3f last %.3f", host, len(s), 100*hostWorst, s[0], s[len(s)-1])
+		assert.GreaterOrEqual(t, len(s), 30, "%s: one recomputation a second or so", host)
+		worst = max(worst, hostWorst)
+	}
+	assert.LessOrEqual(t, worst, 0.05, "no share swings by more than 5 pp between intervals")
+	for _, d := range done {
+		res := <-d
+		require.NotNil(t, res)
+		assert.Zero(t, res.Failed(), "%s: %v %v", res.VM, res.Failures, res.FailureExamples)
 	}
 }
