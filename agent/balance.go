@@ -275,22 +275,36 @@ func sameKeys(st *lcState, keys []string) []int {
 func (b *balancer) Describe(ch chan<- *prometheus.Desc) { ch <- b.slotsDesc }
 
 // Collect is the prometheus.Collector's: each least-connections member's
-// slots, up to limit members.
+// slots, up to limit members. The series are made under the lock and sent
+// after it: a registry's Gather reads b.age (which takes the lock) while
+// collectors still send, so sending under the lock deadlocks once the
+// series outgrow the registry's channel.
 func (b *balancer) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range b.slotSeries() {
+		ch <- m
+	}
+}
+
+// slotSeries makes the members' slots series (none above limit members).
+func (b *balancer) slotSeries() []prometheus.Metric {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := 0
 	for _, st := range b.groups {
-		n += len(st.keys)
+		if st.slots != nil {
+			n += len(st.keys)
+		}
 	}
 	if n > b.limit {
-		return
+		return nil
 	}
+	out := make([]prometheus.Metric, 0, n)
 	for name, st := range b.groups {
 		for i, k := range st.keys {
 			if st.slots != nil {
-				ch <- prometheus.MustNewConstMetric(b.slotsDesc, prometheus.GaugeValue, float64(st.slots[i]), name, k)
+				out = append(out, prometheus.MustNewConstMetric(b.slotsDesc, prometheus.GaugeValue, float64(st.slots[i]), name, k))
 			}
 		}
 	}
+	return out
 }

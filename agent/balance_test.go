@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -86,4 +87,43 @@ func TestBalancer(t *testing.T) {
 	b.recompute(t0.Add(5*time.Second), func(map[string]bool) map[lcKey]ownLoad { return own })
 	assert.NotContains(t, b.groups, "l")
 	assert.Equal(t, 1, testutil.CollectAndCount(b, "dlb_agent_member_slots")/3)
+}
+
+// TestBalancerGatherManySlots: a registry's Gather reads the balancer's
+// age (under its lock) while the slots series are still being sent; with
+// more series than the registry's channel holds, sending them under the
+// lock deadlocked the agent's /metrics and, behind it, its reports.
+func TestBalancerGatherManySlots(t *testing.T) {
+	fake := &fakeSlots{}
+	for g := range 1000 {
+		keys := []string{}
+		for k := range 4 {
+			keys = append(keys, fmt.Sprintf("10.%d.%d.%d", g/250, g%250, k))
+		}
+		fake.groups = append(fake.groups, lcGroup{name: fmt.Sprintf("g%d", g), view: lb.LoadViewGlobal, keys: keys, capacity: []int{1, 1, 1, 1}})
+	}
+	reg := prometheus.NewRegistry()
+	b := newBalancer(fake, time.Second, 10000, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	b.recompute(time.Now(), func(map[string]bool) map[lcKey]ownLoad { return nil })
+	b.answered(wire.StatsAnswer{LoadsSeq: 1, LoadsFull: true}, time.Now())
+	for range 20 {
+		done := make(chan int, 1)
+		go func() {
+			mfs, err := reg.Gather()
+			assert.NoError(t, err)
+			n := 0
+			for _, mf := range mfs {
+				if mf.GetName() == "dlb_agent_member_slots" {
+					n = len(mf.GetMetric())
+				}
+			}
+			done <- n
+		}()
+		select {
+		case n := <-done:
+			require.Equal(t, 4000, n)
+		case <-time.After(30 * time.Second):
+			t.Fatal("Gather did not return: deadlock")
+		}
+	}
 }
