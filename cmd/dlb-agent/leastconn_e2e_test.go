@@ -382,3 +382,72 @@ func TestStableShares(t *testing.T) {
 		assert.Zero(t, res.Failed(), "%s: %v %v", res.VM, res.Failures, res.FailureExamples)
 	}
 }
+
+// TestLeastConnectionsControllerDown is the issue's fifth case: the
+// controller is killed for 10 s while clients on every host keep opening
+// held connections to a least-connections group. Every agent falls back to
+// the weights once its global figures are three intervals old (its metric
+// says so), no connection fails or changes member, and every agent
+// balances on the global figures again once the controller is back.
+func TestLeastConnectionsControllerDown(t *testing.T) {
+	f := newFleet(t)
+	servers := []string{"s1", "s2", "s3", "s4"}
+	var members []string
+	for _, vm := range servers {
+		members = append(members, fmt.Sprintf(`{"ip":%q}`, f.tb.VM(vm).Addr()))
+	}
+	f.ctl.Call("POST", "/v1/groups", fmt.Sprintf(`{"name":"lc","vip":"10.96.0.60","ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[%s],"algorithm":"least-connections"}`,
+		strings.Join(members, ",")), 201)
+	f.appliedEverywhere(t, f.group(t, "lc").ModifyIndex, time.Now())
+	views := func(view string) bool {
+		for _, a := range f.agents {
+			if a.metric(fmt.Sprintf(`dlb_agent_lc_groups{view=%q}`, view)) != 1 {
+				return false
+			}
+		}
+		return true
+	}
+	require.Eventually(t, func() bool { return views(wire.ViewGlobal) }, 10*time.Second, 100*time.Millisecond, "every host balances on the global figures")
+
+	const rate, hold = 15.0, 3 * time.Second
+	var done []<-chan *testbed.LoadResult
+	for _, c := range []string{"c1", "c2", "c3"} {
+		ch := make(chan *testbed.LoadResult, 1)
+		go func() {
+			res, err := f.tb.Load(f.ctx, testbed.LoadSpec{VM: c, Target: "10.96.0.60:80", Count: int(rate * 40), Concurrency: 100, Rate: rate, Hold: hold, Timeout: 5 * time.Second})
+			assert.NoError(t, err)
+			ch <- res
+		}()
+		done = append(done, ch)
+	}
+	time.Sleep(10 * time.Second)
+	killed := time.Now()
+	f.ctl.Kill()
+	require.Eventually(t, func() bool { return views(wire.ViewWeights) }, 10*time.Second, 100*time.Millisecond, "every host falls back to the weights")
+	fellBack := time.Since(killed)
+	time.Sleep(10*time.Second - time.Since(killed))
+	restarted := time.Now()
+	f.ctl.Start()
+	require.Eventually(t, func() bool { return views(wire.ViewGlobal) }, 15*time.Second, 100*time.Millisecond, "every host balances on the global figures again")
+	t.Logf("controller killed: every host on the weights after %v; restarted after %v: every host global again %v later",
+		fellBack.Round(time.Millisecond), restarted.Sub(killed).Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
+	total := 0
+	for _, d := range done {
+		res := <-d
+		require.NotNil(t, res)
+		total += res.Answered()
+		assert.Zero(t, res.Failed(), "%s: %v %v", res.VM, res.Failures, res.FailureExamples)
+	}
+	t.Logf("%d connections, each asked again after %v on the same member, none failed", total, hold)
+	var st wire.GroupStats
+	require.Eventually(t, func() bool {
+		require.NoError(t, json.Unmarshal(f.ctl.Call("GET", "/v1/groups/lc/stats", "", 200), &st))
+		n := 0
+		for _, h := range st.Balancing {
+			if h.View == wire.ViewGlobal {
+				n++
+			}
+		}
+		return n == 3
+	}, 10*time.Second, 200*time.Millisecond, "the controller shows every host on the global view: %+v", st.Balancing)
+}
