@@ -277,6 +277,10 @@ func (t *LoadTracker) target(s LoadSample, ms []*trackedMember, byCapacity []flo
 			keep, gain = now*e, perSecond*life*(1-e)
 		} else if life == 0 {
 			keep, gain = 0, perSecond*1e-3
+		} else {
+			// Connections that do not leave: a difference between the
+			// counts is no noise that passes but load that stays.
+			keep = s.Active[i]
 		}
 		gain = max(gain, 1e-9)
 		cs = append(cs, cand{i: i, keep: keep, gain: gain, weight: c, threshold: keep / c})
