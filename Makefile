@@ -13,7 +13,7 @@ FUZZ_HANDLERS ?= 100000x
 FUZZ_ACTIONS ?= 200000x
 FUZZ_DESCS ?= 400000x
 
-.PHONY: all deps build test unit lint bench demo clean
+.PHONY: all deps build test unit lint bench bench-lc demo clean
 
 all: build
 
@@ -33,7 +33,7 @@ lint:
 
 ## test: unit and end-to-end tests (end-to-end ones need root and OVS; under CI=true they never skip)
 test: deps build lint
-	DLB_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 20m ./...
+	DLB_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 40m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzGroupDocument$$' -fuzztime $(FUZZ_GROUP_DOCUMENT) ./controller/store
 	$(GO) test -run '^$$' -fuzz '^FuzzHandlers$$' -fuzztime $(FUZZ_HANDLERS) ./controller/api
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeActions$$' -fuzztime $(FUZZ_ACTIONS) ./ofctrl
@@ -47,6 +47,14 @@ unit:
 ## bench: benchmarks that print ratios and medians
 bench: deps build
 	DLB_BIN_DIR=$(BIN) $(GO) test -run '^$$' -bench . -benchtime 5x -count 1 -timeout 30m ./...
+	@$(MAKE) --no-print-directory bench-lc
+
+## bench-lc: the least-connections cases on the testbed (issue 18), side
+## by side in one run each, and their figures
+LC_CASES = TestGlobalLeastConnections|TestSlowMember|TestNoHerd|TestStableShares|TestLeastConnectionsControllerDown
+bench-lc: deps build
+	@DLB_BIN_DIR=$(BIN) $(GO) test -count=1 -v -timeout 20m -run '^($(LC_CASES))$$' ./cmd/dlb-agent > $(BIN)/bench-lc.log 2>&1; rc=$$?; \
+	grep -E 'max/mean|largest swing|controller killed|none failed|^(--- |ok|FAIL)' $(BIN)/bench-lc.log; exit $$rc
 
 ## demo: the main job on the testbed (KEEP=1 leaves it running)
 demo: deps build

@@ -82,8 +82,8 @@ func maxOverMean(v []float64) float64 {
 // TestGlobalLeastConnections is the issue's first case, with three groups
 // side by side (weighted; least-connections with a local view; with the
 // global view): four equal members, s3 and s4 disabled; clients on h1 open
-// 400 long-lived connections to each; s3 and s4 are enabled; clients on h2
-// open 400 more. Only the global view evens the members' connections
+// 400 long-lived connections to each (40 a second); s3 and s4 are enabled;
+// clients on h2 open 400 more (20 a second). Only the global view evens the members' connections
 // (each host sees its own connections only with the local one). No held
 // connection changes member while the shares move.
 func TestGlobalLeastConnections(t *testing.T) {
@@ -114,7 +114,7 @@ func TestGlobalLeastConnections(t *testing.T) {
 	held := newHeldCounts()
 	var done []<-chan *testbed.LoadResult
 	for _, v := range variants {
-		done = append(done, held.start(t, f, "c1", v.vip+":80", 400, 40, 45*time.Second))
+		done = append(done, held.start(t, f, "c1", v.vip+":80", 400, 40, 60*time.Second))
 	}
 	require.Eventually(t, func() bool { return held.total() == 1200 }, 30*time.Second, 100*time.Millisecond, "phase 1: every connection answered")
 	for i := range variants {
@@ -125,9 +125,9 @@ func TestGlobalLeastConnections(t *testing.T) {
 	f.appliedEverywhere(t, f.group(t, "g2").ModifyIndex, time.Now())
 	time.Sleep(4 * time.Second) // the shares move a bounded step an interval
 	for _, v := range variants {
-		done = append(done, held.start(t, f, "c2", v.vip+":80", 400, 40, 15*time.Second))
+		done = append(done, held.start(t, f, "c2", v.vip+":80", 400, 20, 15*time.Second))
 	}
-	require.Eventually(t, func() bool { return held.total() == 2400 }, 30*time.Second, 100*time.Millisecond, "phase 2: every connection answered")
+	require.Eventually(t, func() bool { return held.total() == 2400 }, 45*time.Second, 100*time.Millisecond, "phase 2: every connection answered")
 
 	ratios := map[string]float64{}
 	for _, v := range variants {
@@ -142,11 +142,51 @@ func TestGlobalLeastConnections(t *testing.T) {
 	// The hosts report their shares: dlbctl shows them.
 	out := f.dlbctl(t, "", "group", "stats", "g2")
 	t.Logf("dlbctl group stats g2:\n%s", out)
+	noneFailed(t, done)
+}
+
+// memberList is the JSON members of a group of the VMs, joined.
+func memberList(f *fleet, vms []string) string {
+	var members []string
+	for _, vm := range vms {
+		members = append(members, fmt.Sprintf(`{"ip":%q}`, f.tb.VM(vm).Addr()))
+	}
+	return strings.Join(members, ",")
+}
+
+// startLoad runs the traffic tool in the background; its result comes on
+// the channel.
+func startLoad(t *testing.T, f *fleet, spec testbed.LoadSpec) <-chan *testbed.LoadResult {
+	ch := make(chan *testbed.LoadResult, 1)
+	go func() {
+		res, err := f.tb.Load(f.ctx, spec)
+		assert.NoError(t, err)
+		ch <- res
+	}()
+	return ch
+}
+
+// noneFailed waits for the runs and checks that none of their exchanges
+// failed; it returns how many were answered.
+func noneFailed(t *testing.T, done []<-chan *testbed.LoadResult) int {
+	t.Helper()
+	answered := 0
 	for _, d := range done {
 		res := <-d
 		require.NotNil(t, res)
-		require.Zero(t, res.Failed(), "no held connection failed or changed member: %v %v", res.Failures, res.FailureExamples)
+		answered += res.Answered()
+		assert.Zero(t, res.Failed(), "%s to %s: %v %v", res.VM, res.Target, res.Failures, res.FailureExamples)
 	}
+	return answered
+}
+
+// lcGroup creates a least-connections group of the VMs, VIP port 80 to
+// their target port, and waits until every host installed it.
+func lcGroup(t *testing.T, f *fleet, name, vip string, target uint16, vms []string) {
+	t.Helper()
+	f.ctl.Call("POST", "/v1/groups", fmt.Sprintf(`{"name":%q,"vip":%q,"ports":[{"protocol":"tcp","port":80,"target_port":%d}],"members":[%s],"algorithm":"least-connections"}`,
+		name, vip, target, memberList(f, vms)), 201)
+	f.appliedEverywhere(t, f.group(t, name).ModifyIndex, time.Now())
 }
 
 // openByPort counts, on each VM, the TCP connections established to each
@@ -204,10 +244,7 @@ func slowMembers(topo *testbed.Topology) {
 func TestSlowMember(t *testing.T) {
 	f := newFleet(t, slowMembers)
 	servers := []string{"s1", "s2", "s3", "s4"}
-	var members []string
-	for _, vm := range servers {
-		members = append(members, fmt.Sprintf(`{"ip":%q}`, f.tb.VM(vm).Addr()))
-	}
+	members := memberList(f, servers)
 	type variant struct {
 		name, vip string
 		port      uint16
@@ -219,7 +256,7 @@ func TestSlowMember(t *testing.T) {
 	}
 	for _, v := range variants {
 		f.ctl.Call("POST", "/v1/groups", fmt.Sprintf(`{"name":%q,"vip":%q,"ports":[{"protocol":"tcp","port":80,"target_port":%d}],"members":[%s]%s}`,
-			v.name, v.vip, v.port, strings.Join(members, ","), v.extra), 201)
+			v.name, v.vip, v.port, members, v.extra), 201)
 	}
 	f.appliedEverywhere(t, f.group(t, "least-connections").ModifyIndex, time.Now())
 
@@ -232,13 +269,7 @@ func TestSlowMember(t *testing.T) {
 	var done []<-chan *testbed.LoadResult
 	for _, c := range []string{"c1", "c2", "c3"} {
 		for _, v := range variants {
-			ch := make(chan *testbed.LoadResult, 1)
-			go func() {
-				res, err := f.tb.Load(f.ctx, testbed.LoadSpec{VM: c, Target: v.vip + ":80", Count: count, Concurrency: 300, Rate: rate, Timeout: 10 * time.Second})
-				assert.NoError(t, err)
-				ch <- res
-			}()
-			done = append(done, ch)
+			done = append(done, startLoad(t, f, testbed.LoadSpec{VM: c, Target: v.vip + ":80", Count: count, Concurrency: 300, Rate: rate, Timeout: 10 * time.Second}))
 		}
 	}
 	time.Sleep(settle)
@@ -265,11 +296,7 @@ func TestSlowMember(t *testing.T) {
 	t.Logf("dlbctl group stats least-connections:\n%s", f.dlbctl(t, "", "group", "stats", "least-connections"))
 	assert.Greater(t, ratios["weighted"], 1.8, "static shares: s4 holds four times the others' connections")
 	assert.LessOrEqual(t, ratios["least-connections"], 1.15, "least connections evens them")
-	for _, d := range done {
-		res := <-d
-		require.NotNil(t, res)
-		assert.Zero(t, res.Failed(), "%s: %v %v", res.Target, res.Failures, res.FailureExamples)
-	}
+	noneFailed(t, done)
 }
 
 // TestNoHerd is the issue's third case: clients on all three hosts each
@@ -280,13 +307,7 @@ func TestSlowMember(t *testing.T) {
 func TestNoHerd(t *testing.T) {
 	f := newFleet(t)
 	servers := []string{"s1", "s2", "s3"}
-	var members []string
-	for _, vm := range servers {
-		members = append(members, fmt.Sprintf(`{"ip":%q}`, f.tb.VM(vm).Addr()))
-	}
-	f.ctl.Call("POST", "/v1/groups", fmt.Sprintf(`{"name":"herd","vip":"10.96.0.40","ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[%s],"algorithm":"least-connections"}`,
-		strings.Join(members, ",")), 201)
-	f.appliedEverywhere(t, f.group(t, "herd").ModifyIndex, time.Now())
+	lcGroup(t, f, "herd", "10.96.0.40", 8080, servers)
 	time.Sleep(3 * time.Second) // a few recomputations on idle members
 
 	held := newHeldCounts()
@@ -299,11 +320,7 @@ func TestNoHerd(t *testing.T) {
 	ratio := maxOverMean(open)
 	t.Logf("open connections s1..s3 after three bursts of 30: %v: max/mean %.2f", open, ratio)
 	assert.LessOrEqual(t, ratio, 1.3)
-	for _, d := range done {
-		res := <-d
-		require.NotNil(t, res)
-		require.Zero(t, res.Failed(), "%v %v", res.Failures, res.FailureExamples)
-	}
+	noneFailed(t, done)
 }
 
 // TestStableShares is the issue's fourth case: constant load (the slow
@@ -313,13 +330,7 @@ func TestNoHerd(t *testing.T) {
 func TestStableShares(t *testing.T) {
 	f := newFleet(t, slowMembers)
 	servers := []string{"s1", "s2", "s3", "s4"}
-	var members []string
-	for _, vm := range servers {
-		members = append(members, fmt.Sprintf(`{"ip":%q}`, f.tb.VM(vm).Addr()))
-	}
-	f.ctl.Call("POST", "/v1/groups", fmt.Sprintf(`{"name":"stable","vip":"10.96.0.50","ports":[{"protocol":"tcp","port":80,"target_port":8083}],"members":[%s],"algorithm":"least-connections"}`,
-		strings.Join(members, ",")), 201)
-	f.appliedEverywhere(t, f.group(t, "stable").ModifyIndex, time.Now())
+	lcGroup(t, f, "stable", "10.96.0.50", 8083, servers)
 
 	const (
 		rate    = 25.0
@@ -328,14 +339,8 @@ func TestStableShares(t *testing.T) {
 	)
 	var done []<-chan *testbed.LoadResult
 	for _, c := range []string{"c1", "c2", "c3"} {
-		ch := make(chan *testbed.LoadResult, 1)
-		go func() {
-			res, err := f.tb.Load(f.ctx, testbed.LoadSpec{VM: c, Target: "10.96.0.50:80", Count: int(rate * (settle + measure + 5*time.Second).Seconds()),
-				Concurrency: 300, Rate: rate, Timeout: 10 * time.Second})
-			assert.NoError(t, err)
-			ch <- res
-		}()
-		done = append(done, ch)
+		done = append(done, startLoad(t, f, testbed.LoadSpec{VM: c, Target: "10.96.0.50:80", Count: int(rate * (settle + measure + 5*time.Second).Seconds()),
+			Concurrency: 300, Rate: rate, Timeout: 10 * time.Second}))
 	}
 	time.Sleep(settle)
 
@@ -376,11 +381,7 @@ func TestStableShares(t *testing.T) {
 		worst = max(worst, hostWorst)
 	}
 	assert.LessOrEqual(t, worst, 0.05, "no share swings by more than 5 pp between intervals")
-	for _, d := range done {
-		res := <-d
-		require.NotNil(t, res)
-		assert.Zero(t, res.Failed(), "%s: %v %v", res.VM, res.Failures, res.FailureExamples)
-	}
+	noneFailed(t, done)
 }
 
 // TestLeastConnectionsControllerDown is the issue's fifth case: the
@@ -392,13 +393,7 @@ func TestStableShares(t *testing.T) {
 func TestLeastConnectionsControllerDown(t *testing.T) {
 	f := newFleet(t)
 	servers := []string{"s1", "s2", "s3", "s4"}
-	var members []string
-	for _, vm := range servers {
-		members = append(members, fmt.Sprintf(`{"ip":%q}`, f.tb.VM(vm).Addr()))
-	}
-	f.ctl.Call("POST", "/v1/groups", fmt.Sprintf(`{"name":"lc","vip":"10.96.0.60","ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[%s],"algorithm":"least-connections"}`,
-		strings.Join(members, ",")), 201)
-	f.appliedEverywhere(t, f.group(t, "lc").ModifyIndex, time.Now())
+	lcGroup(t, f, "lc", "10.96.0.60", 8080, servers)
 	views := func(view string) bool {
 		for _, a := range f.agents {
 			if a.metric(fmt.Sprintf(`dlb_agent_lc_groups{view=%q}`, view)) != 1 {
@@ -412,13 +407,7 @@ func TestLeastConnectionsControllerDown(t *testing.T) {
 	const rate, hold = 15.0, 3 * time.Second
 	var done []<-chan *testbed.LoadResult
 	for _, c := range []string{"c1", "c2", "c3"} {
-		ch := make(chan *testbed.LoadResult, 1)
-		go func() {
-			res, err := f.tb.Load(f.ctx, testbed.LoadSpec{VM: c, Target: "10.96.0.60:80", Count: int(rate * 40), Concurrency: 100, Rate: rate, Hold: hold, Timeout: 5 * time.Second})
-			assert.NoError(t, err)
-			ch <- res
-		}()
-		done = append(done, ch)
+		done = append(done, startLoad(t, f, testbed.LoadSpec{VM: c, Target: "10.96.0.60:80", Count: int(rate * 40), Concurrency: 100, Rate: rate, Hold: hold, Timeout: 5 * time.Second}))
 	}
 	time.Sleep(10 * time.Second)
 	killed := time.Now()
@@ -431,13 +420,7 @@ func TestLeastConnectionsControllerDown(t *testing.T) {
 	require.Eventually(t, func() bool { return views(wire.ViewGlobal) }, 15*time.Second, 100*time.Millisecond, "every host balances on the global figures again")
 	t.Logf("controller killed: every host on the weights after %v; restarted after %v: every host global again %v later",
 		fellBack.Round(time.Millisecond), restarted.Sub(killed).Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
-	total := 0
-	for _, d := range done {
-		res := <-d
-		require.NotNil(t, res)
-		total += res.Answered()
-		assert.Zero(t, res.Failed(), "%s: %v %v", res.VM, res.Failures, res.FailureExamples)
-	}
+	total := noneFailed(t, done)
 	t.Logf("%d connections, each asked again after %v on the same member, none failed", total, hold)
 	var st wire.GroupStats
 	require.Eventually(t, func() bool {
