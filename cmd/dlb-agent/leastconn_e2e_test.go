@@ -83,9 +83,10 @@ func maxOverMean(v []float64) float64 {
 // side by side (weighted; least-connections with a local view; with the
 // global view): four equal members, s3 and s4 disabled; clients on h1 open
 // 400 long-lived connections to each (40 a second); s3 and s4 are enabled;
-// clients on h2 open 400 more (20 a second). Only the global view evens the members' connections
-// (each host sees its own connections only with the local one). No held
-// connection changes member while the shares move.
+// clients on h2 open 400 more (20 a second). Only the global view evens
+// the members' connections (each host sees its own connections only with
+// the local one). No held connection changes member while the shares
+// move.
 func TestGlobalLeastConnections(t *testing.T) {
 	f := newFleet(t)
 	servers := []string{"s1", "s2", "s3", "s4"}
