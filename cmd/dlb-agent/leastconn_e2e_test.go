@@ -30,21 +30,15 @@ func newHeldCounts() *heldCounts { return &heldCounts{open: map[string]map[strin
 // start opens count connections from vm to target at rate a second, each
 // held for hold after its first answer; the result comes on the channel.
 func (h *heldCounts) start(t *testing.T, f *fleet, vm, target string, count int, rate float64, hold time.Duration) <-chan *testbed.LoadResult {
-	done := make(chan *testbed.LoadResult, 1)
-	go func() {
-		res, err := f.tb.Load(f.ctx, testbed.LoadSpec{VM: vm, Target: target, Count: count, Concurrency: count, Rate: rate, Hold: hold,
-			Timeout: 5 * time.Second, Opened: func(server string) {
-				h.mu.Lock()
-				defer h.mu.Unlock()
-				if h.open[target] == nil {
-					h.open[target] = map[string]int{}
-				}
-				h.open[target][server]++
-			}})
-		assert.NoError(t, err)
-		done <- res
-	}()
-	return done
+	return startLoad(t, f, testbed.LoadSpec{VM: vm, Target: target, Count: count, Concurrency: count, Rate: rate, Hold: hold,
+		Timeout: 5 * time.Second, Opened: func(server string) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.open[target] == nil {
+				h.open[target] = map[string]int{}
+			}
+			h.open[target][server]++
+		}})
 }
 
 // of is the counts of target's servers (each of servers, 0 for none).
