@@ -111,3 +111,13 @@ func CompareFlowCounter(b []byte) error {
 	}
 	return nil
 }
+
+// ReadFlowCounterReg reads a flow desc as EachFlowCounter does and returns
+// what FlowCounter.Reg says of register i.
+func ReadFlowCounterReg(b []byte, i int) (uint32, bool) {
+	var fc FlowCounter
+	if readFlowCounter(b, &fc) != nil {
+		return 0, false
+	}
+	return fc.Reg(i)
+}

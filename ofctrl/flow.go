@@ -378,7 +378,7 @@ func decodeMatch(b []byte, strict bool) (Match, int, error) {
 		if h>>16 == of.OXM_CLASS_PACKET_REGS {
 			// OpenFlow 1.5 switches report reg2N and reg2N+1 as the
 			// 64-bit packet register xregN: reg2N is its high half.
-			if err := m.setXreg(int(h>>9&0x7f), v, h&0x100 != 0); err != nil {
+			if err := m.setXreg(int(h>>9&0x7f), v, h&0x100 != 0, strict); err != nil {
 				return m, 0, err
 			}
 			p = p[4+l:]
@@ -403,6 +403,12 @@ func decodeMatch(b []byte, strict bool) (Match, int, error) {
 			p = p[4+l:]
 			continue
 		}
+		if strict && m.get(f) != nil {
+			// As OVS does (OFPBMC_DUP_FIELD): the readers that do not
+			// build a match (FlowCounter) take the first, this one the
+			// last, and a switch never sends a field twice.
+			return m, 0, fmt.Errorf("match on %s twice", f.name)
+		}
 		if h&0x100 != 0 {
 			m.set(f, v[:l/2], v[l/2:])
 		} else {
@@ -413,7 +419,7 @@ func decodeMatch(b []byte, strict bool) (Match, int, error) {
 	return m, pad8(n), nil
 }
 
-func (m *Match) setXreg(x int, v []byte, masked bool) error {
+func (m *Match) setXreg(x int, v []byte, masked, strict bool) error {
 	if 2*x+1 >= len(Regs) || len(v) < 8 || masked && len(v) < 16 {
 		return fmt.Errorf("bad packet register xreg%d", x)
 	}
@@ -424,6 +430,9 @@ func (m *Match) setXreg(x int, v []byte, masked bool) error {
 	for half := 0; half < 2; half++ {
 		hv, hm := value[4*half:4*half+4], mask[4*half:4*half+4]
 		if !isZero(hm) {
+			if strict && m.get(Regs[2*x+half]) != nil {
+				return fmt.Errorf("match on %s twice", Regs[2*x+half].name)
+			}
 			m.set(Regs[2*x+half], hv, hm)
 		}
 	}

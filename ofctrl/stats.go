@@ -84,10 +84,19 @@ func (fc *FlowCounter) Reg(i int) (uint32, bool) {
 		switch {
 		case h>>16 == of.OXM_CLASS_PACKET_REGS && int(h>>9&0x7f) == i/2 && len(v) >= 8:
 			half := 4 * (i % 2)
-			if masked && (len(v) < 16 || be32(v[8+half:]) != 0xffffffff) {
+			switch {
+			case !masked:
+				return be32(v[half:]), true
+			case len(v) < 16:
+				return 0, false
+			case be32(v[8+half:]) == 0xffffffff:
+				return be32(v[half:]), true
+			case be32(v[8+half:]) != 0:
 				return 0, false
 			}
-			return be32(v[half:]), true
+			// The other half of the packet register: this one may
+			// come later as regN.
+
 		case h>>16 == of.OXM_CLASS_NXM_1 && int(h>>9&0x7f) == int(of.NXM_NX_REG0)+i && len(v) >= 4:
 			if masked && (len(v) < 8 || be32(v[4:]) != 0xffffffff) {
 				return 0, false
