@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -26,6 +27,9 @@ type Group struct {
 	// default: every host's, from the controller) or local (the host's
 	// own). Only with least-connections.
 	LoadView string `json:"load_view,omitempty" yaml:"load_view,omitempty"`
+	// HealthCheck, when set, probes every member; those that fail take no
+	// new connections (lb/health.go).
+	HealthCheck *HealthCheck `json:"health_check,omitempty" yaml:"health_check,omitempty"`
 }
 
 // PortSpec is one port of the VIP.
@@ -47,6 +51,9 @@ type Member struct {
 	State string `json:"state,omitempty" yaml:"state,omitempty"`
 	// MAC is the member's MAC address, when the agent should not look it up.
 	MAC string `json:"mac,omitempty" yaml:"mac,omitempty"`
+	// HealthCheckPort, when set, is the port the group's health check
+	// probes on this member.
+	HealthCheckPort int `json:"health_check_port,omitempty" yaml:"health_check_port,omitempty"`
 }
 
 // Affinity keeps a client on one member.
@@ -346,6 +353,13 @@ func (g *Group) check(c *checker, p string) {
 		if m.Port != 0 && (m.Port < 1 || m.Port > 65535) {
 			c.add(mp.at(".port"), "%d is not a port (1..65535)", m.Port)
 		}
+		switch {
+		case m.HealthCheckPort == 0:
+		case m.HealthCheckPort < 1 || m.HealthCheckPort > 65535:
+			c.add(mp.at(".health_check_port"), "%d is not a port (1..65535)", m.HealthCheckPort)
+		case g.HealthCheck == nil:
+			c.add(mp.at(".health_check_port"), "the group has no health_check")
+		}
 		if m.Weight != nil && (*m.Weight < 1 || *m.Weight > 65535) {
 			c.add(mp.at(".weight"), "%d is out of range (1..65535)", *m.Weight)
 		}
@@ -385,6 +399,9 @@ func (g *Group) check(c *checker, p string) {
 		c.add(join(p, "load_view"), "%q: want global or local", g.LoadView)
 	case g.LoadView != "" && !g.LeastConnections():
 		c.add(join(p, "load_view"), "only with algorithm least-connections")
+	}
+	if g.HealthCheck != nil {
+		g.HealthCheck.check(c, join(p, "health_check"), g)
 	}
 	if g.Mode == ModeDSR {
 		for i, ps := range g.Ports {
@@ -457,6 +474,10 @@ func (g Group) Clone() Group {
 		}
 		c.Scope = &s
 	}
+	if g.HealthCheck != nil {
+		hc := *g.HealthCheck
+		c.HealthCheck = &hc
+	}
 	return c
 }
 
@@ -502,11 +523,30 @@ func (g *Group) Fingerprint() uint64 {
 		num(m.WeightOf())
 		str(m.StateOf())
 		str(m.MAC)
+		num(m.HealthCheckPort)
 	}
 	if g.Affinity != nil {
 		num(g.Affinity.ClientIPTimeoutS)
 	} else {
 		num(-1)
+	}
+	if hc := g.HealthCheck; hc != nil {
+		str(hc.Type)
+		num(hc.Port)
+		str(hc.Interval)
+		str(hc.Timeout)
+		num(hc.Rise)
+		num(hc.Fall)
+		str(hc.Path)
+		str(hc.Host)
+		str(hc.Expect)
+		str(strconv.FormatBool(hc.UDPSilenceOK))
+		str(hc.Payload)
+		num(hc.FlapChanges)
+		str(hc.FlapWindow)
+		str(hc.Hold)
+	} else {
+		num(-2)
 	}
 	if sc := g.Scope; sc != nil {
 		str(sc.Key())
