@@ -121,7 +121,8 @@ func (p *Probe) Expects(status int) bool {
 // ProbeOf is the probe a valid group's health check runs against member
 // i: nil when the group has no health check. The port is the member's
 // health_check_port, else the check's port, else the member's target port
-// for the group's first port.
+// for the group's lowest port of the check's protocol (tcp for tcp and
+// http).
 func (g *Group) ProbeOf(i int) *Probe {
 	hc := g.HealthCheck
 	if hc == nil {
@@ -134,8 +135,10 @@ func (g *Group) ProbeOf(i int) *Probe {
 	switch m := g.Members[i]; {
 	case m.HealthCheckPort != 0:
 		p.Port = m.HealthCheckPort
-	case p.Port == 0 && len(g.Ports) > 0:
-		p.Port = int(TargetPort(g.Ports[0], m))
+	case p.Port == 0:
+		if ps, ok := g.checkedPort(); ok {
+			p.Port = int(TargetPort(ps, m))
+		}
 	}
 	if p.Type == CheckHTTP && p.Host == "" {
 		p.Host = g.Members[i].IP
@@ -236,6 +239,8 @@ func (hc *HealthCheck) check(c *checker, p string, g *Group) {
 			c.add(join(p, field), "%q is not a duration (\"1s\", \"500ms\")", s)
 		case d < lo || d > hi:
 			c.add(join(p, field), "%s is out of range (%s..%s)", s, lo, hi)
+		case d%time.Millisecond != 0:
+			c.add(join(p, field), "%s: whole milliseconds only", s)
 		default:
 			return d, true
 		}
@@ -296,15 +301,29 @@ func (hc *HealthCheck) check(c *checker, p string, g *Group) {
 	if g.Mode == ModeDSR {
 		c.add(p, "not with dsr mode: a dsr member answers from the VIP, which the probe comes from")
 	}
-	if hc.Port == 0 && hc.Type != "" {
-		// The member's target port is probed: it must speak the check's
-		// protocol.
-		for _, ps := range g.Ports[:min(1, len(g.Ports))] {
-			proto := strings.ToLower(ps.Protocol)
-			want := map[string]string{CheckTCP: "tcp", CheckHTTP: "tcp", CheckUDP: "udp"}[hc.Type]
-			if want != "" && proto != want {
-				c.add(join(p, "port"), "required: the group's first port is %s, which a %s check cannot probe", proto, hc.Type)
-			}
+	if _, ok := g.checkedPort(); hc.Port == 0 && hc.Type != "" && !ok {
+		c.add(join(p, "port"), "required: the group has no %s port for a %s check to probe", checkProtocol(hc.Type), hc.Type)
+	}
+}
+
+// checkProtocol is the transport a check type probes over.
+func checkProtocol(typ string) string {
+	if typ == CheckUDP {
+		return "udp"
+	}
+	return "tcp"
+}
+
+// checkedPort is the port whose target a health check without a port
+// probes: the group's lowest port of the check's protocol (the lowest, not
+// the first: the store does not keep the order of ports).
+func (g *Group) checkedPort() (PortSpec, bool) {
+	var best PortSpec
+	ok := false
+	for _, ps := range g.Ports {
+		if strings.EqualFold(ps.Protocol, checkProtocol(g.HealthCheck.Type)) && (!ok || ps.Port < best.Port) {
+			best, ok = ps, true
 		}
 	}
+	return best, ok
 }

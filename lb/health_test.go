@@ -86,6 +86,11 @@ func TestProbeOf(t *testing.T) {
 	g.Members[2].HealthCheckPort = 0
 	assert.Nil(t, g.ProbeOf(0))
 
+	g = healthGroup(&HealthCheck{Type: "udp"})
+	g.Ports = []PortSpec{{Protocol: "udp", Port: 5353}, {Protocol: "tcp", Port: 80}, {Protocol: "udp", Port: 53, TargetPort: 1053}}
+	require.NoError(t, g.Validate())
+	assert.Equal(t, 1053, g.ProbeOf(0).Port, "the lowest udp port's target, wherever it is listed")
+
 	g = healthGroup(&HealthCheck{Type: "http"})
 	g.VIP, g.Members[0].IP = "fd00::10", "fd00::1"
 	assert.Equal(t, "[fd00::1]", g.ProbeOf(0).Host)

@@ -27,6 +27,7 @@ type Group struct {
 	Algorithm       *GroupAlgorithm   `ovsdb:"algorithm"`
 	CreateIndex     int               `ovsdb:"create_index"`
 	ExternalIDs     map[string]string `ovsdb:"external_ids"`
+	HealthCheck     *string           `ovsdb:"health_check"`
 	LoadView        *GroupLoadView    `ovsdb:"load_view"`
 	Members         []string          `ovsdb:"members"`
 	Mode            GroupMode         `ovsdb:"mode"`

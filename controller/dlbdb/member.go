@@ -17,10 +17,11 @@ var (
 
 // Member defines an object in Member table
 type Member struct {
-	UUID   string      `ovsdb:"_uuid"`
-	IP     string      `ovsdb:"ip"`
-	MAC    *string     `ovsdb:"mac"`
-	Port   int         `ovsdb:"port"`
-	State  MemberState `ovsdb:"state"`
-	Weight int         `ovsdb:"weight"`
+	UUID            string      `ovsdb:"_uuid"`
+	HealthCheckPort int         `ovsdb:"health_check_port"`
+	IP              string      `ovsdb:"ip"`
+	MAC             *string     `ovsdb:"mac"`
+	Port            int         `ovsdb:"port"`
+	State           MemberState `ovsdb:"state"`
+	Weight          int         `ovsdb:"weight"`
 }

@@ -13,17 +13,18 @@ import (
 // FullDatabaseModel returns the DatabaseModel object to be used in libovsdb
 func FullDatabaseModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel("DLB", map[string]model.Model{
-		"DLB_Global": &DLBGlobal{},
-		"Group":      &Group{},
-		"Host":       &Host{},
-		"Member":     &Member{},
-		"VIP_Port":   &VIPPort{},
+		"DLB_Global":   &DLBGlobal{},
+		"Group":        &Group{},
+		"Health_Check": &HealthCheck{},
+		"Host":         &Host{},
+		"Member":       &Member{},
+		"VIP_Port":     &VIPPort{},
 	})
 }
 
 var schema = `{
   "name": "DLB",
-  "version": "1.5.0",
+  "version": "1.6.0",
   "tables": {
     "DLB_Global": {
       "columns": {
@@ -108,6 +109,16 @@ var schema = `{
             },
             "min": 0,
             "max": "unlimited"
+          }
+        },
+        "health_check": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Health_Check"
+            },
+            "min": 0,
+            "max": 1
           }
         },
         "load_view": {
@@ -212,6 +223,150 @@ var schema = `{
       ],
       "isRoot": true
     },
+    "Health_Check": {
+      "columns": {
+        "expect": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "fall": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1,
+              "maxInteger": 10
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "flap_changes": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 2,
+              "maxInteger": 100
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "flap_window_ms": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1000,
+              "maxInteger": 3600000
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "hold_ms": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1000,
+              "maxInteger": 86400000
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "host": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "interval_ms": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 100,
+              "maxInteger": 300000
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "path": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "payload": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "port": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 0,
+              "maxInteger": 65535
+            }
+          }
+        },
+        "rise": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1,
+              "maxInteger": 10
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "timeout_ms": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 10,
+              "maxInteger": 300000
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "type": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "tcp",
+                  "udp",
+                  "http"
+                ]
+              ]
+            }
+          }
+        },
+        "udp_silence_ok": {
+          "type": "boolean"
+        }
+      }
+    },
     "Host": {
       "columns": {
         "address": {
@@ -279,6 +434,15 @@ var schema = `{
     },
     "Member": {
       "columns": {
+        "health_check_port": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 0,
+              "maxInteger": 65535
+            }
+          }
+        },
         "ip": {
           "type": "string"
         },

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ovs-dlb/dlb/controller/dlbdb"
 	"github.com/ovs-dlb/dlb/controller/wire"
@@ -25,6 +26,8 @@ type Rows struct {
 	Group   dlbdb.Group
 	Ports   []dlbdb.VIPPort
 	Members []dlbdb.Member
+	// HealthCheck is the group's Health_Check row, nil for none.
+	HealthCheck *dlbdb.HealthCheck
 }
 
 // ToRows maps a valid group to rows with named UUIDs.
@@ -62,7 +65,7 @@ func ToRows(g lb.Group) Rows {
 	}
 	for i, m := range g.Members {
 		id := "member" + strconv.Itoa(i)
-		row := dlbdb.Member{UUID: id, IP: m.IP, Port: m.Port, Weight: m.WeightOf(), State: m.StateOf()}
+		row := dlbdb.Member{UUID: id, IP: m.IP, Port: m.Port, Weight: m.WeightOf(), State: m.StateOf(), HealthCheckPort: m.HealthCheckPort}
 		if m.MAC != "" {
 			mac := m.MAC
 			row.MAC = &mac
@@ -70,7 +73,71 @@ func ToRows(g lb.Group) Rows {
 		r.Members = append(r.Members, row)
 		r.Group.Members = append(r.Group.Members, id)
 	}
+	if hc := g.HealthCheck; hc != nil {
+		r.HealthCheck = healthCheckRow(hc)
+		id := r.HealthCheck.UUID
+		r.Group.HealthCheck = &id
+	}
 	return r
+}
+
+// healthCheckRow is a valid health check as a Health_Check row: durations
+// in milliseconds (validation takes whole ones only), fields left out as
+// empty sets.
+func healthCheckRow(hc *lb.HealthCheck) *dlbdb.HealthCheck {
+	row := &dlbdb.HealthCheck{UUID: "health", Type: hc.Type, Port: hc.Port, UDPSilenceOk: hc.UDPSilenceOK}
+	ms := func(s string) *int {
+		if s == "" {
+			return nil
+		}
+		d, _ := time.ParseDuration(s)
+		v := int(d / time.Millisecond)
+		return &v
+	}
+	opt := func(v int) *int {
+		if v == 0 {
+			return nil
+		}
+		return &v
+	}
+	text := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	row.IntervalMs, row.TimeoutMs, row.FlapWindowMs, row.HoldMs = ms(hc.Interval), ms(hc.Timeout), ms(hc.FlapWindow), ms(hc.Hold)
+	row.Rise, row.Fall, row.FlapChanges = opt(hc.Rise), opt(hc.Fall), opt(hc.FlapChanges)
+	row.Path, row.Host, row.Expect, row.Payload = text(hc.Path), text(hc.Host), text(hc.Expect), text(hc.Payload)
+	return row
+}
+
+// healthCheckOf is a Health_Check row as the document's health check:
+// durations as Go writes them ("1s", "1.5s", "500ms").
+func healthCheckOf(row *dlbdb.HealthCheck) *lb.HealthCheck {
+	hc := &lb.HealthCheck{Type: row.Type, Port: row.Port, UDPSilenceOK: row.UDPSilenceOk}
+	dur := func(ms *int) string {
+		if ms == nil {
+			return ""
+		}
+		return (time.Duration(*ms) * time.Millisecond).String()
+	}
+	val := func(v *int) int {
+		if v == nil {
+			return 0
+		}
+		return *v
+	}
+	text := func(s *string) string {
+		if s == nil {
+			return ""
+		}
+		return *s
+	}
+	hc.Interval, hc.Timeout, hc.FlapWindow, hc.Hold = dur(row.IntervalMs), dur(row.TimeoutMs), dur(row.FlapWindowMs), dur(row.HoldMs)
+	hc.Rise, hc.Fall, hc.FlapChanges = val(row.Rise), val(row.Fall), val(row.FlapChanges)
+	hc.Path, hc.Host, hc.Expect, hc.Payload = text(row.Path), text(row.Host), text(row.Expect), text(row.Payload)
+	return hc
 }
 
 // FromRows maps rows back to a group. OVSDB sets have no order, so ports
@@ -99,6 +166,9 @@ func FromRows(r Rows) lb.Group {
 			}
 		}
 	}
+	if r.HealthCheck != nil {
+		g.HealthCheck = healthCheckOf(r.HealthCheck)
+	}
 	for _, p := range r.Ports {
 		g.Ports = append(g.Ports, lb.PortSpec{Protocol: p.Protocol, Port: p.Port, TargetPort: p.TargetPort})
 	}
@@ -107,7 +177,7 @@ func FromRows(r Rows) lb.Group {
 	})
 	for _, m := range r.Members {
 		w := m.Weight
-		mem := lb.Member{IP: m.IP, Port: m.Port, Weight: &w, State: m.State}
+		mem := lb.Member{IP: m.IP, Port: m.Port, Weight: &w, State: m.State, HealthCheckPort: m.HealthCheckPort}
 		if m.MAC != nil {
 			mem.MAC = *m.MAC
 		}

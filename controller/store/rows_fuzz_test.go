@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/ovs-dlb/dlb/lb"
@@ -20,6 +22,8 @@ func FuzzGroupDocument(f *testing.F) {
 		`{"name":"nat","vip":"10.96.0.12","mode":"dnat","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.1"}]}`,
 		`{"name":"dsr","vip":"10.96.0.11","mode":"dsr","ports":[{"protocol":"tcp","port":443}],"members":[]}`,
 		`{"name":"lc","vip":"10.96.0.13","algorithm":"least-connections","load_view":"local","ports":[{"protocol":"tcp","port":80}],"members":[{"ip":"10.0.0.1","weight":3}]}`,
+		`{"name":"hc","vip":"10.96.0.14","ports":[{"protocol":"udp","port":53},{"protocol":"tcp","port":80,"target_port":8080}],"members":[{"ip":"10.0.0.1","health_check_port":9000},{"ip":"10.0.0.2"}],"health_check":{"type":"http","interval":"1.5s","timeout":"500ms","rise":3,"fall":1,"path":"/healthz","host":"x","expect":"200,204","flap_changes":5,"flap_window":"1m","hold":"20s"}}`,
+		`{"name":"hu","vip":"10.96.0.15","ports":[{"protocol":"udp","port":53}],"members":[{"ip":"10.0.0.1"}],"health_check":{"type":"udp","udp_silence_ok":true,"payload":"ping"}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -42,6 +46,20 @@ func FuzzGroupDocument(f *testing.F) {
 		}
 		if (g.Affinity == nil) != (got.Affinity == nil) {
 			t.Fatalf("affinity lost: %+v -> %+v", g.Affinity, got.Affinity)
+		}
+		if (g.HealthCheck == nil) != (got.HealthCheck == nil) {
+			t.Fatalf("health check lost: %+v -> %+v", g.HealthCheck, got.HealthCheck)
+		}
+		probes := map[string]lb.Probe{}
+		for i, m := range g.Members {
+			if p := g.ProbeOf(i); p != nil {
+				probes[lb.MemberLabel(netip.MustParseAddr(m.IP), m.Port)] = *p
+			}
+		}
+		for i, m := range got.Members {
+			if p := got.ProbeOf(i); p != nil && !reflect.DeepEqual(*p, probes[lb.MemberLabel(netip.MustParseAddr(m.IP), m.Port)]) {
+				t.Fatalf("member %s probed as %+v, was %+v", m.IP, *p, probes[lb.MemberLabel(netip.MustParseAddr(m.IP), m.Port)])
+			}
 		}
 		if again := FromRows(ToRows(got)); again.Fingerprint() != got.Fingerprint() {
 			t.Fatalf("second round trip changed the group:\n%+v\n%+v", got, again)

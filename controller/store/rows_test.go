@@ -14,6 +14,7 @@ func intp(i int) *int { return &i }
 // TestRowsRoundTrip: a group comes back from its rows as it went in, up to
 // the order of its lists (sorted) and explicit defaults.
 func TestRowsRoundTrip(t *testing.T) {
+	w100 := 100
 	tests := []struct {
 		name string
 		in   lb.Group
@@ -58,6 +59,15 @@ func TestRowsRoundTrip(t *testing.T) {
 			name: "weighted is the default",
 			in:   lb.Group{Name: "w", VIP: "10.96.0.22", Algorithm: lb.AlgorithmWeighted, Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}}},
 			want: lb.Group{Name: "w", VIP: "10.96.0.22", Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}}, Members: []lb.Member{}},
+		},
+		{
+			name: "health check, durations as Go writes them",
+			in: lb.Group{Name: "hc", VIP: "10.96.0.23", Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}},
+				Members:     []lb.Member{{IP: "10.0.0.1", HealthCheckPort: 9000}},
+				HealthCheck: &lb.HealthCheck{Type: "http", Interval: "1500ms", Timeout: "0.5s", Rise: 3, Path: "/healthz", Expect: "200", Hold: "60s"}},
+			want: lb.Group{Name: "hc", VIP: "10.96.0.23", Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}},
+				Members:     []lb.Member{{IP: "10.0.0.1", HealthCheckPort: 9000, Weight: &w100, State: "active"}},
+				HealthCheck: &lb.HealthCheck{Type: "http", Interval: "1.5s", Timeout: "500ms", Rise: 3, Path: "/healthz", Expect: "200", Hold: "1m0s"}},
 		},
 		{
 			name: "dsr, no members",

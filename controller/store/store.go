@@ -300,7 +300,7 @@ func (s *Store) sync() error {
 // syncChanged applies the rows the log named, at the log's index.
 func (s *Store) syncChanged(changed map[change]struct{}, logged uint64) error {
 	c := s.cl.Cache()
-	ports, members := c.Table(dlbdb.VIPPortTable), c.Table(dlbdb.MemberTable)
+	ports, members, checks := c.Table(dlbdb.VIPPortTable), c.Table(dlbdb.MemberTable), c.Table(dlbdb.HealthCheckTable)
 	var b view.Batch
 	groups, hosts := map[string]uint64{}, map[string]uint64{}
 	deletedGroups, deletedHosts := map[string]bool{}, map[string]bool{}
@@ -314,7 +314,7 @@ func (s *Store) syncChanged(changed map[change]struct{}, logged uint64) error {
 				continue
 			}
 			g := m.(*dlbdb.Group)
-			e, err := groupEntry(g, ports, members)
+			e, err := groupEntry(g, ports, members, checks)
 			if err != nil {
 				return err
 			}
@@ -354,7 +354,7 @@ func (s *Store) syncChanged(changed map[change]struct{}, logged uint64) error {
 func (s *Store) syncAll() error {
 	before := s.cachedIndex()
 	c := s.cl.Cache()
-	ports, members := c.Table(dlbdb.VIPPortTable), c.Table(dlbdb.MemberTable)
+	ports, members, checks := c.Table(dlbdb.VIPPortTable), c.Table(dlbdb.MemberTable), c.Table(dlbdb.HealthCheckTable)
 	var b view.Batch
 	seenGroups := map[string]uint64{}
 	for _, m := range c.Table(dlbdb.GroupTable).RowsShallow() {
@@ -363,7 +363,7 @@ func (s *Store) syncAll() error {
 		if at, ok := s.appliedGroups[g.Name]; ok && at == uint64(g.ModifyIndex) {
 			continue
 		}
-		e, err := groupEntry(g, ports, members)
+		e, err := groupEntry(g, ports, members, checks)
 		if err != nil {
 			return err
 		}
@@ -421,7 +421,7 @@ func hostEntry(h *dlbdb.Host) *view.HostEntry {
 }
 
 // groupEntry reads a Group row's ports and members from the cache.
-func groupEntry(g *dlbdb.Group, ports, members *cache.RowCache) (*view.GroupEntry, error) {
+func groupEntry(g *dlbdb.Group, ports, members, checks *cache.RowCache) (*view.GroupEntry, error) {
 	r := Rows{Group: *g}
 	for _, id := range g.Ports {
 		m := ports.Row(id)
@@ -436,6 +436,13 @@ func groupEntry(g *dlbdb.Group, ports, members *cache.RowCache) (*view.GroupEntr
 			return nil, fmt.Errorf("group %s: Member %s: %w", g.Name, id, errTorn)
 		}
 		r.Members = append(r.Members, *m.(*dlbdb.Member))
+	}
+	if id := g.HealthCheck; id != nil {
+		m := checks.Row(*id)
+		if m == nil {
+			return nil, fmt.Errorf("group %s: Health_Check %s: %w", g.Name, *id, errTorn)
+		}
+		r.HealthCheck = m.(*dlbdb.HealthCheck)
 	}
 	doc := FromRows(r)
 	return &view.GroupEntry{Name: g.Name, VIP: canonicalIP(g.Vip), LoadView: doc.LoadViewOf(), Group: doc,

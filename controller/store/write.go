@@ -347,6 +347,13 @@ func (s *Store) createOps(r Rows) ([]ovsdb.Operation, error) {
 		}
 		ops = append(ops, o...)
 	}
+	if r.HealthCheck != nil {
+		o, err := s.cl.Create(r.HealthCheck)
+		if err != nil {
+			return nil, fmt.Errorf("Health_Check row: %w", err)
+		}
+		ops = append(ops, o...)
+	}
 	o, err := s.cl.Create(&r.Group)
 	if err != nil {
 		return nil, fmt.Errorf("Group row: %w", err)
