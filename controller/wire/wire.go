@@ -25,6 +25,10 @@ type Group struct {
 	// Balancing is set on GET /v1/groups/{name} of a least-connections
 	// group, ignored in a body.
 	Balancing *LoadStatus `json:"balancing,omitempty" yaml:"balancing,omitempty" readOnly:"true" doc:"How the hosts balance a least-connections group (set by the controller)"`
+	// Health is set on GET /v1/groups/{name} of a health-checked group,
+	// ignored in a body: each member's health, which is status, never
+	// part of the document.
+	Health []MemberHealth `json:"health,omitempty" yaml:"health,omitempty" readOnly:"true" doc:"Each member's health (set by the controller)"`
 }
 
 // Balance is how closely the hash slots a host installing the group deals
