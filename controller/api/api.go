@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ovs-dlb/dlb/controller/health"
 	"github.com/ovs-dlb/dlb/controller/stats"
 	"github.com/ovs-dlb/dlb/controller/store"
 	"github.com/ovs-dlb/dlb/controller/wire"
@@ -59,7 +60,8 @@ type Server struct {
 	api    huma.API
 	routes []string // "METHOD /path" of every route, for the OpenAPI test
 	hosts  hostStatus
-	stats  *stats.Stats // the hosts' member statistics (in memory)
+	stats  *stats.Stats     // the hosts' member statistics (in memory)
+	health *health.Registry // probe assignments and member health (in memory)
 	// reports bounds the statistics reports read and taken at once.
 	reports chan struct{}
 	metrics *metrics
@@ -108,6 +110,7 @@ func New(opts Options) *Server {
 	cfg.CreateHooks = nil        // no $schema links in bodies: a GET's output is a valid PUT input
 	s := &Server{opts: opts, log: opts.Log, st: opts.Store, mux: http.NewServeMux(), stats: stats.New()}
 	s.closing, s.endWatches = context.WithCancel(context.Background())
+	s.health = health.New(opts.Log)
 	s.api = humago.New(s.mux, cfg)
 	s.metrics = newMetrics(opts.Registry, opts.Store)
 	if opts.MemberMetricsLimit == 0 {
@@ -122,6 +125,10 @@ func New(opts Options) *Server {
 	s.hostRoutes()
 	s.statsRoutes()
 	s.watchRoutes()
+	s.healthRoutes()
+	if opts.Store != nil {
+		go s.runHealth(s.closing)
+	}
 	s.plain("/healthz", "Liveness: the process serves", "ok", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ovs-dlb/dlb/controller/dlbdb"
 	"github.com/ovs-dlb/dlb/controller/store"
+	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/ovsdb/server"
 	"github.com/ovs-dlb/dlb/testbed"
 )
@@ -322,6 +323,10 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 		path = strings.NewReplacer("{name}", "web", "{member}", "10.0.0.11").Replace(path)
 		if path == "/v1/watch/groups" {
 			path += "?host=h1&wait=10ms"
+		}
+		if path == "/v1/watch/health" {
+			e.healthWatch("h1").next(t, func(wire.HealthLine) bool { return true })
+			continue
 		}
 		if path == "/v1/watch/groups/stream" {
 			st := e.stream("h1", 0)

@@ -128,6 +128,9 @@ func (s *Server) groupRoutes() {
 			if e.Group.LeastConnections() {
 				out.Body.Balancing = s.stats.LoadStatus(e.Name, time.Now())
 			}
+			if e.Group.HealthCheck != nil {
+				out.Body.Health = s.health.Group(e.Name)
+			}
 			return out, nil
 		})
 	huma.Register(s.api, s.op("create-group", http.MethodPost, "/v1/groups", "Create a group", http.StatusCreated),

@@ -92,6 +92,9 @@ func (s *Server) statsRoutes() {
 			if e.Group.LeastConnections() {
 				out.Body.Balancing = s.stats.Shares(in.Name, e.Group.MemberLabels(), now)
 			}
+			if e.Group.HealthCheck != nil {
+				out.Body.Health = s.health.Group(e.Name)
+			}
 			return out, nil
 		})
 }

@@ -45,8 +45,10 @@ type Registry struct {
 	// hostTargets is each host's target list and the version it last
 	// changed at.
 	hostTargets map[string]hostList
-	// streams counts each host's open health watches.
-	streams map[string]int
+	// streams counts each host's open health watches; aliveChanged is
+	// closed (and replaced) when a host gets its first or loses its last.
+	streams      map[string]int
+	aliveChanged chan struct{}
 }
 
 type member struct {
@@ -70,7 +72,7 @@ type hostList struct {
 // New is an empty registry, settling from now.
 func New(log *slog.Logger) *Registry {
 	return &Registry{log: log, now: time.Now, started: time.Now(), changed: make(chan struct{}),
-		members: map[wire.MemberRef]*member{}, targets: map[string]*assigned{}, hostTargets: map[string]hostList{}, streams: map[string]int{}}
+		members: map[wire.MemberRef]*member{}, targets: map[string]*assigned{}, hostTargets: map[string]hostList{}, streams: map[string]int{}, aliveChanged: make(chan struct{})}
 }
 
 func (r *Registry) bump() uint64 {
@@ -82,7 +84,28 @@ func (r *Registry) bump() uint64 {
 
 // Settling reports whether the registry is still waiting for its
 // probers' first reports.
-func (r *Registry) Settling() bool { return r.now().Sub(r.started) < SettleFor }
+func (r *Registry) Settling() bool { return r.now().Before(r.SettledAt()) }
+
+// SettledAt is when settling ends.
+func (r *Registry) SettledAt() time.Time { return r.started.Add(SettleFor) }
+
+// AliveChanged is closed when a host opens its first health watch or
+// loses its last one (some seconds after, so that a reconnection does not
+// move its probes).
+func (r *Registry) AliveChanged() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.aliveChanged
+}
+
+// GoneAfter is how long a host without a health watch keeps the members
+// on no agent's host it probes.
+const GoneAfter = 5 * time.Second
+
+func (r *Registry) aliveChange() {
+	close(r.aliveChanged)
+	r.aliveChanged = make(chan struct{})
+}
 
 // Update takes the groups and hosts as they are now and reassigns: each
 // member of a health-checked group gets a target; members new to the
@@ -249,14 +272,22 @@ func (r *Registry) All() []wire.MemberHealth {
 func (r *Registry) Open(host string) (closeFn func()) {
 	r.mu.Lock()
 	r.streams[host]++
+	if r.streams[host] == 1 {
+		r.aliveChange()
+	}
 	r.mu.Unlock()
 	return func() {
 		r.mu.Lock()
 		r.streams[host]--
-		if r.streams[host] <= 0 {
-			delete(r.streams, host)
-		}
 		r.mu.Unlock()
+		time.AfterFunc(GoneAfter, func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.streams[host] == 0 {
+				delete(r.streams, host)
+				r.aliveChange()
+			}
+		})
 	}
 }
 
@@ -264,28 +295,30 @@ func (r *Registry) Open(host string) (closeFn func()) {
 func (r *Registry) Alive(host string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.streams[host] > 0
+	_, ok := r.streams[host]
+	return ok
 }
 
-// Next is the line for a host's watch after version since (0: full), and
-// a channel closed at the next change. ok is false when nothing changed.
-func (r *Registry) Next(host string, since uint64) (line wire.HealthLine, ok bool, changed <-chan struct{}) {
+// Next is the line for a host's watch: everything when full, else what
+// changed after version since; and a channel closed at the next change.
+// ok is false when nothing changed.
+func (r *Registry) Next(host string, since uint64, full bool) (line wire.HealthLine, ok bool, changed <-chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	line = wire.HealthLine{Index: r.version, Full: since == 0, Settling: r.Settling()}
-	if hl := r.hostTargets[host]; since == 0 || hl.version > since {
+	line = wire.HealthLine{Index: r.version, Full: full, Settling: r.Settling()}
+	if hl := r.hostTargets[host]; full || hl.version > since {
 		line.Targets = hl.targets
 		if line.Targets == nil {
 			line.Targets = []wire.ProbeTarget{}
 		}
 	}
 	for _, m := range r.members {
-		if since == 0 || m.version > since {
+		if full || m.version > since {
 			line.Health = append(line.Health, wire.MemberHealth{Group: m.Group, Member: m.Member, State: m.State})
 		}
 	}
 	slices.SortFunc(line.Health, func(a, b wire.MemberHealth) int {
 		return strings.Compare(a.Group+"\x00"+a.Member, b.Group+"\x00"+b.Member)
 	})
-	return line, since == 0 || line.Targets != nil || len(line.Health) > 0, r.changed
+	return line, full || line.Targets != nil || len(line.Health) > 0, r.changed
 }

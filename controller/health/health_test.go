@@ -94,7 +94,7 @@ func TestRegistry(t *testing.T) {
 	groups := []lb.Group{checked("web", "10.96.0.10", &lb.HealthCheck{Type: "tcp"}, nil, "10.0.0.11", "10.0.0.12", "192.0.2.9")}
 	r.Update(groups, []Host{threeHosts[0], threeHosts[1]})
 
-	first, ok, _ := r.Next("h1", 0)
+	first, ok, _ := r.Next("h1", 0, true)
 	require.True(t, ok)
 	assert.True(t, first.Full)
 	assert.True(t, first.Settling)
@@ -113,17 +113,17 @@ func TestRegistry(t *testing.T) {
 	err = r.Report("h1", &wire.HealthReport{Results: []wire.TargetHealth{{Target: first.Targets[0].ID, State: lb.HealthHeld, Since: now}}})
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, "results[0].held_until", re.Field)
-	_, ok, _ = r.Next("h1", first.Index)
+	_, ok, _ = r.Next("h1", first.Index, false)
 	assert.False(t, ok, "nothing changed")
 
-	_, _, changed := r.Next("h1", first.Index)
+	_, _, changed := r.Next("h1", first.Index, false)
 	require.NoError(t, r.Report("h1", &wire.HealthReport{Results: []wire.TargetHealth{{Target: first.Targets[0].ID, State: lb.HealthUp, Since: now, Last: &wire.ProbeResult{At: now, OK: true, Detail: "syn-ack"}}}}))
 	select {
 	case <-changed:
 	default:
 		t.Fatal("a change wakes the watches")
 	}
-	line, ok, _ := r.Next("h3", first.Index)
+	line, ok, _ := r.Next("h3", first.Index, false)
 	require.True(t, ok)
 	assert.Nil(t, line.Targets, "h3's targets did not change")
 	assert.Equal(t, []wire.MemberHealth{{Group: "web", Member: "10.0.0.11", State: lb.HealthUp}}, line.Health)
@@ -137,7 +137,7 @@ func TestRegistry(t *testing.T) {
 	groups[0].Members = groups[0].Members[1:]
 	r.Update(groups, []Host{threeHosts[0], threeHosts[1]})
 	assert.Len(t, r.Group("web"), 2)
-	line, _, _ = r.Next("h1", line.Index)
+	line, _, _ = r.Next("h1", line.Index, false)
 	assert.Equal(t, []wire.ProbeTarget{}, line.Targets, "h1 probes nothing now")
 
 	now = now.Add(SettleFor)

@@ -251,6 +251,8 @@ type GroupStats struct {
 	Members    []MemberStats `json:"members"`
 	// Balancing is, for a least-connections group, each host's shares.
 	Balancing []HostShares `json:"balancing,omitempty"`
+	// Health is, for a health-checked group, each member's health.
+	Health []MemberHealth `json:"health,omitempty"`
 }
 
 // HostShares is a host's shares of a least-connections group's new
