@@ -48,6 +48,9 @@ type Input struct {
 	// is dealt by weight. A group whose slots changed must be named in
 	// Changed.
 	Slots map[string][]int
+	// Probes are the health probes this host sends, whose answers the
+	// pipeline hands to the agent.
+	Probes []Probe
 	// Changed, when not nil, names the groups that may have changed since
 	// the previous Compile on the same Compiler (added ones included); the
 	// others are taken as they were.
@@ -200,6 +203,7 @@ func (k *Compiler) Compile(in Input) (*Output, error) {
 		defer func() { k.adopted = nil }()
 	}
 	c.pipeline()
+	c.probeAnswers()
 	k.names = k.names[:0]
 	for i := range in.Groups {
 		k.names = append(k.names, in.Groups[i].Name)

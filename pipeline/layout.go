@@ -92,6 +92,10 @@ const (
 	// port, to the member and from it.
 	KindCountTo   = 9
 	KindCountFrom = 10
+	// KindProbe is the flows that hand a health probe's answers to the
+	// agent (packet-ins), in DLB_CLASSIFY before anything else sees them
+	// (probes.go).
+	KindProbe = 11
 )
 
 // CookieKindMask selects a cookie's magic and kind.
