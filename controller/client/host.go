@@ -77,10 +77,34 @@ const firstLine = 10 * time.Second
 // within 10 s (or idle, when shorter) is ErrNoStream. Options.Timeout
 // does not bound it.
 func (c *Client) Stream(ctx context.Context, host string, index uint64, idle time.Duration, each func(c *wire.GroupChanges, more bool) error) error {
+	q := url.Values{"host": {host}, "index": {strconv.FormatUint(index, 10)}}
+	return streamLines(ctx, c, c.url("v1", "watch", "groups", "stream")+"?"+q.Encode(), "watch stream", idle, each)
+}
+
+// WatchHealth follows the host's health watch (GET /v1/watch/health): its
+// probe targets and the members' health, a line per change, calling each
+// with every line in order; as Stream, until ctx ends, the stream breaks
+// (no line for idle) or each fails.
+func (c *Client) WatchHealth(ctx context.Context, host string, idle time.Duration, each func(l *wire.HealthLine, more bool) error) error {
+	q := url.Values{"host": {host}}
+	return streamLines(ctx, c, c.url("v1", "watch", "health")+"?"+q.Encode(), "health watch", idle, each)
+}
+
+// ReportHealth sends a prober's results (POST /v1/hosts/{host}/health).
+func (c *Client) ReportHealth(ctx context.Context, host string, r wire.HealthReport) error {
+	_, _, err := c.do(ctx, request{method: http.MethodPost, url: c.url("v1", "hosts", host, "health"), body: r}, nil)
+	if IsStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("%w: %v", ErrNotRegistered, err)
+	}
+	return err
+}
+
+// streamLines reads an ndjson stream of T at u (what for: its name in
+// errors) and calls each with every line.
+func streamLines[T any](ctx context.Context, c *Client, u, what string, idle time.Duration, each func(*T, bool) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	q := url.Values{"host": {host}, "index": {strconv.FormatUint(index, 10)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("v1", "watch", "groups", "stream")+"?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
@@ -98,7 +122,7 @@ func (c *Client) Stream(ctx context.Context, host string, index uint64, idle tim
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return c.statusError(resp, data)
 	case !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/x-ndjson"):
-		return fmt.Errorf("controller at %s: the watch stream is %q, not application/x-ndjson", c.Server(), resp.Header.Get("Content-Type"))
+		return fmt.Errorf("controller at %s: the %s is %q, not application/x-ndjson", c.Server(), what, resp.Header.Get("Content-Type"))
 	}
 	silent := errors.New("silent")
 	timer := time.AfterFunc(min(idle, firstLine), func() { cancel(silent) })
@@ -106,17 +130,17 @@ func (c *Client) Stream(ctx context.Context, host string, index uint64, idle tim
 	br := bufio.NewReaderSize(resp.Body, 256<<10)
 	dec := json.NewDecoder(br)
 	for lines := 0; ; lines++ {
-		var ch wire.GroupChanges
+		var ch T
 		if err := dec.Decode(&ch); err != nil {
 			switch {
 			case lines == 0 && errors.Is(context.Cause(ctx), silent):
-				return fmt.Errorf("controller at %s: no line on the watch stream in %v (a proxy holding it?): %w", c.Server(), min(idle, firstLine), ErrNoStream)
+				return fmt.Errorf("controller at %s: no line on the %s in %v (a proxy holding it?): %w", c.Server(), what, min(idle, firstLine), ErrNoStream)
 			case errors.Is(context.Cause(ctx), silent):
-				return fmt.Errorf("controller at %s: the watch stream was silent for %v", c.Server(), idle)
+				return fmt.Errorf("controller at %s: the %s was silent for %v", c.Server(), what, idle)
 			case errors.Is(err, io.EOF):
-				return fmt.Errorf("controller at %s: the watch stream ended", c.Server())
+				return fmt.Errorf("controller at %s: the %s ended", c.Server(), what)
 			}
-			return fmt.Errorf("controller at %s: watch stream: %w", c.Server(), err)
+			return fmt.Errorf("controller at %s: %s: %w", c.Server(), what, err)
 		}
 		timer.Reset(idle)
 		// More lines already here: a reader that fell behind takes them
@@ -198,4 +222,14 @@ func (h *HostClient) Watch(ctx context.Context, index uint64, wait time.Duration
 // Stream is Client.Stream for the host.
 func (h *HostClient) Stream(ctx context.Context, index uint64, idle time.Duration, each func(c *wire.GroupChanges, more bool) error) error {
 	return h.c.Stream(ctx, h.host, index, idle, each)
+}
+
+// WatchHealth is Client.WatchHealth for the host.
+func (h *HostClient) WatchHealth(ctx context.Context, idle time.Duration, each func(l *wire.HealthLine, more bool) error) error {
+	return h.c.WatchHealth(ctx, h.host, idle, each)
+}
+
+// ReportHealth is Client.ReportHealth for the host.
+func (h *HostClient) ReportHealth(ctx context.Context, r wire.HealthReport) error {
+	return h.c.ReportHealth(ctx, h.host, r)
 }
