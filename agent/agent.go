@@ -264,6 +264,11 @@ func (a *Agent) run(ctx context.Context, g *errgroup.Group, db *ovsdb.Client, in
 	nd.res = newResolver(sw, pc.MAC, log, r.learnMAC)
 	r.resolve = nd.res.want
 	g.Go(func() error { nd.res.run(ctx); return nil })
+	overlay := newHealthOverlay(r.setGroups, log)
+	prober := newProber(switchSender{sw}, inv, pc.MAC, log)
+	prober.onProbes = r.setProbes
+	nd.probe = prober.answer
+	g.Go(func() error { prober.run(ctx); return nil })
 	var src Source = &fileSource{path: cfg.GroupsFile, log: log, refused: m.sourceErrs.Inc}
 	var follow *controllerSource
 	if cfg.Controller != "" {
@@ -275,7 +280,7 @@ func (a *Agent) run(ctx context.Context, g *errgroup.Group, db *ovsdb.Client, in
 		src = follow
 	}
 	g.Go(func() error {
-		if err := src.Run(ctx, r.setGroups); err != nil {
+		if err := src.Run(ctx, overlay.setGroups); err != nil {
 			log.Error("groups source stopped", "err", err)
 		}
 		return nil
@@ -288,6 +293,7 @@ func (a *Agent) run(ctx context.Context, g *errgroup.Group, db *ovsdb.Client, in
 			case ev := <-inv.Events():
 				if ev.Port.IsVM() || (ev.Old != nil && ev.Old.IsVM()) {
 					r.trigger()
+					prober.portsChanged()
 					if follow != nil {
 						follow.portsChanged()
 					}
@@ -304,6 +310,9 @@ func (a *Agent) run(ctx context.Context, g *errgroup.Group, db *ovsdb.Client, in
 		})
 	}
 	if follow != nil {
+		prober.report = follow.c.ReportHealth
+		g.Go(func() error { prober.runReports(ctx, healthFullEvery); return nil })
+		g.Go(func() error { followHealth(ctx, follow.c, overlay, prober, log); return nil })
 		stats.report = follow.c.ReportStats
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dlb_agent_controller_sent_bytes_total",
 			Help: "Bytes of request bodies the agent sent the controller (the members' statistics, mostly)."},

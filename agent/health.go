@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
@@ -154,4 +156,44 @@ func (h *healthOverlay) outCount() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.out
+}
+
+// healthFullEvery is how often a prober sends every state, changed or not
+// (the last probes' results stay fresh in the API).
+const healthFullEvery = 30 * time.Second
+
+// healthWatcher is the controller's health watch, as the agent follows it.
+type healthWatcher interface {
+	WatchHealth(ctx context.Context, idle time.Duration, each func(l *wire.HealthLine, more bool) error) error
+}
+
+// followHealth follows the controller's health watch until ctx ends: each
+// line goes to the overlay (members' health) and the prober (its
+// targets); after each (re)connection the prober sends all its states.
+// While the controller is away both keep what they have.
+func followHealth(ctx context.Context, c healthWatcher, overlay *healthOverlay, p *prober, log *slog.Logger) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := c.WatchHealth(ctx, 2*wire.StreamKeepAlive+5*time.Second, func(l *wire.HealthLine, _ bool) error {
+			backoff = 100 * time.Millisecond
+			if l.Targets != nil {
+				p.setTargets(l.Targets)
+			}
+			if l.Full {
+				p.resend()
+			}
+			overlay.setHealth(l)
+			return nil
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("health watch broke; keeping the last health", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }

@@ -28,11 +28,19 @@ type responder struct {
 	res      *resolver
 	refusals *prometheus.CounterVec
 	limit    *limiter
+	// probe takes health probes' answers.
+	probe func(inPort uint32, frame []byte)
 }
 
 func (r *responder) packetIn(p *ofctrl.PacketIn) {
-	if pipeline.CookieKind(p.Cookie) == pipeline.KindReject {
+	switch pipeline.CookieKind(p.Cookie) {
+	case pipeline.KindReject:
 		r.refuse(p)
+		return
+	case pipeline.KindProbe:
+		if r.probe != nil {
+			r.probe(p.InPort(), p.Data)
+		}
 		return
 	}
 	if r.res != nil && r.res.answer(p.Data) {

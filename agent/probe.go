@@ -14,6 +14,7 @@ import (
 
 	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/lb"
+	"github.com/ovs-dlb/dlb/ofctrl"
 	"github.com/ovs-dlb/dlb/ovsdb"
 	"github.com/ovs-dlb/dlb/pipeline"
 )
@@ -29,6 +30,19 @@ import (
 // frameSender sends a frame out of a port of the bridge (a packet-out).
 type frameSender interface {
 	sendFrame(ofport uint32, frame []byte) error
+}
+
+// switchSender sends frames as packet-outs on the switch's connection.
+type switchSender struct{ sw *ofctrl.Switch }
+
+func (s switchSender) sendFrame(ofport uint32, frame []byte) error {
+	c, err := s.sw.TryConn()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return c.Send(ctx, ofctrl.PacketOut{InPort: ofctrl.PortController, Actions: []ofctrl.Action{ofctrl.OutputPort(ofport)}, Data: frame})
 }
 
 // vmPorts lists the bridge's VM ports.

@@ -122,6 +122,9 @@ type reconciler struct {
 	// slots are the least-connections groups' shares (the balancer's),
 	// by group name.
 	slots map[string][]int
+	// probes are the health probes whose answers the pipeline catches
+	// (the prober's).
+	probes []pipeline.Probe
 
 	macMu sync.Mutex                      // guards macs
 	macs  map[netip.Addr]net.HardwareAddr // members' MACs the resolver learned
@@ -235,6 +238,14 @@ func (r *reconciler) setSlots(slots map[string][]int, changed []string) {
 			r.changed[name] = true
 		}
 	}
+	r.mu.Unlock()
+	r.trigger()
+}
+
+// setProbes installs the flows that catch the prober's answers.
+func (r *reconciler) setProbes(probes []pipeline.Probe) {
+	r.mu.Lock()
+	r.probes = probes
 	r.mu.Unlock()
 	r.trigger()
 }
@@ -391,7 +402,7 @@ func (r *reconciler) reconcile(ctx context.Context, c switchConn) error {
 	}
 	// Sources deliver only checked sets (lb.Checked, the set through lb.CheckSet).
 	out, err := r.comp.Compile(pipeline.Input{Config: r.cfg, Groups: r.groups, Ports: r.localPorts(), MACs: r.knownMACs(),
-		Installed: inst, Validated: true, Changed: r.changed, Slots: r.slots})
+		Installed: inst, Validated: true, Changed: r.changed, Slots: r.slots, Probes: r.probes})
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
