@@ -339,6 +339,37 @@ func (vm *VM) addrList() string {
 func (vm *VM) servicePidfile() string { return filepath.Join(vm.RunDir, "serve.pid") }
 func (vm *VM) serviceLog() string     { return filepath.Join(vm.RunDir, "serve.log") }
 
+// StopServices stops a VM's services (as a crashed server: its ports then
+// refuse connections); StartServices starts them again.
+func (tb *Testbed) StopServices(vm string) error {
+	v := tb.vms[vm]
+	if v == nil {
+		return fmt.Errorf("no VM %q", vm)
+	}
+	pid, err := readPID(v.servicePidfile())
+	if err != nil {
+		return fmt.Errorf("VM %s: services: %w", vm, err)
+	}
+	stopPID(pid)
+	if alive(pid) {
+		return fmt.Errorf("VM %s: services (pid %d) did not stop", vm, pid)
+	}
+	if err := os.Remove(v.servicePidfile()); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+// StartServices starts a VM's services again after StopServices, and
+// waits until they listen.
+func (tb *Testbed) StartServices(ctx context.Context, vm string) error {
+	v := tb.vms[vm]
+	if v == nil {
+		return fmt.Errorf("no VM %q", vm)
+	}
+	return tb.startServices(ctx, v)
+}
+
 // startServices runs "dlb-testbed serve" inside the VM and waits until its
 // listeners are bound (it writes its pidfile then).
 func (tb *Testbed) startServices(ctx context.Context, vm *VM) error {
