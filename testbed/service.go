@@ -8,7 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,14 +20,32 @@ import (
 	"golang.org/x/net/ipv6"
 )
 
+// ServeConfig is what Serve runs: a VM's name, its services and options.
+type ServeConfig struct {
+	// Name is the VM's name: every answer carries it.
+	Name     string
+	Services []Service
+	// HTTPStatusFile, when set, holds the status code HTTP requests are
+	// answered with (200 while it is missing or empty): a test makes a
+	// member's server answer 500 by writing it (Testbed.SetHTTPStatus).
+	HTTPStatusFile string
+	Log            *slog.Logger
+	// Ready is called once every listener is bound.
+	Ready func()
+}
+
 // Serve runs a VM's built-in servers until ctx ends. Every TCP line and
 // every UDP datagram is answered with the VM's name and a newline; a TCP
 // connection that starts with an HTTP request gets an HTTP response whose
-// body is the name, so curl works too; a TCP service with a delay waits
-// that long before each answer. UDP answers leave from the address
-// the datagram was sent to (a VIP on lo in DSR mode, say). ready is called
-// once every listener is bound.
-func Serve(ctx context.Context, name string, services []Service, log *slog.Logger, ready func()) error {
+// body is the name (status 200, or the one in HTTPStatusFile), so curl
+// works too; a TCP service with a delay waits that long before each
+// answer. UDP answers leave from the address the datagram was sent to (a
+// VIP on lo in DSR mode, say).
+func Serve(ctx context.Context, cfg ServeConfig) error {
+	name, services, log := cfg.Name, cfg.Services, cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	var closers []io.Closer
 	var wg sync.WaitGroup
 	defer func() {
@@ -48,7 +69,7 @@ func Serve(ctx context.Context, name string, services []Service, log *slog.Logge
 				if s.Proto == "proxy" {
 					serveProxy(ln, name, s.Upstream, log)
 				} else {
-					serveTCP(ln, reply, s.Delay, log)
+					serveTCP(ln, reply, s.Delay, cfg.HTTPStatusFile, log)
 				}
 			}()
 		case "udp":
@@ -78,8 +99,8 @@ func Serve(ctx context.Context, name string, services []Service, log *slog.Logge
 			go func() { defer wg.Done(); serveUDP6(p6, reply, log) }()
 		}
 	}
-	if ready != nil {
-		ready()
+	if cfg.Ready != nil {
+		cfg.Ready()
 	}
 	<-ctx.Done()
 	return nil
@@ -87,8 +108,24 @@ func Serve(ctx context.Context, name string, services []Service, log *slog.Logge
 
 // serveTCP answers every line (or HTTP request) of every connection with
 // reply, each after delay.
-func serveTCP(ln net.Listener, reply []byte, delay time.Duration, log *slog.Logger) {
-	accept(ln, log, func(c net.Conn) { handleTCP(c, reply, delay) })
+func serveTCP(ln net.Listener, reply []byte, delay time.Duration, statusFile string, log *slog.Logger) {
+	accept(ln, log, func(c net.Conn) { handleTCP(c, reply, delay, statusFile) })
+}
+
+// httpStatus is the status HTTP requests get: the code in file, else 200.
+func httpStatus(file string) int {
+	if file == "" {
+		return http.StatusOK
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return http.StatusOK
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || code < 100 || code > 999 {
+		return http.StatusOK
+	}
+	return code
 }
 
 // accept hands each connection to handle, in its own goroutine, until the
@@ -146,7 +183,7 @@ func relay(c net.Conn, name string, upstream netip.AddrPort) {
 // idleTimeout ends TCP connections nobody speaks on for this long.
 const idleTimeout = 10 * time.Minute
 
-func handleTCP(c net.Conn, reply []byte, delay time.Duration) {
+func handleTCP(c net.Conn, reply []byte, delay time.Duration, statusFile string) {
 	defer c.Close()
 	r := bufio.NewReader(c)
 	first := true
@@ -166,7 +203,8 @@ func handleTCP(c net.Conn, reply []byte, delay time.Duration) {
 					break
 				}
 			}
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(reply), reply)
+			code := httpStatus(statusFile)
+			fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", code, http.StatusText(code), len(reply), reply)
 			return
 		}
 		first = false

@@ -7,6 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -31,8 +34,8 @@ func TestServeTCPDelay(t *testing.T) {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- Serve(ctx, "s9", []Service{{Proto: "tcp", Port: fast}, {Proto: "tcp", Port: slow, Delay: 300 * time.Millisecond}},
-			slog.New(slog.NewTextHandler(io.Discard, nil)), func() { close(ready) })
+		done <- Serve(ctx, ServeConfig{Name: "s9", Services: []Service{{Proto: "tcp", Port: fast}, {Proto: "tcp", Port: slow, Delay: 300 * time.Millisecond}},
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func() { close(ready) }})
 	}()
 	defer func() { cancel(); require.NoError(t, <-done) }()
 	<-ready
@@ -58,4 +61,35 @@ func TestServeTCPDelay(t *testing.T) {
 	got := ask(slow)
 	assert.GreaterOrEqual(t, got, 300*time.Millisecond)
 	assert.Less(t, got, 5*time.Second)
+}
+
+// TestServeHTTPStatus: HTTP requests get 200 until the status file says
+// otherwise, and again once it is gone.
+func TestServeHTTPStatus(t *testing.T) {
+	port := freePort(t)
+	file := filepath.Join(t.TempDir(), "http-status")
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, ServeConfig{Name: "s9", Services: []Service{{Proto: "tcp", Port: port}}, HTTPStatusFile: file, Ready: func() { close(ready) }})
+	}()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+	<-ready
+	get := func() int {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		assert.Equal(t, "s9\n", string(body))
+		return resp.StatusCode
+	}
+	assert.Equal(t, 200, get())
+	require.NoError(t, os.WriteFile(file, []byte("500\n"), 0o644))
+	assert.Equal(t, 500, get())
+	require.NoError(t, os.WriteFile(file, []byte("not a code"), 0o644))
+	assert.Equal(t, 200, get(), "an unreadable status is 200")
+	require.NoError(t, os.Remove(file))
+	assert.Equal(t, 200, get())
 }

@@ -259,6 +259,9 @@ func (tb *Testbed) createHost(ctx context.Context, h *Host, spec HostSpec) error
 		vsctl = append(vsctl, "--", "add-port", Bridge, vm.Name, "--", "set", "Interface", vm.Name,
 			"external_ids:iface-id="+vm.Name, "external_ids:attached-mac="+vm.HardwareAddr(),
 			"external_ids:ovs-dlb-ips="+vm.addrList())
+		if vm.Tenant != "" {
+			vsctl = append(vsctl, "external_ids:tenant="+vm.Tenant)
+		}
 	}
 	if _, err := h.VSCtl(ctx, vsctl...); err != nil {
 		return err
@@ -338,6 +341,31 @@ func (vm *VM) addrList() string {
 
 func (vm *VM) servicePidfile() string { return filepath.Join(vm.RunDir, "serve.pid") }
 func (vm *VM) serviceLog() string     { return filepath.Join(vm.RunDir, "serve.log") }
+func (vm *VM) httpStatusFile() string { return filepath.Join(vm.RunDir, "http-status") }
+
+// SetHTTPStatus makes a VM's TCP services answer HTTP requests with code
+// from now on (as a server whose application fails while its port still
+// accepts connections); 0 restores 200.
+func (tb *Testbed) SetHTTPStatus(vm string, code int) error {
+	v := tb.vms[vm]
+	if v == nil {
+		return fmt.Errorf("no VM %q", vm)
+	}
+	if code == 0 {
+		if err := os.Remove(v.httpStatusFile()); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return nil
+	}
+	if code < 100 || code > 999 {
+		return fmt.Errorf("VM %s: %d is not an HTTP status code", vm, code)
+	}
+	tmp := v.httpStatusFile() + ".tmp"
+	if err := os.WriteFile(tmp, fmt.Appendf(nil, "%d\n", code), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, v.httpStatusFile())
+}
 
 // StopServices stops a VM's services (as a crashed server: its ports then
 // refuse connections); StartServices starts them again.
@@ -376,7 +404,8 @@ func (tb *Testbed) startServices(ctx context.Context, vm *VM) error {
 	if len(vm.Services) == 0 {
 		return nil
 	}
-	args := []string{"netns", "exec", vm.Namespace, tb.st.ServiceBinary, "serve", "--vm", vm.Name, "--pidfile", vm.servicePidfile()}
+	args := []string{"netns", "exec", vm.Namespace, tb.st.ServiceBinary, "serve", "--vm", vm.Name, "--pidfile", vm.servicePidfile(),
+		"--http-status-file", vm.httpStatusFile()}
 	for _, s := range vm.Services {
 		args = append(args, "--listen", s)
 	}

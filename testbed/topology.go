@@ -38,6 +38,12 @@ type VMSpec struct {
 	// MAC is optional; by default it is derived from IP (02:00 + the four
 	// address bytes).
 	MAC string `yaml:"mac,omitempty" json:"mac,omitempty"`
+	// Tenant, when set, puts the VM in a tenant address space: addresses
+	// are unique within a tenant, so VMs of different tenants may share
+	// one (overlapping tenant addresses; give them different MACs). The
+	// VM's port gets external_ids:tenant=TENANT, which a group's scope
+	// can select by label.
+	Tenant string `yaml:"tenant,omitempty" json:"tenant,omitempty"`
 	// Services lists built-in servers to run: "tcp:PORT", "udp:PORT",
 	// "tcp:PORT:delay=DURATION" (each answer waits DURATION: a slow
 	// server) or "proxy:PORT:UPSTREAM".
@@ -201,6 +207,7 @@ func (t *Topology) Validate() error { return t.validate(nil) }
 var (
 	hostNameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
 	vmNameRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,14}$`)
+	labelRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 	// Names the testbed itself uses for interfaces or namespaces.
 	reservedNames = map[string]bool{"uplink": true, "br-int": true, "fabric": true, "ovs-netdev": true, "lo": true, "eth0": true}
 )
@@ -224,11 +231,16 @@ func (t *Topology) validate(root *yaml.Node) error {
 	if len(t.Hosts) == 0 {
 		add([]any{"hosts"}, "at least one host is required")
 	}
-	names := map[string]string{}     // host and VM names → where first seen
-	addrs := map[netip.Addr]string{} // every address → where first seen
+	names := map[string]string{} // host and VM names → where first seen
+	type addrKey struct {
+		tenant string
+		addr   netip.Addr
+	}
+	addrs := map[addrKey]string{} // every address, by tenant → where first seen
 	type macUse struct {
 		path     string
 		explicit bool
+		tenant   string
 	}
 	macs := map[string]macUse{}
 	for i, h := range t.Hosts {
@@ -256,11 +268,12 @@ func (t *Topology) validate(root *yaml.Node) error {
 				names[v.Name] = fieldPath(vp)
 			}
 			claim := func(field []any, a netip.Addr) {
-				if prev, ok := addrs[a]; ok {
+				k := addrKey{v.Tenant, a}
+				if prev, ok := addrs[k]; ok {
 					add(field, "address %s is already used by %s", a, prev)
 					return
 				}
-				addrs[a] = fieldPath(field)
+				addrs[k] = fieldPath(field)
 			}
 			ip := append(vp, "ip")
 			if v.IP == "" {
@@ -303,13 +316,18 @@ func (t *Topology) validate(root *yaml.Node) error {
 				}
 			}
 			// A derived MAC only clashes where addresses do, which is
-			// reported already; an explicit one may clash with any.
+			// reported already within a tenant; an explicit one, or one
+			// derived from an address another tenant uses too, may clash
+			// with any.
 			if mac := safeMAC(v); mac != "" {
-				if prev, ok := macs[mac]; ok && (v.MAC != "" || prev.explicit) {
-					add(append(vp, "mac"), "MAC %s is already used by %s", mac, prev.path)
+				if prev, ok := macs[mac]; ok && (v.MAC != "" || prev.explicit || prev.tenant != v.Tenant) {
+					add(append(vp, "mac"), "MAC %s is already used by %s (VMs of different tenants with the same address need a mac each)", mac, prev.path)
 				} else if !ok {
-					macs[mac] = macUse{fieldPath(vp), v.MAC != ""}
+					macs[mac] = macUse{fieldPath(vp), v.MAC != "", v.Tenant}
 				}
+			}
+			if v.Tenant != "" && !labelRE.MatchString(v.Tenant) {
+				add(append(vp, "tenant"), "%q is not a tenant name (letters, digits, '-', '_' or '.', up to 63)", v.Tenant)
 			}
 			seen := map[Service]bool{}
 			for k, s := range v.Services {

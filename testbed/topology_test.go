@@ -127,6 +127,15 @@ hosts: [{name: h1, vms: [{name: h1, ip: 10.0.0.1/24}]}]
 		{"extra address clash", `
 hosts: [{name: h1, vms: [{name: c1, ip: 10.0.0.1/24, extra_ips: [10.0.0.2/24]}, {name: c2, ip: 10.0.0.2/24}]}]
 `, []string{"10.0.0.2 is already used by hosts[0].vms[0].extra_ips[0]"}},
+		{"tenants sharing an address with derived MACs", `
+hosts: [{name: h1, vms: [{name: s1, ip: 10.0.0.11/24}, {name: t1, ip: 10.0.0.11/24, tenant: b}]}]
+`, []string{"hosts[0].vms[1].mac", "different tenants with the same address need a mac each"}},
+		{"address clash within a tenant", `
+hosts: [{name: h1, vms: [{name: s1, ip: 10.0.0.11/24, tenant: b, mac: "02:00:00:00:00:01"}, {name: t1, ip: 10.0.0.11/24, tenant: b, mac: "02:00:00:00:00:02"}]}]
+`, []string{"hosts[0].vms[1].ip", "10.0.0.11 is already used"}},
+		{"bad tenant", `
+hosts: [{name: h1, vms: [{name: s1, ip: 10.0.0.11/24, tenant: "a b"}]}]
+`, []string{"hosts[0].vms[0].tenant"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,4 +159,17 @@ func TestParseTarget(t *testing.T) {
 		_, err := ParseTarget(bad)
 		assert.Error(t, err, bad)
 	}
+}
+
+// TestParseTopologyTenants: VMs of different tenants may share an address
+// when their MACs differ.
+func TestParseTopologyTenants(t *testing.T) {
+	topo, err := ParseTopology([]byte(`
+hosts: [{name: h1, vms: [{name: s1, ip: 10.0.0.11/24}, {name: t1, ip: 10.0.0.11/24, tenant: b, mac: "02:00:0b:00:00:0b"}]}]
+`))
+	require.NoError(t, err)
+	v, _, ok := topo.VM("t1")
+	require.True(t, ok)
+	assert.Equal(t, "b", v.Tenant)
+	assert.Equal(t, "02:00:0b:00:00:0b", v.HardwareAddr())
 }

@@ -285,7 +285,7 @@ func orDash(s string) string {
 }
 
 func serveCmd() *cobra.Command {
-	var vm, pidfile string
+	var vm, pidfile, statusFile string
 	var listen []string
 	cmd := &cobra.Command{
 		Use:    "serve --vm NAME --listen tcp:PORT [--listen udp:PORT]",
@@ -310,7 +310,7 @@ func serveCmd() *cobra.Command {
 				}
 				log.Info("serving", "services", listen)
 			}
-			err := testbed.Serve(cmd.Context(), vm, services, log, ready)
+			err := testbed.Serve(cmd.Context(), testbed.ServeConfig{Name: vm, Services: services, HTTPStatusFile: statusFile, Log: log, Ready: ready})
 			if pidfile != "" {
 				_ = os.Remove(pidfile)
 			}
@@ -320,6 +320,7 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().StringVar(&vm, "vm", "", "the VM's name: every answer carries it")
 	cmd.Flags().StringArrayVar(&listen, "listen", nil, "tcp:PORT or udp:PORT")
 	cmd.Flags().StringVar(&pidfile, "pidfile", "", "written once every listener is bound")
+	cmd.Flags().StringVar(&statusFile, "http-status-file", "", "holds the status code HTTP requests get (200 while missing)")
 	return cmd
 }
 
