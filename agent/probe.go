@@ -341,7 +341,18 @@ func (p *prober) finish(tg *target, now time.Time, ok bool, detail string) {
 		tg.active = false
 	}
 	p.observe(tg, now, ok, detail, true)
-	p.schedule(tg, maxTime(tg.next, now))
+	next := tg.next
+	if inQuestion(tg) {
+		next = tg.sent.Add(tg.t.Probe.FastInterval)
+	}
+	p.schedule(tg, maxTime(next, now))
+}
+
+// inQuestion is whether tg's last probes disagree with its state (failed
+// while it is up, passed while it is down): its next probes then go at
+// the fast interval, until the state changes or a probe agrees again.
+func inQuestion(tg *target) bool {
+	return (tg.state == lb.HealthUp && tg.failRun > 0) || (tg.state == lb.HealthDown && tg.okRun > 0)
 }
 
 func maxTime(a, b time.Time) time.Time {

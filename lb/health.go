@@ -22,6 +22,12 @@ type HealthCheck struct {
 	// Interval between probes of one member, a duration ("1s", "500ms");
 	// default 1s, at least 100ms.
 	Interval string `json:"interval,omitempty" yaml:"interval,omitempty"`
+	// FastInterval is the interval while a member's state is in question:
+	// after a probe that disagrees with it (a failure while up, a pass
+	// while down), until the state changes or a probe agrees again, as
+	// HAProxy's fastinter and Envoy's edge intervals. Default half the
+	// interval (at least 100ms, at most the interval).
+	FastInterval string `json:"fast_interval,omitempty" yaml:"fast_interval,omitempty"`
 	// Timeout of one probe; default half the interval, at most the
 	// interval.
 	Timeout string `json:"timeout,omitempty" yaml:"timeout,omitempty"`
@@ -88,6 +94,7 @@ type Probe struct {
 	Type         string        `json:"type"`
 	Port         int           `json:"port"`
 	Interval     time.Duration `json:"interval"`
+	FastInterval time.Duration `json:"fast_interval"`
 	Timeout      time.Duration `json:"timeout"`
 	Rise         int           `json:"rise"`
 	Fall         int           `json:"fall"`
@@ -162,6 +169,7 @@ func (hc *HealthCheck) probe() (Probe, error) {
 		return d
 	}
 	p.Interval = dur(hc.Interval, time.Second)
+	p.FastInterval = dur(hc.FastInterval, max(p.Interval/2, min(p.Interval, MinCheckInterval)))
 	p.Timeout = dur(hc.Timeout, p.Interval/2)
 	p.FlapWindow = dur(hc.FlapWindow, 30*time.Second)
 	p.Hold = dur(hc.Hold, 10*time.Second)
@@ -252,6 +260,9 @@ func (hc *HealthCheck) check(c *checker, p string, g *Group) {
 	}
 	if t, ok := dur("timeout", hc.Timeout, 10*time.Millisecond, MaxCheckInterval); ok && t > interval {
 		c.add(join(p, "timeout"), "%s is longer than the interval (%s)", hc.Timeout, interval)
+	}
+	if f, ok := dur("fast_interval", hc.FastInterval, MinCheckInterval, MaxCheckInterval); ok && f > interval {
+		c.add(join(p, "fast_interval"), "%s is longer than the interval (%s)", hc.FastInterval, interval)
 	}
 	dur("flap_window", hc.FlapWindow, time.Second, time.Hour)
 	dur("hold", hc.Hold, time.Second, MaxHold)

@@ -30,6 +30,9 @@ func TestHealthCheckValidation(t *testing.T) {
 		{name: "interval not a duration", hc: HealthCheck{Type: "tcp", Interval: "1"}, want: []string{"health_check.interval"}},
 		{name: "interval too short", hc: HealthCheck{Type: "tcp", Interval: "50ms"}, want: []string{"health_check.interval"}},
 		{name: "timeout past interval", hc: HealthCheck{Type: "tcp", Interval: "1s", Timeout: "2s"}, want: []string{"health_check.timeout"}},
+		{name: "fast interval past interval", hc: HealthCheck{Type: "tcp", Interval: "1s", FastInterval: "2s"}, want: []string{"health_check.fast_interval"}},
+		{name: "fast interval too short", hc: HealthCheck{Type: "tcp", FastInterval: "10ms"}, want: []string{"health_check.fast_interval"}},
+		{name: "fast interval", hc: HealthCheck{Type: "tcp", Interval: "1s", FastInterval: "1s"}},
 		{name: "rise and fall", hc: HealthCheck{Type: "tcp", Rise: 11, Fall: -1}, want: []string{"health_check.rise", "health_check.fall"}},
 		{name: "flap changes 1", hc: HealthCheck{Type: "tcp", FlapChanges: 1}, want: []string{"health_check.flap_changes"}},
 		{name: "hold", hc: HealthCheck{Type: "tcp", Hold: "25h"}, want: []string{"health_check.hold"}},
@@ -72,7 +75,7 @@ func TestHealthCheckValidation(t *testing.T) {
 func TestProbeOf(t *testing.T) {
 	g := healthGroup(&HealthCheck{Type: "http", Interval: "2s"})
 	p := g.ProbeOf(0)
-	assert.Equal(t, Probe{Type: "http", Port: 8080, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 2, Path: "/", Host: "10.0.0.1",
+	assert.Equal(t, Probe{Type: "http", Port: 8080, Interval: 2 * time.Second, FastInterval: time.Second, Timeout: time.Second, Rise: 2, Fall: 2, Path: "/", Host: "10.0.0.1",
 		Expect: []StatusRange{{200, 399}}, FlapChanges: 4, FlapWindow: 30 * time.Second, Hold: 10 * time.Second, MaxHold: 5 * time.Minute}, *p)
 	assert.Equal(t, 9090, g.ProbeOf(1).Port, "the member's own target port")
 	assert.Equal(t, 7000, g.ProbeOf(2).Port, "the member's health_check_port")
@@ -110,5 +113,22 @@ func TestHealthCheckCloneAndFingerprint(t *testing.T) {
 	assert.True(t, HealthTakesNew(HealthUp))
 	for _, s := range []string{HealthDown, HealthUnknown, HealthHeld} {
 		assert.False(t, HealthTakesNew(s))
+	}
+}
+
+func TestProbeFastInterval(t *testing.T) {
+	for _, tc := range []struct {
+		interval, fast string
+		want           time.Duration
+	}{
+		{"1s", "", 500 * time.Millisecond},
+		{"150ms", "", 100 * time.Millisecond},
+		{"100ms", "", 100 * time.Millisecond},
+		{"1s", "250ms", 250 * time.Millisecond},
+		{"1s", "1s", time.Second},
+	} {
+		g := healthGroup(&HealthCheck{Type: "tcp", Interval: tc.interval, FastInterval: tc.fast})
+		require.NoError(t, g.Validate())
+		assert.Equal(t, tc.want, g.ProbeOf(0).FastInterval, "interval %s, fast_interval %q", tc.interval, tc.fast)
 	}
 }

@@ -17,19 +17,20 @@ var (
 
 // HealthCheck defines an object in Health_Check table
 type HealthCheck struct {
-	UUID         string          `ovsdb:"_uuid"`
-	Expect       *string         `ovsdb:"expect"`
-	Fall         *int            `ovsdb:"fall"`
-	FlapChanges  *int            `ovsdb:"flap_changes"`
-	FlapWindowMs *int            `ovsdb:"flap_window_ms"`
-	HoldMs       *int            `ovsdb:"hold_ms"`
-	Host         *string         `ovsdb:"host"`
-	IntervalMs   *int            `ovsdb:"interval_ms"`
-	Path         *string         `ovsdb:"path"`
-	Payload      *string         `ovsdb:"payload"`
-	Port         int             `ovsdb:"port"`
-	Rise         *int            `ovsdb:"rise"`
-	TimeoutMs    *int            `ovsdb:"timeout_ms"`
-	Type         HealthCheckType `ovsdb:"type"`
-	UDPSilenceOk bool            `ovsdb:"udp_silence_ok"`
+	UUID           string          `ovsdb:"_uuid"`
+	Expect         *string         `ovsdb:"expect"`
+	Fall           *int            `ovsdb:"fall"`
+	FastIntervalMs *int            `ovsdb:"fast_interval_ms"`
+	FlapChanges    *int            `ovsdb:"flap_changes"`
+	FlapWindowMs   *int            `ovsdb:"flap_window_ms"`
+	HoldMs         *int            `ovsdb:"hold_ms"`
+	Host           *string         `ovsdb:"host"`
+	IntervalMs     *int            `ovsdb:"interval_ms"`
+	Path           *string         `ovsdb:"path"`
+	Payload        *string         `ovsdb:"payload"`
+	Port           int             `ovsdb:"port"`
+	Rise           *int            `ovsdb:"rise"`
+	TimeoutMs      *int            `ovsdb:"timeout_ms"`
+	Type           HealthCheckType `ovsdb:"type"`
+	UDPSilenceOk   bool            `ovsdb:"udp_silence_ok"`
 }

@@ -24,7 +24,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "DLB",
-  "version": "1.6.0",
+  "version": "1.7.0",
   "tables": {
     "DLB_Global": {
       "columns": {
@@ -240,6 +240,17 @@ var schema = `{
               "type": "integer",
               "minInteger": 1,
               "maxInteger": 10
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "fast_interval_ms": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 100,
+              "maxInteger": 300000
             },
             "min": 0,
             "max": 1

@@ -107,6 +107,7 @@ func healthCheckRow(hc *lb.HealthCheck) *dlbdb.HealthCheck {
 		return &s
 	}
 	row.IntervalMs, row.TimeoutMs, row.FlapWindowMs, row.HoldMs = ms(hc.Interval), ms(hc.Timeout), ms(hc.FlapWindow), ms(hc.Hold)
+	row.FastIntervalMs = ms(hc.FastInterval)
 	row.Rise, row.Fall, row.FlapChanges = opt(hc.Rise), opt(hc.Fall), opt(hc.FlapChanges)
 	row.Path, row.Host, row.Expect, row.Payload = text(hc.Path), text(hc.Host), text(hc.Expect), text(hc.Payload)
 	return row
@@ -135,6 +136,7 @@ func healthCheckOf(row *dlbdb.HealthCheck) *lb.HealthCheck {
 		return *s
 	}
 	hc.Interval, hc.Timeout, hc.FlapWindow, hc.Hold = dur(row.IntervalMs), dur(row.TimeoutMs), dur(row.FlapWindowMs), dur(row.HoldMs)
+	hc.FastInterval = dur(row.FastIntervalMs)
 	hc.Rise, hc.Fall, hc.FlapChanges = val(row.Rise), val(row.Fall), val(row.FlapChanges)
 	hc.Path, hc.Host, hc.Expect, hc.Payload = text(row.Path), text(row.Host), text(row.Expect), text(row.Payload)
 	return hc

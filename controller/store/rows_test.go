@@ -64,10 +64,10 @@ func TestRowsRoundTrip(t *testing.T) {
 			name: "health check, durations as Go writes them",
 			in: lb.Group{Name: "hc", VIP: "10.96.0.23", Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}},
 				Members:     []lb.Member{{IP: "10.0.0.1", HealthCheckPort: 9000}},
-				HealthCheck: &lb.HealthCheck{Type: "http", Interval: "1500ms", Timeout: "0.5s", Rise: 3, Path: "/healthz", Expect: "200", Hold: "60s"}},
+				HealthCheck: &lb.HealthCheck{Type: "http", Interval: "1500ms", FastInterval: "0.25s", Timeout: "0.5s", Rise: 3, Path: "/healthz", Expect: "200", Hold: "60s"}},
 			want: lb.Group{Name: "hc", VIP: "10.96.0.23", Ports: []lb.PortSpec{{Protocol: "tcp", Port: 80}},
 				Members:     []lb.Member{{IP: "10.0.0.1", HealthCheckPort: 9000, Weight: &w100, State: "active"}},
-				HealthCheck: &lb.HealthCheck{Type: "http", Interval: "1.5s", Timeout: "500ms", Rise: 3, Path: "/healthz", Expect: "200", Hold: "1m0s"}},
+				HealthCheck: &lb.HealthCheck{Type: "http", Interval: "1.5s", FastInterval: "250ms", Timeout: "500ms", Rise: 3, Path: "/healthz", Expect: "200", Hold: "1m0s"}},
 		},
 		{
 			name: "dsr, no members",
