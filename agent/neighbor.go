@@ -79,13 +79,7 @@ func (r *responder) refuse(p *ofctrl.PacketIn) {
 
 // sendBack sends a frame out of the port a packet-in came from.
 func (r *responder) sendBack(p *ofctrl.PacketIn, frame []byte) error {
-	c, err := r.sw.TryConn()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	return c.Send(ctx, ofctrl.PacketOut{InPort: p.InPort(), Actions: []ofctrl.Action{ofctrl.OutInPort()}, Data: frame})
+	return switchSender{r.sw}.post(ofctrl.PacketOut{InPort: p.InPort(), Actions: []ofctrl.Action{ofctrl.OutInPort()}, Data: frame})
 }
 
 // neighborAdvert builds the solicited advertisement that answers an

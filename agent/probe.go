@@ -27,22 +27,36 @@ import (
 // two targets. Each target's results go through rise, fall and flap
 // damping here; the states go to the controller, which tells every host.
 
-// frameSender sends a frame out of a port of the bridge (a packet-out).
-type frameSender interface {
-	sendFrame(ofport uint32, frame []byte) error
+// outFrame is a frame to send out of a bridge port.
+type outFrame struct {
+	ofport uint32
+	data   []byte
 }
 
-// switchSender sends frames as packet-outs on the switch's connection.
+// frameSender sends frames out of ports of the bridge (packet-outs), in
+// one write.
+type frameSender interface {
+	sendFrames(frames []outFrame) error
+}
+
+// switchSender posts packet-outs on the switch's connection: one write,
+// no round trip (a lost probe is a failed probe, sent again).
 type switchSender struct{ sw *ofctrl.Switch }
 
-func (s switchSender) sendFrame(ofport uint32, frame []byte) error {
+func (s switchSender) post(mods ...ofctrl.Mod) error {
 	c, err := s.sw.TryConn()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	return c.Send(ctx, ofctrl.PacketOut{InPort: ofctrl.PortController, Actions: []ofctrl.Action{ofctrl.OutputPort(ofport)}, Data: frame})
+	return c.Post(mods...)
+}
+
+func (s switchSender) sendFrames(frames []outFrame) error {
+	mods := make([]ofctrl.Mod, len(frames))
+	for i, f := range frames {
+		mods[i] = ofctrl.PacketOut{InPort: ofctrl.PortController, Actions: []ofctrl.Action{ofctrl.OutputPort(f.ofport)}, Data: f.data}
+	}
+	return s.post(mods...)
 }
 
 // vmPorts lists the bridge's VM ports.
@@ -65,9 +79,13 @@ type prober struct {
 	queue    probeQueue
 	dirty    map[string]bool
 	needFull bool
-	wake     chan struct{} // the scheduler: the queue's head changed
-	kick     chan struct{} // the reporter: a state changed
-	counter  uint16
+	wake     chan struct{} // the scheduler: the queue's head changed, or frames to send
+	// out are the frames to send, sent by the scheduler outside the lock
+	// (one write for all that are due); starts are the probes among them.
+	out     []outFrame
+	starts  []*target
+	kick    chan struct{} // the reporter: a state changed
+	counter uint16
 }
 
 // answerKey names the probe an answer is for.
@@ -275,15 +293,25 @@ func (p *prober) run(ctx context.Context) {
 		}
 		wait := time.Hour
 		if p.queue.Len() > 0 {
-			wait = p.queue[0].at.Sub(now)
+			// Probes due within a batch's time go together.
+			wait = max(p.queue[0].at.Sub(now), probeBatch)
 		}
+		out, starts := p.out, p.starts
+		p.out, p.starts = nil, nil
 		p.mu.Unlock()
+		p.flush(out, starts)
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		case <-p.wake:
+			// Answers' segments wait for the batch too.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(probeBatch):
+			}
 			if !timer.Stop() {
 				select {
 				case <-timer.C:
@@ -292,6 +320,36 @@ func (p *prober) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// probeBatch is how long the scheduler gathers frames to send in one
+// write: probes due within it start together, an answer's segment waits
+// at most that long.
+const probeBatch = 2 * time.Millisecond
+
+// flush sends frames (outside the lock); if they could not be sent, the
+// probes among them failed.
+func (p *prober) flush(out []outFrame, starts []*target) {
+	if len(out) == 0 {
+		return
+	}
+	err := p.send.sendFrames(out)
+	if err == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	for _, tg := range starts {
+		if tg.active && p.targets[tg.t.ID] == tg {
+			p.finish(tg, now, false, "not sent: "+err.Error())
+		}
+	}
+}
+
+// queueFrame has a frame sent with the next batch.
+func (p *prober) queueFrame(ofport uint32, frame []byte) {
+	p.out = append(p.out, outFrame{ofport: ofport, data: frame})
 }
 
 // start sends tg's next probe.
@@ -319,9 +377,8 @@ func (p *prober) start(tg *target, now time.Time) {
 	p.inflight[tg.key] = tg
 	tg.active = true
 	p.schedule(tg, now.Add(pr.Timeout))
-	if err := p.send.sendFrame(tg.ofport, probeFrame(tg.dstMAC, p.mac, tg.source, tg.member, tg.key.proto, l4)); err != nil {
-		p.finish(tg, now, false, "not sent: "+err.Error())
-	}
+	p.queueFrame(tg.ofport, probeFrame(tg.dstMAC, p.mac, tg.source, tg.member, tg.key.proto, l4))
+	p.starts = append(p.starts, tg)
 }
 
 // timeout ends a probe that got no answer in time.
@@ -413,12 +470,12 @@ func (p *prober) answer(inPort uint32, frame []byte) {
 	}
 }
 
-// sendTCP sends a segment of tg's probe connection.
+// sendTCP has a segment of tg's probe connection sent with the next
+// batch.
 func (p *prober) sendTCP(tg *target, seq, ack uint32, flags uint8, data []byte) {
 	seg := tcpSegment(tg.key.probePort, tg.key.port, seq, ack, flags, data)
-	if err := p.send.sendFrame(tg.ofport, probeFrame(tg.dstMAC, p.mac, tg.source, tg.member, protoTCP, seg)); err != nil {
-		p.log.Debug("probe segment not sent", "target", tg.t.IP, "err", err)
-	}
+	p.queueFrame(tg.ofport, probeFrame(tg.dstMAC, p.mac, tg.source, tg.member, protoTCP, seg))
+	p.signal(p.wake)
 }
 
 // httpStatus reads the status of an HTTP answer's first bytes.

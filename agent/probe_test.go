@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -19,9 +20,20 @@ import (
 
 type sentFrames struct{ frames [][]byte }
 
-func (s *sentFrames) sendFrame(_ uint32, f []byte) error {
-	s.frames = append(s.frames, f)
+func (s *sentFrames) sendFrames(fs []outFrame) error {
+	for _, f := range fs {
+		s.frames = append(s.frames, f.data)
+	}
 	return nil
+}
+
+// sendQueued sends what the prober queued, as its scheduler does.
+func sendQueued(p *prober) {
+	p.mu.Lock()
+	out, starts := p.out, p.starts
+	p.out, p.starts = nil, nil
+	p.mu.Unlock()
+	p.flush(out, starts)
 }
 
 type fixedPorts []ovsdb.Port
@@ -59,6 +71,7 @@ func TestProberTCP(t *testing.T) {
 		p.mu.Lock()
 		p.start(tg, now)
 		p.mu.Unlock()
+		sendQueued(p)
 		syn := sent.frames[len(sent.frames)-1]
 		a, ok := parseProbeAnswer(syn)
 		require.True(t, ok)
@@ -67,6 +80,7 @@ func TestProberTCP(t *testing.T) {
 		assert.GreaterOrEqual(t, a.port, uint16(0xf000), "from a probe port")
 		if flags != 0 {
 			p.answer(3, memberAnswer(t, syn, flags, nil))
+			sendQueued(p)
 		} else {
 			p.mu.Lock()
 			p.timeout(tg, now.Add(500*time.Millisecond))
@@ -139,5 +153,35 @@ func TestProbeAnswerParsing(t *testing.T) {
 	assert.False(t, ok)
 	for n := range len(u) {
 		parseProbeAnswer(u[:n]) // never panics
+	}
+}
+
+type failingSender struct{ calls int }
+
+func (f *failingSender) sendFrames([]outFrame) error { f.calls++; return errors.New("not connected") }
+
+// TestProberNotSent: a batch that cannot be sent fails the probes in it,
+// in one write.
+func TestProberNotSent(t *testing.T) {
+	send := &failingSender{}
+	ports := fixedPorts{
+		{Name: "s1", OFPort: 3, IfaceID: "s1", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 11}, IPs: []netip.Addr{netip.MustParseAddr("10.0.0.11")}},
+		{Name: "s2", OFPort: 4, IfaceID: "s2", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 12}, IPs: []netip.Addr{netip.MustParseAddr("10.0.0.12")}},
+	}
+	p := newProber(send, ports, net.HardwareAddr{0x0a, 0xdb, 0, 0, 0, 1}, slog.New(slog.DiscardHandler))
+	probe := lb.Probe{Type: "tcp", Port: 8080, Interval: time.Second, FastInterval: 500 * time.Millisecond, Timeout: 500 * time.Millisecond, Rise: 1, Fall: 1, FlapChanges: 4, FlapWindow: 30 * time.Second, Hold: 10 * time.Second, MaxHold: 5 * time.Minute}
+	p.setTargets([]wire.ProbeTarget{{ID: "a", IP: "10.0.0.11", Source: "10.96.0.10", Probe: probe}, {ID: "b", IP: "10.0.0.12", Source: "10.96.0.10", Probe: probe}})
+	p.mu.Lock()
+	for _, id := range []string{"a", "b"} {
+		p.start(p.targets[id], p.now())
+	}
+	p.mu.Unlock()
+	sendQueued(p)
+	assert.Equal(t, 1, send.calls, "one write for the batch")
+	for _, id := range []string{"a", "b"} {
+		tg := p.targets[id]
+		assert.False(t, tg.active)
+		require.NotNil(t, tg.last, id)
+		assert.Equal(t, "not sent: not connected", tg.last.Detail)
 	}
 }

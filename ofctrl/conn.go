@@ -667,6 +667,20 @@ func (c *Conn) Send(ctx context.Context, mods ...Mod) error {
 	return sink.err()
 }
 
+// Post sends one-way messages (packet-outs, say) and pushes them to the
+// socket at once, without waiting for the switch: no barrier, so an error
+// the switch answers with is only logged. It is for messages whose loss is
+// harmless (a health probe is sent again), sent many a second, where
+// Send's round trip per call would cost more than the messages.
+func (c *Conn) Post(mods ...Mod) error {
+	first := c.reserveXids(len(mods))
+	buf := make([]byte, 0, 128*len(mods))
+	for i, m := range mods {
+		buf = m.appendTo(buf, first+uint32(i))
+	}
+	return c.write(true, buf)
+}
+
 // addSink routes the switch's errors for a block of xids to s.
 func (c *Conn) addSink(s *errorSink, b xidBlock) {
 	c.mu.Lock()

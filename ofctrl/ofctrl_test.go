@@ -395,6 +395,19 @@ func TestPacketOutAndIn(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return rxPackets(t, b, "s1") > rxBefore }, 5*time.Second, 50*time.Millisecond,
 		"the VM behind the port received the packet")
+
+	// Posted (no barrier): both come back as packet-ins, in order.
+	require.NoError(t, conn.Post(PacketOut{InPort: PortController, Actions: []Action{Set(Reg(2), 0x41), ResubmitTable(20)}, Data: frame},
+		PacketOut{InPort: PortController, Actions: []Action{Set(Reg(2), 0x43), ResubmitTable(20)}, Data: frame}))
+	for _, want := range []byte{0x41, 0x43} {
+		select {
+		case p := <-pins:
+			v, _, _ := p.Match.Value(Reg(2))
+			assert.Equal(t, []byte{0, 0, 0, want}, v)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no packet-in for a posted packet-out")
+		}
+	}
 	require.Eventually(t, func() bool {
 		st, err := conn.GroupStats(c, 3)
 		return err == nil && len(st) == 1 && st[0].Packets == 1 && len(st[0].Buckets) == 2 && st[0].Buckets[0].Packets == 1

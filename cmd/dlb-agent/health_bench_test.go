@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ovs-dlb/dlb/controller/wire"
+	"github.com/ovs-dlb/dlb/testbed"
+)
+
+// untilEveryHost polls each host's choice of member in a goroutine of its
+// own, every 20 ms, until every host's is want; it returns how long after
+// start the last host got there.
+func untilEveryHost(b testing.TB, f *fleet, member string, want bool, start time.Time, limit time.Duration) time.Duration {
+	b.Helper()
+	var wg sync.WaitGroup
+	took := make([]time.Duration, len(f.tb.Hosts()))
+	errs := make([]error, len(f.tb.Hosts()))
+	for i, h := range f.tb.Hosts() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				flows, err := h.OFCtl(f.ctx, "dump-flows", "--no-stats", "cookie=0xdb04000000000000/0xffff000000000000")
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				if strings.Contains(flows, "nat(dst="+member+")") == want {
+					took[i] = time.Since(start)
+					return
+				}
+				if time.Since(start) > limit {
+					errs[i] = fmt.Errorf("%s: still not choosing=%v %s after %v", h.Name, want, member, limit)
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(b, err)
+	}
+	return slices.Max(took)
+}
+
+// BenchmarkHealthCheckFailover: a member's server fails (stopped: its
+// port refuses; silenced: its VM drops everything) with a tcp check of
+// interval 1 s, timeout 500 ms, fall and rise 2: the time from the
+// failure until no host of three deals it a new connection, and from its
+// return until every host does again. 20 trials of each; p50 and p99 (of
+// 20: the slowest). Flap damping is set out of the trials' way.
+func BenchmarkHealthCheckFailover(b *testing.B) {
+	const trials = 20
+	f := newFleet(b)
+	hcGroup(b, f, "hc", "10.96.0.90", "tcp", 80, 8080, `{"type":"tcp","interval":"1s","timeout":"500ms","rise":2,"fall":2,"flap_changes":100}`)
+	s2 := f.tb.VM("s2").Addr().String() + ":8080"
+	untilEveryHost(b, f, s2, true, time.Now(), 30*time.Second)
+	out := map[string][]time.Duration{}
+	back := map[string][]time.Duration{}
+	for b.Loop() {
+		if len(out["stopped"]) >= trials {
+			continue // the trials are done in the first iteration
+		}
+		for range trials {
+			for _, fl := range failures(f, "s2") {
+				start := time.Now()
+				require.NoError(b, fl.fail())
+				out[fl.name] = append(out[fl.name], untilEveryHost(b, f, s2, false, start, 10*time.Second))
+				start = time.Now()
+				require.NoError(b, fl.restore())
+				back[fl.name] = append(back[fl.name], untilEveryHost(b, f, s2, true, start, 10*time.Second))
+				// The next failure at another point of the probe cycle.
+				time.Sleep(time.Second + time.Duration(len(out[fl.name])*137%1000)*time.Millisecond)
+			}
+		}
+	}
+	for _, name := range []string{"stopped", "silenced"} {
+		b.ReportMetric(quantileMs(out[name], 0.5), name+"-out-p50-ms")
+		b.ReportMetric(quantileMs(out[name], 0.99), name+"-out-p99-ms")
+		b.ReportMetric(quantileMs(back[name], 0.5), name+"-back-p50-ms")
+		b.ReportMetric(quantileMs(back[name], 0.99), name+"-back-p99-ms")
+		fmt.Printf("health check (tcp, interval 1s, timeout 500ms, fall/rise 2), %s server, %d trials: out of every host's choice p50 %.0f ms, p99 %.0f ms; back p50 %.0f ms, p99 %.0f ms\n",
+			name, len(out[name]), quantileMs(out[name], 0.5), quantileMs(out[name], 0.99), quantileMs(back[name], 0.5), quantileMs(back[name], 0.99))
+	}
+}
+
+// BenchmarkHealthCheck10kMembers: one host probes 10,000 members (100
+// groups of 100, tcp, interval 1 s), all on one VM that takes every
+// address of 10.128.0.0/16 as its own. Reported: the agent's and
+// ovs-vswitchd's CPU while probing, and the forwarding rate of a VIP
+// (new TCP connections a second from c1 to s2 and s3) with and without
+// the probing, in alternate rounds; medians of the rounds.
+func BenchmarkHealthCheck10kMembers(b *testing.B) {
+	const groups, per = 100, 100
+	topo, err := testbed.Example("one-host")
+	require.NoError(b, err)
+	tb := testbed.Start(b, topo)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	ctl := testbed.StartController(b)
+	h := tb.Host("h1")
+	s1 := tb.VM("s1")
+	// s1 answers for the whole /16 (a local route), and says so in its
+	// port's inventory.
+	_, err = tb.Exec(ctx, "s1", "ip", "route", "add", "local", "10.128.0.0/16", "dev", "lo")
+	require.NoError(b, err)
+	member := func(g, k int) string { m := g*per + k + 1; return fmt.Sprintf("10.128.%d.%d", m/256, m%256) }
+	ips := []string{s1.Addr().String()}
+	for g := range groups {
+		for k := range per {
+			ips = append(ips, member(g, k))
+		}
+	}
+	_, err = h.VSCtl(ctx, "set", "Interface", "s1", "external_ids:ovs-dlb-ips="+strings.Join(ips, ","))
+	require.NoError(b, err)
+	put := func(probing bool) {
+		check := ""
+		if probing {
+			check = `,"health_check":{"type":"tcp","interval":"1s","timeout":"500ms"}`
+		}
+		for g := range groups {
+			ms := make([]string, per)
+			for k := range per {
+				ms[k] = fmt.Sprintf(`{"ip":%q,"mac":%q}`, member(g, k), s1.HardwareAddr())
+			}
+			ctl.Call("PUT", fmt.Sprintf("/v1/groups/g%d", g), fmt.Sprintf(`{"name":"g%d","vip":"10.96.1.%d","ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[%s]%s}`,
+				g, g+1, strings.Join(ms, ","), check), 200)
+		}
+	}
+	ctl.Call("PUT", "/v1/groups/web", fmt.Sprintf(`{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[{"ip":%q},{"ip":%q}]}`,
+		tb.VM("s2").Addr(), tb.VM("s3").Addr()), 200)
+	a := startAgent(b, h, "", "--own-bridge", "--controller", ctl.URL(), "--state-dir", b.TempDir(), "--host-id", h.Name)
+	ups := func() int {
+		var all struct {
+			Members []wire.MemberHealth `json:"members"`
+		}
+		require.NoError(b, json.Unmarshal(ctl.Call("GET", "/v1/health", "", 200), &all))
+		n := 0
+		for _, m := range all.Members {
+			if m.State == "up" {
+				n++
+			}
+		}
+		return n
+	}
+	vs, ok := h.VSwitchdPID()
+	require.True(b, ok)
+	rate := func() float64 {
+		start := time.Now()
+		res, err := tb.Load(ctx, testbed.LoadSpec{VM: "c1", Target: "10.96.0.10:80", Count: 2000, Concurrency: 8})
+		require.NoError(b, err)
+		require.Empty(b, res.Failures, "%v", res.FailureExamples)
+		return 2000 / time.Since(start).Seconds()
+	}
+	figures := map[string][]float64{}
+	for b.Loop() {
+		put(false)
+		require.Eventually(b, func() bool { return ups() == 0 }, time.Minute, 200*time.Millisecond, "probing off")
+		time.Sleep(2 * time.Second)
+		off := rate()
+		put(true)
+		require.Eventually(b, func() bool { return ups() == groups*per }, 2*time.Minute, time.Second, "all 10,000 members up")
+		time.Sleep(3 * time.Second)
+		on := rate()
+		const window = 10 * time.Second
+		agent0, switch0 := procCPUSeconds(b, a.cmd.Process.Pid), procCPUSeconds(b, vs)
+		time.Sleep(window)
+		agentCPU := (procCPUSeconds(b, a.cmd.Process.Pid) - agent0) / window.Seconds() * 100
+		switchCPU := (procCPUSeconds(b, vs) - switch0) / window.Seconds() * 100
+		require.Equal(b, groups*per, ups(), "still all up")
+		figures["agent-cpu-%"] = append(figures["agent-cpu-%"], agentCPU)
+		figures["vswitchd-cpu-%"] = append(figures["vswitchd-cpu-%"], switchCPU)
+		figures["conn/s-off"] = append(figures["conn/s-off"], off)
+		figures["conn/s-on"] = append(figures["conn/s-on"], on)
+		figures["on/off"] = append(figures["on/off"], on/off)
+		fmt.Printf("10,000 members probed by one host (tcp, interval 1s): agent CPU %.1f %% of a core, ovs-vswitchd %.1f %%; VIP forwarding %.0f conn/s probing vs %.0f conn/s not (%.2f)\n",
+			agentCPU, switchCPU, on, off, on/off)
+	}
+	for name, v := range figures {
+		b.ReportMetric(median(v), name)
+	}
+}
