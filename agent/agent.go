@@ -47,8 +47,9 @@ type Config struct {
 	LogLevel     string `mapstructure:"log_level"`
 	// StatsInterval is how often the members' counters are read (0: 1 s).
 	StatsInterval time.Duration `mapstructure:"stats_interval"`
-	// MemberMetricsLimit bounds the members whose counters /metrics
-	// exports (above it, none are).
+	// MemberMetricsLimit bounds the members whose counters, and
+	// (separately) the probe targets whose states, /metrics exports
+	// (above it, none are).
 	MemberMetricsLimit int `mapstructure:"member_metrics_limit"`
 	// CountBytes installs each member's counting flows (packets and
 	// bytes each way; nil: true).
@@ -267,6 +268,7 @@ func (a *Agent) run(ctx context.Context, g *errgroup.Group, db *ovsdb.Client, in
 	overlay := newHealthOverlay(r.setGroups, log)
 	prober := newProber(switchSender{sw}, inv, pc.MAC, log)
 	prober.onProbes = r.setProbes
+	m.reg.MustRegister(newHealthCollector(prober, overlay, cfg.MemberMetricsLimit, log))
 	nd.probe = prober.answer
 	g.Go(func() error { prober.run(ctx); return nil })
 	var src Source = &fileSource{path: cfg.GroupsFile, log: log, refused: m.sourceErrs.Inc}

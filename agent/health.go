@@ -158,6 +158,13 @@ func (h *healthOverlay) outCount() int {
 	return h.out
 }
 
+// knownCount is how many members the overlay holds health for.
+func (h *healthOverlay) knownCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.health)
+}
+
 // healthFullEvery is how often a prober sends every state, changed or not
 // (the last probes' results stay fresh in the API).
 const healthFullEvery = 30 * time.Second

@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ovs-dlb/dlb/lb"
 )
 
 // metrics are the agent's Prometheus metrics, on their own registry.
@@ -63,6 +66,76 @@ func (m *metrics) observe(st diffStats, took time.Duration, flows, groups int) {
 		{"group", "add"}: st.groupAdd, {"group", "modify"}: st.groupMod, {"group", "delete"}: st.groupDel,
 	} {
 		m.mods.WithLabelValues(op[0], op[1]).Add(float64(n))
+	}
+}
+
+// healthStates are a probe target's states, each a series of
+// dlb_agent_probe_target_state.
+var healthStates = [...]string{lb.HealthUp, lb.HealthDown, lb.HealthUnknown, lb.HealthHeld}
+
+// healthCollector exports, read at scrape time, the prober's targets, its
+// probes' results and each target's state (up to limit targets: beyond,
+// none, as the members' counters), and the members whose health the
+// overlay holds. The prober and the overlay may be nil (no health
+// checks): their counts are then 0.
+type healthCollector struct {
+	p       *prober
+	overlay *healthOverlay
+	limit   int
+	log     *slog.Logger
+	warned  sync.Once
+
+	targets, probes, state, known, out *prometheus.Desc
+}
+
+func newHealthCollector(p *prober, overlay *healthOverlay, limit int, log *slog.Logger) *healthCollector {
+	return &healthCollector{p: p, overlay: overlay, limit: limit, log: log,
+		targets: prometheus.NewDesc("dlb_agent_probe_targets", "Health check targets this host probes (members of several groups probed alike are one).", nil, nil),
+		probes:  prometheus.NewDesc("dlb_agent_probes_total", "Health probes that ended, by result (ok, fail).", []string{"result"}, nil),
+		state: prometheus.NewDesc("dlb_agent_probe_target_state",
+			"A probe target's state as this host's probes decide it: 1 for its state (up, down, unknown, held), 0 for the others. target is IP:PORT of the probe; id tells apart targets probed differently (another VIP, check or VM port).",
+			[]string{"target", "id", "state"}, nil),
+		known: prometheus.NewDesc("dlb_agent_member_health_known", "Members whose health the controller sent this host.", nil, nil),
+		out:   prometheus.NewDesc("dlb_agent_member_health_out", "Active members this host takes out of new connections for their health (not up).", nil, nil),
+	}
+}
+
+// Describe is the prometheus.Collector's.
+func (c *healthCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.targets, c.probes, c.state, c.known, c.out} {
+		ch <- d
+	}
+}
+
+// Collect is the prometheus.Collector's. It reads under the prober's and
+// the overlay's locks and sends after.
+func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
+	var pc probeCounts
+	if c.p != nil {
+		pc = c.p.counts(c.limit)
+	}
+	known, out := 0, 0
+	if c.overlay != nil {
+		known, out = c.overlay.knownCount(), c.overlay.outCount()
+	}
+	ch <- prometheus.MustNewConstMetric(c.targets, prometheus.GaugeValue, float64(pc.targets))
+	ch <- prometheus.MustNewConstMetric(c.probes, prometheus.CounterValue, float64(pc.probesOK), "ok")
+	ch <- prometheus.MustNewConstMetric(c.probes, prometheus.CounterValue, float64(pc.probesFailed), "fail")
+	ch <- prometheus.MustNewConstMetric(c.known, prometheus.GaugeValue, float64(known))
+	ch <- prometheus.MustNewConstMetric(c.out, prometheus.GaugeValue, float64(out))
+	if pc.states == nil && pc.targets > 0 {
+		c.warned.Do(func() {
+			c.log.Warn("probe targets' states not exported on /metrics: more targets than member_metrics_limit", "targets", pc.targets, "limit", c.limit)
+		})
+	}
+	for _, t := range pc.states {
+		for _, s := range healthStates {
+			v := 0.0
+			if t.state == s {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, t.label, t.id, s)
+		}
 	}
 }
 

@@ -86,6 +86,9 @@ type prober struct {
 	starts  []*target
 	kick    chan struct{} // the reporter: a state changed
 	counter uint16
+	// probesOK and probesFailed count the probes' results, for the
+	// metrics.
+	probesOK, probesFailed uint64
 }
 
 // answerKey names the probe an answer is for.
@@ -99,7 +102,9 @@ type answerKey struct {
 
 // target is one assigned probe target and its history.
 type target struct {
-	t      wire.ProbeTarget
+	t wire.ProbeTarget
+	// label names it in the metrics: IP:PORT of the probe.
+	label  string
 	ofport uint32
 	dstMAC net.HardwareAddr
 	member netip.Addr
@@ -148,7 +153,7 @@ func (p *prober) setTargets(ts []wire.ProbeTarget) {
 			old.t.Members = wt.Members
 			continue
 		}
-		tg := &target{t: wt, state: lb.HealthUnknown, since: now, reason: "not probed yet"}
+		tg := &target{t: wt, label: targetLabel(wt), state: lb.HealthUnknown, since: now, reason: "not probed yet"}
 		p.targets[wt.ID] = tg
 		added = append(added, tg)
 	}
@@ -177,6 +182,15 @@ func (p *prober) setTargets(ts []wire.ProbeTarget) {
 	if p.onProbes != nil {
 		p.onProbes(probes)
 	}
+}
+
+// targetLabel is a target's IP and probe port ("10.0.0.11:8080",
+// "[fd00::11]:8080"), its IP alone without a port.
+func targetLabel(t wire.ProbeTarget) string {
+	if t.Probe.Port == 0 {
+		return t.IP
+	}
+	return net.JoinHostPort(t.IP, strconv.Itoa(t.Probe.Port))
 }
 
 // portsChanged resolves the targets' ports again (a VM port came, went or
@@ -492,6 +506,11 @@ func (p *prober) observe(tg *target, now time.Time, ok bool, detail string, prob
 	pr := &tg.t.Probe
 	if probed {
 		tg.last = &wire.ProbeResult{At: now.UTC(), OK: ok, Detail: detail}
+		if ok {
+			p.probesOK++
+		} else {
+			p.probesFailed++
+		}
 	}
 	if ok {
 		tg.okRun, tg.failRun = tg.okRun+1, 0
@@ -548,6 +567,33 @@ func (p *prober) transition(tg *target, now time.Time, to, why string) {
 	tg.state, tg.since, tg.reason = to, now, why
 	p.dirty[tg.t.ID] = true
 	p.signal(p.kick)
+}
+
+// targetState is a target's state, for the metrics.
+type targetState struct{ id, label, state string }
+
+// probeCounts is what the metrics read of the prober.
+type probeCounts struct {
+	targets                int
+	probesOK, probesFailed uint64
+	// states are the targets' states, in no order; nil above the limit.
+	states []targetState
+}
+
+// counts reads the prober's counts and, up to limit targets, each
+// target's state.
+func (p *prober) counts(limit int) probeCounts {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := probeCounts{targets: len(p.targets), probesOK: p.probesOK, probesFailed: p.probesFailed}
+	if len(p.targets) > limit {
+		return c
+	}
+	c.states = make([]targetState, 0, len(p.targets))
+	for id, tg := range p.targets {
+		c.states = append(c.states, targetState{id: id, label: tg.label, state: tg.state})
+	}
+	return c
 }
 
 // results is the report to send: every target (full) or those changed.

@@ -156,6 +156,12 @@ func (g *Group) ProbeOf(i int) *Probe {
 	return &p
 }
 
+// Probe is the check with its defaults filled in and its durations
+// parsed, for any member: Port stays 0 when the check gives none (each
+// member's target port), Host empty when it gives none (each member's
+// address). An error names a value no valid check has.
+func (hc *HealthCheck) Probe() (Probe, error) { return hc.probe() }
+
 // probe fills the check's defaults in and parses it.
 func (hc *HealthCheck) probe() (Probe, error) {
 	p := Probe{Type: hc.Type, Port: hc.Port, Rise: hc.Rise, Fall: hc.Fall, UDPSilenceOK: hc.UDPSilenceOK, Path: hc.Path, Host: hc.Host, Payload: hc.Payload, FlapChanges: hc.FlapChanges}

@@ -99,6 +99,36 @@ func TestProbeOf(t *testing.T) {
 	assert.Equal(t, "[fd00::1]", g.ProbeOf(0).Host)
 }
 
+// TestHealthCheckProbe: a check's settings with the defaults, for any
+// member.
+func TestHealthCheckProbe(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hc   HealthCheck
+		want Probe
+		err  bool
+	}{
+		{name: "tcp, every default", hc: HealthCheck{Type: "tcp"},
+			want: Probe{Type: "tcp", Interval: time.Second, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 2, FlapChanges: 4, FlapWindow: 30 * time.Second, Hold: 10 * time.Second, MaxHold: 5 * time.Minute}},
+		{name: "http with its port and a long hold", hc: HealthCheck{Type: "http", Port: 8081, Interval: "2s", Rise: 3, Path: "/healthz", Hold: "10m"},
+			want: Probe{Type: "http", Port: 8081, Interval: 2 * time.Second, Timeout: time.Second, Rise: 3, Fall: 2, Path: "/healthz", Expect: []StatusRange{{200, 399}},
+				FlapChanges: 4, FlapWindow: 30 * time.Second, Hold: 10 * time.Minute, MaxHold: 10 * time.Minute}},
+		{name: "udp", hc: HealthCheck{Type: "udp", UDPSilenceOK: true},
+			want: Probe{Type: "udp", Interval: time.Second, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 2, UDPSilenceOK: true, Payload: "dlb-health", FlapChanges: 4, FlapWindow: 30 * time.Second, Hold: 10 * time.Second, MaxHold: 5 * time.Minute}},
+		{name: "not a duration", hc: HealthCheck{Type: "tcp", Interval: "often"}, err: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := tc.hc.Probe()
+			if tc.err {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, p)
+		})
+	}
+}
+
 func TestHealthCheckCloneAndFingerprint(t *testing.T) {
 	g := healthGroup(&HealthCheck{Type: "tcp", Interval: "1s"})
 	c := g.Clone()

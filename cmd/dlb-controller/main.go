@@ -50,8 +50,8 @@ type config struct {
 	Durable      bool     `mapstructure:"durable_commits"`
 	LogLevel     string   `mapstructure:"log_level"`
 	PprofAddr    string   `mapstructure:"pprof_addr"`
-	// MemberMetricsLimit bounds the members whose statistics /metrics
-	// exports.
+	// MemberMetricsLimit bounds the members whose statistics (and
+	// health) /metrics exports.
 	MemberMetricsLimit int `mapstructure:"member_metrics_limit"`
 }
 
@@ -79,7 +79,7 @@ func newRoot() *cobra.Command {
 	f.StringSlice("ovsdb", nil, "an existing ovsdb-server holding the DLB database, e.g. tcp:10.0.0.1:6641; repeat (or comma-separate) for the members of a cluster. Default: start one on --data-dir")
 	f.Int64("max-body-bytes", api.DefaultMaxBodyBytes, "largest request body accepted")
 	f.Bool("durable-commits", true, "acknowledge a write only once ovsdb-server has it on disk (fsync): it survives a power cut; false: only a crash or kill -9")
-	f.Int("member-metrics-limit", api.DefaultMemberMetricsLimit, "export the member statistics on /metrics only while there are at most this many members (each is 6 series); 0 or less: never")
+	f.Int("member-metrics-limit", api.DefaultMemberMetricsLimit, "export the member statistics (and, apart, the members' health) on /metrics only while there are at most this many members (each is 6 series; 5 for health); 0 or less: never")
 	f.String("pprof-addr", "", "serve Go's profiles (/debug/pprof/) on this address, apart from the API; empty: not at all")
 	f.String("tombstone-retention", "1h", "how long deletions are remembered for agents' watches; an agent away longer gets a full resync")
 	f.String("log-level", "info", "debug, info, warn or error")

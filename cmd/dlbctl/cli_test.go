@@ -129,6 +129,14 @@ members:
 
 const webBody = `{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80,"target_port":8080}],"members":[{"ip":"10.0.0.11"},{"ip":"10.0.0.12"}]}`
 
+// webHealthStatsJSON is the stats of webHealthJSON's group.
+const webHealthStatsJSON = `{"group":"web","stale_hosts":[],"members":[` +
+	`{"port":"tcp/80","member":"10.0.0.11","active_connections":3,"new_connections":20,"new_connections_per_second":1,"bytes_to_member_per_second":0,"bytes_from_member_per_second":0,"hosts":[]},` +
+	`{"port":"tcp/80","member":"10.0.0.12","active_connections":0,"new_connections":0,"new_connections_per_second":0,"bytes_to_member_per_second":0,"bytes_from_member_per_second":0,"hosts":[]},` +
+	`{"port":"tcp/80","member":"10.0.0.13:9090","active_connections":0,"new_connections":20,"new_connections_per_second":1,"bytes_to_member_per_second":0,"bytes_from_member_per_second":0,"hosts":[]},` +
+	`{"port":"tcp/80","member":"10.0.0.14","active_connections":0,"new_connections":0,"new_connections_per_second":0,"bytes_to_member_per_second":0,"bytes_from_member_per_second":0,"hosts":[]}],` +
+	`"health":` + webHealthListJSON + `}`
+
 func TestCommands(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, text string) string {
@@ -265,6 +273,43 @@ func TestCommands(t *testing.T) {
 			args:    []string{"-o", "yaml", "group", "get", "web"},
 			replies: map[string]reply{"GET /v1/groups/web": {body: webJSON}},
 			stdout:  []string{"name: web\nvip: 10.96.0.10\n", "modify_index: 7\n"},
+		},
+		{
+			name:    "group get NAME of a health-checked group shows the check and each member's health",
+			args:    []string{"group", "get", "web"},
+			replies: map[string]reply{"GET /v1/groups/web": {body: webHealthJSON}},
+			stdout: []string{
+				"Scope:         every VM port\nHealth check:  http to each member's target port (GET /healthz, expect 200-399), every 2s, timeout 1s, rise 2, fall 3\n",
+				"Members:       3/4 active\nHealth:        1 up, 1 down, 1 held, 1 unknown\n",
+				"IP         PORT  WEIGHT  STATE     HEALTH   SINCE",
+				"10.0.0.12  -     100     active    down     ",
+				"  hv2     3 probes failed: http 503\n",
+				"10.0.0.14  -     100     draining  unknown  -  ", "not probed yet\n",
+			},
+		},
+		{
+			name:    "group get NAME -o json carries the health",
+			args:    []string{"-o", "json", "group", "get", "web"},
+			replies: map[string]reply{"GET /v1/groups/web": {body: webHealthJSON}},
+			stdout:  []string{"  \"health_check\": {\n    \"type\": \"http\",\n", "  \"health\": [\n    {\n      \"member\": \"10.0.0.11\",\n      \"state\": \"up\",\n", "      \"held_until\": \"2026-12-08T10:00:13Z\",\n"},
+		},
+		{
+			name:    "group get NAME -o yaml carries the health",
+			args:    []string{"-o", "yaml", "group", "get", "web"},
+			replies: map[string]reply{"GET /v1/groups/web": {body: webHealthJSON}},
+			stdout:  []string{"health_check:\n  type: http\n  path: /healthz\n", "health:\n  - member: 10.0.0.11\n    state: up\n    since: \"2026-12-08T09:59:48Z\"\n", "    held_until: \"2026-12-08T10:00:13Z\"\n"},
+		},
+		{
+			name:    "group stats NAME of a health-checked group shows each member's health",
+			args:    []string{"group", "stats", "web"},
+			replies: map[string]reply{"GET /v1/groups/web": {body: webHealthJSON}, "GET /v1/groups/web/stats": {body: webHealthStatsJSON}},
+			stdout:  []string{"  SHARE   WEIGHT SHARE  HEALTH   SINCE", "  33.3 %        up       ", "  33.3 %        down     ", "  0.0 %         unknown  -  ", "hold ends in "},
+		},
+		{
+			name:    "group stats NAME -o json carries the health",
+			args:    []string{"group", "stats", "web", "-o", "json"},
+			replies: map[string]reply{"GET /v1/groups/web": {body: webHealthJSON}, "GET /v1/groups/web/stats": {body: webHealthStatsJSON}},
+			stdout:  []string{"  \"health\": [\n    {\n      \"member\": \"10.0.0.11\",\n      \"state\": \"up\",\n"},
 		},
 		{
 			name:    "group get of a missing group",

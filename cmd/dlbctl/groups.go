@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -103,7 +104,7 @@ func groupGetCmd(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return p.print(g.Raw, func(w io.Writer) { writeGroupDetail(w, g.Doc) })
+				return p.print(g.Raw, func(w io.Writer) { writeGroupDetail(w, g.Doc, time.Now()) })
 			}
 			list, err := c.ListGroups(cmd.Context(), client.Blocking{})
 			if err != nil {
@@ -279,7 +280,7 @@ func (e *editor) replace(cur *Group, g lb.Group, index uint64) error {
 		}
 		return err
 	}
-	return e.p.print(updated.Raw, func(w io.Writer) { writeGroupDetail(w, updated.Doc) })
+	return e.p.print(updated.Raw, func(w io.Writer) { writeGroupDetail(w, updated.Doc, time.Now()) })
 }
 
 // runEditor opens path in $EDITOR (which may carry arguments).

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -127,7 +128,7 @@ func memberRun(a *app, cmd *cobra.Command, args []string, verb string,
 	if p.format == formatTable {
 		fmt.Fprintf(a.stdout, "member %s %s group %q\n\n", m, verb, g.Doc.Name)
 	}
-	return p.print(g.Raw, func(w io.Writer) { writeGroupDetail(w, g.Doc) })
+	return p.print(g.Raw, func(w io.Writer) { writeGroupDetail(w, g.Doc, time.Now()) })
 }
 
 func memberAddCmd(a *app) *cobra.Command {

@@ -215,8 +215,9 @@ func missed(b *wire.Balance) (share, ratio bool) {
 	return share, ratio
 }
 
-// writeGroupDetail writes one group: a header block, then its members.
-func writeGroupDetail(w io.Writer, g Group) {
+// writeGroupDetail writes one group: a header block, then its members
+// (with their health for a health-checked group, ages as of now).
+func writeGroupDetail(w io.Writer, g Group, now time.Time) {
 	fmt.Fprintf(w, "Name:\t%s\n", g.Name)
 	fmt.Fprintf(w, "VIP:\t%s\n", g.VIP)
 	fmt.Fprintf(w, "Ports:\t%s\n", portsString(g.Ports))
@@ -228,7 +229,20 @@ func writeGroupDetail(w io.Writer, g Group) {
 		fmt.Fprintf(w, "Affinity:\tnone\n")
 	}
 	fmt.Fprintf(w, "Scope:\t%s\n", scopeString(g.Scope))
+	if g.HealthCheck != nil {
+		for i, line := range healthCheckLines(g.HealthCheck) {
+			key := "Health check:"
+			if i > 0 {
+				key = ""
+			}
+			fmt.Fprintf(w, "%s\t%s\n", key, line)
+		}
+	}
 	fmt.Fprintf(w, "Members:\t%s active\n", membersString(g.Members))
+	health := healthByMember(&g.Group, g.Health)
+	if health != nil {
+		fmt.Fprintf(w, "Health:\t%s\n", healthSummary(g.Health))
+	}
 	fmt.Fprintf(w, "Index:\tcreated %d, modified %d\n", g.CreateIndex, g.ModifyIndex)
 	if g.Applied != nil {
 		fmt.Fprintf(w, "Applied:\t%d/%d hosts have the latest version installed\n", g.Applied.Applied, g.Applied.Hosts)
@@ -244,12 +258,16 @@ func writeGroupDetail(w io.Writer, g Group) {
 		withMAC = withMAC || m.MAC != ""
 	}
 	fmt.Fprintln(w)
+	head := "IP\tPORT\tWEIGHT\tSTATE"
 	if withMAC {
-		fmt.Fprintln(w, "IP\tPORT\tWEIGHT\tSTATE\tMAC")
-	} else {
-		fmt.Fprintln(w, "IP\tPORT\tWEIGHT\tSTATE")
+		head += "\tMAC"
 	}
-	for _, m := range g.Members {
+	if health != nil {
+		head += "\tHEALTH\tSINCE\tPROBER\tDETAIL"
+	}
+	fmt.Fprintln(w, head)
+	labels := g.MemberLabels()
+	for i, m := range g.Members {
 		port := "-"
 		if m.Port != 0 {
 			port = strconv.Itoa(m.Port)
@@ -258,8 +276,144 @@ func writeGroupDetail(w io.Writer, g Group) {
 		if withMAC {
 			fmt.Fprintf(w, "\t%s", m.MAC)
 		}
+		if health != nil {
+			h, ok := health[labels[i]]
+			c := healthCellsOf(h, ok, now)
+			fmt.Fprintf(w, "\t%s\t%s\t%s\t%s", c.state, c.since, c.prober, c.detail)
+		}
 		fmt.Fprintln(w)
 	}
+}
+
+// healthCheckLines show a health check with its defaults: what is probed
+// and how often, then how flapping is damped.
+func healthCheckLines(hc *lb.HealthCheck) []string {
+	p, err := hc.Probe()
+	if err != nil {
+		return []string{fmt.Sprintf("%s (%v)", hc.Type, err)}
+	}
+	port := "each member's target port"
+	if p.Port != 0 {
+		port = "port " + strconv.Itoa(p.Port)
+	}
+	var extras []string
+	switch p.Type {
+	case lb.CheckHTTP:
+		extras = append(extras, "GET "+p.Path)
+		if p.Host != "" {
+			extras = append(extras, "Host "+p.Host)
+		}
+		extras = append(extras, "expect "+expectString(p.Expect))
+	case lb.CheckUDP:
+		extras = append(extras, fmt.Sprintf("payload %q", p.Payload))
+		if p.UDPSilenceOK {
+			extras = append(extras, "silence is up")
+		}
+	}
+	what := p.Type + " to " + port
+	if len(extras) > 0 {
+		what += " (" + strings.Join(extras, ", ") + ")"
+	}
+	return []string{
+		fmt.Sprintf("%s, every %s, timeout %s, rise %d, fall %d", what, p.Interval, p.Timeout, p.Rise, p.Fall),
+		fmt.Sprintf("flapping (%d changes in %s) holds a member down %s, doubling up to %s", p.FlapChanges, p.FlapWindow, p.Hold, p.MaxHold),
+	}
+}
+
+// expectString shows HTTP status ranges as "200-399,404".
+func expectString(rs []lb.StatusRange) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = strconv.Itoa(r.Lo)
+		if r.Hi != r.Lo {
+			parts[i] += "-" + strconv.Itoa(r.Hi)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// healthByMember is a health-checked group's members' health by member
+// label (IP, or IP:PORT); nil for a group without health check, or when
+// the answer carries no health (the answers of writes).
+func healthByMember(g *lb.Group, hs []wire.MemberHealth) map[string]wire.MemberHealth {
+	if g.HealthCheck == nil || len(hs) == 0 {
+		return nil
+	}
+	out := make(map[string]wire.MemberHealth, len(hs))
+	for _, h := range hs {
+		out[h.Member] = h
+	}
+	return out
+}
+
+// healthSummary counts the members by health: "2 up, 1 down".
+func healthSummary(hs []wire.MemberHealth) string {
+	n := map[string]int{}
+	for _, h := range hs {
+		n[h.State]++
+	}
+	var parts []string
+	for _, s := range []string{lb.HealthUp, lb.HealthDown, lb.HealthHeld, lb.HealthUnknown} {
+		if n[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[s], s))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// healthCells are a member's health as the tables show it.
+type healthCells struct{ state, since, prober, detail string }
+
+// healthCellsOf is h's cells ("-" where unknown; all of them when !ok:
+// the controller sent no health for the member, just added).
+func healthCellsOf(h wire.MemberHealth, ok bool, now time.Time) healthCells {
+	c := healthCells{state: "-", since: "-", prober: "-", detail: "-"}
+	if !ok {
+		return c
+	}
+	c.state = h.State
+	if h.Since != nil {
+		c.since = age(*h.Since, now)
+	}
+	if h.Prober != "" {
+		c.prober = h.Prober
+	}
+	if d := healthDetail(h, now); d != "" {
+		c.detail = d
+	}
+	return c
+}
+
+// healthDetail says why a member is in its state: for an up member its
+// last probe's detail, else the reason; and the last probe when it
+// disagrees with an up or down state (an up member's failed probe, a
+// down one's passed one), or when a held member's hold ends.
+func healthDetail(h wire.MemberHealth, now time.Time) string {
+	d := h.Reason
+	switch l := h.Last; {
+	case h.State == lb.HealthHeld && h.HeldUntil != nil:
+		d = joinDetail(d, "hold ends in "+max(h.HeldUntil.Sub(now), 0).Round(time.Second).String())
+	case l == nil || l.Detail == "":
+	case h.State == lb.HealthUp && l.OK:
+		d = l.Detail
+	case h.State == lb.HealthUp:
+		d = joinDetail(d, "last probe failed: "+l.Detail)
+	case h.State == lb.HealthDown && l.OK:
+		d = joinDetail(d, "last probe passed: "+l.Detail)
+	}
+	return d
+}
+
+func joinDetail(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// age is how long before now t was, to the second: "12s ago".
+func age(t, now time.Time) string {
+	return max(now.Sub(t), 0).Round(time.Second).String() + " ago"
 }
 
 // algorithmString is a group's algorithm, with, for least connections,
@@ -319,7 +473,7 @@ func writeHostsTable(w io.Writer, hosts []Host) {
 		}
 		seen := "never"
 		if h.LastHeartbeat != nil {
-			seen = time.Since(*h.LastHeartbeat).Round(time.Second).String() + " ago"
+			seen = age(*h.LastHeartbeat, time.Now())
 		}
 		var ports []string
 		for _, p := range h.Ports {

@@ -26,6 +26,28 @@ const webJSON = `{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","po
 var webBalancedJSON = strings.Replace(webJSON, `"create_index"`,
 	`"balance":{"slots":16,"active_members":1,"worst_share_error_pp":0,"max_over_mean":1,"within_bound":true},"create_index"`, 1)
 
+// webHealthJSON is a health-checked group as the controller answers GET
+// /v1/groups/web at healthNow: a member up, one down (its last probe
+// failed too), one held (its last probe passed), one not probed yet.
+const webHealthJSON = `{"name":"web","vip":"10.96.0.10","ports":[{"protocol":"tcp","port":80,"target_port":8080}],` +
+	`"members":[{"ip":"10.0.0.11","weight":100,"state":"active"},{"ip":"10.0.0.12","weight":100,"state":"active"},` +
+	`{"ip":"10.0.0.13","port":9090,"weight":100,"state":"active"},{"ip":"10.0.0.14","weight":100,"state":"draining"}],` +
+	`"mode":"dnat","health_check":{"type":"http","path":"/healthz","interval":"2s","fall":3},"create_index":3,"modify_index":7,"health":` +
+	webHealthListJSON + `}`
+
+// webHealthListJSON is its members' health.
+const webHealthListJSON = `[` +
+	`{"member":"10.0.0.11","state":"up","since":"2026-12-08T09:59:48Z","reason":"first probe passed: http 200 in 0.4ms","prober":"hv1",` +
+	`"last":{"at":"2026-12-08T09:59:59Z","ok":true,"detail":"http 200 in 0.3ms"}},` +
+	`{"member":"10.0.0.12","state":"down","since":"2026-12-08T09:55:00Z","reason":"3 probes failed: http 503","prober":"hv2",` +
+	`"last":{"at":"2026-12-08T09:59:59Z","ok":false,"detail":"http 503"}},` +
+	`{"member":"10.0.0.13:9090","state":"held","since":"2026-12-08T09:59:53Z","reason":"flapping: 4 changes in 30s; held down for 20s","prober":"hv1",` +
+	`"held_until":"2026-12-08T10:00:13Z","last":{"at":"2026-12-08T09:59:59Z","ok":true,"detail":"http 200 in 0.5ms"}},` +
+	`{"member":"10.0.0.14","state":"unknown","reason":"not probed yet"}]`
+
+// healthNow is when webHealthJSON's ages are shown.
+var healthNow = time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
+
 func decodeGroup(t *testing.T, raw string) Group {
 	t.Helper()
 	var g Group
@@ -115,7 +137,7 @@ func TestPrint(t *testing.T) {
 		},
 		{
 			name: "one group as a table", format: formatTable, raw: webJSON,
-			table: func(w io.Writer) { writeGroupDetail(w, web) },
+			table: func(w io.Writer) { writeGroupDetail(w, web, time.Now()) },
 			want: "" +
 				"Name:       web\n" +
 				"VIP:        10.96.0.10\n" +
@@ -133,7 +155,7 @@ func TestPrint(t *testing.T) {
 		},
 		{
 			name: "one group with its balance as a table", format: formatTable, raw: webBalancedJSON,
-			table: func(w io.Writer) { writeGroupDetail(w, decodeGroup(t, webBalancedJSON)) },
+			table: func(w io.Writer) { writeGroupDetail(w, decodeGroup(t, webBalancedJSON), time.Now()) },
 			want: "" +
 				"Name:       web\n" +
 				"VIP:        10.96.0.10\n" +
@@ -149,6 +171,55 @@ func TestPrint(t *testing.T) {
 				"IP         PORT  WEIGHT  STATE\n" +
 				"10.0.0.11  -     100     active\n" +
 				"10.0.0.12  9090  50      draining\n",
+		},
+		{
+			name: "a health-checked group: its check, and each member's health", format: formatTable, raw: webHealthJSON,
+			table: func(w io.Writer) { writeGroupDetail(w, decodeGroup(t, webHealthJSON), healthNow) },
+			want: "" +
+				"Name:          web\n" +
+				"VIP:           10.96.0.10\n" +
+				"Ports:         tcp/80→8080\n" +
+				"Mode:          dnat\n" +
+				"Algorithm:     weighted\n" +
+				"Affinity:      none\n" +
+				"Scope:         every VM port\n" +
+				"Health check:  http to each member's target port (GET /healthz, expect 200-399), every 2s, timeout 1s, rise 2, fall 3\n" +
+				"               flapping (4 changes in 30s) holds a member down 10s, doubling up to 5m0s\n" +
+				"Members:       3/4 active\n" +
+				"Health:        1 up, 1 down, 1 held, 1 unknown\n" +
+				"Index:         created 3, modified 7\n" +
+				"\n" +
+				"IP         PORT  WEIGHT  STATE     HEALTH   SINCE     PROBER  DETAIL\n" +
+				"10.0.0.11  -     100     active    up       12s ago   hv1     http 200 in 0.3ms\n" +
+				"10.0.0.12  -     100     active    down     5m0s ago  hv2     3 probes failed: http 503\n" +
+				"10.0.0.13  9090  100     active    held     7s ago    hv1     flapping: 4 changes in 30s; held down for 20s; hold ends in 13s\n" +
+				"10.0.0.14  -     100     draining  unknown  -         -       not probed yet\n",
+		},
+		{
+			name: "a health-checked group in a write's answer, without health: the check only", format: formatTable, raw: webHealthJSON,
+			table: func(w io.Writer) {
+				g := decodeGroup(t, webHealthJSON)
+				g.Health = nil
+				writeGroupDetail(w, g, healthNow)
+			},
+			want: "" +
+				"Name:          web\n" +
+				"VIP:           10.96.0.10\n" +
+				"Ports:         tcp/80→8080\n" +
+				"Mode:          dnat\n" +
+				"Algorithm:     weighted\n" +
+				"Affinity:      none\n" +
+				"Scope:         every VM port\n" +
+				"Health check:  http to each member's target port (GET /healthz, expect 200-399), every 2s, timeout 1s, rise 2, fall 3\n" +
+				"               flapping (4 changes in 30s) holds a member down 10s, doubling up to 5m0s\n" +
+				"Members:       3/4 active\n" +
+				"Index:         created 3, modified 7\n" +
+				"\n" +
+				"IP         PORT  WEIGHT  STATE\n" +
+				"10.0.0.11  -     100     active\n" +
+				"10.0.0.12  -     100     active\n" +
+				"10.0.0.13  9090  100     active\n" +
+				"10.0.0.14  -     100     draining\n",
 		},
 		{
 			name: "hosts as a table", format: formatTable, raw: hostsJSON,
@@ -222,7 +293,7 @@ func TestPrint(t *testing.T) {
 func TestYAMLOutputReadsBackAsTheGroup(t *testing.T) {
 	// What "group get -o yaml" prints must be a file "group create -f" and
 	// "group edit -f" take, with the fields the controller sets (balance).
-	for _, raw := range []string{webJSON, webBalancedJSON} {
+	for _, raw := range []string{webJSON, webBalancedJSON, webHealthJSON} {
 		data, err := jsonToYAML([]byte(raw))
 		require.NoError(t, err)
 		f, err := parseGroupFile(data, "web.yaml")
@@ -298,4 +369,80 @@ func TestWriteShares(t *testing.T) {
 	assert.Empty(t, buf.String(), "a weighted group has none")
 	assert.Equal(t, "least-connections (local load); 3 hosts: 1 on global figures, 1 on local ones, 0 fell back to the weights, 1 stale",
 		algorithmString(Group{Group: lb.Group{Algorithm: lb.AlgorithmLeastConnections, LoadView: lb.LoadViewLocal}, Balancing: &wire.LoadStatus{Hosts: 3, Global: 1, Local: 1, Stale: 1}}))
+}
+
+// TestHealthCells: a member's health as the tables show it.
+func TestHealthCells(t *testing.T) {
+	at := func(s string) *time.Time {
+		tm, err := time.Parse(time.TimeOnly, s)
+		require.NoError(t, err)
+		return &tm
+	}
+	now := *at("10:00:00")
+	last := func(ok bool, detail string) *wire.ProbeResult {
+		return &wire.ProbeResult{At: now, OK: ok, Detail: detail}
+	}
+	for _, tc := range []struct {
+		name string
+		h    wire.MemberHealth
+		ok   bool
+		want healthCells
+	}{
+		{name: "no health sent for the member", want: healthCells{"-", "-", "-", "-"}},
+		{name: "up: the last probe", ok: true,
+			h:    wire.MemberHealth{State: "up", Since: at("09:58:55"), Reason: "2 probes passed: syn-ack in 0.4ms", Prober: "hv1", Last: last(true, "syn-ack in 0.2ms")},
+			want: healthCells{"up", "1m5s ago", "hv1", "syn-ack in 0.2ms"}},
+		{name: "up, its last probe failed", ok: true,
+			h:    wire.MemberHealth{State: "up", Since: at("09:00:00"), Reason: "first probe passed: syn-ack in 0.4ms", Prober: "hv1", Last: last(false, "refused (rst)")},
+			want: healthCells{"up", "1h0m0s ago", "hv1", "first probe passed: syn-ack in 0.4ms; last probe failed: refused (rst)"}},
+		{name: "down: the reason", ok: true,
+			h:    wire.MemberHealth{State: "down", Since: at("09:59:58"), Reason: "2 probes failed: no answer in 500ms", Prober: "hv2", Last: last(false, "no answer in 500ms")},
+			want: healthCells{"down", "2s ago", "hv2", "2 probes failed: no answer in 500ms"}},
+		{name: "down, its last probe passed", ok: true,
+			h:    wire.MemberHealth{State: "down", Since: at("09:59:58"), Reason: "2 probes failed: refused (rst)", Prober: "hv2", Last: last(true, "syn-ack in 0.3ms")},
+			want: healthCells{"down", "2s ago", "hv2", "2 probes failed: refused (rst); last probe passed: syn-ack in 0.3ms"}},
+		{name: "held: when the hold ends", ok: true,
+			h:    wire.MemberHealth{State: "held", Since: at("09:59:50"), Reason: "flapping", Prober: "hv1", HeldUntil: at("10:00:09.6"), Last: last(true, "syn-ack")},
+			want: healthCells{"held", "10s ago", "hv1", "flapping; hold ends in 10s"}},
+		{name: "held past its end (a report on its way)", ok: true,
+			h:    wire.MemberHealth{State: "held", Since: at("09:59:50"), Reason: "flapping", HeldUntil: at("09:59:59")},
+			want: healthCells{"held", "10s ago", "-", "flapping; hold ends in 0s"}},
+		{name: "unknown: the reason, not an old probe", ok: true,
+			h:    wire.MemberHealth{State: "unknown", Reason: "no host can probe it: no agent is connected", Last: last(true, "syn-ack")},
+			want: healthCells{"unknown", "-", "-", "no host can probe it: no agent is connected"}},
+		{name: "a since ahead of this clock", ok: true,
+			h:    wire.MemberHealth{State: "down", Since: at("10:00:03")},
+			want: healthCells{"down", "0s ago", "-", "-"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, healthCellsOf(tc.h, tc.ok, now))
+		})
+	}
+	assert.Equal(t, "2 up, 1 held", healthSummary([]wire.MemberHealth{{State: "up"}, {State: "held"}, {State: "up"}}))
+}
+
+// TestHealthCheckLines: a health check with its defaults, as "group get
+// NAME" shows it.
+func TestHealthCheckLines(t *testing.T) {
+	flap := "flapping (4 changes in 30s) holds a member down 10s, doubling up to 5m0s"
+	for _, tc := range []struct {
+		name string
+		hc   lb.HealthCheck
+		want []string
+	}{
+		{name: "tcp, every default", hc: lb.HealthCheck{Type: "tcp"},
+			want: []string{"tcp to each member's target port, every 1s, timeout 500ms, rise 2, fall 2", flap}},
+		{name: "http with everything set", hc: lb.HealthCheck{Type: "http", Port: 8081, Interval: "500ms", Timeout: "200ms", Rise: 3, Fall: 1, Path: "/ready", Host: "web.example",
+			Expect: "200,204-206", FlapChanges: 6, FlapWindow: "1m", Hold: "30s"},
+			want: []string{"http to port 8081 (GET /ready, Host web.example, expect 200,204-206), every 500ms, timeout 200ms, rise 3, fall 1",
+				"flapping (6 changes in 1m0s) holds a member down 30s, doubling up to 5m0s"}},
+		{name: "udp, silence is up", hc: lb.HealthCheck{Type: "udp", Port: 53, UDPSilenceOK: true},
+			want: []string{`udp to port 53 (payload "dlb-health", silence is up), every 1s, timeout 500ms, rise 2, fall 2`, flap}},
+		{name: "not a check this dlbctl reads", hc: lb.HealthCheck{Type: "tcp", Interval: "often"},
+			want: []string{`tcp (time: invalid duration "often")`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, healthCheckLines(&tc.hc))
+		})
+	}
 }

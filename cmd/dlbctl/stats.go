@@ -22,10 +22,12 @@ func groupStatsCmd(a *app) *cobra.Command {
 		Short: "Show a group's members' statistics over every host",
 		Long: `Shows each member of the group on each of its ports: its state and weight,
 new connections a second and in all (from every host), and its share of the
-port's new connections beside its weight's share of the active weights.
---by-host adds a line per host (with the age of its last report); hosts that
-stopped reporting are named, their counts kept in the totals but not in the
-rates. --watch shows it again every --every (default 1s) until interrupted.`,
+port's new connections beside its weight's share of the active weights;
+for a health-checked group, its health (up, down, unknown, held), since
+when, and why (the last probe, or the reason). --by-host adds a line per
+host (with the age of its last report); hosts that stopped reporting are
+named, their counts kept in the totals but not in the rates. --watch shows
+it again every --every (default 1s) until interrupted.`,
 		Example: `  dlbctl group stats web
   dlbctl group stats web --by-host
   dlbctl group stats web -o json
@@ -45,7 +47,7 @@ rates. --watch shows it again every --every (default 1s) until interrupted.`,
 				if err != nil {
 					return err
 				}
-				return p.print(st.Raw, func(w io.Writer) { writeGroupStats(w, &g.Doc.Group, st.Doc, byHost) })
+				return p.print(st.Raw, func(w io.Writer) { writeGroupStats(w, &g.Doc.Group, st.Doc, byHost, time.Now()) })
 			}
 			if !watch {
 				return show(cmd.Context())
@@ -76,8 +78,9 @@ rates. --watch shows it again every --every (default 1s) until interrupted.`,
 }
 
 // writeGroupStats is the stats table: a line per port and member (and
-// per host with byHost), then the stale hosts.
-func writeGroupStats(w io.Writer, g *lb.Group, st wire.GroupStats, byHost bool) {
+// per host with byHost), with, for a health-checked group, each member's
+// health (ages as of now); then the stale hosts.
+func writeGroupStats(w io.Writer, g *lb.Group, st wire.GroupStats, byHost bool, now time.Time) {
 	type member struct{ state, weight, weightShare string }
 	byLabel := map[string]member{}
 	weights := lb.ActiveWeights(g)
@@ -96,15 +99,28 @@ func writeGroupStats(w io.Writer, g *lb.Group, st wire.GroupStats, byHost bool) 
 	for _, m := range st.Members {
 		portTotal[m.Port] += m.NewConnections
 	}
-	fmt.Fprintln(w, "PORT\tMEMBER\tSTATE\tWEIGHT\tCONN/S\tNEW CONNS\tACTIVE\tB/S IN\tB/S OUT\tSHARE\tWEIGHT SHARE")
+	health := healthByMember(g, st.Health)
+	// A host's line has cells up to the health's, so that they stay
+	// aligned under their heads.
+	head, hostEnd := "PORT\tMEMBER\tSTATE\tWEIGHT\tCONN/S\tNEW CONNS\tACTIVE\tB/S IN\tB/S OUT\tSHARE\tWEIGHT SHARE", "\t"
+	if health != nil {
+		head, hostEnd = head+"\tHEALTH\tSINCE\tDETAIL", "\t\t\t\t"
+	}
+	fmt.Fprintln(w, head)
 	for _, m := range st.Members {
 		d := byLabel[m.Member]
 		share := "-"
 		if portTotal[m.Port] > 0 {
 			share = fmt.Sprintf("%.1f %%", 100*float64(m.NewConnections)/float64(portTotal[m.Port]))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1f\t%d\t%d\t%s\t%s\t%s\t%s\n", m.Port, m.Member, d.state, d.weight, m.NewPerSecond, m.NewConnections,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1f\t%d\t%d\t%s\t%s\t%s\t%s", m.Port, m.Member, d.state, d.weight, m.NewPerSecond, m.NewConnections,
 			m.ActiveConnections, siRate(m.BytesToPerSecond), siRate(m.BytesFromPerSecond), share, d.weightShare)
+		if health != nil {
+			h, ok := health[m.Member]
+			c := healthCellsOf(h, ok, now)
+			fmt.Fprintf(w, "\t%s\t%s\t%s", c.state, c.since, c.detail)
+		}
+		fmt.Fprintln(w)
 		if !byHost {
 			continue
 		}
@@ -113,7 +129,7 @@ func writeGroupStats(w io.Writer, g *lb.Group, st wire.GroupStats, byHost bool) 
 			if h.Stale {
 				stale = ", stale"
 			}
-			fmt.Fprintf(w, "\t  on %s\t\t\t\t%d\t%d\t\t\t(report %.1f s old%s)\t\n", h.Host, h.NewConnections, h.ActiveConnections, h.AgeS, stale)
+			fmt.Fprintf(w, "\t  on %s\t\t\t\t%d\t%d\t\t\t(report %.1f s old%s)%s\n", h.Host, h.NewConnections, h.ActiveConnections, h.AgeS, stale, hostEnd)
 		}
 	}
 	if len(st.StaleHosts) > 0 {

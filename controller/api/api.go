@@ -46,7 +46,8 @@ type Options struct {
 	KeepAlive time.Duration
 	// Version is reported in the OpenAPI document.
 	Version string
-	// MemberMetricsLimit bounds the members whose statistics /metrics
+	// MemberMetricsLimit bounds the members whose statistics, and
+	// (separately) the health-checked members whose health, /metrics
 	// exports (default DefaultMemberMetricsLimit; negative: none).
 	MemberMetricsLimit int
 }
@@ -116,7 +117,7 @@ func New(opts Options) *Server {
 	if opts.MemberMetricsLimit == 0 {
 		opts.MemberMetricsLimit = DefaultMemberMetricsLimit
 	}
-	opts.Registry.MustRegister(newStatsCollector(s.stats, opts.MemberMetricsLimit, opts.Log))
+	opts.Registry.MustRegister(newStatsCollector(s.stats, opts.MemberMetricsLimit, opts.Log), newHealthCollector(s.health, opts.MemberMetricsLimit, opts.Log))
 	s.api.UseMiddleware(s.metrics.middleware)
 	s.reports = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	s.api.UseMiddleware(s.oneReportAtATime)

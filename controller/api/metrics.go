@@ -9,9 +9,11 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ovs-dlb/dlb/controller/health"
 	"github.com/ovs-dlb/dlb/controller/stats"
 	"github.com/ovs-dlb/dlb/controller/store"
 	"github.com/ovs-dlb/dlb/controller/wire"
+	"github.com/ovs-dlb/dlb/lb"
 )
 
 // metrics are the API's: requests by route and code, their latency, and
@@ -138,4 +140,58 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	})
 	ch <- prometheus.MustNewConstMetric(c.hosts, prometheus.GaugeValue, float64(hosts-stale), "fresh")
 	ch <- prometheus.MustNewConstMetric(c.hosts, prometheus.GaugeValue, float64(stale), "stale")
+}
+
+// healthStates are a member's health states, each a series of
+// dlb_controller_member_health.
+var healthStates = [...]string{lb.HealthUp, lb.HealthDown, lb.HealthUnknown, lb.HealthHeld}
+
+// healthCollector exports each health-checked member's health as the
+// registry holds it at scrape time (a deleted group's members are gone
+// with it): a state set, 1 for the member's state and 0 for the others,
+// and its state changes; up to limit members (beyond, none, as the
+// statistics).
+type healthCollector struct {
+	health *health.Registry
+	limit  int
+	log    *slog.Logger
+	warned sync.Once
+
+	state, changes *prometheus.Desc
+}
+
+func newHealthCollector(h *health.Registry, limit int, log *slog.Logger) *healthCollector {
+	return &healthCollector{health: h, limit: limit, log: log,
+		state: prometheus.NewDesc("dlb_controller_member_health",
+			"A health-checked member's health: 1 for its state (up, down, unknown, held), 0 for the others.", []string{"group", "member", "state"}, nil),
+		changes: prometheus.NewDesc("dlb_controller_member_health_changes_total",
+			"Changes of a health-checked member's health state since it joined its group (or the controller started).", []string{"group", "member"}, nil),
+	}
+}
+
+// Describe is the prometheus.Collector's.
+func (c *healthCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.state
+	ch <- c.changes
+}
+
+// Collect is the prometheus.Collector's.
+func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
+	members := c.health.States()
+	if len(members) > c.limit {
+		c.warned.Do(func() {
+			c.log.Warn("member health not exported on /metrics: more members than member_metrics_limit", "members", len(members), "limit", c.limit)
+		})
+		return
+	}
+	for _, m := range members {
+		for _, s := range healthStates {
+			v := 0.0
+			if m.State == s {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, m.Group, m.Member, s)
+		}
+		ch <- prometheus.MustNewConstMetric(c.changes, prometheus.CounterValue, float64(m.Changes), m.Group, m.Member)
+	}
 }

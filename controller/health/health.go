@@ -57,6 +57,8 @@ type member struct {
 	version uint64
 	// heard: a prober reported this member since the controller started.
 	heard bool
+	// changes counts its state changes since it joined the registry.
+	changes uint64
 }
 
 type assigned struct {
@@ -165,7 +167,12 @@ func (r *Registry) Update(groups []lb.Group, hosts []Host) {
 			seen[ref] = true
 			m := r.members[ref]
 			if m == nil || m.target != "" {
-				r.members[ref] = &member{MemberHealth: wire.MemberHealth{Group: g.Name, Member: ref.Member, State: lb.HealthUnknown, Reason: "no host can probe it: no agent is connected"}, version: r.version + 1}
+				nm := &member{MemberHealth: wire.MemberHealth{Group: g.Name, Member: ref.Member, State: lb.HealthUnknown, Reason: "no host can probe it: no agent is connected"}, version: r.version + 1}
+				if m != nil {
+					nm.changes = m.changes
+					r.logChange(nm, m.State, "")
+				}
+				r.members[ref] = nm
 				changed = true
 			}
 		}
@@ -221,18 +228,29 @@ func (r *Registry) Report(host string, rep *wire.HealthReport) error {
 			}
 			m.heard = true
 			since := res.Since
-			if m.State != res.State {
-				r.log.Info("member health", "group", ref.Group, "member", ref.Member, "state", res.State, "was", m.State, "reason", res.Reason, "prober", host)
+			was := m.State
+			m.State, m.Since, m.Reason, m.HeldUntil, m.Last = res.State, &since, res.Reason, res.HeldUntil, res.Last
+			if was != res.State {
+				r.logChange(m, was, host)
 				m.version = r.version + 1
 				changed = true
 			}
-			m.State, m.Since, m.Reason, m.HeldUntil, m.Last = res.State, &since, res.Reason, res.HeldUntil, res.Last
 		}
 	}
 	if changed {
 		r.bump()
 	}
 	return nil
+}
+
+// logChange logs, once, that m went from state was to its state, and
+// counts it.
+func (r *Registry) logChange(m *member, was, prober string) {
+	if was == m.State {
+		return
+	}
+	m.changes++
+	r.log.Info("member health", "group", m.Group, "member", m.Member, "state", m.State, "was", was, "reason", m.Reason, "prober", prober)
 }
 
 // Group is the health of a group's members, by member label order; nil
@@ -263,6 +281,26 @@ func (r *Registry) All() []wire.MemberHealth {
 	slices.SortFunc(out, func(a, b wire.MemberHealth) int {
 		return strings.Compare(a.Group+"\x00"+a.Member, b.Group+"\x00"+b.Member)
 	})
+	return out
+}
+
+// MemberState is a member's health state and how often it changed, for
+// the metrics.
+type MemberState struct {
+	Group, Member, State string
+	// Changes counts its state changes since it joined the registry.
+	Changes uint64
+}
+
+// States is every member's state, in no order: what a scrape reads (All
+// sorts and copies much more).
+func (r *Registry) States() []MemberState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]MemberState, 0, len(r.members))
+	for ref, m := range r.members {
+		out = append(out, MemberState{Group: ref.Group, Member: ref.Member, State: m.State, Changes: m.changes})
+	}
 	return out
 }
 

@@ -1,8 +1,11 @@
 package health
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,4 +145,87 @@ func TestRegistry(t *testing.T) {
 
 	now = now.Add(SettleFor)
 	assert.False(t, r.Settling())
+}
+
+// TestReportLogsEachChangeOnce: a member's state change is logged once
+// (with its group, member, states, reason and prober) and counted; the
+// same report again, or one changing only the last probe, logs nothing.
+func TestReportLogsEachChangeOnce(t *testing.T) {
+	var buf bytes.Buffer
+	r := New(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: dropTime})))
+	groups := []lb.Group{
+		checked("web", "10.96.0.10", &lb.HealthCheck{Type: "tcp"}, nil, "10.0.0.11"),
+		checked("api", "10.96.0.10", &lb.HealthCheck{Type: "tcp"}, nil, "10.0.0.11"),
+	}
+	r.Update(groups, []Host{threeHosts[0]})
+	first, _, _ := r.Next("h1", 0, true)
+	require.Len(t, first.Targets, 1, "both groups' member is one target")
+	id := first.Targets[0].ID
+	now := time.Now().UTC()
+	report := func(state, reason, detail string) *wire.HealthReport {
+		res := wire.TargetHealth{Target: id, State: state, Since: now, Reason: reason, Last: &wire.ProbeResult{At: now, OK: state == lb.HealthUp, Detail: detail}}
+		if state == lb.HealthHeld {
+			until := now.Add(10 * time.Second)
+			res.HeldUntil = &until
+		}
+		return &wire.HealthReport{Results: []wire.TargetHealth{res}}
+	}
+	for _, tc := range []struct {
+		name    string
+		rep     *wire.HealthReport
+		logged  []string
+		changes uint64
+	}{
+		{name: "up", rep: report(lb.HealthUp, "first probe passed: syn-ack", "syn-ack in 0.2ms"), changes: 1, logged: []string{
+			`level=INFO msg="member health" group=api member=10.0.0.11 state=up was=unknown reason="first probe passed: syn-ack" prober=h1`,
+			`level=INFO msg="member health" group=web member=10.0.0.11 state=up was=unknown reason="first probe passed: syn-ack" prober=h1`,
+		}},
+		{name: "the same again", rep: report(lb.HealthUp, "first probe passed: syn-ack", "syn-ack in 0.2ms"), changes: 1},
+		{name: "a new last probe, same state", rep: report(lb.HealthUp, "first probe passed: syn-ack", "syn-ack in 0.3ms"), changes: 1},
+		{name: "down", rep: report(lb.HealthDown, "2 probes failed: refused (rst)", "refused (rst)"), changes: 2, logged: []string{
+			`level=INFO msg="member health" group=api member=10.0.0.11 state=down was=up reason="2 probes failed: refused (rst)" prober=h1`,
+			`level=INFO msg="member health" group=web member=10.0.0.11 state=down was=up reason="2 probes failed: refused (rst)" prober=h1`,
+		}},
+		{name: "down again, in a full report", rep: func() *wire.HealthReport {
+			rep := report(lb.HealthDown, "2 probes failed: refused (rst)", "refused (rst)")
+			rep.Full = true
+			return rep
+		}(), changes: 2},
+		{name: "held", rep: report(lb.HealthHeld, "flapping", "syn-ack"), changes: 3, logged: []string{
+			`level=INFO msg="member health" group=api member=10.0.0.11 state=held was=down reason=flapping prober=h1`,
+			`level=INFO msg="member health" group=web member=10.0.0.11 state=held was=down reason=flapping prober=h1`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			buf.Reset()
+			require.NoError(t, r.Report("h1", tc.rep))
+			var lines []string
+			if s := strings.TrimSpace(buf.String()); s != "" {
+				lines = strings.Split(s, "\n")
+			}
+			slices.Sort(lines)
+			assert.Equal(t, tc.logged, lines)
+			for _, m := range r.States() {
+				assert.Equal(t, tc.changes, m.Changes, "%s/%s", m.Group, m.Member)
+			}
+		})
+	}
+
+	t.Run("no host can probe it any more", func(t *testing.T) {
+		buf.Reset()
+		r.Update(groups[:1], nil)
+		assert.Equal(t, `level=INFO msg="member health" group=web member=10.0.0.11 state=unknown was=held reason="no host can probe it: no agent is connected" prober=""`,
+			strings.TrimSpace(buf.String()))
+		assert.Equal(t, []MemberState{{Group: "web", Member: "10.0.0.11", State: lb.HealthUnknown, Changes: 4}}, r.States(), "api's member is forgotten")
+		buf.Reset()
+		r.Update(groups[:1], nil)
+		assert.Empty(t, buf.String(), "still unknown: nothing to log")
+	})
+}
+
+func dropTime(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }

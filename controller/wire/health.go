@@ -9,28 +9,29 @@ import (
 // MemberHealth is a member's health as the controller knows it: status,
 // apart from the group's document. Set on group answers (Group.Health),
 // in group stats, and in the agents' health watch (HealthLine), where
-// only Group, Member and State are set.
+// only Group, Member and State are set. Its YAML names are its JSON ones:
+// a group written as YAML ("dlbctl group get NAME -o yaml") reads back.
 type MemberHealth struct {
-	Group  string `json:"group,omitempty"`
-	Member string `json:"member" doc:"IP, or IP:PORT for a member with its own port"`
-	State  string `json:"state" enum:"up,down,unknown,held" doc:"up takes new connections; down, unknown (not probed yet, or its prober cannot reach it) and held (flapping) take none"`
+	Group  string `json:"group,omitempty" yaml:"group,omitempty"`
+	Member string `json:"member" yaml:"member" doc:"IP, or IP:PORT for a member with its own port"`
+	State  string `json:"state" yaml:"state" enum:"up,down,unknown,held" doc:"up takes new connections; down, unknown (not probed yet, or its prober cannot reach it) and held (flapping) take none"`
 	// Since is when the member entered State (as its prober saw it).
-	Since *time.Time `json:"since,omitempty"`
+	Since *time.Time `json:"since,omitempty" yaml:"since,omitempty"`
 	// Reason says why, in words: "3 probes failed: connection refused".
-	Reason string `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty" yaml:"reason,omitempty"`
 	// Prober is the host that probes the member.
-	Prober string `json:"prober,omitempty"`
+	Prober string `json:"prober,omitempty" yaml:"prober,omitempty"`
 	// HeldUntil is when a held member's hold ends.
-	HeldUntil *time.Time `json:"held_until,omitempty"`
+	HeldUntil *time.Time `json:"held_until,omitempty" yaml:"held_until,omitempty"`
 	// Last is the last probe's result.
-	Last *ProbeResult `json:"last,omitempty"`
+	Last *ProbeResult `json:"last,omitempty" yaml:"last,omitempty"`
 }
 
 // ProbeResult is one probe's outcome.
 type ProbeResult struct {
-	At     time.Time `json:"at"`
-	OK     bool      `json:"ok"`
-	Detail string    `json:"detail,omitempty" maxLength:"200" doc:"What came back: \"syn-ack in 0.3ms\", \"refused (rst)\", \"no answer in 500ms\", \"http 500\""`
+	At     time.Time `json:"at" yaml:"at"`
+	OK     bool      `json:"ok" yaml:"ok"`
+	Detail string    `json:"detail,omitempty" yaml:"detail,omitempty" maxLength:"200" doc:"What came back: \"syn-ack in 0.3ms\", \"refused (rst)\", \"no answer in 500ms\", \"http 500\""`
 }
 
 // ProbeTarget is a member a host is assigned to probe. Members of several
