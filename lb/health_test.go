@@ -109,12 +109,12 @@ func TestHealthCheckProbe(t *testing.T) {
 		err  bool
 	}{
 		{name: "tcp, every default", hc: HealthCheck{Type: "tcp"},
-			want: Probe{Type: "tcp", Interval: time.Second, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 2, FlapChanges: 4, FlapWindow: 30 * time.Second, Hold: 10 * time.Second, MaxHold: 5 * time.Minute}},
+			want: Probe{Type: "tcp", Interval: time.Second, FastInterval: 500 * time.Millisecond, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 2, FlapChanges: 4, FlapWindow: 30 * time.Second, Hold: 10 * time.Second, MaxHold: 5 * time.Minute}},
 		{name: "http with its port and a long hold", hc: HealthCheck{Type: "http", Port: 8081, Interval: "2s", Rise: 3, Path: "/healthz", Hold: "10m"},
-			want: Probe{Type: "http", Port: 8081, Interval: 2 * time.Second, Timeout: time.Second, Rise: 3, Fall: 2, Path: "/healthz", Expect: []StatusRange{{200, 399}},
+			want: Probe{Type: "http", Port: 8081, Interval: 2 * time.Second, FastInterval: time.Second, Timeout: time.Second, Rise: 3, Fall: 2, Path: "/healthz", Expect: []StatusRange{{200, 399}},
 				FlapChanges: 4, FlapWindow: 30 * time.Second, Hold: 10 * time.Minute, MaxHold: 10 * time.Minute}},
 		{name: "udp", hc: HealthCheck{Type: "udp", UDPSilenceOK: true},
-			want: Probe{Type: "udp", Interval: time.Second, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 2, UDPSilenceOK: true, Payload: "dlb-health", FlapChanges: 4, FlapWindow: 30 * time.Second, Hold: 10 * time.Second, MaxHold: 5 * time.Minute}},
+			want: Probe{Type: "udp", Interval: time.Second, FastInterval: 500 * time.Millisecond, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 2, UDPSilenceOK: true, Payload: "dlb-health", FlapChanges: 4, FlapWindow: 30 * time.Second, Hold: 10 * time.Second, MaxHold: 5 * time.Minute}},
 		{name: "not a duration", hc: HealthCheck{Type: "tcp", Interval: "often"}, err: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

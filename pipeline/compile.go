@@ -285,6 +285,9 @@ type compiler struct {
 	cache      *Compiler
 	fixed      int // fixed flows emitted so far
 	arpHead    []of.Action
+	// portsOf indexes the VM ports (with a number) by address, in port
+	// order; built on first use (localMemberPorts).
+	portsOf map[netip.Addr][]LocalPort
 }
 
 // sharedEntry finds or builds the cache entry of a shared flow.

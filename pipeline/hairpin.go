@@ -45,13 +45,32 @@ func (c *compiler) localMemberPorts(g *lb.Checked) []memberPort {
 			continue
 		}
 		seen[ip] = true
-		for _, p := range c.in.Ports {
-			if p.OFPort != 0 && p.OFPort < of.PortInPort && containsAddr(p.IPs, ip) {
-				out = append(out, memberPort{ip, p})
-			}
+		for _, p := range c.portsWith(ip) {
+			out = append(out, memberPort{ip, p})
 		}
 	}
 	return out
+}
+
+// portsWith lists the VM ports that hold ip, in port order. (An index:
+// 10,000 members against a port inventory of as many addresses made the
+// scan quadratic.)
+func (c *compiler) portsWith(ip netip.Addr) []LocalPort {
+	if c.portsOf == nil {
+		c.portsOf = map[netip.Addr][]LocalPort{}
+		for _, p := range c.in.Ports {
+			if p.OFPort == 0 || p.OFPort >= of.PortInPort {
+				continue
+			}
+			for _, a := range p.IPs {
+				a = a.Unmap()
+				if l := c.portsOf[a]; len(l) == 0 || l[len(l)-1].OFPort != p.OFPort { // each port once per address
+					c.portsOf[a] = append(c.portsOf[a], p)
+				}
+			}
+		}
+	}
+	return c.portsOf[ip]
 }
 
 // portsInScope lists the local VM ports a scope selects (by iface-id, or by

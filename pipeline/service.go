@@ -322,21 +322,12 @@ func (c *compiler) memberMAC(ip netip.Addr, given net.HardwareAddr) net.Hardware
 	if mac, ok := c.in.MACs[ip]; ok {
 		return mac
 	}
-	for _, p := range c.in.Ports {
-		if p.MAC != nil && containsAddr(p.IPs, ip) {
+	for _, p := range c.portsWith(ip) {
+		if p.MAC != nil {
 			return p.MAC
 		}
 	}
 	return nil
-}
-
-func containsAddr(as []netip.Addr, a netip.Addr) bool {
-	for _, x := range as {
-		if x.Unmap() == a {
-			return true
-		}
-	}
-	return false
 }
 
 // slotWeights are the weights a group's slots are dealt by: its members'

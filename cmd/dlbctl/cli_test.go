@@ -279,7 +279,7 @@ func TestCommands(t *testing.T) {
 			args:    []string{"group", "get", "web"},
 			replies: map[string]reply{"GET /v1/groups/web": {body: webHealthJSON}},
 			stdout: []string{
-				"Scope:         every VM port\nHealth check:  http to each member's target port (GET /healthz, expect 200-399), every 2s, timeout 1s, rise 2, fall 3\n",
+				"Scope:         every VM port\nHealth check:  http to each member's target port (GET /healthz, expect 200-399), every 2s (1s while in question), timeout 1s, rise 2, fall 3\n",
 				"Members:       3/4 active\nHealth:        1 up, 1 down, 1 held, 1 unknown\n",
 				"IP         PORT  WEIGHT  STATE     HEALTH   SINCE",
 				"10.0.0.12  -     100     active    down     ",

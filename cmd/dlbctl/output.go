@@ -315,7 +315,7 @@ func healthCheckLines(hc *lb.HealthCheck) []string {
 		what += " (" + strings.Join(extras, ", ") + ")"
 	}
 	return []string{
-		fmt.Sprintf("%s, every %s, timeout %s, rise %d, fall %d", what, p.Interval, p.Timeout, p.Rise, p.Fall),
+		fmt.Sprintf("%s, every %s (%s while in question), timeout %s, rise %d, fall %d", what, p.Interval, p.FastInterval, p.Timeout, p.Rise, p.Fall),
 		fmt.Sprintf("flapping (%d changes in %s) holds a member down %s, doubling up to %s", p.FlapChanges, p.FlapWindow, p.Hold, p.MaxHold),
 	}
 }

@@ -183,7 +183,7 @@ func TestPrint(t *testing.T) {
 				"Algorithm:     weighted\n" +
 				"Affinity:      none\n" +
 				"Scope:         every VM port\n" +
-				"Health check:  http to each member's target port (GET /healthz, expect 200-399), every 2s, timeout 1s, rise 2, fall 3\n" +
+				"Health check:  http to each member's target port (GET /healthz, expect 200-399), every 2s (1s while in question), timeout 1s, rise 2, fall 3\n" +
 				"               flapping (4 changes in 30s) holds a member down 10s, doubling up to 5m0s\n" +
 				"Members:       3/4 active\n" +
 				"Health:        1 up, 1 down, 1 held, 1 unknown\n" +
@@ -210,7 +210,7 @@ func TestPrint(t *testing.T) {
 				"Algorithm:     weighted\n" +
 				"Affinity:      none\n" +
 				"Scope:         every VM port\n" +
-				"Health check:  http to each member's target port (GET /healthz, expect 200-399), every 2s, timeout 1s, rise 2, fall 3\n" +
+				"Health check:  http to each member's target port (GET /healthz, expect 200-399), every 2s (1s while in question), timeout 1s, rise 2, fall 3\n" +
 				"               flapping (4 changes in 30s) holds a member down 10s, doubling up to 5m0s\n" +
 				"Members:       3/4 active\n" +
 				"Index:         created 3, modified 7\n" +
@@ -431,13 +431,13 @@ func TestHealthCheckLines(t *testing.T) {
 		want []string
 	}{
 		{name: "tcp, every default", hc: lb.HealthCheck{Type: "tcp"},
-			want: []string{"tcp to each member's target port, every 1s, timeout 500ms, rise 2, fall 2", flap}},
+			want: []string{"tcp to each member's target port, every 1s (500ms while in question), timeout 500ms, rise 2, fall 2", flap}},
 		{name: "http with everything set", hc: lb.HealthCheck{Type: "http", Port: 8081, Interval: "500ms", Timeout: "200ms", Rise: 3, Fall: 1, Path: "/ready", Host: "web.example",
 			Expect: "200,204-206", FlapChanges: 6, FlapWindow: "1m", Hold: "30s"},
-			want: []string{"http to port 8081 (GET /ready, Host web.example, expect 200,204-206), every 500ms, timeout 200ms, rise 3, fall 1",
+			want: []string{"http to port 8081 (GET /ready, Host web.example, expect 200,204-206), every 500ms (250ms while in question), timeout 200ms, rise 3, fall 1",
 				"flapping (6 changes in 1m0s) holds a member down 30s, doubling up to 5m0s"}},
 		{name: "udp, silence is up", hc: lb.HealthCheck{Type: "udp", Port: 53, UDPSilenceOK: true},
-			want: []string{`udp to port 53 (payload "dlb-health", silence is up), every 1s, timeout 500ms, rise 2, fall 2`, flap}},
+			want: []string{`udp to port 53 (payload "dlb-health", silence is up), every 1s (500ms while in question), timeout 500ms, rise 2, fall 2`, flap}},
 		{name: "not a check this dlbctl reads", hc: lb.HealthCheck{Type: "tcp", Interval: "often"},
 			want: []string{`tcp (time: invalid duration "often")`}},
 	} {
