@@ -276,12 +276,12 @@ type MemberShare struct {
 // LoadStatus is how the hosts balance a least-connections group (a
 // group's read-only status).
 type LoadStatus struct {
-	Hosts          int        `json:"hosts" readOnly:"true" doc:"Hosts that reported shares of the group"`
-	Global         int        `json:"global" readOnly:"true" doc:"Of them, balancing by every host's figures"`
-	Local          int        `json:"local" readOnly:"true" doc:"By their own figures"`
-	Weights        int        `json:"weights" readOnly:"true" doc:"Fallen back to the weights (global figures too old)"`
-	Stale          int        `json:"stale" readOnly:"true" doc:"Silent for three of their intervals"`
-	LastRecomputed *time.Time `json:"last_recomputed,omitempty" readOnly:"true" doc:"The latest recomputation of any host"`
+	Hosts          int        `json:"hosts" yaml:"hosts" readOnly:"true" doc:"Hosts that reported shares of the group"`
+	Global         int        `json:"global" yaml:"global" readOnly:"true" doc:"Of them, balancing by every host's figures"`
+	Local          int        `json:"local" yaml:"local" readOnly:"true" doc:"By their own figures"`
+	Weights        int        `json:"weights" yaml:"weights" readOnly:"true" doc:"Fallen back to the weights (global figures too old)"`
+	Stale          int        `json:"stale" yaml:"stale" readOnly:"true" doc:"Silent for three of their intervals"`
+	LastRecomputed *time.Time `json:"last_recomputed,omitempty" yaml:"last_recomputed,omitempty" readOnly:"true" doc:"The latest recomputation of any host"`
 }
 
 // MemberStats is one member on one VIP port, over every host: its
