@@ -69,10 +69,6 @@ func (m *metrics) observe(st diffStats, took time.Duration, flows, groups int) {
 	}
 }
 
-// healthStates are a probe target's states, each a series of
-// dlb_agent_probe_target_state.
-var healthStates = [...]string{lb.HealthUp, lb.HealthDown, lb.HealthUnknown, lb.HealthHeld}
-
 // healthCollector exports, read at scrape time, the prober's targets, its
 // probes' results and each target's state (up to limit targets: beyond,
 // none, as the members' counters), and the members whose health the
@@ -128,8 +124,9 @@ func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
 			c.log.Warn("probe targets' states not exported on /metrics: more targets than member_metrics_limit", "targets", pc.targets, "limit", c.limit)
 		})
 	}
+	states := lb.HealthStates()
 	for _, t := range pc.states {
-		for _, s := range healthStates {
+		for _, s := range states {
 			v := 0.0
 			if t.state == s {
 				v = 1

@@ -75,6 +75,12 @@ const (
 	HealthHeld = "held"
 )
 
+// HealthStates lists the health states, in the order the metrics' state
+// sets give them.
+func HealthStates() []string {
+	return []string{HealthUp, HealthDown, HealthUnknown, HealthHeld}
+}
+
 // HealthTakesNew reports whether a member in health state s takes new
 // connections: only up does.
 func HealthTakesNew(s string) bool { return s == HealthUp }

@@ -8,9 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,43 +17,6 @@ import (
 	"github.com/ovs-dlb/dlb/controller/wire"
 	"github.com/ovs-dlb/dlb/testbed"
 )
-
-// untilEveryHost polls each host's choice of member in a goroutine of its
-// own, every 20 ms, until every host's is want; it returns how long after
-// start the last host got there.
-func untilEveryHost(b testing.TB, f *fleet, member string, want bool, start time.Time, limit time.Duration) time.Duration {
-	b.Helper()
-	var wg sync.WaitGroup
-	took := make([]time.Duration, len(f.tb.Hosts()))
-	errs := make([]error, len(f.tb.Hosts()))
-	for i, h := range f.tb.Hosts() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				flows, err := h.OFCtl(f.ctx, "dump-flows", "--no-stats", "cookie=0xdb04000000000000/0xffff000000000000")
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				if strings.Contains(flows, "nat(dst="+member+")") == want {
-					took[i] = time.Since(start)
-					return
-				}
-				if time.Since(start) > limit {
-					errs[i] = fmt.Errorf("%s: still not choosing=%v %s after %v", h.Name, want, member, limit)
-					return
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		require.NoError(b, err)
-	}
-	return slices.Max(took)
-}
 
 // BenchmarkHealthCheckFailover: a member's server fails (stopped: its
 // port refuses; silenced: its VM drops everything) with a tcp check of
@@ -68,7 +29,7 @@ func BenchmarkHealthCheckFailover(b *testing.B) {
 	f := newFleet(b)
 	hcGroup(b, f, "hc", "10.96.0.90", "tcp", 80, 8080, `{"type":"tcp","interval":"1s","timeout":"500ms","rise":2,"fall":2,"flap_changes":100}`)
 	s2 := f.tb.VM("s2").Addr().String() + ":8080"
-	untilEveryHost(b, f, s2, true, time.Now(), 30*time.Second)
+	untilChoosing(b, f, s2, true, time.Now(), 30*time.Second)
 	out := map[string][]time.Duration{}
 	back := map[string][]time.Duration{}
 	for b.Loop() {
@@ -77,12 +38,8 @@ func BenchmarkHealthCheckFailover(b *testing.B) {
 		}
 		for range trials {
 			for _, fl := range failures(f, "s2") {
-				start := time.Now()
-				require.NoError(b, fl.fail())
-				out[fl.name] = append(out[fl.name], untilEveryHost(b, f, s2, false, start, 10*time.Second))
-				start = time.Now()
-				require.NoError(b, fl.restore())
-				back[fl.name] = append(back[fl.name], untilEveryHost(b, f, s2, true, start, 10*time.Second))
+				o, bk := healthTrial(b, f, fl, s2, nil)
+				out[fl.name], back[fl.name] = append(out[fl.name], o), append(back[fl.name], bk)
 				// The next failure at another point of the probe cycle.
 				time.Sleep(time.Second + time.Duration(len(out[fl.name])*137%1000)*time.Millisecond)
 			}

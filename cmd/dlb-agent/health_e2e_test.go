@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,37 +17,61 @@ import (
 	"github.com/ovs-dlb/dlb/testbed"
 )
 
-// choosing reports, for each host, whether it still deals new connections
-// to member:port: whether its member's commit (DLB_MEMBER, kind 4) is
+// chooses is whether host h still deals new connections to member
+// (IP:PORT): whether its member's commit (DLB_MEMBER, kind 4) is
 // installed.
+func chooses(ctx context.Context, h *testbed.Host, member string) (bool, error) {
+	flows, err := h.OFCtl(ctx, "dump-flows", "--no-stats", "cookie=0xdb04000000000000/0xffff000000000000")
+	return strings.Contains(flows, "nat(dst="+member+")"), err
+}
+
+// choosing reports, for each host, whether it chooses member.
 func choosing(t testing.TB, f *fleet, member string) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
 	for _, h := range f.tb.Hosts() {
-		flows, err := h.OFCtl(f.ctx, "dump-flows", "--no-stats", "cookie=0xdb04000000000000/0xffff000000000000")
+		c, err := chooses(f.ctx, h, member)
 		require.NoError(t, err)
-		out[h.Name] = strings.Contains(flows, "nat(dst="+member+")")
+		out[h.Name] = c
 	}
 	return out
 }
 
-// untilChoosing polls every 50 ms until every host's choice of member is
-// want, and returns how long after start that was (or fails after limit).
+// untilChoosing polls each host's choice of member in a goroutine of its
+// own, every 20 ms, until every host's is want; it returns how long after
+// start the last host got there (or fails after limit).
 func untilChoosing(t testing.TB, f *fleet, member string, want bool, start time.Time, limit time.Duration) time.Duration {
 	t.Helper()
-	for {
-		all := true
-		for _, c := range choosing(t, f, member) {
-			all = all && c == want
-		}
-		if all {
-			return time.Since(start)
-		}
-		if time.Since(start) > limit {
-			t.Fatalf("%s: hosts still not choosing=%v after %v: %v", member, want, limit, choosing(t, f, member))
-		}
-		time.Sleep(50 * time.Millisecond)
+	var wg sync.WaitGroup
+	took := make([]time.Duration, len(f.tb.Hosts()))
+	errs := make([]error, len(f.tb.Hosts()))
+	for i, h := range f.tb.Hosts() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := chooses(f.ctx, h, member)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				if c == want {
+					took[i] = time.Since(start)
+					return
+				}
+				if time.Since(start) > limit {
+					errs[i] = fmt.Errorf("%s: still not choosing=%v %s after %v", h.Name, want, member, limit)
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
 	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	return slices.Max(took)
 }
 
 // healthOf is a member's health in a group, as the API shows it (State

@@ -142,10 +142,6 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.hosts, prometheus.GaugeValue, float64(stale), "stale")
 }
 
-// healthStates are a member's health states, each a series of
-// dlb_controller_member_health.
-var healthStates = [...]string{lb.HealthUp, lb.HealthDown, lb.HealthUnknown, lb.HealthHeld}
-
 // healthCollector exports each health-checked member's health as the
 // registry holds it at scrape time (a deleted group's members are gone
 // with it): a state set, 1 for the member's state and 0 for the others,
@@ -184,8 +180,9 @@ func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
 		})
 		return
 	}
+	states := lb.HealthStates()
 	for _, m := range members {
-		for _, s := range healthStates {
+		for _, s := range states {
 			v := 0.0
 			if m.State == s {
 				v = 1
